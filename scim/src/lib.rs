@@ -1,0 +1,5 @@
+//! `scim`: the SCIM 2.0 engine shared by every scimlab server.
+pub mod error;
+pub mod filter;
+pub mod path;
+pub mod schema;
