@@ -11,7 +11,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::{Result, ScimError};
 use crate::path::AttrPath;
-use crate::schema::{AttrType, Attribute, ResourceDef, Resolved};
+use crate::schema::{AttrType, Attribute, Resolved, ResourceDef};
 
 /// Longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 8 * 1024;
@@ -62,7 +62,10 @@ impl CompareOp {
         }
     }
     fn is_ordering(self) -> bool {
-        matches!(self, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le)
+        matches!(
+            self,
+            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+        )
     }
     fn is_substring(self) -> bool {
         matches!(self, CompareOp::Co | CompareOp::Sw | CompareOp::Ew)
@@ -108,7 +111,14 @@ impl Filter {
             )));
         }
         let tokens = lex(text)?;
-        let mut p = Parser { tokens, pos: 0, depth: 0, terms: 0, text_len: text.len(), in_value_path: false };
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+            terms: 0,
+            text_len: text.len(),
+            in_value_path: false,
+        };
         let f = p.parse_or()?;
         match p.peek() {
             None => Ok(f),
@@ -255,13 +265,24 @@ fn lex(text: &str) -> Result<Vec<Token>> {
             let s: String = serde_json::from_str(raw).map_err(|e| {
                 ScimError::invalid_filter(format!("invalid string literal at offset {start}: {e}"))
             })?;
-            tokens.push(Token { kind: TokenKind::Str(s), offset: start });
+            tokens.push(Token {
+                kind: TokenKind::Str(s),
+                offset: start,
+            });
             continue;
         }
-        while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b'[' | b']' | b'"') {
+        while i < bytes.len()
+            && !matches!(
+                bytes[i],
+                b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b'[' | b']' | b'"'
+            )
+        {
             i += 1;
         }
-        tokens.push(Token { kind: TokenKind::Word(text[start..i].to_owned()), offset: start });
+        tokens.push(Token {
+            kind: TokenKind::Word(text[start..i].to_owned()),
+            offset: start,
+        });
     }
     Ok(tokens)
 }
@@ -301,8 +322,14 @@ impl Parser {
     fn expect(&mut self, kind: TokenKind) -> Result<()> {
         match self.next() {
             Some(t) if t.kind == kind => Ok(()),
-            Some(t) => Err(self.error_at(t.offset, format!("expected {}, found {}", kind.describe(), t.kind.describe()))),
-            None => Err(self.error_at(self.end_offset(), format!("expected {} before the end", kind.describe()))),
+            Some(t) => Err(self.error_at(
+                t.offset,
+                format!("expected {}, found {}", kind.describe(), t.kind.describe()),
+            )),
+            None => Err(self.error_at(
+                self.end_offset(),
+                format!("expected {} before the end", kind.describe()),
+            )),
         }
     }
 
@@ -355,7 +382,10 @@ impl Parser {
                 Ok(inner)
             }
             TokenKind::Word(w) => self.parse_attr_expr(&w, tok.offset),
-            other => Err(self.error_at(tok.offset, format!("expected an attribute, found {}", other.describe()))),
+            other => Err(self.error_at(
+                tok.offset,
+                format!("expected an attribute, found {}", other.describe()),
+            )),
         }
     }
 
@@ -365,12 +395,21 @@ impl Parser {
             return Err(self.error_at(offset, format!("more than {MAX_TERMS} comparisons")));
         }
         let path = AttrPath::parse(word).map_err(|e| self.error_at(offset, e))?;
-        if matches!(self.peek(), Some(Token { kind: TokenKind::BracketOpen, .. })) {
+        if matches!(
+            self.peek(),
+            Some(Token {
+                kind: TokenKind::BracketOpen,
+                ..
+            })
+        ) {
             if self.in_value_path {
                 return Err(self.error_at(offset, "value filters cannot be nested"));
             }
             if path.sub.is_some() {
-                return Err(self.error_at(offset, "a value filter follows an attribute, not a sub-attribute"));
+                return Err(self.error_at(
+                    offset,
+                    "a value filter follows an attribute, not a sub-attribute",
+                ));
             }
             self.pos += 1;
             self.descend(offset)?;
@@ -383,10 +422,16 @@ impl Parser {
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
         let Some(op_tok) = self.next() else {
-            return Err(self.error_at(self.end_offset(), format!("expected an operator after '{word}'")));
+            return Err(self.error_at(
+                self.end_offset(),
+                format!("expected an operator after '{word}'"),
+            ));
         };
         let TokenKind::Word(op_word) = &op_tok.kind else {
-            return Err(self.error_at(op_tok.offset, format!("expected an operator, found {}", op_tok.kind.describe())));
+            return Err(self.error_at(
+                op_tok.offset,
+                format!("expected an operator, found {}", op_tok.kind.describe()),
+            ));
         };
         if op_word.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(path));
@@ -401,8 +446,16 @@ impl Parser {
     /// `emails[type eq "work"].value eq "x"` (sent by Entra ID) means the same as
     /// `emails[type eq "work" and value eq "x"]`.
     fn parse_sub_after_value_path(&mut self, inner: Filter) -> Result<Filter> {
-        let Some(Token { kind: TokenKind::Word(w), offset }) = self.peek().cloned() else { return Ok(inner) };
-        let Some(sub) = w.strip_prefix('.') else { return Ok(inner) };
+        let Some(Token {
+            kind: TokenKind::Word(w),
+            offset,
+        }) = self.peek().cloned()
+        else {
+            return Ok(inner);
+        };
+        let Some(sub) = w.strip_prefix('.') else {
+            return Ok(inner);
+        };
         self.pos += 1;
         self.in_value_path = true;
         let tail = self.parse_attr_expr(sub, offset + 1);
@@ -504,7 +557,10 @@ fn resolve_target<'a>(path: &AttrPath, scope: &Scope<'a>) -> Result<Target<'a>> 
                     parent.name
                 )));
             }
-            parent.sub(&path.attr).map(Target::Element).ok_or_else(unknown)
+            parent
+                .sub(&path.attr)
+                .map(Target::Element)
+                .ok_or_else(unknown)
         }
     }
 }
@@ -515,11 +571,16 @@ fn value_sub_target<'a>(target: Target<'a>, path: &AttrPath) -> Result<Target<'a
     if !leaf.is_complex() {
         return Ok(target);
     }
-    let value = leaf
-        .sub("value")
-        .ok_or_else(|| ScimError::invalid_filter(format!("'{path}' is complex: compare one of its sub-attributes")))?;
+    let value = leaf.sub("value").ok_or_else(|| {
+        ScimError::invalid_filter(format!(
+            "'{path}' is complex: compare one of its sub-attributes"
+        ))
+    })?;
     Ok(match target {
-        Target::Resource(r) if r.sub.is_none() => Target::Resource(Resolved { sub: Some(value), ..r }),
+        Target::Resource(r) if r.sub.is_none() => Target::Resource(Resolved {
+            sub: Some(value),
+            ..r
+        }),
         _ => Target::Element(value),
     })
 }
@@ -539,11 +600,18 @@ fn compile<'a>(f: &'a Filter, scope: &Scope<'a>) -> Result<Node<'a>> {
             let Scope::Resource(def) = scope else {
                 return Err(ScimError::invalid_filter("value filters cannot be nested"));
             };
-            let resolved = def.resolve(p).ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute '{p}'")))?;
+            let resolved = def
+                .resolve(p)
+                .ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute '{p}'")))?;
             if !resolved.attr.is_complex() || resolved.sub.is_some() {
-                return Err(ScimError::invalid_filter(format!("'{p}[...]' needs a complex attribute")));
+                return Err(ScimError::invalid_filter(format!(
+                    "'{p}[...]' needs a complex attribute"
+                )));
             }
-            Node::ValuePath(resolved, Box::new(compile(inner, &Scope::Complex(resolved.attr))?))
+            Node::ValuePath(
+                resolved,
+                Box::new(compile(inner, &Scope::Complex(resolved.attr))?),
+            )
         }
     })
 }
@@ -558,15 +626,20 @@ fn operand_for(attr: &Attribute, path: &AttrPath, op: CompareOp, lit: &Literal) 
     if matches!(lit, Literal::Null) {
         return match op {
             CompareOp::Eq | CompareOp::Ne => Ok(Operand::Null),
-            _ => Err(ScimError::invalid_filter(format!("'{} null' is not meaningful", op.as_str()))),
+            _ => Err(ScimError::invalid_filter(format!(
+                "'{} null' is not meaningful",
+                op.as_str()
+            ))),
         };
     }
     match attr.kind {
-        AttrType::Boolean | AttrType::Binary if op.is_ordering() => Err(ScimError::invalid_filter(format!(
-            "'{}' cannot be used on {:?} attribute '{path}'",
-            op.as_str(),
-            attr.kind
-        ))),
+        AttrType::Boolean | AttrType::Binary if op.is_ordering() => {
+            Err(ScimError::invalid_filter(format!(
+                "'{}' cannot be used on {:?} attribute '{path}'",
+                op.as_str(),
+                attr.kind
+            )))
+        }
         AttrType::Boolean => match (op, lit) {
             (CompareOp::Eq | CompareOp::Ne, Literal::Bool(b)) => Ok(Operand::Bool(*b)),
             (CompareOp::Eq | CompareOp::Ne, _) => Err(mismatch()),
@@ -585,9 +658,15 @@ fn operand_for(attr: &Attribute, path: &AttrPath, op: CompareOp, lit: &Literal) 
         },
         AttrType::DateTime => match lit {
             Literal::String(s) if op.is_substring() => Ok(str_operand(s, true)),
-            Literal::String(s) => DateTime::parse_from_rfc3339(s)
-                .map(Operand::Time)
-                .map_err(|_| ScimError::invalid_filter(format!("'{s}' is not an xsd:dateTime (e.g. 2024-01-23T04:56:22Z)"))),
+            Literal::String(s) => {
+                DateTime::parse_from_rfc3339(s)
+                    .map(Operand::Time)
+                    .map_err(|_| {
+                        ScimError::invalid_filter(format!(
+                            "'{s}' is not an xsd:dateTime (e.g. 2024-01-23T04:56:22Z)"
+                        ))
+                    })
+            }
             _ => Err(mismatch()),
         },
         AttrType::Complex => Err(mismatch()),
@@ -599,8 +678,15 @@ fn operand_for(attr: &Attribute, path: &AttrPath, op: CompareOp, lit: &Literal) 
 }
 
 fn str_operand(s: &str, case_exact: bool) -> Operand {
-    let folded = if case_exact { s.to_owned() } else { s.to_lowercase() };
-    Operand::Str { exact: s.to_owned(), folded }
+    let folded = if case_exact {
+        s.to_owned()
+    } else {
+        s.to_lowercase()
+    };
+    Operand::Str {
+        exact: s.to_owned(),
+        folded,
+    }
 }
 
 /// True when a value counts as assigned (RFC 7643 §2.5: null and empty are unassigned).
@@ -635,12 +721,17 @@ impl Node<'_> {
                     return values.into_iter().any(is_assigned) == (*op == CompareOp::Ne);
                 }
                 match op {
-                    CompareOp::Ne => !values.iter().any(|v| compare(leaf, v, CompareOp::Eq, operand)),
+                    CompareOp::Ne => !values
+                        .iter()
+                        .any(|v| compare(leaf, v, CompareOp::Eq, operand)),
                     _ => values.iter().any(|v| compare(leaf, v, *op, operand)),
                 }
             }
             Node::ValuePath(r, inner) => match r.top_value(obj) {
-                Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).any(|o| inner.matches(o)),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .any(|o| inner.matches(o)),
                 Some(Value::Object(o)) => inner.matches(o),
                 _ => false,
             },
@@ -652,13 +743,17 @@ fn compare(attr: &Attribute, value: &Value, op: CompareOp, operand: &Operand) ->
     match operand {
         Operand::Null => false,
         Operand::Bool(b) => value.as_bool() == Some(*b),
-        Operand::Number(n) => value.as_f64().is_some_and(|v| ordered(v.partial_cmp(n), op)),
+        Operand::Number(n) => value
+            .as_f64()
+            .is_some_and(|v| ordered(v.partial_cmp(n), op)),
         Operand::Time(t) => value
             .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .is_some_and(|v| ordered(Some(v.cmp(t)), op)),
         Operand::Str { exact, folded } => {
-            let Some(s) = value.as_str() else { return false };
+            let Some(s) = value.as_str() else {
+                return false;
+            };
             let (s, needle) = if attr.case_exact || matches!(attr.kind, AttrType::DateTime) {
                 (std::borrow::Cow::Borrowed(s), exact.as_str())
             } else {
@@ -710,7 +805,10 @@ impl Node<'_> {
                 let path = r.canonical_name();
                 indexed(&path).then(|| {
                     let value = if r.leaf().case_exact { exact } else { folded };
-                    vec![Probe { path, value: value.clone() }]
+                    vec![Probe {
+                        path,
+                        value: value.clone(),
+                    }]
                 })
             }
             Node::And(a, b) => match (a.index_plan(indexed), b.index_plan(indexed)) {
@@ -754,19 +852,44 @@ mod tests {
 
     #[test]
     fn literals_follow_the_abnf() {
-        let f = Filter::parse(r#"a eq "q\"uote" or b eq 1.5 or c eq -3 or d eq true or e eq null"#).unwrap();
-        assert_eq!(f.to_string(), r#"a eq "q\"uote" or b eq 1.5 or c eq -3 or d eq true or e eq null"#);
+        let f = Filter::parse(r#"a eq "q\"uote" or b eq 1.5 or c eq -3 or d eq true or e eq null"#)
+            .unwrap();
+        assert_eq!(
+            f.to_string(),
+            r#"a eq "q\"uote" or b eq 1.5 or c eq -3 or d eq true or e eq null"#
+        );
     }
 
     #[test]
     fn errors_name_the_offset() {
-        assert_eq!(parse_err(r#"userName eq"#), "expected a value before the end at offset 11");
-        assert_eq!(parse_err(r#"userName zz "x""#), "unknown operator 'zz' at offset 9");
-        assert_eq!(parse_err(r#"userName eq "x" )"#), "unexpected ')' at offset 16");
-        assert_eq!(parse_err(r#"userName eq bob"#), "'bob' is not a value: use a quoted string, a number, true, false or null at offset 12");
-        assert_eq!(parse_err(r#"a eq "x"#), "unterminated string starting at offset 5");
-        assert_eq!(parse_err(r#"not a eq "x""#), "expected '(', found 'a' at offset 4");
-        assert_eq!(parse_err(""), "expected an expression before the end at offset 0");
+        assert_eq!(
+            parse_err(r#"userName eq"#),
+            "expected a value before the end at offset 11"
+        );
+        assert_eq!(
+            parse_err(r#"userName zz "x""#),
+            "unknown operator 'zz' at offset 9"
+        );
+        assert_eq!(
+            parse_err(r#"userName eq "x" )"#),
+            "unexpected ')' at offset 16"
+        );
+        assert_eq!(
+            parse_err(r#"userName eq bob"#),
+            "'bob' is not a value: use a quoted string, a number, true, false or null at offset 12"
+        );
+        assert_eq!(
+            parse_err(r#"a eq "x"#),
+            "unterminated string starting at offset 5"
+        );
+        assert_eq!(
+            parse_err(r#"not a eq "x""#),
+            "expected '(', found 'a' at offset 4"
+        );
+        assert_eq!(
+            parse_err(""),
+            "expected an expression before the end at offset 0"
+        );
     }
 
     #[test]
@@ -776,13 +899,18 @@ mod tests {
         let deep_not = "not (".repeat(1000) + "a pr" + &")".repeat(1000);
         assert!(parse_err(&deep_not).contains("nesting deeper"));
         let long = vec![r#"a eq "x""#; 2000].join(" or ");
-        assert!(parse_err(&long).contains("bytes long") || parse_err(&long).contains("comparisons"));
+        assert!(
+            parse_err(&long).contains("bytes long") || parse_err(&long).contains("comparisons")
+        );
     }
 
     #[test]
     fn entra_sub_attribute_after_value_path_is_understood() {
         let f = Filter::parse(r#"emails[type eq "work"].value eq "a@x.org""#).unwrap();
-        assert_eq!(f.to_string(), r#"emails[type eq "work" and value eq "a@x.org"]"#);
+        assert_eq!(
+            f.to_string(),
+            r#"emails[type eq "work" and value eq "a@x.org"]"#
+        );
     }
 
     fn doc() -> Map<String, Value> {
@@ -828,8 +956,14 @@ mod tests {
         check(r#"meta.lastModified gt "2024-04-30T23:00:00-02:00""#, true);
         check(r#"meta.lastModified ge "2024-05-01T12:00:00+02:00""#, true);
         check(r#"meta.lastModified gt "2024-05-01T12:00:00+02:00""#, false);
-        check(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#, true);
-        check(r#"name.familyName eq "liddell" and not (userName eq "bob")"#, true);
+        check(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#,
+            true,
+        );
+        check(
+            r#"name.familyName eq "liddell" and not (userName eq "bob")"#,
+            true,
+        );
         check(r#"userName eq "bob" or name.givenName sw "a""#, true);
         check(r#"nickName eq null"#, true);
     }
@@ -837,10 +971,20 @@ mod tests {
     #[test]
     fn type_errors_are_invalid_filter() {
         let def = user_resource();
-        for bad in [r#"active gt true"#, r#"active eq "yes""#, r#"unknownAttr eq "x""#, r#"meta.lastModified gt "yesterday""#, r#"emails[nope eq "x"]"#] {
+        for bad in [
+            r#"active gt true"#,
+            r#"active eq "yes""#,
+            r#"unknownAttr eq "x""#,
+            r#"meta.lastModified gt "yesterday""#,
+            r#"emails[nope eq "x"]"#,
+        ] {
             let f = Filter::parse(bad).unwrap();
             let e = f.compile(&def).unwrap_err();
-            assert_eq!(e.scim_type, Some(crate::error::ScimType::InvalidFilter), "{bad}");
+            assert_eq!(
+                e.scim_type,
+                Some(crate::error::ScimType::InvalidFilter),
+                "{bad}"
+            );
         }
     }
 
@@ -855,7 +999,8 @@ mod tests {
         prop_oneof![
             any::<String>().prop_map(Literal::String),
             any::<i64>().prop_map(|n| Literal::Number(n.into())),
-            (-1.0e6f64..1.0e6).prop_filter_map("finite", |f| Number::from_f64(f).map(Literal::Number)),
+            (-1.0e6f64..1.0e6)
+                .prop_filter_map("finite", |f| Number::from_f64(f).map(Literal::Number)),
             any::<bool>().prop_map(Literal::Bool),
             Just(Literal::Null),
         ]
@@ -863,8 +1008,15 @@ mod tests {
 
     fn arb_op() -> impl Strategy<Value = CompareOp> {
         prop::sample::select(vec![
-            CompareOp::Eq, CompareOp::Ne, CompareOp::Co, CompareOp::Sw, CompareOp::Ew,
-            CompareOp::Gt, CompareOp::Ge, CompareOp::Lt, CompareOp::Le,
+            CompareOp::Eq,
+            CompareOp::Ne,
+            CompareOp::Co,
+            CompareOp::Sw,
+            CompareOp::Ew,
+            CompareOp::Gt,
+            CompareOp::Ge,
+            CompareOp::Lt,
+            CompareOp::Le,
         ])
     }
 
@@ -886,8 +1038,10 @@ mod tests {
         ];
         leaf.prop_recursive(6, 48, 2, |inner| {
             prop_oneof![
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
                 inner.prop_map(|a| Filter::Not(Box::new(a))),
             ]
         })

@@ -16,7 +16,11 @@ pub struct AttrPath {
 
 impl AttrPath {
     pub fn new(urn: Option<&str>, attr: &str, sub: Option<&str>) -> AttrPath {
-        AttrPath { urn: urn.map(str::to_owned), attr: attr.to_owned(), sub: sub.map(str::to_owned) }
+        AttrPath {
+            urn: urn.map(str::to_owned),
+            attr: attr.to_owned(),
+            sub: sub.map(str::to_owned),
+        }
     }
 
     /// Parses `[URN:]attr[.sub]`; the URN ends at its last colon because attribute names hold none.
@@ -42,12 +46,19 @@ impl AttrPath {
 
     /// The same path without its sub-attribute.
     pub fn parent(&self) -> AttrPath {
-        AttrPath { urn: self.urn.clone(), attr: self.attr.clone(), sub: None }
+        AttrPath {
+            urn: self.urn.clone(),
+            attr: self.attr.clone(),
+            sub: None,
+        }
     }
 }
 
 pub(crate) fn starts_with_urn(text: &str) -> bool {
-    text.len() > 4 && text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    text.len() > 4
+        && text
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
 }
 
 /// ATTRNAME = ALPHA *(nameChar), plus `$ref` (RFC 7643 §2.1).
@@ -95,11 +106,17 @@ impl PatchPath {
         let bad = |why: String| ScimError::invalid_path(format!("invalid path '{text}': {why}"));
         let Some(open) = text.find('[') else {
             let attr = AttrPath::parse(text).map_err(bad)?;
-            return Ok(PatchPath { attr, filter: None, sub_after_filter: None });
+            return Ok(PatchPath {
+                attr,
+                filter: None,
+                sub_after_filter: None,
+            });
         };
         let attr = AttrPath::parse(&text[..open]).map_err(bad)?;
         if attr.sub.is_some() {
-            return Err(bad("a value filter follows an attribute, not a sub-attribute".into()));
+            return Err(bad(
+                "a value filter follows an attribute, not a sub-attribute".into(),
+            ));
         }
         let close = closing_bracket(text, open).ok_or_else(|| bad("missing ']'".into()))?;
         let filter = Filter::parse(&text[open + 1..close])
@@ -113,7 +130,11 @@ impl PatchPath {
             None if rest.is_empty() => None,
             None => return Err(bad(format!("unexpected '{rest}' after ']'"))),
         };
-        Ok(PatchPath { attr, filter: Some(filter), sub_after_filter })
+        Ok(PatchPath {
+            attr,
+            filter: Some(filter),
+            sub_after_filter,
+        })
     }
 }
 
@@ -139,11 +160,18 @@ mod tests {
 
     #[test]
     fn parses_urn_qualified_paths() {
-        let p = AttrPath::parse("urn:ietf:params:scim:schemas:core:2.0:User:name.givenName").unwrap();
-        assert_eq!(p.urn.as_deref(), Some("urn:ietf:params:scim:schemas:core:2.0:User"));
+        let p =
+            AttrPath::parse("urn:ietf:params:scim:schemas:core:2.0:User:name.givenName").unwrap();
+        assert_eq!(
+            p.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:core:2.0:User")
+        );
         assert_eq!(p.attr, "name");
         assert_eq!(p.sub.as_deref(), Some("givenName"));
-        assert_eq!(p.to_string(), "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName");
+        assert_eq!(
+            p.to_string(),
+            "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName"
+        );
     }
 
     #[test]

@@ -201,7 +201,9 @@ impl<'a> Resolved<'a> {
     /// Every leaf value the path reaches, flattening multi-valued attributes.
     pub fn leaf_values<'d>(&self, doc: &'d Map<String, Value>) -> Vec<&'d Value> {
         let mut out = Vec::new();
-        let Some(top) = self.top_value(doc) else { return out };
+        let Some(top) = self.top_value(doc) else {
+            return out;
+        };
         let items: Vec<&Value> = match top {
             Value::Array(a) => a.iter().collect(),
             v => vec![v],
@@ -248,7 +250,9 @@ impl ResourceDef {
     /// Declares an attribute unique (and so indexed), e.g. `externalId` or Group `displayName`;
     /// the published schema says so too, so clients see the rule they are held to.
     pub fn with_unique(mut self, path: &str) -> Self {
-        let Ok(p) = AttrPath::parse(path) else { return self };
+        let Ok(p) = AttrPath::parse(path) else {
+            return self;
+        };
         if let Some(attr) = self.attr_mut(&p) {
             if attr.uniqueness == Uniqueness::None {
                 attr.uniqueness = Uniqueness::Server;
@@ -277,13 +281,23 @@ impl ResourceDef {
     fn attr_mut(&mut self, p: &AttrPath) -> Option<&mut Attribute> {
         let attrs = match &p.urn {
             Some(urn) if !urn.eq_ignore_ascii_case(&self.core.id) => {
-                &mut self.extensions.iter_mut().find(|(s, _)| s.id.eq_ignore_ascii_case(urn))?.0.attributes
+                &mut self
+                    .extensions
+                    .iter_mut()
+                    .find(|(s, _)| s.id.eq_ignore_ascii_case(urn))?
+                    .0
+                    .attributes
             }
             _ => &mut self.core.attributes,
         };
-        let attr = attrs.iter_mut().find(|a| a.name.eq_ignore_ascii_case(&p.attr))?;
+        let attr = attrs
+            .iter_mut()
+            .find(|a| a.name.eq_ignore_ascii_case(&p.attr))?;
         match &p.sub {
-            Some(s) => attr.sub_attributes.iter_mut().find(|a| a.name.eq_ignore_ascii_case(s)),
+            Some(s) => attr
+                .sub_attributes
+                .iter_mut()
+                .find(|a| a.name.eq_ignore_ascii_case(s)),
             None => Some(attr),
         }
     }
@@ -306,7 +320,10 @@ impl ResourceDef {
     }
 
     pub fn extension(&self, urn: &str) -> Option<&Schema> {
-        self.extensions.iter().map(|(s, _)| s).find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.extensions
+            .iter()
+            .map(|(s, _)| s)
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     /// Core and common attributes, which sit at the top of a document.
@@ -315,14 +332,17 @@ impl ResourceDef {
     }
 
     pub fn schema_urns(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.core.id.as_str()).chain(self.extensions.iter().map(|(s, _)| s.id.as_str()))
+        std::iter::once(self.core.id.as_str())
+            .chain(self.extensions.iter().map(|(s, _)| s.id.as_str()))
     }
 
     /// Resolves a path; unqualified names fall back to an extension attribute when exactly one
     /// extension defines that name.
     pub fn resolve(&self, path: &AttrPath) -> Option<Resolved<'_>> {
         let (ext, attr) = match &path.urn {
-            Some(urn) if urn.eq_ignore_ascii_case(&self.core.id) => (None, self.top_attr(&path.attr)?),
+            Some(urn) if urn.eq_ignore_ascii_case(&self.core.id) => {
+                (None, self.top_attr(&path.attr)?)
+            }
             Some(urn) => {
                 let s = self.extension(urn)?;
                 (Some(s.id.as_str()), s.attr(&path.attr)?)
@@ -401,7 +421,8 @@ pub fn builtin() -> &'static Builtin {
     static BUILTIN: std::sync::OnceLock<Builtin> = std::sync::OnceLock::new();
     BUILTIN.get_or_init(|| {
         // These files ship inside the binary; a test parses each one, so a bad edit fails CI.
-        let parse = |text: &str| Schema::from_json(text).unwrap_or_else(|e| panic!("built-in schema: {e}"));
+        let parse =
+            |text: &str| Schema::from_json(text).unwrap_or_else(|e| panic!("built-in schema: {e}"));
         Builtin {
             user: parse(include_str!("../schemas/user.json")),
             group: parse(include_str!("../schemas/group.json")),
@@ -414,14 +435,26 @@ pub fn builtin() -> &'static Builtin {
 /// The RFC 7643 User type with the enterprise extension.
 pub fn user_resource() -> ResourceDef {
     let b = builtin();
-    ResourceDef::new("User", "/Users", ResourceKind::User, b.user.clone(), vec![(b.enterprise_user.clone(), false)])
-        .with_indexed("emails.value")
+    ResourceDef::new(
+        "User",
+        "/Users",
+        ResourceKind::User,
+        b.user.clone(),
+        vec![(b.enterprise_user.clone(), false)],
+    )
+    .with_indexed("emails.value")
 }
 
 /// The RFC 7643 Group type.
 pub fn group_resource() -> ResourceDef {
     let b = builtin();
-    ResourceDef::new("Group", "/Groups", ResourceKind::Group, b.group.clone(), Vec::new())
+    ResourceDef::new(
+        "Group",
+        "/Groups",
+        ResourceKind::Group,
+        b.group.clone(),
+        Vec::new(),
+    )
 }
 
 #[cfg(test)]
@@ -433,9 +466,27 @@ mod tests {
         let b = builtin();
         let names: Vec<&str> = b.user.attributes.iter().map(|a| a.name.as_str()).collect();
         for expected in [
-            "userName", "name", "displayName", "nickName", "profileUrl", "title", "userType",
-            "preferredLanguage", "locale", "timezone", "active", "password", "emails", "phoneNumbers",
-            "ims", "photos", "addresses", "groups", "entitlements", "roles", "x509Certificates",
+            "userName",
+            "name",
+            "displayName",
+            "nickName",
+            "profileUrl",
+            "title",
+            "userType",
+            "preferredLanguage",
+            "locale",
+            "timezone",
+            "active",
+            "password",
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "groups",
+            "entitlements",
+            "roles",
+            "x509Certificates",
         ] {
             assert!(names.contains(&expected), "User schema lacks {expected}");
         }
@@ -450,7 +501,10 @@ mod tests {
         let r = user.resolve(&p).unwrap();
         assert_eq!(r.attr.name, "name");
         assert_eq!(r.leaf().name, "givenName");
-        let p = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber").unwrap();
+        let p = AttrPath::parse(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+        )
+        .unwrap();
         assert_eq!(user.resolve(&p).unwrap().ext, Some(ENTERPRISE_USER_URN));
         let p = AttrPath::parse("employeeNumber").unwrap();
         assert_eq!(user.resolve(&p).unwrap().ext, Some(ENTERPRISE_USER_URN));
@@ -460,7 +514,10 @@ mod tests {
     #[test]
     fn with_unique_marks_the_published_schema() {
         let group = group_resource().with_unique("displayName");
-        assert_eq!(group.core.attr("displayName").unwrap().uniqueness, Uniqueness::Server);
+        assert_eq!(
+            group.core.attr("displayName").unwrap().uniqueness,
+            Uniqueness::Server
+        );
         assert_eq!(group.unique.len(), 1);
     }
 }
