@@ -3,5 +3,7 @@ pub mod error;
 pub mod filter;
 pub mod patch;
 pub mod path;
+pub mod query;
 pub mod resource;
 pub mod schema;
+pub mod store;
