@@ -1,0 +1,134 @@
+//! `scimlab up`: the standalone SCIM provider on loopback, following DESIGN.md's start-up
+//! contract (`NAME URL token=TOKEN` lines, then `ready`; `--json` for one JSON object).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use rand::Rng;
+use scim::{app, AppState, Durability, Provider, ProviderConfig};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Port of the SCIM provider (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Data folder; the provider keeps its sled database in DATA/scim.
+    #[arg(long, default_value_os_t = crate::default_data_dir())]
+    pub data: PathBuf,
+    /// Bearer token clients must send (generated and printed when absent).
+    #[arg(long, env = "SCIMLAB_TOKEN")]
+    pub token: Option<String>,
+    /// Print the endpoints as one JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Acknowledge writes before they are flushed to disk (faster; a crash can lose the last ones).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+/// A running provider.
+pub struct Running {
+    pub url: String,
+    pub token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn generate_token() -> String {
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Binds 127.0.0.1:`port` and serves a provider whose data lives in `dir`.
+pub async fn start(
+    port: u16,
+    dir: &Path,
+    token: String,
+    durability: Durability,
+) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let config = ProviderConfig {
+        base_url: url.clone(),
+        durability,
+        ..Default::default()
+    };
+    let provider = Provider::open(dir, config)
+        .with_context(|| format!("cannot open the SCIM store in {}", dir.display()))?;
+    let state = AppState {
+        provider,
+        tokens: vec![token.clone()],
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .context("the SCIM server failed")
+    });
+    Ok(Running {
+        url,
+        token,
+        stop,
+        task,
+    })
+}
+
+impl Running {
+    /// Stops accepting requests, lets the ones in flight finish, and closes the store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("the SCIM server task panicked")?
+    }
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let token = args.token.clone().unwrap_or_else(generate_token);
+    let durability = if args.no_fsync {
+        Durability::Background
+    } else {
+        Durability::Flush
+    };
+    let running = start(args.port, &args.data.join("scim"), token, durability).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"scim": {"url": running.url, "token": running.token}, "ready": true})
+        );
+    } else {
+        println!("scim {} token={}", running.url, running.token);
+        println!("ready");
+    }
+    shutdown_signal().await;
+    running.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,708 @@
+//! The service provider's operations, independent of HTTP: the axum handlers and `/Bulk` both
+//! call these, so a bulk operation behaves exactly like the single request it stands for.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::error::{Result, ScimError};
+use crate::filter::{Compiled, Filter};
+use crate::patch::{apply_patch, parse_patch_request};
+use crate::query::{project, sort_keyed, ListQuery, Projection, SortKey, SortSpec};
+use crate::resource::{check_immutable, normalize_resource, Leniency, Normalized};
+use crate::schema::{
+    group_resource, user_resource, ResourceDef, ResourceKind, ENTERPRISE_USER_URN,
+};
+use crate::store::{decode, encode, Durability, Store, WriteGuard, WriteSet};
+
+/// What a provider allows and advertises.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// The URL clients reach the provider at, without a trailing slash; used in `location`s.
+    pub base_url: String,
+    /// `filter.maxResults`: the most resources one page holds.
+    pub max_results: usize,
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload_bytes: usize,
+    /// Largest request body outside `/Bulk`.
+    pub max_body_bytes: usize,
+    /// `externalId` unique per resource type (IdPs match on it).
+    pub external_id_unique: bool,
+    /// Group `displayName` unique (Entra ID requires it).
+    pub group_display_name_unique: bool,
+    pub durability: Durability,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            base_url: "http://127.0.0.1".into(),
+            max_results: 1000,
+            bulk_max_operations: 1000,
+            bulk_max_payload_bytes: 1 << 20,
+            max_body_bytes: 1 << 20,
+            external_id_unique: true,
+            group_display_name_unique: true,
+            durability: Durability::Flush,
+        }
+    }
+}
+
+/// A resource as the client sees it before projection: derived attributes filled in.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub rt: usize,
+    pub id: String,
+    pub doc: Map<String, Value>,
+    /// Weak ETag, also in `meta.version`.
+    pub version: String,
+}
+
+/// One page of a list query.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub total: usize,
+    pub start_index: usize,
+    pub resources: Vec<Value>,
+}
+
+/// A SCIM service provider over a sled store.
+#[derive(Debug)]
+pub struct Provider {
+    store: Store,
+    defs: Vec<ResourceDef>,
+    config: ProviderConfig,
+}
+
+const USERS: usize = 0;
+const GROUPS: usize = 1;
+/// Most group memberships, direct and indirect, listed in one `User.groups`.
+const MAX_GROUPS_LISTED: usize = 10_000;
+
+impl Provider {
+    /// Opens (or creates) a provider whose data lives in `dir`.
+    pub fn open(dir: &Path, config: ProviderConfig) -> Result<Provider> {
+        let defs = Self::build_defs(&config);
+        let store = Store::open(dir, &defs, config.durability)?;
+        Ok(Provider {
+            store,
+            defs,
+            config,
+        })
+    }
+
+    /// A provider whose data lives in memory only.
+    pub fn temporary(config: ProviderConfig) -> Result<Provider> {
+        let defs = Self::build_defs(&config);
+        let store = Store::temporary(&defs)?;
+        Ok(Provider {
+            store,
+            defs,
+            config,
+        })
+    }
+
+    fn build_defs(config: &ProviderConfig) -> Vec<ResourceDef> {
+        let mut user = user_resource();
+        let mut group = group_resource();
+        if config.external_id_unique {
+            user = user.with_unique("externalId");
+            group = group.with_unique("externalId");
+        }
+        if config.group_display_name_unique {
+            group = group.with_unique("displayName");
+        }
+        vec![user, group]
+    }
+
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn defs(&self) -> &[ResourceDef] {
+        &self.defs
+    }
+
+    pub fn def(&self, rt: usize) -> &ResourceDef {
+        &self.defs[rt]
+    }
+
+    /// The resource type served at an endpoint segment such as `Users`.
+    pub fn type_for_endpoint(&self, segment: &str) -> Option<usize> {
+        self.defs
+            .iter()
+            .position(|d| d.endpoint.trim_start_matches('/') == segment)
+    }
+
+    pub fn location(&self, rt: usize, id: &str) -> String {
+        format!("{}{}/{id}", self.config.base_url, self.defs[rt].endpoint)
+    }
+
+    // -- reads ------------------------------------------------------------------------------
+
+    pub fn get(&self, rt: usize, id: &str) -> Result<View> {
+        let raw = self
+            .store
+            .get_raw(rt, id)?
+            .ok_or_else(|| not_found(&self.defs[rt], id))?;
+        self.view(rt, id, &raw)
+    }
+
+    /// Builds the client's view: `User.groups`, member `$ref`s, manager name, location, ETag.
+    fn view(&self, rt: usize, id: &str, raw: &[u8]) -> Result<View> {
+        let stored = decode(raw)?;
+        let mut hasher = Fnv::new();
+        hasher.write(raw);
+        let groups = match self.defs[rt].kind {
+            ResourceKind::User => self.groups_of(id)?,
+            ResourceKind::Group => Vec::new(),
+        };
+        let mut doc = Map::with_capacity(stored.len() + 1);
+        for (k, mut v) in stored {
+            if k == "meta" && !groups.is_empty() {
+                let g = Value::Array(groups.clone());
+                hasher.write(g.to_string().as_bytes());
+                doc.insert("groups".into(), g);
+            }
+            match k.as_str() {
+                "members" => self.fill_member_refs(&mut v),
+                ENTERPRISE_USER_URN => self.fill_manager(&mut v, &mut hasher)?,
+                _ => {}
+            }
+            doc.insert(k, v);
+        }
+        let version = format!("W/\"{:016x}\"", hasher.finish());
+        if let Some(Value::Object(meta)) = doc.get_mut("meta") {
+            meta.insert("location".into(), Value::String(self.location(rt, id)));
+            meta.insert("version".into(), Value::String(version.clone()));
+        }
+        Ok(View {
+            rt,
+            id: id.to_owned(),
+            doc,
+            version,
+        })
+    }
+
+    /// Direct and indirect groups of a member, breadth first, each listed once.
+    fn groups_of(&self, member: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<(String, bool)> = VecDeque::from([(member.to_owned(), true)]);
+        while let Some((m, direct)) = queue.pop_front() {
+            for (gid, name) in self.store.direct_groups(&m)? {
+                if out.len() >= MAX_GROUPS_LISTED || !seen.insert(gid.clone()) {
+                    continue;
+                }
+                out.push(json!({
+                    "value": gid,
+                    "$ref": self.location(GROUPS, &gid),
+                    "display": name,
+                    "type": if direct { "direct" } else { "indirect" },
+                }));
+                queue.push_back((gid, false));
+            }
+        }
+        Ok(out)
+    }
+
+    fn fill_member_refs(&self, members: &mut Value) {
+        for m in members.as_array_mut().into_iter().flatten() {
+            let Some(obj) = m.as_object_mut() else {
+                continue;
+            };
+            let Some(id) = obj.get("value").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            let rt = if obj.get("type").and_then(Value::as_str) == Some("Group") {
+                GROUPS
+            } else {
+                USERS
+            };
+            obj.insert("$ref".into(), Value::String(self.location(rt, &id)));
+        }
+    }
+
+    fn fill_manager(&self, ext: &mut Value, hasher: &mut Fnv) -> Result<()> {
+        let Some(manager) = ext.get_mut("manager").and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        let Some(id) = manager
+            .get("value")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return Ok(());
+        };
+        manager.insert("$ref".into(), Value::String(self.location(USERS, &id)));
+        if let Some(boss) = self.store.get(USERS, &id)? {
+            let name = boss
+                .get("displayName")
+                .or_else(|| boss.get("userName"))
+                .cloned();
+            if let Some(Value::String(name)) = name {
+                hasher.write(name.as_bytes());
+                manager.insert("displayName".into(), Value::String(name));
+            }
+        }
+        Ok(())
+    }
+
+    // -- writes -----------------------------------------------------------------------------
+
+    pub async fn create(&self, rt: usize, body: &Value) -> Result<View> {
+        let def = &self.defs[rt];
+        let input = normalize_resource(def, body, Leniency::default())?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = timestamp(Utc::now());
+        let meta = json!({"resourceType": def.name, "created": now, "lastModified": now});
+        let raw = {
+            let guard = self.store.lock();
+            let doc = self.assemble(&guard, rt, &id, input.attrs, meta)?;
+            let mut set = WriteSet::default();
+            self.store.stage(
+                &guard,
+                &mut set,
+                def,
+                rt,
+                &id,
+                None,
+                Some(&doc),
+                &input.secrets,
+            )?;
+            self.store.commit(&guard, set)?;
+            encode(&doc)?
+        };
+        self.store.durable().await?;
+        self.view(rt, &id, &raw)
+    }
+
+    pub async fn replace(
+        &self,
+        rt: usize,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<View> {
+        let input = normalize_resource(&self.defs[rt], body, Leniency::default())?;
+        self.update(rt, id, if_match, |_| Ok(input)).await
+    }
+
+    pub async fn patch(
+        &self,
+        rt: usize,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<View> {
+        let ops = parse_patch_request(body)?;
+        let def = &self.defs[rt];
+        self.update(rt, id, if_match, |old| apply_patch(def, old, &ops))
+            .await
+    }
+
+    /// Shared tail of PUT and PATCH: precondition, immutability, membership rules, write.
+    async fn update<F>(
+        &self,
+        rt: usize,
+        id: &str,
+        if_match: Option<&str>,
+        change: F,
+    ) -> Result<View>
+    where
+        F: FnOnce(&Map<String, Value>) -> Result<Normalized>,
+    {
+        let def = &self.defs[rt];
+        let written = {
+            let guard = self.store.lock();
+            let raw = self
+                .store
+                .get_raw(rt, id)?
+                .ok_or_else(|| not_found(def, id))?;
+            self.check_precondition(rt, id, &raw, if_match)?;
+            let old = decode(&raw)?;
+            let input = change(&old)?;
+            check_immutable(def, &old, &input.attrs)?;
+            let unchanged = input.secrets.is_empty() && same_attrs(&old, &input.attrs);
+            if unchanged {
+                // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
+                None
+            } else {
+                let mut meta = old.get("meta").cloned().unwrap_or_else(|| json!({}));
+                let last = meta
+                    .get("lastModified")
+                    .and_then(Value::as_str)
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+                meta["lastModified"] = Value::String(timestamp(later_than(last)));
+                let doc = self.assemble(&guard, rt, id, input.attrs, meta)?;
+                let mut set = WriteSet::default();
+                self.store.stage(
+                    &guard,
+                    &mut set,
+                    def,
+                    rt,
+                    id,
+                    Some(&old),
+                    Some(&doc),
+                    &input.secrets,
+                )?;
+                self.store.commit(&guard, set)?;
+                Some(encode(&doc)?)
+            }
+        };
+        match written {
+            Some(raw) => {
+                self.store.durable().await?;
+                self.view(rt, id, &raw)
+            }
+            None => self.get(rt, id),
+        }
+    }
+
+    pub async fn delete(&self, rt: usize, id: &str, if_match: Option<&str>) -> Result<()> {
+        let def = &self.defs[rt];
+        {
+            let guard = self.store.lock();
+            let raw = self
+                .store
+                .get_raw(rt, id)?
+                .ok_or_else(|| not_found(def, id))?;
+            self.check_precondition(rt, id, &raw, if_match)?;
+            let old = decode(&raw)?;
+            let mut set = WriteSet::default();
+            // A deleted resource leaves every group it belonged to (RFC 7643 §4.2 consistency).
+            let now = timestamp(Utc::now());
+            for (gid, _) in self.store.direct_groups(id)? {
+                let Some(group) = self.store.get(GROUPS, &gid)? else {
+                    continue;
+                };
+                let mut updated = group.clone();
+                if let Some(Value::Array(members)) = updated.get_mut("members") {
+                    members.retain(|m| m.get("value").and_then(Value::as_str) != Some(id));
+                    if members.is_empty() {
+                        updated.remove("members");
+                    }
+                }
+                if let Some(meta) = updated.get_mut("meta") {
+                    meta["lastModified"] = Value::String(now.clone());
+                }
+                self.store.stage(
+                    &guard,
+                    &mut set,
+                    &self.defs[GROUPS],
+                    GROUPS,
+                    &gid,
+                    Some(&group),
+                    Some(&updated),
+                    &Map::new(),
+                )?;
+            }
+            self.store
+                .stage(&guard, &mut set, def, rt, id, Some(&old), None, &Map::new())?;
+            self.store.commit(&guard, set)?;
+        }
+        self.store.durable().await
+    }
+
+    /// Orders the stored document: schemas, id, the client's attributes, meta.
+    fn assemble(
+        &self,
+        guard: &WriteGuard<'_>,
+        rt: usize,
+        id: &str,
+        mut attrs: Map<String, Value>,
+        meta: Value,
+    ) -> Result<Map<String, Value>> {
+        let def = &self.defs[rt];
+        if def.kind == ResourceKind::Group {
+            self.check_members(guard, id, &mut attrs)?;
+        }
+        let schemas: Vec<Value> = def
+            .schema_urns()
+            .enumerate()
+            .filter(|(i, urn)| *i == 0 || attrs.contains_key(*urn))
+            .map(|(_, urn)| Value::String(urn.to_owned()))
+            .collect();
+        let mut doc = Map::with_capacity(attrs.len() + 3);
+        doc.insert("schemas".into(), Value::Array(schemas));
+        doc.insert("id".into(), Value::String(id.to_owned()));
+        doc.append(&mut attrs);
+        doc.insert("meta".into(), meta);
+        Ok(doc)
+    }
+
+    /// Members must exist; their `type` is set from what they are; duplicates collapse.
+    fn check_members(
+        &self,
+        _guard: &WriteGuard<'_>,
+        group: &str,
+        attrs: &mut Map<String, Value>,
+    ) -> Result<()> {
+        let Some(Value::Array(members)) = attrs.get_mut("members") else {
+            return Ok(());
+        };
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(members.len());
+        for mut m in members.drain(..) {
+            let Some(id) = m.get("value").and_then(Value::as_str).map(str::to_owned) else {
+                return Err(ScimError::invalid_value(
+                    "every member needs a 'value' holding the member's id",
+                ));
+            };
+            if id == group {
+                return Err(ScimError::invalid_value(
+                    "a group cannot be a member of itself",
+                ));
+            }
+            let actual = if self.store.get_raw(USERS, &id)?.is_some() {
+                "User"
+            } else if self.store.get_raw(GROUPS, &id)?.is_some() {
+                "Group"
+            } else {
+                return Err(ScimError::invalid_value(format!(
+                    "member '{id}' is neither a User nor a Group here"
+                )));
+            };
+            match m.get("type").and_then(Value::as_str) {
+                Some(t) if t != actual => {
+                    return Err(ScimError::invalid_value(format!(
+                        "member '{id}' is a {actual}, not a {t}"
+                    )));
+                }
+                _ => {
+                    m["type"] = Value::String(actual.into());
+                }
+            }
+            if seen.insert(id) {
+                out.push(m);
+            }
+        }
+        *members = out;
+        if members.is_empty() {
+            attrs.remove("members");
+        }
+        Ok(())
+    }
+
+    fn check_precondition(
+        &self,
+        rt: usize,
+        id: &str,
+        raw: &[u8],
+        if_match: Option<&str>,
+    ) -> Result<()> {
+        let Some(wanted) = if_match else {
+            return Ok(());
+        };
+        let current = self.view(rt, id, raw)?.version;
+        if etag_matches(wanted, &current) {
+            Ok(())
+        } else {
+            Err(ScimError::new(
+                412,
+                None,
+                format!("If-Match {wanted} does not match the current version {current}"),
+            ))
+        }
+    }
+
+    // -- queries ----------------------------------------------------------------------------
+
+    /// Runs a list query over one resource type, or over all of them (`rt` = `None`).
+    pub fn list(&self, rt: Option<usize>, q: &ListQuery) -> Result<Page> {
+        let types: Vec<usize> = match rt {
+            Some(rt) => vec![rt],
+            None => (0..self.defs.len()).collect(),
+        };
+        let parsed = q.filter.as_deref().map(Filter::parse).transpose()?;
+        let page_size = q
+            .count
+            .unwrap_or(self.config.max_results)
+            .min(self.config.max_results);
+        let skip = q.start_index.saturating_sub(1);
+
+        if parsed.is_none() && q.sort_by.is_none() {
+            let total = types.iter().map(|&t| self.store.count(t)).sum();
+            let mut resources = Vec::new();
+            let all = types
+                .iter()
+                .flat_map(|&t| self.store.scan(t).map(move |r| (t, r)));
+            for (t, entry) in all.skip(skip).take(page_size) {
+                let (id, raw) = entry?;
+                resources.push(Value::Object(project(
+                    &self.defs[t],
+                    &self.view(t, &id, &raw)?.doc,
+                    &q.projection,
+                )));
+            }
+            return Ok(Page {
+                total,
+                start_index: q.start_index,
+                resources,
+            });
+        }
+
+        let mut matched: Vec<(Option<SortKey>, View)> = Vec::new();
+        let mut compile_error = None;
+        let mut compiled_any = false;
+        for &t in &types {
+            let def = &self.defs[t];
+            let compiled = match &parsed {
+                Some(f) => match f.compile(def) {
+                    Ok(c) => {
+                        compiled_any = true;
+                        Some(c)
+                    }
+                    // At the root, a type that lacks the attribute simply has no matches.
+                    Err(e) if rt.is_none() => {
+                        compile_error = Some(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let sort = match &q.sort_by {
+                Some(s) => match SortSpec::new(def, s) {
+                    Ok(spec) => Some(spec),
+                    Err(_) if rt.is_none() => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            self.collect_matches(t, compiled.as_ref(), sort.as_ref(), &mut matched)?;
+        }
+        if let (Some(e), false) = (compile_error, compiled_any) {
+            return Err(e);
+        }
+        if q.sort_by.is_some() {
+            sort_keyed(&mut matched, q.sort_order);
+        }
+        let total = matched.len();
+        let resources = matched
+            .into_iter()
+            .skip(skip)
+            .take(page_size)
+            .map(|(_, v)| Value::Object(project(&self.defs[v.rt], &v.doc, &q.projection)))
+            .collect();
+        Ok(Page {
+            total,
+            start_index: q.start_index,
+            resources,
+        })
+    }
+
+    fn collect_matches(
+        &self,
+        rt: usize,
+        filter: Option<&Compiled<'_>>,
+        sort: Option<&SortSpec<'_>>,
+        out: &mut Vec<(Option<SortKey>, View)>,
+    ) -> Result<()> {
+        let def = &self.defs[rt];
+        let is_indexed = |path: &str| {
+            def.indexed
+                .iter()
+                .any(|p| def.resolve(p).is_some_and(|r| r.canonical_name() == path))
+        };
+        let plan = filter.and_then(|f| f.index_plan(&is_indexed));
+        let mut consider = |id: &str, raw: &[u8]| -> Result<()> {
+            let view = self.view(rt, id, raw)?;
+            if filter.is_none_or(|f| f.matches(&view.doc)) {
+                out.push((sort.and_then(|s| s.key(&view.doc)), view));
+            }
+            Ok(())
+        };
+        match plan {
+            Some(probes) => {
+                let mut ids = BTreeSet::new();
+                for p in probes {
+                    ids.extend(self.store.lookup(rt, &p.path, &p.value)?);
+                }
+                for id in ids {
+                    if let Some(raw) = self.store.get_raw(rt, &id)? {
+                        consider(&id, &raw)?;
+                    }
+                }
+            }
+            None => {
+                for entry in self.store.scan(rt) {
+                    let (id, raw) = entry?;
+                    consider(&id, &raw)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a projection to a single view (GET, and the bodies of POST/PUT/PATCH).
+    pub fn render(&self, view: &View, projection: &Projection) -> Value {
+        Value::Object(project(&self.defs[view.rt], &view.doc, projection))
+    }
+}
+
+fn not_found(def: &ResourceDef, id: &str) -> ScimError {
+    ScimError::not_found(format!("{} '{id}' not found", def.name))
+}
+
+/// Whether the stored attributes equal the new ones (ignoring id, schemas and meta).
+fn same_attrs(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
+    let own = |m: &Map<String, Value>| -> Vec<(String, Value)> {
+        m.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "id" | "schemas" | "meta"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let (mut a, mut b) = (own(old), own(new));
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    a == b
+}
+
+/// `If-Match` holds `*` or a comma-separated list of (possibly weak) tags.
+pub fn etag_matches(header: &str, current: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let current = strip(current);
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || strip(t) == current)
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Now, or 1 ms after `last` if the clock has not moved past it, so lastModified always advances.
+fn later_than(last: Option<DateTime<chrono::FixedOffset>>) -> DateTime<Utc> {
+    let now = Utc::now();
+    match last {
+        Some(l) if l.with_timezone(&Utc) >= now => {
+            l.with_timezone(&Utc) + chrono::Duration::milliseconds(1)
+        }
+        _ => now,
+    }
+}
+
+/// FNV-1a, 64 bit: stable across builds and platforms, unlike std's hasher, so ETags survive restarts.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}

@@ -1,0 +1,597 @@
+//! The HTTP face of a provider (axum): discovery, CRUD, search, bulk, ETags, auth, and an RFC
+//! 7644 §3.12 error body for every failure, including ones axum itself would answer.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Path, RawQuery, Request, State,
+};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::error::{ScimError, ScimType};
+use crate::provider::{etag_matches, Page, Provider, View};
+use crate::query::{ListQuery, Projection};
+use crate::schema::{schema_json, LIST_RESPONSE_URN, SPC_URN};
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    pub provider: Provider,
+    /// Accepted bearer tokens; empty means no authentication (never the default of a binary).
+    pub tokens: Vec<String>,
+}
+
+type Shared = Arc<AppState>;
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, SCIM_JSON)],
+            self.body().to_string(),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"scim\""),
+            );
+        }
+        resp
+    }
+}
+
+/// The router of a SCIM service provider, served at `/` and again under `/v2`.
+pub fn app(state: AppState) -> Router {
+    let state = Arc::new(state);
+    let max_body = state.provider.config().max_body_bytes;
+    let max_bulk = state.provider.config().bulk_max_payload_bytes;
+    let routes = Router::new()
+        .route("/ServiceProviderConfig", get(service_provider_config))
+        .route("/ResourceTypes", get(resource_types))
+        .route("/ResourceTypes/{name}", get(resource_type))
+        .route("/Schemas", get(schemas))
+        .route("/Schemas/{id}", get(schema))
+        .route("/", get(root_query))
+        .route("/.search", post(root_search))
+        .route("/Bulk", post(bulk).layer(DefaultBodyLimit::max(max_bulk)))
+        .route("/Me", axum::routing::any(me))
+        .route("/Me/{*rest}", axum::routing::any(me))
+        .route("/{endpoint}", get(list).post(create))
+        .route(
+            "/{endpoint}/{id}",
+            get(read)
+                .put(replace)
+                .patch(modify)
+                .delete(remove)
+                .post(search),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body));
+    Router::new()
+        .merge(routes.clone())
+        .nest("/v2", routes)
+        .fallback(unknown_route)
+        .layer(middleware::from_fn(negotiate))
+        .with_state(state)
+}
+
+/// Refuses an `Accept` that excludes JSON, and labels every JSON answer `application/scim+json`.
+async fn negotiate(req: Request, next: Next) -> Response {
+    if let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ok = accept.split(',').any(|part| {
+            let media = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            matches!(
+                media.as_str(),
+                "*/*" | "application/*" | "application/json" | SCIM_JSON | ""
+            )
+        });
+        if !ok {
+            return ScimError::new(406, None, format!("cannot answer in '{accept}': this server speaks {SCIM_JSON} and application/json")).into_response();
+        }
+    }
+    let mut resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with(SCIM_JSON));
+    if is_json {
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    }
+    resp
+}
+
+async fn unknown_route(uri: Uri) -> ScimError {
+    unknown_endpoint(uri.path())
+}
+
+/// 404 for an unknown path, or 400 `invalidVers` when it starts with another version (§3.13).
+fn unknown_endpoint(path: &str) -> ScimError {
+    let version = path
+        .strip_prefix("/v")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    match version {
+        Some(v) if v != "2" => ScimError::bad_request(
+            ScimType::InvalidVers,
+            format!("SCIM version {v} is not supported; use /v2 or no prefix"),
+        ),
+        _ => ScimError::not_found(format!("no SCIM endpoint at {path}")),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ScimError {
+    ScimError::new(
+        405,
+        None,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn me() -> ScimError {
+    ScimError::new(
+        501,
+        None,
+        "/Me is not supported: tokens here authenticate clients, not users",
+    )
+}
+
+/// A request that carried an accepted bearer token.
+struct Authed;
+
+impl FromRequestParts<Shared> for Authed {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        if state.tokens.is_empty() {
+            return Ok(Authed);
+        }
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        match presented {
+            Some(t)
+                if state
+                    .tokens
+                    .iter()
+                    .any(|ok| constant_time_eq(ok.as_bytes(), t.as_bytes())) =>
+            {
+                Ok(Authed)
+            }
+            Some(_) => Err(ScimError::new(401, None, "the bearer token is not valid")),
+            None => Err(ScimError::new(
+                401,
+                None,
+                "authentication required: send 'Authorization: Bearer <token>'",
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON request body; every way it can be wrong becomes a SCIM error.
+struct JsonBody(Value);
+
+impl FromRequest<Shared> for JsonBody {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
+            let media = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if !(media == "application/json" || media == SCIM_JSON || media.ends_with("+json")) {
+                return Err(ScimError::new(
+                    415,
+                    None,
+                    format!("Content-Type '{ct}' is not supported: send {SCIM_JSON}"),
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ScimError::new(
+                    413,
+                    None,
+                    format!(
+                        "the request body is larger than this endpoint accepts ({})",
+                        rejection.body_text()
+                    ),
+                )
+            } else {
+                ScimError::invalid_syntax(format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+        })
+    }
+}
+
+fn query_params(raw: Option<String>) -> Result<Vec<(String, String)>, ScimError> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ScimError::invalid_syntax(format!("the query string is malformed: {e}")))
+}
+
+fn type_at(state: &AppState, endpoint: &str) -> Result<usize, ScimError> {
+    state
+        .provider
+        .type_for_endpoint(endpoint)
+        .ok_or_else(|| unknown_endpoint(&format!("/{endpoint}/")))
+}
+
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, SCIM_JSON)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn resource_response(
+    state: &AppState,
+    status: StatusCode,
+    view: &View,
+    projection: &Projection,
+) -> Response {
+    let mut resp = json_response(status, &state.provider.render(view, projection));
+    if let Ok(v) = HeaderValue::from_str(&view.version) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(v) = HeaderValue::from_str(&state.provider.location(view.rt, &view.id)) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    resp
+}
+
+fn list_response(page: Page) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "schemas": [LIST_RESPONSE_URN],
+            "totalResults": page.total,
+            "itemsPerPage": page.resources.len(),
+            "startIndex": page.start_index,
+            "Resources": page.resources,
+        }),
+    )
+}
+
+// -- discovery (§4): sort and paging parameters are ignored, a filter is refused --------------
+
+fn refuse_filter(params: &[(String, String)]) -> Result<(), ScimError> {
+    if params.iter().any(|(k, _)| k.eq_ignore_ascii_case("filter")) {
+        return Err(ScimError::new(
+            403,
+            None,
+            "filtering is not supported on discovery endpoints (RFC 7644 §4)",
+        ));
+    }
+    Ok(())
+}
+
+fn discovery_list(items: Vec<Value>) -> Response {
+    let n = items.len();
+    list_response(Page {
+        total: n,
+        start_index: 1,
+        resources: items,
+    })
+}
+
+async fn service_provider_config(
+    State(state): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(&query_params(q)?)?;
+    let c = state.provider.config();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "schemas": [SPC_URN],
+            "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
+            "patch": {"supported": true},
+            "bulk": {"supported": true, "maxOperations": c.bulk_max_operations, "maxPayloadSize": c.bulk_max_payload_bytes},
+            "filter": {"supported": true, "maxResults": c.max_results},
+            "changePassword": {"supported": true},
+            "sort": {"supported": true},
+            "etag": {"supported": true},
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "Authentication with a bearer token in the Authorization header",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750",
+                "primary": true
+            }],
+            "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{}/ServiceProviderConfig", c.base_url)}
+        }),
+    ))
+}
+
+async fn resource_types(
+    State(state): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(&query_params(q)?)?;
+    let base = &state.provider.config().base_url;
+    Ok(discovery_list(
+        state
+            .provider
+            .defs()
+            .iter()
+            .map(|d| d.resource_type_json(base))
+            .collect(),
+    ))
+}
+
+async fn resource_type(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(&query_params(q)?)?;
+    let def = state
+        .provider
+        .defs()
+        .iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'")))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &def.resource_type_json(&state.provider.config().base_url),
+    ))
+}
+
+fn all_schemas(state: &AppState) -> Vec<&crate::schema::Schema> {
+    let mut out: Vec<&crate::schema::Schema> = Vec::new();
+    for d in state.provider.defs() {
+        for s in std::iter::once(&d.core).chain(d.extensions.iter().map(|(s, _)| s)) {
+            if !out.iter().any(|o| o.id == s.id) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+async fn schemas(
+    State(state): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(&query_params(q)?)?;
+    let base = &state.provider.config().base_url;
+    Ok(discovery_list(
+        all_schemas(&state)
+            .into_iter()
+            .map(|s| schema_json(s, base))
+            .collect(),
+    ))
+}
+
+async fn schema(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
+    refuse_filter(&query_params(q)?)?;
+    let s = all_schemas(&state)
+        .into_iter()
+        .find(|s| s.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &schema_json(s, &state.provider.config().base_url),
+    ))
+}
+
+// -- resources --------------------------------------------------------------------------------
+
+async fn list(
+    _: Authed,
+    State(state): State<Shared>,
+    Path(endpoint): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    let query = ListQuery::from_params(&query_params(q)?)?;
+    Ok(list_response(state.provider.list(Some(rt), &query)?))
+}
+
+async fn root_query(
+    _: Authed,
+    State(state): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_params(&query_params(q)?)?;
+    Ok(list_response(state.provider.list(None, &query)?))
+}
+
+async fn root_search(
+    _: Authed,
+    State(state): State<Shared>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_search_request(&body)?;
+    Ok(list_response(state.provider.list(None, &query)?))
+}
+
+async fn create(
+    _: Authed,
+    State(state): State<Shared>,
+    Path(endpoint): Path<String>,
+    RawQuery(q): RawQuery,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    let projection = Projection::from_params(&query_params(q)?);
+    let view = state.provider.create(rt, &body).await?;
+    Ok(resource_response(
+        &state,
+        StatusCode::CREATED,
+        &view,
+        &projection,
+    ))
+}
+
+async fn read(
+    _: Authed,
+    State(state): State<Shared>,
+    Path((endpoint, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    let projection = Projection::from_params(&query_params(q)?);
+    let view = state.provider.get(rt, &id)?;
+    if let Some(tags) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if etag_matches(tags, &view.version) {
+            let mut resp = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&view.version) {
+                resp.headers_mut().insert(header::ETAG, v);
+            }
+            return Ok(resp);
+        }
+    }
+    Ok(resource_response(
+        &state,
+        StatusCode::OK,
+        &view,
+        &projection,
+    ))
+}
+
+async fn replace(
+    _: Authed,
+    State(state): State<Shared>,
+    Path((endpoint, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    let projection = Projection::from_params(&query_params(q)?);
+    let view = state
+        .provider
+        .replace(rt, &id, &body, if_match(&headers))
+        .await?;
+    Ok(resource_response(
+        &state,
+        StatusCode::OK,
+        &view,
+        &projection,
+    ))
+}
+
+async fn modify(
+    _: Authed,
+    State(state): State<Shared>,
+    Path((endpoint, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    let projection = Projection::from_params(&query_params(q)?);
+    let view = state
+        .provider
+        .patch(rt, &id, &body, if_match(&headers))
+        .await?;
+    Ok(resource_response(
+        &state,
+        StatusCode::OK,
+        &view,
+        &projection,
+    ))
+}
+
+async fn remove(
+    _: Authed,
+    State(state): State<Shared>,
+    Path((endpoint, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    state.provider.delete(rt, &id, if_match(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /{endpoint}/.search`; any other POST to `/{endpoint}/{id}` is a wrong method.
+async fn search(
+    _: Authed,
+    State(state): State<Shared>,
+    Path((endpoint, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    if id != ".search" {
+        return Err(ScimError::new(
+            405,
+            None,
+            format!("POST is not allowed on /{endpoint}/{id}"),
+        ));
+    }
+    let query = ListQuery::from_search_request(&body)?;
+    Ok(list_response(state.provider.list(Some(rt), &query)?))
+}
+
+async fn bulk(
+    _: Authed,
+    State(state): State<Shared>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let out = crate::bulk::run(&state.provider, &body).await?;
+    Ok(json_response(StatusCode::OK, &out))
+}
