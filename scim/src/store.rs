@@ -42,7 +42,19 @@ pub struct Store {
     types: usize,
     write_lock: Mutex<()>,
     flush_tx: Option<Mutex<mpsc::Sender<FlushWaiter>>>,
+    flusher: Option<std::thread::JoinHandle<()>>,
     flushes: std::sync::Arc<AtomicU64>,
+}
+
+impl Drop for Store {
+    /// Stops the flusher before the database closes, so the folder can be reopened at once.
+    fn drop(&mut self) {
+        drop(self.flush_tx.take());
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        let _ = self.db.flush();
+    }
 }
 
 /// Proof that the caller holds the store's write lock.
@@ -93,9 +105,12 @@ impl Store {
         let memberships = db.open_tree("memberships")?;
         let secrets = db.open_tree("secrets")?;
         let flushes = std::sync::Arc::new(AtomicU64::new(0));
-        let flush_tx = match durability {
-            Durability::Flush => Some(Mutex::new(spawn_flusher(db.clone(), flushes.clone()))),
-            Durability::Background => None,
+        let (flush_tx, flusher) = match durability {
+            Durability::Flush => {
+                let (tx, thread) = spawn_flusher(db.clone(), flushes.clone())?;
+                (Some(Mutex::new(tx)), Some(thread))
+            }
+            Durability::Background => (None, None),
         };
         Ok(Store {
             db,
@@ -105,6 +120,7 @@ impl Store {
             types: defs.len(),
             write_lock: Mutex::new(()),
             flush_tx,
+            flusher,
             flushes,
         })
     }
@@ -244,12 +260,10 @@ impl Store {
             self.stage_members(set, id, old, new);
         }
         if new.is_none() {
-            let mut prefix = format!("{rt}/{id}/").into_bytes();
-            for entry in self.secrets.scan_prefix(&prefix) {
+            for entry in self.secrets.scan_prefix(format!("{rt}/{id}/")) {
                 let (k, _) = entry?;
                 set.push(self.secrets_slot(), k.to_vec(), None);
             }
-            prefix.clear();
         }
         for (name, value) in secrets {
             set.push(
@@ -355,9 +369,12 @@ impl WriteSet {
     }
 }
 
-fn spawn_flusher(db: sled::Db, flushes: std::sync::Arc<AtomicU64>) -> mpsc::Sender<FlushWaiter> {
+fn spawn_flusher(
+    db: sled::Db,
+    flushes: std::sync::Arc<AtomicU64>,
+) -> Result<(mpsc::Sender<FlushWaiter>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<FlushWaiter>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("scim-flusher".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
@@ -370,9 +387,8 @@ fn spawn_flusher(db: sled::Db, flushes: std::sync::Arc<AtomicU64>) -> mpsc::Send
                 }
             }
         })
-        .map(|_| ())
-        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the flusher thread"));
-    tx
+        .map_err(|e| ScimError::internal(format!("cannot start the flusher thread: {e}")))?;
+    Ok((tx, thread))
 }
 
 /// (canonical path, folded value) for every indexed string value of a document.
