@@ -10,6 +10,7 @@ mod filter;
 mod groups;
 mod list;
 mod patch;
+mod snapshots;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
