@@ -15,7 +15,9 @@ use crate::resource::{check_immutable, normalize_resource, Leniency, Normalized}
 use crate::schema::{
     group_resource, user_resource, ResourceDef, ResourceKind, ENTERPRISE_USER_URN,
 };
-use crate::store::{decode, encode, Durability, Store, WriteGuard, WriteSet};
+use crate::store::{
+    decode, encode, hash_secret, Change, Durability, Store, WriteGuard, SECRETS_KEY,
+};
 
 /// What a provider allows and advertises.
 #[derive(Debug, Clone)]
@@ -156,7 +158,8 @@ impl Provider {
 
     /// Builds the client's view: `User.groups`, member `$ref`s, manager name, location, ETag.
     fn view(&self, rt: usize, id: &str, raw: &[u8]) -> Result<View> {
-        let stored = decode(raw)?;
+        let mut stored = decode(raw)?;
+        stored.remove(SECRETS_KEY);
         let mut hasher = Fnv::new();
         hasher.write(raw);
         let groups = match self.defs[rt].kind {
@@ -196,7 +199,7 @@ impl Provider {
         let mut seen = BTreeSet::new();
         let mut queue: VecDeque<(String, bool)> = VecDeque::from([(member.to_owned(), true)]);
         while let Some((m, direct)) = queue.pop_front() {
-            for (gid, name) in self.store.direct_groups(&m)? {
+            for (gid, name) in self.store.direct_groups(&m) {
                 if out.len() >= MAX_GROUPS_LISTED || !seen.insert(gid.clone()) {
                     continue;
                 }
@@ -264,19 +267,17 @@ impl Provider {
         let meta = json!({"resourceType": def.name, "created": now, "lastModified": now});
         let raw = {
             let guard = self.store.lock();
-            let doc = self.assemble(&guard, rt, &id, input.attrs, meta)?;
-            let mut set = WriteSet::default();
-            self.store.stage(
+            let mut doc = self.assemble(&guard, rt, &id, input.attrs, meta)?;
+            keep_secrets(&mut doc, None, &input.secrets);
+            self.store.write(
                 &guard,
-                &mut set,
-                def,
-                rt,
-                &id,
-                None,
-                Some(&doc),
-                &input.secrets,
+                &[Change {
+                    rt,
+                    id: &id,
+                    old: None,
+                    new: Some(&doc),
+                }],
             )?;
-            self.store.commit(&guard, set)?;
             encode(&doc)?
         };
         self.store.durable().await?;
@@ -326,11 +327,11 @@ impl Provider {
                 .get_raw(rt, id)?
                 .ok_or_else(|| not_found(def, id))?;
             self.check_precondition(rt, id, &raw, if_match)?;
-            let old = decode(&raw)?;
+            let mut old = decode(&raw)?;
+            let old_secrets = old.remove(SECRETS_KEY);
             let input = change(&old)?;
             check_immutable(def, &old, &input.attrs)?;
-            let unchanged = input.secrets.is_empty() && same_attrs(&old, &input.attrs);
-            if unchanged {
+            if input.secrets.is_empty() && same_attrs(&old, &input.attrs) {
                 // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
                 None
             } else {
@@ -340,19 +341,17 @@ impl Provider {
                     .and_then(Value::as_str)
                     .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
                 meta["lastModified"] = Value::String(timestamp(later_than(last)));
-                let doc = self.assemble(&guard, rt, id, input.attrs, meta)?;
-                let mut set = WriteSet::default();
-                self.store.stage(
+                let mut doc = self.assemble(&guard, rt, id, input.attrs, meta)?;
+                keep_secrets(&mut doc, old_secrets, &input.secrets);
+                self.store.write(
                     &guard,
-                    &mut set,
-                    def,
-                    rt,
-                    id,
-                    Some(&old),
-                    Some(&doc),
-                    &input.secrets,
+                    &[Change {
+                        rt,
+                        id,
+                        old: Some(&old),
+                        new: Some(&doc),
+                    }],
                 )?;
-                self.store.commit(&guard, set)?;
                 Some(encode(&doc)?)
             }
         };
@@ -375,10 +374,10 @@ impl Provider {
                 .ok_or_else(|| not_found(def, id))?;
             self.check_precondition(rt, id, &raw, if_match)?;
             let old = decode(&raw)?;
-            let mut set = WriteSet::default();
             // A deleted resource leaves every group it belonged to (RFC 7643 §4.2 consistency).
             let now = timestamp(Utc::now());
-            for (gid, _) in self.store.direct_groups(id)? {
+            let mut groups = Vec::new();
+            for (gid, _) in self.store.direct_groups(id) {
                 let Some(group) = self.store.get(GROUPS, &gid)? else {
                     continue;
                 };
@@ -392,20 +391,24 @@ impl Provider {
                 if let Some(meta) = updated.get_mut("meta") {
                     meta["lastModified"] = Value::String(now.clone());
                 }
-                self.store.stage(
-                    &guard,
-                    &mut set,
-                    &self.defs[GROUPS],
-                    GROUPS,
-                    &gid,
-                    Some(&group),
-                    Some(&updated),
-                    &Map::new(),
-                )?;
+                groups.push((gid, group, updated));
             }
-            self.store
-                .stage(&guard, &mut set, def, rt, id, Some(&old), None, &Map::new())?;
-            self.store.commit(&guard, set)?;
+            let mut changes: Vec<Change<'_>> = groups
+                .iter()
+                .map(|(gid, group, updated)| Change {
+                    rt: GROUPS,
+                    id: gid,
+                    old: Some(group),
+                    new: Some(updated),
+                })
+                .collect();
+            changes.push(Change {
+                rt,
+                id,
+                old: Some(&old),
+                new: None,
+            });
+            self.store.write(&guard, &changes)?;
         }
         self.store.durable().await
     }
@@ -540,11 +543,7 @@ impl Provider {
                 .flat_map(|&t| self.store.scan(t).map(move |r| (t, r)));
             for (t, entry) in all.skip(skip).take(page_size) {
                 let (id, raw) = entry?;
-                resources.push(Value::Object(project(
-                    &self.defs[t],
-                    &self.view(t, &id, &raw)?.doc,
-                    &q.projection,
-                )));
+                resources.push(self.render(self.view(t, &id, &raw)?, &q.projection));
             }
             return Ok(Page {
                 total,
@@ -600,7 +599,7 @@ impl Provider {
             .into_iter()
             .skip(skip)
             .take(page_size)
-            .map(|(_, v)| Value::Object(project(&self.defs[v.rt], &v.doc, &q.projection)))
+            .map(|(_, v)| self.render(v, &q.projection))
             .collect();
         Ok(Page {
             total,
@@ -637,7 +636,7 @@ impl Provider {
             Some(probes) => {
                 let mut ids = BTreeSet::new();
                 for p in probes {
-                    ids.extend(self.store.lookup(rt, &p.path, &p.value)?);
+                    ids.extend(self.store.lookup(rt, &p.path, &p.value));
                 }
                 for id in ids {
                     if let Some(raw) = self.store.get_raw(rt, &id)? {
@@ -656,8 +655,22 @@ impl Provider {
     }
 
     /// Applies a projection to a single view (GET, and the bodies of POST/PUT/PATCH).
-    pub fn render(&self, view: &View, projection: &Projection) -> Value {
-        Value::Object(project(&self.defs[view.rt], &view.doc, projection))
+    pub fn render(&self, view: View, projection: &Projection) -> Value {
+        Value::Object(project(&self.defs[view.rt], view.doc, projection))
+    }
+}
+
+/// Stores digests of newly set write-only values beside the ones already kept.
+fn keep_secrets(doc: &mut Map<String, Value>, old: Option<Value>, new: &Map<String, Value>) {
+    let mut secrets = match old {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    for (name, value) in new {
+        secrets.insert(name.clone(), Value::String(hash_secret(value)));
+    }
+    if !secrets.is_empty() {
+        doc.insert(SECRETS_KEY.into(), Value::Object(secrets));
     }
 }
 

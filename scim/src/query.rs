@@ -315,10 +315,11 @@ fn canonical(def: &ResourceDef, names: &[String]) -> Names {
     out
 }
 
-/// Applies `attributes` / `excludedAttributes` and the `returned` rules to a full view.
+/// Applies `attributes` / `excludedAttributes` and the `returned` rules to a full view,
+/// moving the kept values rather than copying them.
 pub fn project(
     def: &ResourceDef,
-    view: &Map<String, Value>,
+    view: Map<String, Value>,
     projection: &Projection,
 ) -> Map<String, Value> {
     let include = canonical(def, &projection.attributes);
@@ -326,35 +327,35 @@ pub fn project(
     let listing = !projection.attributes.is_empty();
     let mut out = Map::new();
     for (key, value) in view {
-        if let Some(ext) = def.extension(key) {
-            let Some(obj) = value.as_object() else {
+        if let Some(ext) = def.extension(&key) {
+            let Value::Object(obj) = value else {
                 continue;
             };
             let ext_whole_in = include.whole.iter().any(|w| w == &ext.id);
             let ext_whole_out = exclude.whole.iter().any(|w| w == &ext.id);
             let mut kept = Map::new();
             for (k, v) in obj {
-                let Some(attr) = ext.attr(k) else { continue };
+                let Some(attr) = ext.attr(&k) else { continue };
                 let name = format!("{}:{}", ext.id, attr.name);
                 if ext_whole_out && attr.returned != Returned::Always {
                     continue;
                 }
                 if let Some(v) = pick(attr, &name, v, listing && !ext_whole_in, &include, &exclude)
                 {
-                    kept.insert(k.clone(), v);
+                    kept.insert(k, v);
                 }
             }
             if !kept.is_empty() {
-                out.insert(key.clone(), Value::Object(kept));
+                out.insert(key, Value::Object(kept));
             }
             continue;
         }
-        let Some(attr) = def.top_attr(key) else {
-            out.insert(key.clone(), value.clone());
+        let Some(attr) = def.top_attr(&key) else {
+            out.insert(key, value);
             continue;
         };
         if let Some(v) = pick(attr, &attr.name, value, listing, &include, &exclude) {
-            out.insert(key.clone(), v);
+            out.insert(key, v);
         }
     }
     out
@@ -364,14 +365,14 @@ pub fn project(
 fn pick(
     attr: &Attribute,
     name: &str,
-    value: &Value,
+    value: Value,
     listing: bool,
     include: &Names,
     exclude: &Names,
 ) -> Option<Value> {
     match attr.returned {
         Returned::Never => return None,
-        Returned::Always => return Some(value.clone()),
+        Returned::Always => return Some(value),
         _ => {}
     }
     let whole_in = include.whole.iter().any(|w| w == name);
@@ -409,20 +410,16 @@ fn pick(
         return None;
     }
     if !attr.is_complex() {
-        return Some(value.clone());
+        return Some(value);
     }
-    let filter_obj = |v: &Value| -> Option<Value> {
-        let o = v.as_object()?;
-        let kept: Map<String, Value> = o
-            .iter()
-            .filter(|(k, _)| keep_sub(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+    let filter_obj = |v: Value| -> Option<Value> {
+        let Value::Object(o) = v else { return None };
+        let kept: Map<String, Value> = o.into_iter().filter(|(k, _)| keep_sub(k)).collect();
         (!kept.is_empty()).then_some(Value::Object(kept))
     };
     match value {
         Value::Array(items) => {
-            let kept: Vec<Value> = items.iter().filter_map(filter_obj).collect();
+            let kept: Vec<Value> = items.into_iter().filter_map(filter_obj).collect();
             (!kept.is_empty()).then_some(Value::Array(kept))
         }
         v => filter_obj(v),
@@ -454,7 +451,7 @@ mod tests {
             excluded: excluded.iter().map(|s| s.to_string()).collect(),
         };
         assert_eq!(
-            Value::Object(project(&user_resource(), &view(), &p)),
+            Value::Object(project(&user_resource(), view(), &p)),
             expected,
             "{attributes:?} {excluded:?}"
         );
@@ -504,7 +501,7 @@ mod tests {
             attributes: vec![],
             excluded: vec!["members".into()],
         };
-        let out = project(&group_resource(), g.as_object().unwrap(), &p);
+        let out = project(&group_resource(), g.as_object().cloned().unwrap(), &p);
         assert!(out.get("members").is_none() && out.get("displayName").is_some());
     }
 

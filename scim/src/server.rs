@@ -279,17 +279,17 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 fn resource_response(
     state: &AppState,
     status: StatusCode,
-    view: &View,
+    view: View,
     projection: &Projection,
 ) -> Response {
+    let etag = HeaderValue::from_str(&view.version).ok();
+    let location = HeaderValue::from_str(&state.provider.location(view.rt, &view.id)).ok();
     let mut resp = json_response(status, &state.provider.render(view, projection));
-    if let Ok(v) = HeaderValue::from_str(&view.version) {
+    if let Some(v) = etag {
         resp.headers_mut().insert(header::ETAG, v);
     }
-    if status == StatusCode::CREATED {
-        if let Ok(v) = HeaderValue::from_str(&state.provider.location(view.rt, &view.id)) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
+    if let (StatusCode::CREATED, Some(v)) = (status, location) {
+        resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
 }
@@ -478,7 +478,7 @@ async fn create(
     Ok(resource_response(
         &state,
         StatusCode::CREATED,
-        &view,
+        view,
         &projection,
     ))
 }
@@ -505,12 +505,7 @@ async fn read(
             return Ok(resp);
         }
     }
-    Ok(resource_response(
-        &state,
-        StatusCode::OK,
-        &view,
-        &projection,
-    ))
+    Ok(resource_response(&state, StatusCode::OK, view, &projection))
 }
 
 async fn replace(
@@ -527,12 +522,7 @@ async fn replace(
         .provider
         .replace(rt, &id, &body, if_match(&headers))
         .await?;
-    Ok(resource_response(
-        &state,
-        StatusCode::OK,
-        &view,
-        &projection,
-    ))
+    Ok(resource_response(&state, StatusCode::OK, view, &projection))
 }
 
 async fn modify(
@@ -549,12 +539,7 @@ async fn modify(
         .provider
         .patch(rt, &id, &body, if_match(&headers))
         .await?;
-    Ok(resource_response(
-        &state,
-        StatusCode::OK,
-        &view,
-        &projection,
-    ))
+    Ok(resource_response(&state, StatusCode::OK, view, &projection))
 }
 
 async fn remove(
