@@ -1,6 +1,8 @@
 //! End-to-end tests: a real provider on 127.0.0.1:0, spoken to over HTTP. Modules follow the
 //! sections of `shared/reference/rfc7644-checklist.md`; test names carry the checklist ids.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod bulk;
 mod crud;
 mod discovery;
