@@ -152,6 +152,11 @@ impl Filter {
         }
     }
 
+    /// Compiles a value filter (`attr[...]`) to test one record of the complex attribute `attr`.
+    pub fn compile_for_element<'a>(&'a self, attr: &'a Attribute) -> Result<Compiled<'a>> {
+        compile(self, &Scope::Complex(attr)).map(Compiled)
+    }
+
     /// Resolves every path against a resource type and checks operator / type combinations.
     pub fn compile<'a>(&'a self, def: &'a ResourceDef) -> Result<Compiled<'a>> {
         compile(self, &Scope::Resource(def)).map(Compiled)

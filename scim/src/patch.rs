@@ -381,17 +381,8 @@ impl Ctx<'_, '_> {
                 attr.name
             )));
         }
-        // `attr[filter]` is compiled as a whole filter and tested on one record at a time.
-        let whole = Filter::ValuePath(
-            AttrPath {
-                urn: r.ext.map(str::to_owned),
-                attr: attr.name.clone(),
-                sub: None,
-            },
-            Box::new(filter.clone()),
-        );
-        let selector: Compiled<'_> = whole
-            .compile(self.def)
+        let selector: Compiled<'_> = filter
+            .compile_for_element(attr)
             .map_err(|e| ScimError::invalid_path(format!("value filter: {}", e.detail)))?;
         let key = attr.name.clone();
         let kind = self.kind;
@@ -402,11 +393,7 @@ impl Ctx<'_, '_> {
             _ => Vec::new(),
         };
         let hits: Vec<usize> = (0..items.len())
-            .filter(|&i| {
-                items[i]
-                    .as_object()
-                    .is_some_and(|o| selector.matches(&wrap(&key, r.ext, o)))
-            })
+            .filter(|&i| items[i].as_object().is_some_and(|o| selector.matches(o)))
             .collect();
         let result = (|| -> Result<()> {
             match kind {
@@ -521,22 +508,6 @@ fn equalities(filter: &Filter) -> Option<Map<String, Value>> {
         }
     }
     walk(filter, &mut out).then_some(out)
-}
-
-fn wrap(key: &str, ext: Option<&str>, record: &Map<String, Value>) -> Map<String, Value> {
-    let mut doc = Map::new();
-    let arr = Value::Array(vec![Value::Object(record.clone())]);
-    match ext {
-        Some(urn) => {
-            let mut inner = Map::new();
-            inner.insert(key.to_owned(), arr);
-            doc.insert(urn.to_owned(), Value::Object(inner));
-        }
-        None => {
-            doc.insert(key.to_owned(), arr);
-        }
-    }
-    doc
 }
 
 fn as_items(attr: &Attribute, v: &Value) -> Result<Vec<Value>> {
