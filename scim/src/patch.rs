@@ -123,7 +123,7 @@ pub fn apply_patch(
         })?;
     }
     // Validate the whole result the same way a PUT body is validated.
-    let mut body = work.clone();
+    let mut body = work;
     body.insert(
         "schemas".into(),
         Value::Array(def.schema_urns().map(|u| Value::String(u.into())).collect()),
@@ -328,7 +328,7 @@ impl Ctx<'_, '_> {
                 let v = value.unwrap_or(&Value::Null);
                 if attr.multi_valued {
                     let new_items = as_items(attr, v)?;
-                    let before = container.get(&key).cloned();
+                    let before = primaries(container.get(&key));
                     let mut items = match (self.kind, container.remove(&key)) {
                         (OpKind::Add, Some(Value::Array(old))) => old,
                         _ => Vec::new(),
@@ -339,7 +339,7 @@ impl Ctx<'_, '_> {
                             items.push(item);
                         }
                     }
-                    settle_primary(attr, before.as_ref(), &mut items)?;
+                    settle_primary(attr, &before, &mut items)?;
                     if !items.is_empty() {
                         container.insert(key.clone(), Value::Array(items));
                     }
@@ -387,7 +387,7 @@ impl Ctx<'_, '_> {
         let key = attr.name.clone();
         let kind = self.kind;
         let container = container(self.doc, r.ext);
-        let before = container.get(&key).cloned();
+        let before = primaries(container.get(&key));
         let mut items = match container.remove(&key) {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),
@@ -447,7 +447,7 @@ impl Ctx<'_, '_> {
                     items.retain(|v| v.as_object().is_some_and(|o| !o.is_empty()));
                 }
             }
-            settle_primary(attr, before.as_ref(), &mut items)
+            settle_primary(attr, &before, &mut items)
         })();
         if !items.is_empty() {
             container.insert(key.clone(), Value::Array(items));
@@ -539,17 +539,21 @@ fn same_member(attr: &Attribute, a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The values marked primary before an operation, for [`settle_primary`].
+fn primaries(current: Option<&Value>) -> Vec<Value> {
+    current
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter(|v| is_primary(v)).cloned().collect())
+        .unwrap_or_default()
+}
+
 /// After an operation, a value newly marked primary takes the flag from the old one (§3.5.2).
-fn settle_primary(attr: &Attribute, before: Option<&Value>, items: &mut [Value]) -> Result<()> {
+fn settle_primary(attr: &Attribute, old: &[Value], items: &mut [Value]) -> Result<()> {
     if items.iter().filter(|v| is_primary(v)).count() <= 1 {
         return Ok(());
     }
-    let old: Vec<&Value> = before
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter(|v| is_primary(v)).collect())
-        .unwrap_or_default();
     for item in items.iter_mut() {
-        if is_primary(item) && old.contains(&&*item) {
+        if is_primary(item) && old.contains(item) {
             if let Some(o) = item.as_object_mut() {
                 o.insert("primary".into(), Value::Bool(false));
             }

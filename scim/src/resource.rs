@@ -226,18 +226,18 @@ fn normalize_single(attr: &Attribute, value: &Value, leniency: Leniency) -> Resu
     }
     match attr.kind {
         AttrType::Complex => {
+            // Entra ID sends the enterprise manager as a bare id.
+            let wrapped;
             let obj = match value {
-                Value::Object(o) => o.clone(),
-                // Entra ID sends the enterprise manager as a bare id.
+                Value::Object(o) => o,
                 Value::String(_) if !attr.multi_valued && attr.sub("value").is_some() => {
-                    let mut o = Map::new();
-                    o.insert("value".into(), value.clone());
-                    o
+                    wrapped = Map::from_iter([("value".to_owned(), value.clone())]);
+                    &wrapped
                 }
                 _ => return Err(wrong("an object")),
             };
             let mut out = Map::new();
-            for (k, v) in &obj {
+            for (k, v) in obj {
                 let sub = attr.sub(k).ok_or_else(|| {
                     ScimError::invalid_value(format!(
                         "unknown sub-attribute '{k}' of '{}'",
