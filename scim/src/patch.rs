@@ -203,7 +203,10 @@ impl Ctx<'_, '_> {
                 Ok(())
             }
             (_, Some(Value::Object(obj))) => {
-                for (k, v) in obj {
+                for (k, v) in obj
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                {
                     let path = AttrPath::new(Some(urn), k, None);
                     self.apply_path(
                         &PatchPath {
@@ -801,6 +804,12 @@ mod tests {
         assert_eq!(out[ENTERPRISE_USER_URN]["manager"]["value"], "boss");
         let out = run(json!([{"op": "add", "path": mgr, "value": {"value": "boss"}}, {"op": "remove", "path": mgr}])).unwrap();
         assert!(out.get(ENTERPRISE_USER_URN).is_none());
+    }
+
+    #[test]
+    fn an_extension_object_may_carry_its_schemas() {
+        let out = run(json!([{"op": "add", "path": ENTERPRISE_USER_URN, "value": {"schemas": [ENTERPRISE_USER_URN], "department": "Ops"}}])).unwrap();
+        assert_eq!(out[ENTERPRISE_USER_URN]["department"], "Ops");
     }
 
     #[test]
