@@ -444,6 +444,47 @@ mod tests {
     }
 
     #[test]
+    fn a_target_extension_given_as_json_is_validated_with_no_new_code() {
+        let ext = crate::schema::Schema::from_json(
+            r#"{"id": "urn:example:scim:Badge", "name": "Badge", "attributes": [
+                {"name": "badgeId", "mutability": "immutable", "required": true},
+                {"name": "floor", "type": "integer"}]}"#,
+        )
+        .unwrap();
+        let b = crate::schema::builtin();
+        let def = ResourceDef::new(
+            "User",
+            "/Users",
+            crate::schema::ResourceKind::User,
+            b.user.clone(),
+            vec![(ext, true)],
+        );
+        let body = |badge: &str, floor: Value| json!({"schemas": [USER_URN, "urn:example:scim:Badge"], "userName": "a", "urn:example:scim:Badge": {"badgeId": badge, "floor": floor}});
+        let created = normalize_resource(&def, &body("B1", json!(3)), Leniency::default()).unwrap();
+        let wrong_type =
+            normalize_resource(&def, &body("B1", json!("third")), Leniency::default()).unwrap_err();
+        assert_eq!(wrong_type.scim_type, Some(ScimType::InvalidValue));
+        let missing = normalize_resource(
+            &def,
+            &json!({"schemas": [USER_URN], "userName": "a"}),
+            Leniency::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            missing.detail,
+            "required attribute 'urn:example:scim:Badge' is missing"
+        );
+        let changed = normalize_resource(&def, &body("B2", json!(3)), Leniency::default()).unwrap();
+        let e = check_immutable(&def, &created.attrs, &changed.attrs).unwrap_err();
+        assert_eq!((e.status, e.scim_type), (400, Some(ScimType::Mutability)));
+        let same = normalize_resource(&def, &body("B1", json!(4)), Leniency::default()).unwrap();
+        assert!(
+            check_immutable(&def, &created.attrs, &same.attrs).is_ok(),
+            "other attributes may change"
+        );
+    }
+
+    #[test]
     fn group_display_name_is_required() {
         let e = normalize_resource(
             &group_resource(),
