@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Result, ScimError};
+use crate::message::{field, Message};
 use crate::provider::Provider;
 use crate::schema::{BULK_REQUEST_URN, BULK_RESPONSE_URN};
 
@@ -22,27 +23,8 @@ struct Op {
 
 /// Runs a BulkRequest and returns the BulkResponse.
 pub async fn run(provider: &Provider, body: &Value) -> Result<Value> {
-    let Value::Object(obj) = body else {
-        return Err(ScimError::invalid_syntax(
-            "a BulkRequest must be a JSON object",
-        ));
-    };
-    let field = |name: &str| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
-    let schema_ok = field("schemas").and_then(Value::as_array).is_some_and(|a| {
-        a.iter().any(|s| {
-            s.as_str()
-                .is_some_and(|s| s.eq_ignore_ascii_case(BULK_REQUEST_URN))
-        })
-    });
-    if !schema_ok {
-        return Err(ScimError::invalid_syntax(format!(
-            "'schemas' must be [\"{BULK_REQUEST_URN}\"]"
-        )));
-    }
+    let message = Message::open(body, BULK_REQUEST_URN, "a BulkRequest")?;
+    let field = |name: &str| message.field(name);
     let fail_on_errors = match field("failOnErrors") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => n.as_u64(),
@@ -183,11 +165,7 @@ fn parse_op(raw: &Value) -> Result<Op> {
     let Value::Object(o) = raw else {
         return Err(ScimError::invalid_syntax("an operation must be an object"));
     };
-    let get = |name: &str| {
-        o.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
+    let get = |name: &str| field(o, name);
     let text = |name: &str| get(name).and_then(Value::as_str).map(str::to_owned);
     let method = text("method")
         .map(|m| m.to_ascii_uppercase())

@@ -17,6 +17,7 @@
 pub mod bulk;
 pub mod error;
 pub mod filter;
+mod message;
 pub mod patch;
 pub mod path;
 pub mod provider;

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Result, ScimError};
 use crate::filter::{Compiled, Filter};
+use crate::message::Message;
 use crate::path::{AttrPath, PatchPath};
 use crate::resource::{
     check_immutable, is_primary, normalize_resource, normalize_value, Leniency, Normalized,
@@ -28,27 +29,8 @@ pub struct PatchOp {
 
 /// Reads a PatchOp message. Op names are case-insensitive (Entra sends `Replace`).
 pub fn parse_patch_request(body: &Value) -> Result<Vec<PatchOp>> {
-    let Value::Object(obj) = body else {
-        return Err(ScimError::invalid_syntax(
-            "the PATCH body must be a JSON object",
-        ));
-    };
-    let field = |name: &str| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
-    let has_schema = field("schemas").and_then(Value::as_array).is_some_and(|s| {
-        s.iter().any(|u| {
-            u.as_str()
-                .is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP_URN))
-        })
-    });
-    if !has_schema {
-        return Err(ScimError::invalid_syntax(format!(
-            "'schemas' must be [\"{PATCH_OP_URN}\"]"
-        )));
-    }
+    let message = Message::open(body, PATCH_OP_URN, "the PATCH body")?;
+    let field = |name: &str| message.field(name);
     let Some(Value::Array(ops)) = field("Operations") else {
         return Err(ScimError::invalid_syntax(
             "'Operations' must be an array of operations",

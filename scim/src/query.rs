@@ -7,6 +7,7 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value};
 
 use crate::error::{Result, ScimError};
+use crate::message::Message;
 use crate::path::AttrPath;
 use crate::resource::is_primary;
 use crate::schema::{AttrType, Attribute, ResourceDef, Returned, SEARCH_REQUEST_URN};
@@ -103,27 +104,8 @@ impl ListQuery {
 
     /// From a SearchRequest body (§3.4.3).
     pub fn from_search_request(body: &Value) -> Result<ListQuery> {
-        let Value::Object(obj) = body else {
-            return Err(ScimError::invalid_syntax(
-                "a SearchRequest must be a JSON object",
-            ));
-        };
-        let field = |name: &str| {
-            obj.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
-        let schema_ok = field("schemas").and_then(Value::as_array).is_some_and(|a| {
-            a.iter().any(|s| {
-                s.as_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_URN))
-            })
-        });
-        if !schema_ok {
-            return Err(ScimError::invalid_syntax(format!(
-                "'schemas' must be [\"{SEARCH_REQUEST_URN}\"]"
-            )));
-        }
+        let message = Message::open(body, SEARCH_REQUEST_URN, "a SearchRequest")?;
+        let field = |name: &str| message.field(name);
         let string = |name: &str| -> Result<Option<String>> {
             match field(name) {
                 None | Some(Value::Null) => Ok(None),

@@ -106,11 +106,7 @@ fn place(
 }
 
 fn check_schemas(def: &ResourceDef, obj: &Map<String, Value>) -> Result<()> {
-    let Some(schemas) = obj
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
-        .map(|(_, v)| v)
-    else {
+    let Some(schemas) = crate::message::field(obj, "schemas") else {
         return Err(ScimError::invalid_syntax(format!(
             "'schemas' is missing; it must list {}",
             def.core.id

@@ -508,38 +508,51 @@ async fn read(
     Ok(resource_response(&state, StatusCode::OK, view, &projection))
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Update {
+    Replace,
+    Patch,
+}
+
+/// PUT and PATCH: the same extraction and response, a different provider call.
+async fn update(
+    state: Shared,
+    how: Update,
+    (endpoint, id): (String, String),
+    q: Option<String>,
+    headers: HeaderMap,
+    body: Value,
+) -> Result<Response, ScimError> {
+    let rt = type_at(&state, &endpoint)?;
+    let projection = Projection::from_params(&query_params(q)?);
+    let precondition = if_match(&headers);
+    let view = match how {
+        Update::Replace => state.provider.replace(rt, &id, &body, precondition).await?,
+        Update::Patch => state.provider.patch(rt, &id, &body, precondition).await?,
+    };
+    Ok(resource_response(&state, StatusCode::OK, view, &projection))
+}
+
 async fn replace(
     _: Authed,
     State(state): State<Shared>,
-    Path((endpoint, id)): Path<(String, String)>,
+    Path(target): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
-    let rt = type_at(&state, &endpoint)?;
-    let projection = Projection::from_params(&query_params(q)?);
-    let view = state
-        .provider
-        .replace(rt, &id, &body, if_match(&headers))
-        .await?;
-    Ok(resource_response(&state, StatusCode::OK, view, &projection))
+    update(state, Update::Replace, target, q, headers, body).await
 }
 
 async fn modify(
     _: Authed,
     State(state): State<Shared>,
-    Path((endpoint, id)): Path<(String, String)>,
+    Path(target): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
-    let rt = type_at(&state, &endpoint)?;
-    let projection = Projection::from_params(&query_params(q)?);
-    let view = state
-        .provider
-        .patch(rt, &id, &body, if_match(&headers))
-        .await?;
-    Ok(resource_response(&state, StatusCode::OK, view, &projection))
+    update(state, Update::Patch, target, q, headers, body).await
 }
 
 async fn remove(
