@@ -54,42 +54,94 @@ fn subcommands_not_built_yet_say_so_and_exit_2() {
     }
 }
 
-#[test]
-fn up_prints_its_endpoint_then_ready_and_serves_scim() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `scimlab up` on a data folder, checks its start-up lines, returns the child and URL.
+fn start_up(data: &std::path::Path) -> (std::process::Child, String) {
     let mut child = scimlab()
         .args(["up", "--port", "0", "--token", "tok", "--data"])
-        .arg(dir.path())
+        .arg(data)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let ready = lines.next().unwrap().unwrap();
-    let result = std::panic::catch_unwind(|| {
-        let parts: Vec<&str> = first.split(' ').collect();
-        assert_eq!(parts[0], "scim");
-        assert!(parts[1].starts_with("http://127.0.0.1:"));
-        assert_eq!(parts[2], "token=tok");
-        assert_eq!(ready, "ready");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    let parts: Vec<&str> = first.split(' ').collect();
+    assert_eq!((parts[0], parts[2]), ("scim", "token=tok"), "{first}");
+    assert!(parts[1].starts_with("http://127.0.0.1:"), "{first}");
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    (child, parts[1].to_owned())
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut child, url) = start_up(dir.path());
+    let client = reqwest::Client::new();
+    let created: Vec<String> = rt.block_on(async {
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("crash-{i}")});
+            let resp = client.post(format!("{url}/Users")).bearer_auth("tok").json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 201);
+            let v: serde_json::Value = resp.json().await.unwrap();
+            ids.push(v["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    });
+    // SIGKILL: no shutdown hook runs, so only what was flushed before each 201 can be there.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, url) = start_up(dir.path());
+    let (found, duplicate_status) = rt.block_on(async {
+        let mut found = 0;
+        for id in &created {
+            let resp = client.get(format!("{url}/Users/{id}")).bearer_auth("tok").send().await.unwrap();
+            found += usize::from(resp.status() == 200);
+        }
+        let dup = client
+            .post(format!("{url}/Users"))
+            .bearer_auth("tok")
+            .json(&serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "CRASH-7"}))
+            .send()
+            .await
             .unwrap();
-        let status = rt.block_on(async {
-            reqwest::Client::new()
-                .get(format!("{}/Users", parts[1]))
-                .bearer_auth("tok")
-                .send()
-                .await
-                .unwrap()
-                .status()
-        });
-        assert_eq!(status, 200);
+        (found, dup.status().as_u16())
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    result.unwrap();
+    assert_eq!(
+        found,
+        created.len(),
+        "every acknowledged create is there after kill -9"
+    );
+    assert_eq!(
+        duplicate_status, 409,
+        "the index rebuilt at open still enforces uniqueness"
+    );
+}
+
+#[test]
+fn up_prints_its_endpoint_then_ready_and_serves_scim() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = start_up(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{url}/Users"))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status.unwrap(), 200);
     assert!(
         dir.path().join("scim").exists(),
         "data lives under DATA/scim"
