@@ -54,15 +54,27 @@ fn subcommands_not_built_yet_say_so_and_exit_2() {
     }
 }
 
-/// Starts `scimlab up` on a data folder, checks its start-up lines, returns the child and URL.
-fn start_up(data: &std::path::Path) -> (std::process::Child, String) {
+/// A running `scimlab up`, killed (SIGKILL) when dropped, so a failing test leaves no server behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `scimlab up` on a data folder, checks its start-up lines, returns it and its URL.
+fn start_up(data: &std::path::Path) -> (Running, String) {
     let mut child = scimlab()
         .args(["up", "--port", "0", "--token", "tok", "--data"])
         .arg(data)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = child.stdout.take().unwrap();
+    let child = Running(child);
+    let mut lines = BufReader::new(stdout).lines();
     let first = lines.next().unwrap().unwrap();
     let parts: Vec<&str> = first.split(' ').collect();
     assert_eq!((parts[0], parts[2]), ("scim", "token=tok"), "{first}");
@@ -78,7 +90,7 @@ fn acknowledged_writes_survive_kill_9() {
         .enable_all()
         .build()
         .unwrap();
-    let (mut child, url) = start_up(dir.path());
+    let (child, url) = start_up(dir.path());
     let client = reqwest::Client::new();
     let created: Vec<String> = rt.block_on(async {
         let mut ids = Vec::new();
@@ -92,9 +104,8 @@ fn acknowledged_writes_survive_kill_9() {
         ids
     });
     // SIGKILL: no shutdown hook runs, so only what was flushed before each 201 can be there.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let (mut child, url) = start_up(dir.path());
+    drop(child);
+    let (child, url) = start_up(dir.path());
     let (found, duplicate_status) = rt.block_on(async {
         let mut found = 0;
         for id in &created {
@@ -126,7 +137,7 @@ fn acknowledged_writes_survive_kill_9() {
 #[test]
 fn up_prints_its_endpoint_then_ready_and_serves_scim() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = start_up(dir.path());
+    let (child, url) = start_up(dir.path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -139,8 +150,7 @@ fn up_prints_its_endpoint_then_ready_and_serves_scim() {
             .await
             .map(|r| r.status())
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     assert_eq!(status.unwrap(), 200);
     assert!(
         dir.path().join("scim").exists(),
