@@ -1,6 +1,7 @@
 //! `scimlab`: the command line of scimlab.
 
 mod ci;
+mod conformance_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ enum Command {
     /// Start the servers on loopback and print their URLs and tokens.
     Up(serve::UpArgs),
     /// RFC 7643/7644 conformance suite against any SCIM base URL.
-    Conformance(NotYet),
+    Conformance(conformance_cmd::ConformanceArgs),
     /// Run joiner / mover / leaver scenario files.
     Scenario(NotYet),
     /// Sync latency and throughput under load.
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => runtime.block_on(serve::up(args)),
         Command::Ci(args) => runtime.block_on(ci::run(args)),
-        Command::Conformance(_) => return not_yet("conformance", 6),
+        Command::Conformance(args) => runtime.block_on(conformance_cmd::run(args)),
         Command::Scenario(_) => return not_yet("scenario", 7),
         Command::Load(_) => return not_yet("load", 8),
         Command::Report(_) => return not_yet("report", 8),

@@ -41,7 +41,7 @@ fn ci_writes_the_report_contract_and_passes() {
 
 #[test]
 fn subcommands_not_built_yet_say_so_and_exit_2() {
-    for cmd in ["conformance", "scenario", "load", "report"] {
+    for cmd in ["scenario", "load", "report"] {
         let out = scimlab()
             .args([cmd, "http://127.0.0.1:1/"])
             .output()

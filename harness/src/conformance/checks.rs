@@ -1,0 +1,695 @@
+//! The checks. Definitions are data (`DEFS`); the code of each section runs its checks in order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{CheckDef, CheckResult, Cx, Exchange, Level, Profile, Section};
+
+const ALL: &[Profile] = &[Profile::Rfc, Profile::Okta, Profile::Entra];
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+macro_rules! defs {
+    ($($id:literal, $section:literal, $level:ident, $ro:literal, $title:literal, $req:literal;)*) => {
+        const DEFS: &[CheckDef] = &[$(CheckDef { id: $id, section: $section, level: Level::$level, title: $title, requirement: $req, profiles: ALL, read_only: $ro },)*];
+    };
+}
+
+defs! {
+    "P-DISC-01", "RFC 7644 §4", Must, true, "ServiceProviderConfig is served", "GET /ServiceProviderConfig returns 200 with the ServiceProviderConfig schema URN in schemas.";
+    "P-DISC-02", "RFC 7643 §5", Must, true, "ServiceProviderConfig is complete", "patch, bulk, filter, changePassword, sort, etag and authenticationSchemes are present with the right JSON types.";
+    "P-DISC-04", "RFC 7644 §4", Must, true, "ResourceTypes is a ListResponse", "GET /ResourceTypes returns a ListResponse of ResourceType resources.";
+    "P-DISC-05", "RFC 7643 §6", Must, true, "ResourceTypes are complete", "Each ResourceType has name, endpoint and schema; each schemaExtensions entry has schema and a boolean required.";
+    "P-DISC-06", "RFC 7644 §4", Must, true, "One ResourceType by name", "GET /ResourceTypes/{name} returns the single ResourceType, not a ListResponse.";
+    "P-DISC-07", "RFC 7644 §4", Must, true, "Schemas is a ListResponse", "GET /Schemas returns every supported schema in a ListResponse.";
+    "P-DISC-09", "RFC 7643 §7", Must, true, "Attribute definitions are complete", "Every attribute has name, type, multiValued, required, caseExact, mutability, returned and uniqueness with legal values.";
+    "P-DISC-10", "RFC 7643 §6-7", Must, true, "Referenced schemas exist", "Every schema and extension URN a ResourceType names is in /Schemas.";
+    "P-DISC-11", "RFC 7644 §4", Must, true, "Discovery ignores paging", "Sort and pagination parameters on discovery endpoints are ignored: the full set comes back.";
+    "P-DISC-12", "RFC 7644 §4", Should, true, "Discovery refuses filters", "A filter on a discovery endpoint gets 403.";
+    "P-DISC-13", "RFC 9110", Should, false, "Discovery refuses writes", "POST, PUT, PATCH and DELETE on discovery endpoints are refused (405 or 501).";
+    "P-AUTH-01", "RFC 7644 §3.12", Should, true, "No credential, 401", "A missing or invalid credential on a resource endpoint gets 401.";
+    "P-AUTH-02", "RFC 7235 §3.1", Must, true, "401 carries WWW-Authenticate", "Every 401 response carries a WWW-Authenticate header.";
+    "P-AUTH-03", "RFC 7644 §3.12", Must, true, "401 body is a SCIM Error", "The 401 body is a SCIM Error with status \"401\".";
+    "P-MEDIA-02", "RFC 7644 §3.8", Must, true, "application/scim+json is honoured", "With Accept: application/scim+json the response is JSON.";
+    "P-MEDIA-03", "RFC 7644 §3.8", Should, true, "application/json is accepted", "With Accept: application/json the server answers JSON, not 406.";
+    "P-MEDIA-04", "RFC 7644 §3.8", Should, true, "Responses are application/scim+json", "The response Content-Type is application/scim+json.";
+    "P-MEDIA-05", "RFC 7644 §3.12", Must, false, "Malformed JSON is a 400", "A malformed JSON body gets 400 with a SCIM Error (scimType invalidSyntax SHOULD be set).";
+    "P-MEDIA-06", "RFC 7644 §3.4.2", Should, true, "Unknown parameters are ignored", "Unrecognised query parameters are ignored, not rejected.";
+    "P-ERR-05", "RFC 7644 §3.12", Should, true, "Unknown path is a SCIM 404", "A request to an unknown endpoint gets 404 with a SCIM Error.";
+    "P-READ-02", "RFC 7644 §3.12", Should, true, "Unknown id is a SCIM 404", "GET on an unknown id gets 404 with a SCIM Error whose status is \"404\".";
+    "P-CREATE-01", "RFC 7644 §3.3", Must, false, "POST creates with 201", "POST to a resource endpoint returns 201 Created.";
+    "P-CREATE-02", "RFC 7644 §3.3", Must, false, "201 has Location", "The 201 carries a Location header equal to meta.location.";
+    "P-CREATE-03", "RFC 7644 §3.3", Should, false, "201 body is the resource", "The 201 body is the full representation with id and meta.";
+    "P-CREATE-04", "RFC 7644 §3.3", Must, false, "Duplicate userName is 409", "A duplicate userName gets 409 with scimType uniqueness.";
+    "P-CREATE-05", "RFC 7644 §3.3", Must, false, "Client id is ignored", "readOnly id and meta in the body are ignored; the server issues its own id.";
+    "P-CREATE-06", "RFC 7644 §3.3.1", Must, false, "meta.resourceType is set", "meta.resourceType is the endpoint's resource type (User on /Users).";
+    "P-CREATE-07", "RFC 7644 §3.12", Should, false, "Wrong value type is 400", "A value of the wrong type (active: \"yes\") gets 400 invalidValue, not 500.";
+    "P-CREATE-08", "RFC 7644 §3.12", Must, false, "Failed create creates nothing", "After a failed create, a filter finds no such resource.";
+    "P-USER-01", "RFC 7643 §4.1", Must, false, "userName is required", "POST without userName gets 400.";
+    "P-READ-01", "RFC 7644 §3.4.1", Must, false, "GET by id", "GET {endpoint}/{id} returns 200 and the resource with that id.";
+    "P-SCHEMA-01", "RFC 7643 §3", Must, false, "schemas lists the core URN", "Every returned resource has a schemas array holding its core schema URN.";
+    "P-SCHEMA-03", "RFC 7643 §3.1", Must, false, "meta is complete", "meta carries resourceType, created, lastModified and location.";
+    "P-SCHEMA-04", "RFC 7643 §3.1", Must, false, "lastModified moves", "lastModified equals created until the first change, then moves forward.";
+    "P-SCHEMA-12", "RFC 7643 §2.2", Must, false, "password is never returned", "A writeOnly password is accepted and appears in no response.";
+    "P-PUT-01", "RFC 7644 §3.5.1", Must, false, "PUT returns the resource", "A successful PUT returns 200 and the updated resource.";
+    "P-PUT-06", "RFC 7644 §3.5.1", Must, false, "PUT never creates", "PUT to an unknown id gets 404.";
+    "P-DELETE-01", "RFC 7644 §3.6", Must, false, "DELETE is 204", "A successful DELETE returns 204 No Content.";
+    "P-DELETE-02", "RFC 7644 §3.6", Must, false, "Deleted means gone", "After DELETE, GET on that id gets 404.";
+    "P-DELETE-05", "RFC 7644 §3.12", Should, false, "DELETE of unknown id is 404", "DELETE on an unknown id gets 404 with a SCIM Error.";
+    "P-LIST-01", "RFC 7644 §3.4.2", Must, false, "List is a ListResponse", "GET {endpoint} returns 200 with the ListResponse schema.";
+    "P-LIST-02", "RFC 7644 §3.4.2", Must, false, "totalResults is an integer", "The ListResponse has an integer totalResults.";
+    "P-LIST-03", "RFC 7644 §3.4.2", Must, false, "Resources is present", "Resources (exact key) is present whenever totalResults > 0.";
+    "P-LIST-05", "RFC 7644 §3.4.2", Must, false, "No match is 200 with 0", "A query matching nothing returns 200 with totalResults 0, not 404.";
+    "P-FILTER-01", "RFC 7644 §3.4.2.2", Must, false, "eq and ne", "eq and ne select exactly the equal and unequal resources.";
+    "P-FILTER-02", "RFC 7644 §3.4.2.2", Must, false, "co, sw, ew", "co, sw and ew match substring, prefix and suffix.";
+    "P-FILTER-03", "RFC 7644 §3.4.2.2", Must, false, "pr", "pr matches attributes with a value and excludes unassigned ones.";
+    "P-FILTER-06", "RFC 7644 §3.4.2.2", Must, false, "Names and operators ignore case", "USERNAME EQ \"x\" works like userName eq \"x\".";
+    "P-FILTER-07", "RFC 7644 §3.4.2.2", Must, false, "caseExact is followed", "userName (caseExact false) matches in any case.";
+    "P-FILTER-08", "RFC 7644 §3.4.2.2", Must, false, "and binds tighter than or", "a or b and c means a or (b and c).";
+    "P-FILTER-12", "RFC 7644 §3.4.2.2", Must, false, "Bad filter is invalidFilter", "An invalid filter gets 400 with scimType invalidFilter.";
+    "P-PAGE-01", "RFC 7644 §3.4.2.4", Must, false, "startIndex is 1-based", "startIndex=k returns the k-th match first and echoes startIndex k.";
+    "P-PAGE-02", "RFC 7644 §3.4.2.4", Must, false, "startIndex below 1 is 1", "startIndex 0 is treated as 1.";
+    "P-PAGE-03", "RFC 7644 §3.4.2.4", Must, false, "count=0", "count=0 returns totalResults and no resources.";
+    "P-PAGE-05", "RFC 7644 §3.4.2.4", Must, false, "Pages respect count", "No page holds more than count resources, and itemsPerPage equals their number.";
+    "P-PAGE-06", "RFC 7644 §3.4.2.4", Must, false, "Pages cover everything once", "Walking all pages yields each resource exactly once.";
+}
+
+pub fn def(id: &str) -> Option<CheckDef> {
+    DEFS.iter().find(|d| d.id == id).copied()
+}
+
+/// Position in the definition table, for a stable report order.
+pub fn order(id: &str) -> usize {
+    DEFS.iter().position(|d| d.id == id).unwrap_or(usize::MAX)
+}
+
+type SectionFuture<'a> = Pin<Box<dyn Future<Output = Vec<CheckResult>> + Send + 'a>>;
+
+/// Every section; they share nothing on the server but the run prefix, so they run concurrently.
+pub fn sections(cx: &Cx) -> Vec<SectionFuture<'_>> {
+    vec![
+        Box::pin(discovery(cx)),
+        Box::pin(protocol(cx)),
+        Box::pin(user_lifecycle(cx)),
+        Box::pin(queries(cx)),
+    ]
+}
+
+/// Runs one check: `$body` is an async block that may use `log` and returns `Result<(), String>`.
+macro_rules! check {
+    ($sec:expr, $id:literal, $log:ident => $body:block) => {
+        if $sec.wants($id) {
+            let started = Instant::now();
+            let mut $log: Vec<Exchange> = Vec::new();
+            let result: Result<(), String> = async { $body }.await;
+            $sec.record($id, started, result, $log);
+        }
+    };
+}
+
+/// Sends a request and keeps the exchange in the check's log.
+async fn call(
+    cx: &Cx,
+    log: &mut Vec<Exchange>,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Exchange, String> {
+    let e = cx.target.send(method, path, body, headers).await?;
+    log.push(e.clone());
+    Ok(e)
+}
+
+fn status(e: &Exchange, expected: &[u16]) -> Result<(), String> {
+    if expected.contains(&e.status) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected status {}, got {} from {} {}",
+            join(expected),
+            e.status,
+            e.method,
+            e.url
+        ))
+    }
+}
+
+fn join(codes: &[u16]) -> String {
+    codes
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn body(e: &Exchange) -> Result<Value, String> {
+    e.json().ok_or_else(|| {
+        format!(
+            "expected a JSON body from {} {}, got {:?}",
+            e.method,
+            e.url,
+            e.response_body.chars().take(120).collect::<String>()
+        )
+    })
+}
+
+/// A SCIM Error with this status (and scimType, when given).
+fn scim_error(e: &Exchange, code: u16, scim_type: Option<&str>) -> Result<(), String> {
+    status(e, &[code])?;
+    let b = body(e)?;
+    if b["schemas"] != json!([ERROR]) {
+        return Err(format!(
+            "expected schemas [\"{ERROR}\"], got {}",
+            b["schemas"]
+        ));
+    }
+    if b["status"] != json!(code.to_string()) {
+        return Err(format!(
+            "expected status \"{code}\" (a string), got {}",
+            b["status"]
+        ));
+    }
+    if let Some(t) = scim_type {
+        if b["scimType"] != json!(t) {
+            return Err(format!("expected scimType \"{t}\", got {}", b["scimType"]));
+        }
+    }
+    Ok(())
+}
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+fn resources(list: &Value) -> Vec<Value> {
+    list["Resources"].as_array().cloned().unwrap_or_default()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn discovery(cx: &Cx) -> Vec<CheckResult> {
+    let mut s = Section::new(cx);
+    check!(s, "P-DISC-01", log => {
+        let e = call(cx, &mut log, Method::GET, "/ServiceProviderConfig", None, &[]).await?;
+        status(&e, &[200])?;
+        let b = body(&e)?;
+        ensure(b["schemas"].as_array().is_some_and(|a| a.contains(&json!("urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"))), || format!("schemas lacks the ServiceProviderConfig URN: {}", b["schemas"]))
+    });
+    check!(s, "P-DISC-02", log => {
+        let e = call(cx, &mut log, Method::GET, "/ServiceProviderConfig", None, &[]).await?;
+        let b = body(&e)?;
+        for feature in ["patch", "bulk", "filter", "changePassword", "sort", "etag"] {
+            ensure(b[feature]["supported"].is_boolean(), || format!("{feature}.supported must be a boolean, got {}", b[feature]["supported"]))?;
+        }
+        for (f, k) in [("bulk", "maxOperations"), ("bulk", "maxPayloadSize"), ("filter", "maxResults")] {
+            ensure(b[f][k].is_u64(), || format!("{f}.{k} must be an integer, got {}", b[f][k]))?;
+        }
+        ensure(b["authenticationSchemes"].is_array(), || format!("authenticationSchemes must be an array, got {}", b["authenticationSchemes"]))
+    });
+    let mut types = Vec::new();
+    check!(s, "P-DISC-04", log => {
+        let e = call(cx, &mut log, Method::GET, "/ResourceTypes", None, &[]).await?;
+        status(&e, &[200])?;
+        let b = body(&e)?;
+        ensure(b["schemas"] == json!([LIST]), || format!("expected a ListResponse, got schemas {}", b["schemas"]))?;
+        types = resources(&b);
+        ensure(!types.is_empty(), || "no ResourceType listed".into())
+    });
+    check!(s, "P-DISC-05", log => {
+        let e = call(cx, &mut log, Method::GET, "/ResourceTypes", None, &[]).await?;
+        for rt in resources(&body(&e)?) {
+            for k in ["name", "endpoint", "schema"] {
+                ensure(rt[k].is_string(), || format!("ResourceType lacks a string {k}: {rt}"))?;
+            }
+            for ext in rt["schemaExtensions"].as_array().into_iter().flatten() {
+                ensure(ext["schema"].is_string() && ext["required"].is_boolean(), || format!("bad schemaExtensions entry {ext}"))?;
+            }
+        }
+        Ok(())
+    });
+    check!(s, "P-DISC-06", log => {
+        let name = types.first().and_then(|t| t["name"].as_str()).unwrap_or("User").to_owned();
+        let e = call(cx, &mut log, Method::GET, &format!("/ResourceTypes/{name}"), None, &[]).await?;
+        status(&e, &[200])?;
+        let b = body(&e)?;
+        ensure(b["name"] == json!(name) && b.get("Resources").is_none(), || format!("expected the ResourceType {name} itself, got {b}"))
+    });
+    let mut schema_ids: Vec<String> = Vec::new();
+    check!(s, "P-DISC-07", log => {
+        let e = call(cx, &mut log, Method::GET, "/Schemas", None, &[]).await?;
+        status(&e, &[200])?;
+        let b = body(&e)?;
+        ensure(b["schemas"] == json!([LIST]), || format!("expected a ListResponse, got schemas {}", b["schemas"]))?;
+        schema_ids = resources(&b).iter().filter_map(|s| s["id"].as_str().map(str::to_owned)).collect();
+        ensure(!schema_ids.is_empty(), || "no schema listed".into())
+    });
+    check!(s, "P-DISC-09", log => {
+        let e = call(cx, &mut log, Method::GET, "/Schemas", None, &[]).await?;
+        fn attr_ok(a: &Value) -> Result<(), String> {
+            for k in ["name", "type", "multiValued", "required", "caseExact", "mutability", "returned", "uniqueness"] {
+                if a.get(k).is_none_or(Value::is_null) {
+                    return Err(format!("attribute {} lacks {k}", a["name"]));
+                }
+            }
+            let legal = |k: &str, allowed: &[&str]| a[k].as_str().is_some_and(|v| allowed.contains(&v));
+            if !legal("type", &["string", "boolean", "decimal", "integer", "dateTime", "binary", "reference", "complex"])
+                || !legal("mutability", &["readOnly", "readWrite", "immutable", "writeOnly"])
+                || !legal("returned", &["always", "never", "default", "request"])
+                || !legal("uniqueness", &["none", "server", "global"])
+            {
+                return Err(format!("attribute {} has an illegal characteristic value", a["name"]));
+            }
+            a["subAttributes"].as_array().into_iter().flatten().try_for_each(attr_ok)
+        }
+        for schema in resources(&body(&e)?) {
+            schema["attributes"].as_array().ok_or_else(|| format!("schema {} has no attributes array", schema["id"]))?.iter().try_for_each(attr_ok)?;
+        }
+        Ok(())
+    });
+    check!(s, "P-DISC-10", log => {
+        let _ = &mut log;
+        for rt in &types {
+            let mut urns: Vec<&str> = rt["schema"].as_str().into_iter().collect();
+            urns.extend(rt["schemaExtensions"].as_array().into_iter().flatten().filter_map(|e| e["schema"].as_str()));
+            for urn in urns {
+                ensure(schema_ids.iter().any(|id| id.eq_ignore_ascii_case(urn)), || format!("{urn} (named by ResourceType {}) is not in /Schemas", rt["name"]))?;
+            }
+        }
+        Ok(())
+    });
+    check!(s, "P-DISC-11", log => {
+        let all = body(&call(cx, &mut log, Method::GET, "/Schemas", None, &[]).await?)?;
+        let paged = body(&call(cx, &mut log, Method::GET, "/Schemas?startIndex=2&count=1&sortBy=name", None, &[]).await?)?;
+        ensure(resources(&all).len() == resources(&paged).len(), || format!("paging changed /Schemas: {} vs {} schemas", resources(&all).len(), resources(&paged).len()))
+    });
+    check!(s, "P-DISC-12", log => {
+        let e = call(cx, &mut log, Method::GET, &format!("/ResourceTypes?filter={}", encode("name eq \"User\"")), None, &[]).await?;
+        status(&e, &[403])
+    });
+    check!(s, "P-DISC-13", log => {
+        for path in ["/ServiceProviderConfig", "/Schemas", "/ResourceTypes"] {
+            let e = call(cx, &mut log, Method::DELETE, path, None, &[]).await?;
+            status(&e, &[405, 501])?;
+        }
+        Ok(())
+    });
+    s.finish()
+}
+
+async fn protocol(cx: &Cx) -> Vec<CheckResult> {
+    let mut s = Section::new(cx);
+    if matches!(cx.target.auth, super::Auth::None) {
+        s.skip(
+            &["P-AUTH-01", "P-AUTH-02", "P-AUTH-03"],
+            "no credential was given, so refusal cannot be told apart from an open server",
+        );
+    } else {
+        let mut unauthorized = None;
+        check!(s, "P-AUTH-01", log => {
+            let e = call(cx, &mut log, Method::GET, "/Users?count=1", None, &[("authorization", "")]).await?;
+            unauthorized = Some(e.clone());
+            status(&e, &[401])
+        });
+        let got_401 = unauthorized.as_ref().is_some_and(|e| e.status == 401);
+        if got_401 {
+            let e = unauthorized.clone().unwrap_or_else(|| unreachable!());
+            check!(s, "P-AUTH-02", log => {
+                log.push(e.clone());
+                ensure(e.header("www-authenticate").is_some(), || "the 401 has no WWW-Authenticate header".into())
+            });
+            check!(s, "P-AUTH-03", log => {
+                log.push(e.clone());
+                scim_error(&e, 401, None)
+            });
+        } else {
+            s.block(&["P-AUTH-02", "P-AUTH-03"], "no 401 to examine (P-AUTH-01)");
+        }
+    }
+    check!(s, "P-MEDIA-02", log => {
+        let e = call(cx, &mut log, Method::GET, "/Users?count=1", None, &[("accept", "application/scim+json")]).await?;
+        status(&e, &[200])?;
+        body(&e).map(|_| ())
+    });
+    check!(s, "P-MEDIA-03", log => {
+        let e = call(cx, &mut log, Method::GET, "/Users?count=1", None, &[("accept", "application/json")]).await?;
+        status(&e, &[200])?;
+        body(&e).map(|_| ())
+    });
+    check!(s, "P-MEDIA-04", log => {
+        let e = call(cx, &mut log, Method::GET, "/Users?count=1", None, &[("accept", "")]).await?;
+        let ct = e.header("content-type").unwrap_or("");
+        ensure(ct.starts_with("application/scim+json"), || format!("expected Content-Type application/scim+json, got {ct:?}"))
+    });
+    check!(s, "P-MEDIA-05", log => {
+        let e = cx.target.send_raw(Method::POST, "/Users", Some("{\"schemas\": [".into()), &[]).await?;
+        log.push(e.clone());
+        scim_error(&e, 400, None)
+    });
+    check!(s, "P-MEDIA-06", log => {
+        let e = call(cx, &mut log, Method::GET, "/Users?count=1&scimlabUnknownParameter=1", None, &[]).await?;
+        status(&e, &[200])
+    });
+    check!(s, "P-ERR-05", log => {
+        let e = call(cx, &mut log, Method::GET, &format!("/{}NoSuchEndpoint", cx.prefix), None, &[]).await?;
+        scim_error(&e, 404, None)
+    });
+    check!(s, "P-READ-02", log => {
+        let e = call(cx, &mut log, Method::GET, &format!("/Users/{}missing", cx.prefix), None, &[]).await?;
+        scim_error(&e, 404, None)
+    });
+    s.finish()
+}
+
+fn user(cx: &Cx, name: &str) -> Value {
+    json!({"schemas": [USER], "userName": format!("{}{name}", cx.prefix), "externalId": format!("{}{name}", cx.prefix),
+           "active": true, "name": {"givenName": name, "familyName": "Scimlab"},
+           "emails": [{"value": format!("{}{name}@example.com", cx.prefix), "type": "work", "primary": true}]})
+}
+
+async fn user_lifecycle(cx: &Cx) -> Vec<CheckResult> {
+    let mut s = Section::new(cx);
+    let mut created: Option<Exchange> = None;
+    check!(s, "P-CREATE-01", log => {
+        let mut body = user(cx, "life");
+        body["id"] = json!("client-chosen-id");
+        body["password"] = json!("Scimlab-pw-1");
+        let e = call(cx, &mut log, Method::POST, "/Users", Some(&body), &[]).await?;
+        if let Some(loc) = e.json().and_then(|b| b["meta"]["location"].as_str().map(str::to_owned)) {
+            cx.created(loc);
+        }
+        created = Some(e.clone());
+        status(&e, &[201])
+    });
+    let Some(created) = created.filter(|e| e.status == 201) else {
+        s.block(
+            &[
+                "P-CREATE-02",
+                "P-CREATE-03",
+                "P-CREATE-04",
+                "P-CREATE-05",
+                "P-CREATE-06",
+                "P-READ-01",
+                "P-SCHEMA-01",
+                "P-SCHEMA-03",
+                "P-SCHEMA-04",
+                "P-SCHEMA-12",
+                "P-PUT-01",
+                "P-DELETE-01",
+                "P-DELETE-02",
+            ],
+            "creating a user failed (P-CREATE-01)",
+        );
+        return s.finish();
+    };
+    let b = created.json().unwrap_or(Value::Null);
+    let id = b["id"].as_str().unwrap_or_default().to_owned();
+    let location = b["meta"]["location"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let path = format!("/Users/{id}");
+    check!(s, "P-CREATE-02", log => {
+        log.push(created.clone());
+        let header = created.header("location").unwrap_or("");
+        ensure(!header.is_empty() && header == location, || format!("expected a Location header equal to meta.location {location:?}, got {header:?}"))
+    });
+    check!(s, "P-CREATE-03", log => {
+        log.push(created.clone());
+        ensure(!id.is_empty() && b["meta"].is_object(), || format!("the 201 body lacks id or meta: {b}"))
+    });
+    check!(s, "P-CREATE-05", log => {
+        log.push(created.clone());
+        ensure(!id.is_empty() && id != "client-chosen-id", || format!("the server kept the client's id {id:?}"))
+    });
+    check!(s, "P-CREATE-06", log => {
+        log.push(created.clone());
+        ensure(b["meta"]["resourceType"] == json!("User"), || format!("expected meta.resourceType \"User\", got {}", b["meta"]["resourceType"]))
+    });
+    check!(s, "P-SCHEMA-12", log => {
+        log.push(created.clone());
+        let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+        ensure(!created.response_body.contains("Scimlab-pw-1") && !e.response_body.contains("Scimlab-pw-1") && body(&e)?.get("password").is_none(), || "the password came back in a response".into())
+    });
+    check!(s, "P-CREATE-04", log => {
+        let mut dup = user(cx, "life");
+        dup["userName"] = json!(format!("{}LIFE", cx.prefix));
+        dup["externalId"] = json!(format!("{}other", cx.prefix));
+        let e = call(cx, &mut log, Method::POST, "/Users", Some(&dup), &[]).await?;
+        if let Some(loc) = e.json().and_then(|b| b["meta"]["location"].as_str().map(str::to_owned)) {
+            cx.created(loc);
+        }
+        scim_error(&e, 409, Some("uniqueness"))
+    });
+    check!(s, "P-READ-01", log => {
+        let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+        status(&e, &[200])?;
+        ensure(body(&e)?["id"] == json!(id), || format!("expected id {id}"))
+    });
+    check!(s, "P-SCHEMA-01", log => {
+        let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+        ensure(body(&e)?["schemas"].as_array().is_some_and(|a| a.contains(&json!(USER))), || format!("schemas lacks {USER}"))
+    });
+    check!(s, "P-SCHEMA-03", log => {
+        let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+        let meta = body(&e)?["meta"].clone();
+        for k in ["resourceType", "created", "lastModified", "location"] {
+            ensure(meta[k].is_string(), || format!("meta.{k} is missing: {meta}"))?;
+        }
+        Ok(())
+    });
+    check!(s, "P-PUT-01", log => {
+        let mut body_put = user(cx, "life");
+        body_put["title"] = json!("Replaced");
+        let e = call(cx, &mut log, Method::PUT, &path, Some(&body_put), &[]).await?;
+        status(&e, &[200])?;
+        ensure(body(&e)?["title"] == json!("Replaced"), || "the PUT response does not show the new title".into())
+    });
+    check!(s, "P-SCHEMA-04", log => {
+        log.push(created.clone());
+        let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+        let now = body(&e)?;
+        ensure(b["meta"]["created"] == b["meta"]["lastModified"], || "lastModified differs from created on a new resource".into())?;
+        let (before, after) = (b["meta"]["lastModified"].as_str().unwrap_or(""), now["meta"]["lastModified"].as_str().unwrap_or(""));
+        let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+        ensure(parse(after) > parse(before), || format!("lastModified did not move forward after a PUT: {before} -> {after}"))
+    });
+    check!(s, "P-DELETE-01", log => {
+        let e = call(cx, &mut log, Method::DELETE, &path, None, &[]).await?;
+        status(&e, &[204])
+    });
+    if s.passed("P-DELETE-01") {
+        check!(s, "P-DELETE-02", log => {
+            let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+            status(&e, &[404])
+        });
+    } else {
+        s.block(&["P-DELETE-02"], "the delete failed (P-DELETE-01)");
+    }
+    check!(s, "P-DELETE-05", log => {
+        let e = call(cx, &mut log, Method::DELETE, &format!("/Users/{}missing", cx.prefix), None, &[]).await?;
+        scim_error(&e, 404, None)
+    });
+    check!(s, "P-PUT-06", log => {
+        let e = call(cx, &mut log, Method::PUT, &format!("/Users/{}missing", cx.prefix), Some(&user(cx, "ghost")), &[]).await?;
+        status(&e, &[404])
+    });
+    check!(s, "P-USER-01", log => {
+        let e = call(cx, &mut log, Method::POST, "/Users", Some(&json!({"schemas": [USER], "displayName": format!("{}nameless", cx.prefix)})), &[]).await?;
+        status(&e, &[400])
+    });
+    check!(s, "P-CREATE-07", log => {
+        let mut bad = user(cx, "typed");
+        bad["active"] = json!("yes");
+        let e = call(cx, &mut log, Method::POST, "/Users", Some(&bad), &[]).await?;
+        if let Some(loc) = e.json().and_then(|b| b["meta"]["location"].as_str().map(str::to_owned)) {
+            cx.created(loc);
+        }
+        scim_error(&e, 400, Some("invalidValue"))
+    });
+    check!(s, "P-CREATE-08", log => {
+        let mut bad = user(cx, "refused");
+        bad.as_object_mut().map(|o| o.remove("userName"));
+        let _ = call(cx, &mut log, Method::POST, "/Users", Some(&bad), &[]).await?;
+        let e = call(cx, &mut log, Method::GET, &format!("/Users?filter={}", encode(&format!("externalId eq \"{}refused\"", cx.prefix))), None, &[]).await?;
+        ensure(body(&e)?["totalResults"] == json!(0), || "a refused create left a resource behind".into())
+    });
+    s.finish()
+}
+
+async fn queries(cx: &Cx) -> Vec<CheckResult> {
+    let mut s = Section::new(cx);
+    let names = ["qa-alpha", "qa-bravo", "qa-charlie", "qa-delta"];
+    let mut setup = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let mut u = user(cx, n);
+        if i % 2 == 0 {
+            u["title"] = json!("Engineer");
+        }
+        match cx.target.send(Method::POST, "/Users", Some(&u), &[]).await {
+            Ok(e) if e.status == 201 => {
+                if let Some(loc) = e
+                    .json()
+                    .and_then(|b| b["meta"]["location"].as_str().map(str::to_owned))
+                {
+                    cx.created(loc);
+                }
+            }
+            Ok(e) => setup.push(format!("creating {n}: {}", e.status)),
+            Err(e) => setup.push(e),
+        }
+    }
+    let ids = [
+        "P-LIST-01",
+        "P-LIST-02",
+        "P-LIST-03",
+        "P-LIST-05",
+        "P-FILTER-01",
+        "P-FILTER-02",
+        "P-FILTER-03",
+        "P-FILTER-06",
+        "P-FILTER-07",
+        "P-FILTER-08",
+        "P-FILTER-12",
+        "P-PAGE-01",
+        "P-PAGE-02",
+        "P-PAGE-03",
+        "P-PAGE-05",
+        "P-PAGE-06",
+    ];
+    if !setup.is_empty() {
+        s.block(
+            &ids,
+            &format!("test users could not be created: {}", setup.join("; ")),
+        );
+        return s.finish();
+    }
+    let p = cx.prefix.clone();
+    let mine = format!("userName sw \"{p}qa-\"");
+    /// The userNames a filter selects, without the run prefix, sorted.
+    async fn matching(
+        cx: &Cx,
+        log: &mut Vec<Exchange>,
+        filter: &str,
+    ) -> Result<Vec<String>, String> {
+        let e = call(
+            cx,
+            log,
+            Method::GET,
+            &format!("/Users?count=100&filter={}", encode(filter)),
+            None,
+            &[],
+        )
+        .await?;
+        status(&e, &[200])?;
+        let mut names: Vec<String> = resources(&body(&e)?)
+            .iter()
+            .filter_map(|u| u["userName"].as_str())
+            .map(|n| n.trim_start_matches(&cx.prefix).to_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+    fn same(got: Vec<String>, want: &[&str], filter: &str) -> Result<(), String> {
+        ensure(got == want, || {
+            format!("filter {filter} selected {got:?}, expected {want:?}")
+        })
+    }
+    check!(s, "P-LIST-01", log => {
+        let e = call(cx, &mut log, Method::GET, "/Users?count=1", None, &[]).await?;
+        status(&e, &[200])?;
+        ensure(body(&e)?["schemas"] == json!([LIST]), || "expected the ListResponse schema".into())
+    });
+    check!(s, "P-LIST-02", log => {
+        let e = call(cx, &mut log, Method::GET, &format!("/Users?filter={}", encode(&mine)), None, &[]).await?;
+        ensure(body(&e)?["totalResults"].is_u64(), || "totalResults is not an integer".into())
+    });
+    check!(s, "P-LIST-03", log => {
+        let e = call(cx, &mut log, Method::GET, &format!("/Users?filter={}", encode(&mine)), None, &[]).await?;
+        ensure(body(&e)?["Resources"].is_array(), || "Resources is missing while totalResults > 0".into())
+    });
+    check!(s, "P-LIST-05", log => {
+        let e = call(cx, &mut log, Method::GET, &format!("/Users?filter={}", encode(&format!("userName eq \"{p}nobody\""))), None, &[]).await?;
+        status(&e, &[200])?;
+        ensure(body(&e)?["totalResults"] == json!(0), || "expected totalResults 0".into())
+    });
+    check!(s, "P-FILTER-01", log => {
+        same(matching(cx, &mut log, &format!("userName eq \"{p}qa-bravo\"")).await?, &["qa-bravo"], "eq")?;
+        same(matching(cx, &mut log, &format!("{mine} and userName ne \"{p}qa-bravo\"")).await?, &["qa-alpha", "qa-charlie", "qa-delta"], "ne")
+    });
+    check!(s, "P-FILTER-02", log => {
+        same(matching(cx, &mut log, &format!("{mine} and userName co \"harl\"")).await?, &["qa-charlie"], "co")?;
+        same(matching(cx, &mut log, &format!("userName sw \"{p}qa-b\"")).await?, &["qa-bravo"], "sw")?;
+        same(matching(cx, &mut log, &format!("{mine} and userName ew \"lta\"")).await?, &["qa-delta"], "ew")
+    });
+    check!(s, "P-FILTER-03", log => {
+        same(matching(cx, &mut log, &format!("{mine} and title pr")).await?, &["qa-alpha", "qa-charlie"], "pr")
+    });
+    check!(s, "P-FILTER-06", log => {
+        same(matching(cx, &mut log, &format!("USERNAME EQ \"{p}qa-bravo\"")).await?, &["qa-bravo"], "upper-case name and operator")
+    });
+    check!(s, "P-FILTER-07", log => {
+        same(matching(cx, &mut log, &format!("userName eq \"{}\"", format!("{p}qa-bravo").to_uppercase())).await?, &["qa-bravo"], "userName in upper case")
+    });
+    check!(s, "P-FILTER-08", log => {
+        let f = format!("userName eq \"{p}qa-delta\" or {mine} and title pr");
+        same(matching(cx, &mut log, &f).await?, &["qa-alpha", "qa-charlie", "qa-delta"], &f)
+    });
+    check!(s, "P-FILTER-12", log => {
+        let e = call(cx, &mut log, Method::GET, &format!("/Users?filter={}", encode("userName eq")), None, &[]).await?;
+        scim_error(&e, 400, Some("invalidFilter"))
+    });
+    let page = |start: i64, count: i64| {
+        format!(
+            "/Users?filter={}&sortBy=userName&startIndex={start}&count={count}",
+            encode(&mine)
+        )
+    };
+    check!(s, "P-PAGE-01", log => {
+        let b = body(&call(cx, &mut log, Method::GET, &page(2, 1), None, &[]).await?)?;
+        ensure(b["startIndex"] == json!(2), || format!("expected startIndex 2, got {}", b["startIndex"]))?;
+        let names: Vec<&str> = b["Resources"].as_array().into_iter().flatten().filter_map(|u| u["userName"].as_str()).collect();
+        ensure(names == [format!("{p}qa-bravo")], || format!("expected the second match (qa-bravo), got {names:?}"))
+    });
+    check!(s, "P-PAGE-02", log => {
+        let b = body(&call(cx, &mut log, Method::GET, &page(0, 1), None, &[]).await?)?;
+        let names: Vec<&str> = b["Resources"].as_array().into_iter().flatten().filter_map(|u| u["userName"].as_str()).collect();
+        ensure(names == [format!("{p}qa-alpha")], || format!("startIndex=0 should act as 1, got {names:?}"))
+    });
+    check!(s, "P-PAGE-03", log => {
+        let b = body(&call(cx, &mut log, Method::GET, &page(1, 0), None, &[]).await?)?;
+        ensure(b["totalResults"] == json!(4) && resources(&b).is_empty(), || format!("count=0: expected totalResults 4 and no resources, got {} and {}", b["totalResults"], resources(&b).len()))
+    });
+    check!(s, "P-PAGE-05", log => {
+        let b = body(&call(cx, &mut log, Method::GET, &page(1, 3), None, &[]).await?)?;
+        let n = resources(&b).len();
+        ensure(n <= 3 && b["itemsPerPage"] == json!(n), || format!("count=3: got {n} resources and itemsPerPage {}", b["itemsPerPage"]))
+    });
+    check!(s, "P-PAGE-06", log => {
+        let mut seen = Vec::new();
+        for start in [1, 3, 5] {
+            let b = body(&call(cx, &mut log, Method::GET, &page(start, 2), None, &[]).await?)?;
+            seen.extend(resources(&b).iter().filter_map(|u| u["userName"].as_str().map(|n| n.trim_start_matches(&p).to_owned())));
+        }
+        ensure(seen == names, || format!("walking pages of 2 gave {seen:?}, expected {names:?}"))
+    });
+    s.finish()
+}

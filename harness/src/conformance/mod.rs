@@ -1,0 +1,298 @@
+//! `scimlab conformance`: RFC 7643 / RFC 7644 checks against any SCIM base URL.
+//!
+//! Each check has a stable id from `shared/reference/rfc7644-checklist.md`, the RFC section it
+//! tests, a level and the profiles it belongs to. Sections run concurrently; within a section,
+//! checks run in order and a failed prerequisite marks its dependants blocked, not failed.
+//! Every finding keeps the exchanges that prove it, with credentials masked.
+
+mod checks;
+pub mod report;
+mod target;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use target::{Auth, Exchange, Target};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Must,
+    Should,
+    May,
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Rfc,
+    Okta,
+    Entra,
+}
+
+/// What a check is: everything but its code.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CheckDef {
+    pub id: &'static str,
+    pub section: &'static str,
+    pub level: Level,
+    pub title: &'static str,
+    /// What the RFC asks, in a sentence a vendor can act on.
+    pub requirement: &'static str,
+    pub profiles: &'static [Profile],
+    /// True when the check writes nothing to the server.
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed(String),
+    Skipped(String),
+    Blocked(String),
+    Waived(String),
+}
+
+/// The result of one check, with the wire log that supports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    #[serde(flatten)]
+    pub def: CheckDef,
+    pub outcome: Outcome,
+    pub exchanges: Vec<Exchange>,
+    pub millis: f64,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub profile: Option<Profile>,
+    /// Run only the checks that write nothing.
+    pub read_only: bool,
+    /// Only checks whose id, section or title contains one of these (case-insensitive).
+    pub select: Vec<String>,
+    /// Check id -> reason: failures of these are reported as waived.
+    pub waivers: Vec<(String, String)>,
+}
+
+/// The state shared by the checks of one run.
+#[derive(Debug)]
+pub struct Cx {
+    pub target: Target,
+    pub options: Options,
+    /// Prefix of every resource this run creates, so it can find and remove them.
+    pub prefix: String,
+    /// The server's ServiceProviderConfig, when it could be read.
+    pub spc: Option<Value>,
+    created: Mutex<Vec<String>>,
+}
+
+impl Cx {
+    /// Remembers a resource location to delete at the end.
+    pub fn created(&self, location: String) {
+        self.created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(location);
+    }
+
+    pub fn supports(&self, feature: &str) -> bool {
+        self.spc
+            .as_ref()
+            .and_then(|s| s.get(feature))
+            .and_then(|f| f.get("supported"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    }
+
+    fn selected(&self, def: &CheckDef) -> bool {
+        if self.options.read_only && !def.read_only {
+            return false;
+        }
+        if let Some(p) = self.options.profile {
+            if !def.profiles.contains(&p) {
+                return false;
+            }
+        }
+        self.options.select.is_empty()
+            || self.options.select.iter().any(|s| {
+                let s = s.to_ascii_lowercase();
+                def.id.to_ascii_lowercase().contains(&s)
+                    || def.section.to_ascii_lowercase().contains(&s)
+                    || def.title.to_ascii_lowercase().contains(&s)
+            })
+    }
+}
+
+/// Collects the results of one section, running each check only when it is selected.
+#[derive(Debug)]
+pub struct Section<'a> {
+    cx: &'a Cx,
+    results: Vec<CheckResult>,
+}
+
+impl<'a> Section<'a> {
+    pub fn new(cx: &'a Cx) -> Section<'a> {
+        Section {
+            cx,
+            results: Vec::new(),
+        }
+    }
+
+    /// Whether the check will run; when not, nothing is recorded.
+    pub fn wants(&self, id: &str) -> bool {
+        checks::def(id).is_some_and(|d| self.cx.selected(&d))
+    }
+
+    /// Records a check's outcome; a failure is turned into a waiver when one applies.
+    pub fn record(
+        &mut self,
+        id: &'static str,
+        started: Instant,
+        result: Result<(), String>,
+        exchanges: Vec<Exchange>,
+    ) {
+        let Some(def) = checks::def(id) else { return };
+        if !self.cx.selected(&def) {
+            return;
+        }
+        let outcome = match result {
+            Ok(()) => Outcome::Passed,
+            Err(why) => match self.cx.options.waivers.iter().find(|(w, _)| w == id) {
+                Some((_, reason)) => Outcome::Waived(format!("{why} (waived: {reason})")),
+                None => Outcome::Failed(why),
+            },
+        };
+        self.results.push(CheckResult {
+            def,
+            outcome,
+            exchanges,
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+
+    pub fn skip(&mut self, ids: &[&'static str], reason: &str) {
+        self.mark(ids, |r| Outcome::Skipped(r.to_owned()), reason);
+    }
+
+    pub fn block(&mut self, ids: &[&'static str], reason: &str) {
+        self.mark(ids, |r| Outcome::Blocked(r.to_owned()), reason);
+    }
+
+    fn mark(&mut self, ids: &[&'static str], outcome: impl Fn(&str) -> Outcome, reason: &str) {
+        for id in ids {
+            if let Some(def) = checks::def(id).filter(|d| self.cx.selected(d)) {
+                self.results.push(CheckResult {
+                    def,
+                    outcome: outcome(reason),
+                    exchanges: Vec::new(),
+                    millis: 0.0,
+                });
+            }
+        }
+    }
+
+    pub fn passed(&self, id: &str) -> bool {
+        self.results
+            .iter()
+            .any(|r| r.def.id == id && r.outcome == Outcome::Passed)
+    }
+
+    pub fn finish(self) -> Vec<CheckResult> {
+        self.results
+    }
+}
+
+/// The outcome of a whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub target: String,
+    pub started: String,
+    pub finished: String,
+    pub seconds: f64,
+    pub results: Vec<CheckResult>,
+    /// Resources the run created and could not delete (location -> why).
+    pub left_behind: Vec<(String, String)>,
+}
+
+impl Run {
+    pub fn count(&self, level: Option<Level>, what: fn(&Outcome) -> bool) -> usize {
+        self.results
+            .iter()
+            .filter(|r| level.is_none_or(|l| r.def.level == l) && what(&r.outcome))
+            .count()
+    }
+
+    /// True when a MUST failed (or a SHOULD, when `strict`).
+    pub fn fails(&self, strict: bool) -> bool {
+        self.results.iter().any(|r| {
+            matches!(r.outcome, Outcome::Failed(_))
+                && (r.def.level == Level::Must || (strict && r.def.level == Level::Should))
+        })
+    }
+}
+
+/// Runs the suite. Resources it creates carry a run-unique prefix and are deleted at the end.
+pub async fn run(target: Target, options: Options) -> Run {
+    let started_at = chrono::Utc::now();
+    let clock = Instant::now();
+    let prefix = format!("scimlab-{}-", &uuid_like());
+    let spc = target
+        .get("/ServiceProviderConfig")
+        .await
+        .ok()
+        .and_then(|e| e.json());
+    let cx = Cx {
+        target,
+        options,
+        prefix,
+        spc,
+        created: Mutex::new(Vec::new()),
+    };
+    let sections = futures::future::join_all(checks::sections(&cx)).await;
+    let mut results: Vec<CheckResult> = sections.into_iter().flatten().collect();
+    results.sort_by_key(|r| checks::order(r.def.id));
+    let left_behind = cleanup(&cx).await;
+    Run {
+        target: cx.target.base.clone(),
+        started: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        finished: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        seconds: clock.elapsed().as_secs_f64(),
+        results,
+        left_behind,
+    }
+}
+
+/// Deletes what the run created, newest first (groups before the users they hold).
+async fn cleanup(cx: &Cx) -> Vec<(String, String)> {
+    let created: Vec<String> = cx
+        .created
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain(..)
+        .rev()
+        .collect();
+    let mut left = Vec::new();
+    for location in created {
+        match cx
+            .target
+            .send(reqwest::Method::DELETE, &location, None, &[])
+            .await
+        {
+            Ok(e) if e.status == 204 || e.status == 404 || e.status == 200 => {}
+            Ok(e) => left.push((location, format!("DELETE answered {}", e.status))),
+            Err(e) => left.push((location, e)),
+        }
+    }
+    left
+}
+
+fn uuid_like() -> String {
+    let n: u64 = rand::random();
+    format!("{n:016x}")[..10].to_owned()
+}

@@ -1,0 +1,215 @@
+//! Reports of a conformance run: JSON (the source of truth), JUnit XML, Markdown, terminal.
+
+use std::path::Path;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde_json::{json, Value};
+
+use super::{Level, Outcome, Run};
+
+fn is_passed(o: &Outcome) -> bool {
+    matches!(o, Outcome::Passed)
+}
+fn is_failed(o: &Outcome) -> bool {
+    matches!(o, Outcome::Failed(_))
+}
+fn is_skipped(o: &Outcome) -> bool {
+    matches!(o, Outcome::Skipped(_))
+}
+fn is_blocked(o: &Outcome) -> bool {
+    matches!(o, Outcome::Blocked(_))
+}
+fn is_waived(o: &Outcome) -> bool {
+    matches!(o, Outcome::Waived(_))
+}
+
+/// An outcome's name and the test that recognises it.
+type OutcomeKind = (&'static str, fn(&Outcome) -> bool);
+
+const OUTCOMES: [OutcomeKind; 5] = [
+    ("passed", is_passed),
+    ("failed", is_failed),
+    ("skipped", is_skipped),
+    ("blocked", is_blocked),
+    ("waived", is_waived),
+];
+const LEVELS: [(&str, Level); 4] = [
+    ("MUST", Level::Must),
+    ("SHOULD", Level::Should),
+    ("MAY", Level::May),
+    ("INFO", Level::Info),
+];
+
+/// `summary.checks`: each outcome counted in all and by level.
+fn counts(run: &Run) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, what) in OUTCOMES {
+        let mut by_level = serde_json::Map::new();
+        by_level.insert("total".into(), json!(run.count(None, what)));
+        for (level_name, level) in LEVELS {
+            by_level.insert(level_name.into(), json!(run.count(Some(level), what)));
+        }
+        out.insert(name.into(), Value::Object(by_level));
+    }
+    Value::Object(out)
+}
+
+pub fn verdict(run: &Run, strict: bool) -> &'static str {
+    if run.fails(strict) {
+        "fail"
+    } else {
+        "pass"
+    }
+}
+
+/// The JSON report (DESIGN.md's report contract).
+pub fn to_json(run: &Run, strict: bool) -> Value {
+    json!({
+        "tool": "scimlab",
+        "version": env!("CARGO_PKG_VERSION"),
+        "command": "conformance",
+        "target": run.target,
+        "started": run.started,
+        "finished": run.finished,
+        "verdict": verdict(run, strict),
+        "summary": {"checks": counts(run), "seconds": run.seconds, "strict": strict, "left_behind": run.left_behind},
+        "results": run.results,
+    })
+}
+
+fn reason(o: &Outcome) -> Option<&str> {
+    match o {
+        Outcome::Passed => None,
+        Outcome::Failed(r) | Outcome::Skipped(r) | Outcome::Blocked(r) | Outcome::Waived(r) => {
+            Some(r)
+        }
+    }
+}
+
+/// JUnit XML: one test suite per RFC section, one case per check.
+pub fn to_junit(run: &Run) -> Result<String, quick_junit::SerializeError> {
+    let mut report = Report::new("scimlab conformance");
+    let mut sections: Vec<&str> = run.results.iter().map(|r| r.def.section).collect();
+    sections.sort();
+    sections.dedup();
+    for section in sections {
+        let mut suite = TestSuite::new(section);
+        for r in run.results.iter().filter(|r| r.def.section == section) {
+            let status = match &r.outcome {
+                Outcome::Passed | Outcome::Waived(_) => TestCaseStatus::success(),
+                Outcome::Failed(why) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(why.clone());
+                    s.set_description(format!("{}\nRFC: {}", why, r.def.requirement));
+                    s
+                }
+                Outcome::Skipped(why) | Outcome::Blocked(why) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(why.clone());
+                    s
+                }
+            };
+            let mut case = TestCase::new(
+                format!("{} [{:?}] {}", r.def.id, r.def.level, r.def.title),
+                status,
+            );
+            case.set_time(std::time::Duration::from_secs_f64(r.millis / 1000.0));
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string()
+}
+
+/// A Markdown summary for people: counts, then every finding with what was sent and received.
+pub fn to_markdown(run: &Run, strict: bool) -> String {
+    let mut md = format!(
+        "# SCIM conformance of {}: {}\n\n",
+        run.target,
+        verdict(run, strict)
+    );
+    md.push_str("| outcome | total | MUST | SHOULD | MAY | INFO |\n|---|---|---|---|---|---|\n");
+    for (name, what) in OUTCOMES {
+        md.push_str(&format!("| {name} | {} |", run.count(None, what)));
+        for (_, level) in LEVELS {
+            md.push_str(&format!(" {} |", run.count(Some(level), what)));
+        }
+        md.push('\n');
+    }
+    md.push_str(&format!("\nRun took {:.2} s.\n", run.seconds));
+    for r in run.results.iter().filter(|r| !is_passed(&r.outcome)) {
+        md.push_str(&format!(
+            "\n## {} ({:?}, {}): {}\n\n",
+            r.def.id, r.def.level, r.def.section, r.def.title
+        ));
+        md.push_str(&format!("- **Outcome**: {:?}\n", r.outcome));
+        md.push_str(&format!("- **The RFC asks**: {}\n", r.def.requirement));
+        for e in &r.exchanges {
+            md.push_str(&format!("\n```http\n{} {}\n", e.method, e.url));
+            for (k, v) in &e.request_headers {
+                md.push_str(&format!("{k}: {v}\n"));
+            }
+            if let Some(b) = &e.request_body {
+                md.push_str(&format!("\n{b}\n"));
+            }
+            md.push_str(&format!("\n--> {}\n", e.status));
+            for (k, v) in &e.response_headers {
+                md.push_str(&format!("{k}: {v}\n"));
+            }
+            md.push_str(&format!("\n{}\n```\n", e.response_body));
+        }
+    }
+    if !run.left_behind.is_empty() {
+        md.push_str("\n## Resources that could not be removed\n\n");
+        for (loc, why) in &run.left_behind {
+            md.push_str(&format!("- {loc}: {why}\n"));
+        }
+    }
+    md
+}
+
+/// The terminal summary: one line per check that did not pass, then the counts.
+pub fn to_terminal(run: &Run, strict: bool) -> String {
+    let mut out = String::new();
+    for r in &run.results {
+        let tag = match r.outcome {
+            Outcome::Passed => continue,
+            Outcome::Failed(_) => "FAIL",
+            Outcome::Skipped(_) => "skip",
+            Outcome::Blocked(_) => "blkd",
+            Outcome::Waived(_) => "wavd",
+        };
+        out.push_str(&format!(
+            "{tag} {:<12} {:<6} {}: {}\n",
+            r.def.id,
+            format!("{:?}", r.def.level).to_uppercase(),
+            r.def.title,
+            reason(&r.outcome).unwrap_or("")
+        ));
+    }
+    out.push_str(&format!(
+        "conformance {}: {} passed, {} failed, {} skipped, {} blocked, {} waived in {:.2} s ({} MUST failed)\n",
+        verdict(run, strict),
+        run.count(None, is_passed),
+        run.count(None, is_failed),
+        run.count(None, is_skipped),
+        run.count(None, is_blocked),
+        run.count(None, is_waived),
+        run.seconds,
+        run.count(Some(Level::Must), is_failed),
+    ));
+    out
+}
+
+/// Writes report.json, junit.xml and summary.md into `dir`.
+pub fn write(run: &Run, dir: &Path, strict: bool) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json =
+        serde_json::to_string_pretty(&to_json(run, strict)).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("report.json"), json)?;
+    std::fs::write(
+        dir.join("junit.xml"),
+        to_junit(run).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::write(dir.join("summary.md"), to_markdown(run, strict))
+}

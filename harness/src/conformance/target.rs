@@ -1,0 +1,243 @@
+//! The server under test, and the wire log of every exchange with it.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::Value;
+
+/// How the suite authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    /// `user:password`.
+    Basic(String),
+}
+
+/// A SCIM base URL and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub base: String,
+    pub auth: Auth,
+    client: reqwest::Client,
+}
+
+/// One request and its response, as a vendor needs to see it; credentials are masked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    pub method: String,
+    pub url: String,
+    pub request_headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    pub status: u16,
+    pub response_headers: Vec<(String, String)>,
+    /// The body as logged (cut at `MAX_LOGGED_BODY`).
+    pub response_body: String,
+    pub millis: f64,
+    /// The whole body parsed as JSON, before any cut.
+    #[serde(skip)]
+    parsed: Option<Value>,
+}
+
+/// Longest a single request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A 429 is retried this many times, waiting as `Retry-After` says (at most `MAX_RETRY_WAIT`).
+const RETRIES_ON_429: u32 = 3;
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// Response bodies kept in the log are cut at this many bytes.
+const MAX_LOGGED_BODY: usize = 16 * 1024;
+
+impl Exchange {
+    pub fn json(&self) -> Option<Value> {
+        self.parsed.clone()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.response_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Target {
+    pub fn new(base: &str, auth: Auth) -> Result<Target, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
+        Ok(Target {
+            base: base.trim_end_matches('/').to_owned(),
+            auth,
+            client,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Exchange, String> {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    /// Sends a request to a path under the base URL (or to an absolute URL the server gave).
+    /// `headers` may override `Content-Type`, `Accept` and `Authorization` (`""` removes it).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Exchange, String> {
+        let body_text = body.map(Value::to_string);
+        self.send_raw(method, path, body_text, headers).await
+    }
+
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Result<Exchange, String> {
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut attempt = 0;
+        loop {
+            let mut wanted: Vec<(String, String)> =
+                vec![("accept".into(), "application/scim+json".into())];
+            if body.is_some() {
+                wanted.push(("content-type".into(), "application/scim+json".into()));
+            }
+            match &self.auth {
+                Auth::None => {}
+                Auth::Bearer(t) => wanted.push(("authorization".into(), format!("Bearer {t}"))),
+                Auth::Basic(up) => wanted.push((
+                    "authorization".into(),
+                    format!("Basic {}", base64(up.as_bytes())),
+                )),
+            }
+            for (k, v) in headers {
+                wanted.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
+                if !v.is_empty() {
+                    wanted.push((k.to_ascii_lowercase(), (*v).to_owned()));
+                }
+            }
+            let mut req = self.client.request(method.clone(), &url);
+            for (k, v) in &wanted {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            let started = Instant::now();
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| format!("{method} {url}: {e}"))?;
+            let status = resp.status().as_u16();
+            let response_headers: Vec<(String, String)> = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or("<binary>").to_owned(),
+                    )
+                })
+                .collect();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+            if status == 429 && attempt < RETRIES_ON_429 {
+                attempt += 1;
+                tokio::time::sleep(
+                    Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT),
+                )
+                .await;
+                continue;
+            }
+            return Ok(Exchange {
+                method: method.to_string(),
+                url: url.clone(),
+                request_headers: wanted
+                    .into_iter()
+                    .map(|(k, v)| {
+                        if k == "authorization" {
+                            (k, mask(&v))
+                        } else {
+                            (k, v)
+                        }
+                    })
+                    .collect(),
+                request_body: body.clone(),
+                status,
+                response_headers,
+                parsed: serde_json::from_str(&text).ok(),
+                response_body: cut(text),
+                millis: started.elapsed().as_secs_f64() * 1000.0,
+            });
+        }
+    }
+}
+
+/// Keeps the scheme and hides the credential.
+fn mask(value: &str) -> String {
+    match value.split_once(' ') {
+        Some((scheme, _)) => format!("{scheme} ****"),
+        None => "****".into(),
+    }
+}
+
+fn cut(mut text: String) -> String {
+    if text.len() > MAX_LOGGED_BODY {
+        let mut end = MAX_LOGGED_BODY;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("…(cut)");
+    }
+    text
+}
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_base64_and_masked_in_logs() {
+        assert_eq!(base64(b"u:p"), "dTpw");
+        assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(mask("Bearer secret-token"), "Bearer ****");
+    }
+}

@@ -1,0 +1,128 @@
+//! `scimlab conformance`: runs the suite against a base URL and writes the reports.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use harness::conformance::{self, report, Auth, Options, Profile, Target};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProfileArg {
+    Rfc,
+    Okta,
+    Entra,
+}
+
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// SCIM base URL, e.g. http://127.0.0.1:8080 or https://scim.example.com/scim/v2
+    pub url: String,
+    /// Bearer token.
+    #[arg(long, env = "SCIMLAB_TOKEN", conflicts_with = "basic")]
+    pub token: Option<String>,
+    /// HTTP Basic credentials as USER:PASSWORD.
+    #[arg(long)]
+    pub basic: Option<String>,
+    /// Run only the checks of this profile.
+    #[arg(long, value_enum)]
+    pub profile: Option<ProfileArg>,
+    /// Run only the checks that write nothing.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Run only checks whose id, section or title contains this text (repeatable).
+    #[arg(long = "select", value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// File of waivers, one per line: `CHECK-ID: reason` (`#` starts a comment).
+    #[arg(long)]
+    pub waivers: Option<PathBuf>,
+    /// Fail on SHOULD findings too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Where to write report.json, junit.xml and summary.md (default: reports/conformance-<UTC timestamp>).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+fn read_waivers(path: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the waivers file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((id, reason)) = line.split_once(':') else {
+            anyhow::bail!(
+                "{}:{}: expected `CHECK-ID: reason`, got {line:?}",
+                path.display(),
+                n + 1
+            );
+        };
+        if reason.trim().is_empty() {
+            anyhow::bail!(
+                "{}:{}: waiver of {} gives no reason",
+                path.display(),
+                n + 1,
+                id.trim()
+            );
+        }
+        out.push((id.trim().to_owned(), reason.trim().to_owned()));
+    }
+    Ok(out)
+}
+
+pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let auth = match (&args.token, &args.basic) {
+        (Some(t), _) => Auth::Bearer(t.clone()),
+        (None, Some(b)) => Auth::Basic(b.clone()),
+        (None, None) => Auth::None,
+    };
+    if args.url.starts_with("http://") && !is_loopback(&args.url) {
+        eprintln!("warning: {} is not loopback and uses plain http: credentials cross the network unencrypted (RFC 7644 §7.1 requires TLS)", args.url);
+    }
+    let options = Options {
+        profile: args.profile.map(|p| match p {
+            ProfileArg::Rfc => Profile::Rfc,
+            ProfileArg::Okta => Profile::Okta,
+            ProfileArg::Entra => Profile::Entra,
+        }),
+        read_only: args.read_only,
+        select: args.select.clone(),
+        waivers: args
+            .waivers
+            .as_ref()
+            .map(read_waivers)
+            .transpose()?
+            .unwrap_or_default(),
+    };
+    let target = Target::new(&args.url, auth).context("cannot build the HTTP client")?;
+    let run = conformance::run(target, options).await;
+    let dir = args.report.clone().unwrap_or_else(|| {
+        PathBuf::from("reports").join(format!(
+            "conformance-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    report::write(&run, &dir, args.strict)
+        .with_context(|| format!("cannot write the report to {}", dir.display()))?;
+    print!("{}", report::to_terminal(&run, args.strict));
+    println!("report: {}", dir.display());
+    Ok(if run.fails(args.strict) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost" || host.starts_with("127.") || url.contains("://[::1]")
+}
