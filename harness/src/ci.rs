@@ -1,6 +1,7 @@
 //! `scimlab ci`: the README's main job. Today it starts the SCIM provider on loopback with a fresh
-//! data folder, drives a joiner / mover / leaver round trip through it over HTTP, writes the
-//! report contract's `report.json` and `summary.md`, and names the parts not built yet.
+//! data folder, drives a joiner / mover / leaver round trip through it over HTTP, runs the
+//! conformance suite against it, writes the report contract's `report.json` and `summary.md`
+//! (the suite's own reports go to `conformance-engine/`), and names the parts not built yet.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::serve;
+use harness::conformance::{self, report as conformance_report, Auth, Options, Outcome, Target};
 
 #[derive(Debug, Args)]
 pub struct CiArgs {
@@ -26,7 +28,10 @@ const MISSING: &[(&str, u32)] = &[
     ("mock-space and its SCIM connector", 3),
     ("mock-teamcity and its SCIM bridge", 4),
     ("mock-idp and its provisioning engine", 5),
-    ("conformance suite", 6),
+    (
+        "conformance checks beyond discovery, protocol, user lifecycle, filters and paging",
+        6,
+    ),
     ("scenarios and permission oracle", 7),
     ("load run", 8),
 ];
@@ -121,12 +126,18 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     };
     drive(&mut smoke).await;
     let steps = std::mem::take(&mut smoke.steps);
+    let auth = Auth::Bearer(smoke.token.clone());
+    let suite = conformance::run(Target::new(&running.url, auth)?, Options::default()).await;
     running.stop().await?;
     std::fs::remove_dir_all(&data_dir)
         .with_context(|| format!("cannot remove {}", data_dir.display()))?;
 
     let failed = steps.iter().filter(|s| !s.ok).count();
-    let verdict = if failed == 0 { "pass" } else { "fail" };
+    let verdict = if failed == 0 && !suite.fails(false) {
+        "pass"
+    } else {
+        "fail"
+    };
     let finished = Utc::now();
     let report = json!({
         "tool": "scimlab",
@@ -137,6 +148,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         "verdict": verdict,
         "summary": {
             "smoke": {"passed": steps.len() - failed, "failed": failed},
+            "conformance": conformance_report::to_json(&suite, false)["summary"].clone(),
             "durability": "flush before acknowledge",
             "not_built": MISSING.iter().map(|(what, issue)| json!({"part": what, "issue": issue})).collect::<Vec<_>>(),
         },
@@ -152,6 +164,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         report_dir.join("summary.md"),
         summary_markdown(&steps, verdict),
     )?;
+    conformance_report::write(&suite, &report_dir.join("conformance-engine"), false)?;
 
     for s in &steps {
         println!(
@@ -162,6 +175,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             s.detail
         );
     }
+    print!("{}", conformance_report::to_terminal(&suite, false));
     println!(
         "not built yet: {}",
         MISSING
@@ -170,12 +184,18 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let conformance_passed = suite
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Passed)
+        .count();
     println!(
-        "scimlab ci: {verdict}: {} passed, {failed} failed; report in {}",
+        "scimlab ci: {verdict}: smoke {} passed, {failed} failed; conformance on the engine {conformance_passed} of {} passed; report in {}",
         steps.len() - failed,
+        suite.results.len(),
         report_dir.display()
     );
-    Ok(if failed == 0 {
+    Ok(if verdict == "pass" {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

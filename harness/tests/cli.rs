@@ -31,6 +31,17 @@ fn ci_writes_the_report_contract_and_passes() {
     }
     assert_eq!(report["verdict"], "pass");
     assert_eq!(report["summary"]["smoke"]["failed"], 0);
+    assert_eq!(
+        report["summary"]["conformance"]["checks"]["failed"]["total"],
+        0
+    );
+    assert!(
+        report["summary"]["conformance"]["checks"]["passed"]["MUST"]
+            .as_u64()
+            .unwrap()
+            > 40
+    );
+    assert!(dir.path().join("conformance-engine/junit.xml").exists());
     assert!(report["summary"]["smoke"]["passed"].as_u64().unwrap() >= 10);
     assert!(std::fs::read_to_string(dir.path().join("summary.md"))
         .unwrap()
