@@ -47,8 +47,20 @@ async fn rewrite(fault: Fault, resp: Response<Body>) -> Response<Body> {
     Response::from_parts(parts, body)
 }
 
-/// Serves the engine behind `fault` and runs the suite; returns failed ids and what was left.
-async fn run_against(fault: Fault) -> (BTreeSet<String>, conformance::Run) {
+/// The engine on 127.0.0.1:0 behind `fault`; the server stops when the handle is dropped.
+struct Served {
+    base: String,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(fault: Fault) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -67,23 +79,28 @@ async fn run_against(fault: Fault) -> (BTreeSet<String>, conformance::Run) {
     .layer(axum::middleware::map_response(
         move |resp: Response<Body>| rewrite(fault, resp),
     ));
-    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let run = conformance::run(
-        Target::new(&base, Auth::Bearer("t".into())).unwrap(),
-        Options::default(),
-    )
-    .await;
-    let after = Target::new(&base, Auth::Bearer("t".into()))
-        .unwrap()
-        .get("/Users")
-        .await
-        .unwrap();
+    let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Served {
+        base,
+        task,
+        _dir: dir,
+    }
+}
+
+fn target(base: &str) -> Target {
+    Target::new(base, Auth::Bearer("t".into())).unwrap()
+}
+
+/// Runs the suite against the engine behind `fault`; returns the failed ids and the run.
+async fn run_against(fault: Fault) -> (BTreeSet<String>, conformance::Run) {
+    let served = serve(fault).await;
+    let run = conformance::run(target(&served.base), Options::default()).await;
+    let after = target(&served.base).get("/Users").await.unwrap();
     assert_eq!(
         after.json().unwrap()["totalResults"],
         0,
         "the run removed every user it created"
     );
-    server.abort();
     let failed = run
         .results
         .iter()
@@ -155,25 +172,7 @@ async fn each_fault_fails_exactly_the_checks_that_test_it() {
 
 #[tokio::test]
 async fn read_only_runs_write_nothing_and_waivers_are_not_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let provider = Provider::open(
-        dir.path(),
-        ProviderConfig {
-            base_url: base.clone(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let router = app(AppState {
-        provider,
-        tokens: vec!["t".into()],
-    })
-    .layer(axum::middleware::map_response(|resp: Response<Body>| {
-        rewrite(Fault::NoWwwAuthenticate, resp)
-    }));
-    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let served = serve(Fault::NoWwwAuthenticate).await;
     let options = Options {
         read_only: true,
         waivers: vec![("P-AUTH-02".into(), "proxy strips it".into())],
