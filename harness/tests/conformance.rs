@@ -178,12 +178,7 @@ async fn read_only_runs_write_nothing_and_waivers_are_not_counted() {
         waivers: vec![("P-AUTH-02".into(), "proxy strips it".into())],
         ..Default::default()
     };
-    let run = conformance::run(
-        Target::new(&base, Auth::Bearer("t".into())).unwrap(),
-        options,
-    )
-    .await;
-    server.abort();
+    let run = conformance::run(target(&served.base), options).await;
     assert!(run.results.iter().all(|r| r.def.read_only));
     assert!(run
         .results
