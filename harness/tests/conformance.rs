@@ -18,6 +18,7 @@ enum Fault {
     NoWwwAuthenticate,
     NumericErrorStatus,
     PlainJsonContentType,
+    NoEtag,
 }
 
 async fn rewrite(fault: Fault, resp: Response<Body>) -> Response<Body> {
@@ -28,6 +29,9 @@ async fn rewrite(fault: Fault, resp: Response<Body>) -> Response<Body> {
         }
         Fault::NoWwwAuthenticate => {
             parts.headers.remove(header::WWW_AUTHENTICATE);
+        }
+        Fault::NoEtag => {
+            parts.headers.remove(header::ETAG);
         }
         Fault::PlainJsonContentType => {
             parts.headers.insert(
@@ -143,8 +147,13 @@ async fn each_fault_fails_exactly_the_checks_that_test_it() {
                 "P-CREATE-07",
                 "P-DELETE-05",
                 "P-FILTER-12",
+                "P-PATCH-02",
+                "P-PATCH-13",
+                "P-PATCH-16",
+                "P-PATCH-20",
             ]),
         ),
+        (Fault::NoEtag, ids(&["P-ETAG-01", "P-ETAG-03", "P-ETAG-05"])),
     ];
     for (fault, expected) in cases {
         let (failed, run) = run_against(fault).await;

@@ -10,73 +10,98 @@ use serde_json::{json, Value};
 use super::{CheckDef, CheckResult, Cx, Exchange, Level, Profile, Section};
 
 const ALL: &[Profile] = &[Profile::Rfc, Profile::Okta, Profile::Entra];
+const OKTA: &[Profile] = &[Profile::Okta];
+const ENTRA: &[Profile] = &[Profile::Entra];
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 macro_rules! defs {
-    ($($id:literal, $section:literal, $level:ident, $ro:literal, $title:literal, $req:literal;)*) => {
-        const DEFS: &[CheckDef] = &[$(CheckDef { id: $id, section: $section, level: Level::$level, title: $title, requirement: $req, profiles: ALL, read_only: $ro },)*];
+    ($($id:literal, $section:literal, $level:ident, $profiles:ident, $ro:literal, $title:literal, $req:literal;)*) => {
+        const DEFS: &[CheckDef] = &[$(CheckDef { id: $id, section: $section, level: Level::$level, title: $title, requirement: $req, profiles: $profiles, read_only: $ro },)*];
     };
 }
 
 defs! {
-    "P-DISC-01", "RFC 7644 §4", Must, true, "ServiceProviderConfig is served", "GET /ServiceProviderConfig returns 200 with the ServiceProviderConfig schema URN in schemas.";
-    "P-DISC-02", "RFC 7643 §5", Must, true, "ServiceProviderConfig is complete", "patch, bulk, filter, changePassword, sort, etag and authenticationSchemes are present with the right JSON types.";
-    "P-DISC-04", "RFC 7644 §4", Must, true, "ResourceTypes is a ListResponse", "GET /ResourceTypes returns a ListResponse of ResourceType resources.";
-    "P-DISC-05", "RFC 7643 §6", Must, true, "ResourceTypes are complete", "Each ResourceType has name, endpoint and schema; each schemaExtensions entry has schema and a boolean required.";
-    "P-DISC-06", "RFC 7644 §4", Must, true, "One ResourceType by name", "GET /ResourceTypes/{name} returns the single ResourceType, not a ListResponse.";
-    "P-DISC-07", "RFC 7644 §4", Must, true, "Schemas is a ListResponse", "GET /Schemas returns every supported schema in a ListResponse.";
-    "P-DISC-09", "RFC 7643 §7", Must, true, "Attribute definitions are complete", "Every attribute has name, type, multiValued, required, caseExact, mutability, returned and uniqueness with legal values.";
-    "P-DISC-10", "RFC 7643 §6-7", Must, true, "Referenced schemas exist", "Every schema and extension URN a ResourceType names is in /Schemas.";
-    "P-DISC-11", "RFC 7644 §4", Must, true, "Discovery ignores paging", "Sort and pagination parameters on discovery endpoints are ignored: the full set comes back.";
-    "P-DISC-12", "RFC 7644 §4", Should, true, "Discovery refuses filters", "A filter on a discovery endpoint gets 403.";
-    "P-DISC-13", "RFC 9110", Should, false, "Discovery refuses writes", "POST, PUT, PATCH and DELETE on discovery endpoints are refused (405 or 501).";
-    "P-AUTH-01", "RFC 7644 §3.12", Should, true, "No credential, 401", "A missing or invalid credential on a resource endpoint gets 401.";
-    "P-AUTH-02", "RFC 7235 §3.1", Must, true, "401 carries WWW-Authenticate", "Every 401 response carries a WWW-Authenticate header.";
-    "P-AUTH-03", "RFC 7644 §3.12", Must, true, "401 body is a SCIM Error", "The 401 body is a SCIM Error with status \"401\".";
-    "P-MEDIA-02", "RFC 7644 §3.8", Must, true, "application/scim+json is honoured", "With Accept: application/scim+json the response is JSON.";
-    "P-MEDIA-03", "RFC 7644 §3.8", Should, true, "application/json is accepted", "With Accept: application/json the server answers JSON, not 406.";
-    "P-MEDIA-04", "RFC 7644 §3.8", Should, true, "Responses are application/scim+json", "The response Content-Type is application/scim+json.";
-    "P-MEDIA-05", "RFC 7644 §3.12", Must, false, "Malformed JSON is a 400", "A malformed JSON body gets 400 with a SCIM Error (scimType invalidSyntax SHOULD be set).";
-    "P-MEDIA-06", "RFC 7644 §3.4.2", Should, true, "Unknown parameters are ignored", "Unrecognised query parameters are ignored, not rejected.";
-    "P-ERR-05", "RFC 7644 §3.12", Should, true, "Unknown path is a SCIM 404", "A request to an unknown endpoint gets 404 with a SCIM Error.";
-    "P-READ-02", "RFC 7644 §3.12", Should, true, "Unknown id is a SCIM 404", "GET on an unknown id gets 404 with a SCIM Error whose status is \"404\".";
-    "P-CREATE-01", "RFC 7644 §3.3", Must, false, "POST creates with 201", "POST to a resource endpoint returns 201 Created.";
-    "P-CREATE-02", "RFC 7644 §3.3", Must, false, "201 has Location", "The 201 carries a Location header equal to meta.location.";
-    "P-CREATE-03", "RFC 7644 §3.3", Should, false, "201 body is the resource", "The 201 body is the full representation with id and meta.";
-    "P-CREATE-04", "RFC 7644 §3.3", Must, false, "Duplicate userName is 409", "A duplicate userName gets 409 with scimType uniqueness.";
-    "P-CREATE-05", "RFC 7644 §3.3", Must, false, "Client id is ignored", "readOnly id and meta in the body are ignored; the server issues its own id.";
-    "P-CREATE-06", "RFC 7644 §3.3.1", Must, false, "meta.resourceType is set", "meta.resourceType is the endpoint's resource type (User on /Users).";
-    "P-CREATE-07", "RFC 7644 §3.12", Should, false, "Wrong value type is 400", "A value of the wrong type (active: \"yes\") gets 400 invalidValue, not 500.";
-    "P-CREATE-08", "RFC 7644 §3.12", Must, false, "Failed create creates nothing", "After a failed create, a filter finds no such resource.";
-    "P-USER-01", "RFC 7643 §4.1", Must, false, "userName is required", "POST without userName gets 400.";
-    "P-READ-01", "RFC 7644 §3.4.1", Must, false, "GET by id", "GET {endpoint}/{id} returns 200 and the resource with that id.";
-    "P-SCHEMA-01", "RFC 7643 §3", Must, false, "schemas lists the core URN", "Every returned resource has a schemas array holding its core schema URN.";
-    "P-SCHEMA-03", "RFC 7643 §3.1", Must, false, "meta is complete", "meta carries resourceType, created, lastModified and location.";
-    "P-SCHEMA-04", "RFC 7643 §3.1", Must, false, "lastModified moves", "lastModified equals created until the first change, then moves forward.";
-    "P-SCHEMA-12", "RFC 7643 §2.2", Must, false, "password is never returned", "A writeOnly password is accepted and appears in no response.";
-    "P-PUT-01", "RFC 7644 §3.5.1", Must, false, "PUT returns the resource", "A successful PUT returns 200 and the updated resource.";
-    "P-PUT-06", "RFC 7644 §3.5.1", Must, false, "PUT never creates", "PUT to an unknown id gets 404.";
-    "P-DELETE-01", "RFC 7644 §3.6", Must, false, "DELETE is 204", "A successful DELETE returns 204 No Content.";
-    "P-DELETE-02", "RFC 7644 §3.6", Must, false, "Deleted means gone", "After DELETE, GET on that id gets 404.";
-    "P-DELETE-05", "RFC 7644 §3.12", Should, false, "DELETE of unknown id is 404", "DELETE on an unknown id gets 404 with a SCIM Error.";
-    "P-LIST-01", "RFC 7644 §3.4.2", Must, false, "List is a ListResponse", "GET {endpoint} returns 200 with the ListResponse schema.";
-    "P-LIST-02", "RFC 7644 §3.4.2", Must, false, "totalResults is an integer", "The ListResponse has an integer totalResults.";
-    "P-LIST-03", "RFC 7644 §3.4.2", Must, false, "Resources is present", "Resources (exact key) is present whenever totalResults > 0.";
-    "P-LIST-05", "RFC 7644 §3.4.2", Must, false, "No match is 200 with 0", "A query matching nothing returns 200 with totalResults 0, not 404.";
-    "P-FILTER-01", "RFC 7644 §3.4.2.2", Must, false, "eq and ne", "eq and ne select exactly the equal and unequal resources.";
-    "P-FILTER-02", "RFC 7644 §3.4.2.2", Must, false, "co, sw, ew", "co, sw and ew match substring, prefix and suffix.";
-    "P-FILTER-03", "RFC 7644 §3.4.2.2", Must, false, "pr", "pr matches attributes with a value and excludes unassigned ones.";
-    "P-FILTER-06", "RFC 7644 §3.4.2.2", Must, false, "Names and operators ignore case", "USERNAME EQ \"x\" works like userName eq \"x\".";
-    "P-FILTER-07", "RFC 7644 §3.4.2.2", Must, false, "caseExact is followed", "userName (caseExact false) matches in any case.";
-    "P-FILTER-08", "RFC 7644 §3.4.2.2", Must, false, "and binds tighter than or", "a or b and c means a or (b and c).";
-    "P-FILTER-12", "RFC 7644 §3.4.2.2", Must, false, "Bad filter is invalidFilter", "An invalid filter gets 400 with scimType invalidFilter.";
-    "P-PAGE-01", "RFC 7644 §3.4.2.4", Must, false, "startIndex is 1-based", "startIndex=k returns the k-th match first and echoes startIndex k.";
-    "P-PAGE-02", "RFC 7644 §3.4.2.4", Must, false, "startIndex below 1 is 1", "startIndex 0 is treated as 1.";
-    "P-PAGE-03", "RFC 7644 §3.4.2.4", Must, false, "count=0", "count=0 returns totalResults and no resources.";
-    "P-PAGE-05", "RFC 7644 §3.4.2.4", Must, false, "Pages respect count", "No page holds more than count resources, and itemsPerPage equals their number.";
-    "P-PAGE-06", "RFC 7644 §3.4.2.4", Must, false, "Pages cover everything once", "Walking all pages yields each resource exactly once.";
+    "P-DISC-01", "RFC 7644 §4", Must, ALL, true, "ServiceProviderConfig is served", "GET /ServiceProviderConfig returns 200 with the ServiceProviderConfig schema URN in schemas.";
+    "P-DISC-02", "RFC 7643 §5", Must, ALL, true, "ServiceProviderConfig is complete", "patch, bulk, filter, changePassword, sort, etag and authenticationSchemes are present with the right JSON types.";
+    "P-DISC-04", "RFC 7644 §4", Must, ALL, true, "ResourceTypes is a ListResponse", "GET /ResourceTypes returns a ListResponse of ResourceType resources.";
+    "P-DISC-05", "RFC 7643 §6", Must, ALL, true, "ResourceTypes are complete", "Each ResourceType has name, endpoint and schema; each schemaExtensions entry has schema and a boolean required.";
+    "P-DISC-06", "RFC 7644 §4", Must, ALL, true, "One ResourceType by name", "GET /ResourceTypes/{name} returns the single ResourceType, not a ListResponse.";
+    "P-DISC-07", "RFC 7644 §4", Must, ALL, true, "Schemas is a ListResponse", "GET /Schemas returns every supported schema in a ListResponse.";
+    "P-DISC-09", "RFC 7643 §7", Must, ALL, true, "Attribute definitions are complete", "Every attribute has name, type, multiValued, required, caseExact, mutability, returned and uniqueness with legal values.";
+    "P-DISC-10", "RFC 7643 §6-7", Must, ALL, true, "Referenced schemas exist", "Every schema and extension URN a ResourceType names is in /Schemas.";
+    "P-DISC-11", "RFC 7644 §4", Must, ALL, true, "Discovery ignores paging", "Sort and pagination parameters on discovery endpoints are ignored: the full set comes back.";
+    "P-DISC-12", "RFC 7644 §4", Should, ALL, true, "Discovery refuses filters", "A filter on a discovery endpoint gets 403.";
+    "P-DISC-13", "RFC 9110", Should, ALL, false, "Discovery refuses writes", "POST, PUT, PATCH and DELETE on discovery endpoints are refused (405 or 501).";
+    "P-AUTH-01", "RFC 7644 §3.12", Should, ALL, true, "No credential, 401", "A missing or invalid credential on a resource endpoint gets 401.";
+    "P-AUTH-02", "RFC 7235 §3.1", Must, ALL, true, "401 carries WWW-Authenticate", "Every 401 response carries a WWW-Authenticate header.";
+    "P-AUTH-03", "RFC 7644 §3.12", Must, ALL, true, "401 body is a SCIM Error", "The 401 body is a SCIM Error with status \"401\".";
+    "P-MEDIA-02", "RFC 7644 §3.8", Must, ALL, true, "application/scim+json is honoured", "With Accept: application/scim+json the response is JSON.";
+    "P-MEDIA-03", "RFC 7644 §3.8", Should, ALL, true, "application/json is accepted", "With Accept: application/json the server answers JSON, not 406.";
+    "P-MEDIA-04", "RFC 7644 §3.8", Should, ALL, true, "Responses are application/scim+json", "The response Content-Type is application/scim+json.";
+    "P-MEDIA-05", "RFC 7644 §3.12", Must, ALL, false, "Malformed JSON is a 400", "A malformed JSON body gets 400 with a SCIM Error (scimType invalidSyntax SHOULD be set).";
+    "P-MEDIA-06", "RFC 7644 §3.4.2", Should, ALL, true, "Unknown parameters are ignored", "Unrecognised query parameters are ignored, not rejected.";
+    "P-ERR-05", "RFC 7644 §3.12", Should, ALL, true, "Unknown path is a SCIM 404", "A request to an unknown endpoint gets 404 with a SCIM Error.";
+    "P-READ-02", "RFC 7644 §3.12", Should, ALL, true, "Unknown id is a SCIM 404", "GET on an unknown id gets 404 with a SCIM Error whose status is \"404\".";
+    "P-CREATE-01", "RFC 7644 §3.3", Must, ALL, false, "POST creates with 201", "POST to a resource endpoint returns 201 Created.";
+    "P-CREATE-02", "RFC 7644 §3.3", Must, ALL, false, "201 has Location", "The 201 carries a Location header equal to meta.location.";
+    "P-CREATE-03", "RFC 7644 §3.3", Should, ALL, false, "201 body is the resource", "The 201 body is the full representation with id and meta.";
+    "P-CREATE-04", "RFC 7644 §3.3", Must, ALL, false, "Duplicate userName is 409", "A duplicate userName gets 409 with scimType uniqueness.";
+    "P-CREATE-05", "RFC 7644 §3.3", Must, ALL, false, "Client id is ignored", "readOnly id and meta in the body are ignored; the server issues its own id.";
+    "P-CREATE-06", "RFC 7644 §3.3.1", Must, ALL, false, "meta.resourceType is set", "meta.resourceType is the endpoint's resource type (User on /Users).";
+    "P-CREATE-07", "RFC 7644 §3.12", Should, ALL, false, "Wrong value type is 400", "A value of the wrong type (active: \"yes\") gets 400 invalidValue, not 500.";
+    "P-CREATE-08", "RFC 7644 §3.12", Must, ALL, false, "Failed create creates nothing", "After a failed create, a filter finds no such resource.";
+    "P-USER-01", "RFC 7643 §4.1", Must, ALL, false, "userName is required", "POST without userName gets 400.";
+    "P-READ-01", "RFC 7644 §3.4.1", Must, ALL, false, "GET by id", "GET {endpoint}/{id} returns 200 and the resource with that id.";
+    "P-SCHEMA-01", "RFC 7643 §3", Must, ALL, false, "schemas lists the core URN", "Every returned resource has a schemas array holding its core schema URN.";
+    "P-SCHEMA-03", "RFC 7643 §3.1", Must, ALL, false, "meta is complete", "meta carries resourceType, created, lastModified and location.";
+    "P-SCHEMA-04", "RFC 7643 §3.1", Must, ALL, false, "lastModified moves", "lastModified equals created until the first change, then moves forward.";
+    "P-SCHEMA-12", "RFC 7643 §2.2", Must, ALL, false, "password is never returned", "A writeOnly password is accepted and appears in no response.";
+    "P-PUT-01", "RFC 7644 §3.5.1", Must, ALL, false, "PUT returns the resource", "A successful PUT returns 200 and the updated resource.";
+    "P-PUT-06", "RFC 7644 §3.5.1", Must, ALL, false, "PUT never creates", "PUT to an unknown id gets 404.";
+    "P-DELETE-01", "RFC 7644 §3.6", Must, ALL, false, "DELETE is 204", "A successful DELETE returns 204 No Content.";
+    "P-DELETE-02", "RFC 7644 §3.6", Must, ALL, false, "Deleted means gone", "After DELETE, GET on that id gets 404.";
+    "P-DELETE-05", "RFC 7644 §3.12", Should, ALL, false, "DELETE of unknown id is 404", "DELETE on an unknown id gets 404 with a SCIM Error.";
+    "P-LIST-01", "RFC 7644 §3.4.2", Must, ALL, false, "List is a ListResponse", "GET {endpoint} returns 200 with the ListResponse schema.";
+    "P-LIST-02", "RFC 7644 §3.4.2", Must, ALL, false, "totalResults is an integer", "The ListResponse has an integer totalResults.";
+    "P-LIST-03", "RFC 7644 §3.4.2", Must, ALL, false, "Resources is present", "Resources (exact key) is present whenever totalResults > 0.";
+    "P-LIST-05", "RFC 7644 §3.4.2", Must, ALL, false, "No match is 200 with 0", "A query matching nothing returns 200 with totalResults 0, not 404.";
+    "P-FILTER-01", "RFC 7644 §3.4.2.2", Must, ALL, false, "eq and ne", "eq and ne select exactly the equal and unequal resources.";
+    "P-FILTER-02", "RFC 7644 §3.4.2.2", Must, ALL, false, "co, sw, ew", "co, sw and ew match substring, prefix and suffix.";
+    "P-FILTER-03", "RFC 7644 §3.4.2.2", Must, ALL, false, "pr", "pr matches attributes with a value and excludes unassigned ones.";
+    "P-FILTER-06", "RFC 7644 §3.4.2.2", Must, ALL, false, "Names and operators ignore case", "USERNAME EQ \"x\" works like userName eq \"x\".";
+    "P-FILTER-07", "RFC 7644 §3.4.2.2", Must, ALL, false, "caseExact is followed", "userName (caseExact false) matches in any case.";
+    "P-FILTER-08", "RFC 7644 §3.4.2.2", Must, ALL, false, "and binds tighter than or", "a or b and c means a or (b and c).";
+    "P-FILTER-12", "RFC 7644 §3.4.2.2", Must, ALL, false, "Bad filter is invalidFilter", "An invalid filter gets 400 with scimType invalidFilter.";
+    "P-PAGE-01", "RFC 7644 §3.4.2.4", Must, ALL, false, "startIndex is 1-based", "startIndex=k returns the k-th match first and echoes startIndex k.";
+    "P-PAGE-02", "RFC 7644 §3.4.2.4", Must, ALL, false, "startIndex below 1 is 1", "startIndex 0 is treated as 1.";
+    "P-PAGE-03", "RFC 7644 §3.4.2.4", Must, ALL, false, "count=0", "count=0 returns totalResults and no resources.";
+    "P-PAGE-05", "RFC 7644 §3.4.2.4", Must, ALL, false, "Pages respect count", "No page holds more than count resources, and itemsPerPage equals their number.";
+    "P-PAGE-06", "RFC 7644 §3.4.2.4", Must, ALL, false, "Pages cover everything once", "Walking all pages yields each resource exactly once.";
+    "P-PATCH-02", "RFC 7644 §3.5.2", Must, ALL, false, "PatchOp message is checked", "A body without the PatchOp schema or with an empty Operations array gets 400 (invalidSyntax).";
+    "P-PATCH-04", "RFC 7644 §3.5.2", Must, ALL, false, "Operations apply in order", "add then replace of the same attribute leaves the replaced value.";
+    "P-PATCH-05", "RFC 7644 §3.5.2", Must, ALL, false, "PATCH is atomic", "When one operation fails, none is applied and an error is returned.";
+    "P-PATCH-06", "RFC 7644 §3.5.2.1", Must, ALL, false, "Pathless add merges", "add without path merges the value object's attributes into the resource.";
+    "P-PATCH-07", "RFC 7644 §3.5.2.1", Must, ALL, false, "add appends to multi-valued", "add to a multi-valued attribute appends the values.";
+    "P-PATCH-13", "RFC 7644 §3.5.2.3", Must, ALL, false, "replace with no match is noTarget", "replace with a value filter that matches nothing gets 400 noTarget and changes nothing.";
+    "P-PATCH-16", "RFC 7644 §3.5.2.2", Must, ALL, false, "remove without path is noTarget", "remove without path gets 400 with scimType noTarget.";
+    "P-PATCH-17", "RFC 7644 §3.5.2.2", Must, ALL, false, "remove unassigns", "remove of a single-valued attribute leaves it unassigned.";
+    "P-PATCH-20", "RFC 7644 §3.5.2", Must, ALL, false, "readOnly targets are refused", "A PATCH that replaces id fails with 400 mutability.";
+    "P-PATCH-25", "RFC 7644 §3.12", Should, ALL, false, "PATCH of unknown id is 404", "PATCH on an unknown id gets 404.";
+    "I-OKTA-05", "Okta SCIM 2.0 guide", Must, OKTA, false, "Okta deactivates pathlessly", "{op: replace, value: {active: false}} deactivates and the same with true reactivates.";
+    "I-ENTRA-01", "Entra SCIM guidelines", Must, ENTRA, false, "Op names ignore case", "PATCH op is matched case-insensitively (Replace, Add, Remove).";
+    "I-ENTRA-03", "Entra compatibility notes", Should, ENTRA, false, "\"False\" deactivates", "{op: Replace, path: active, value: \"False\"} (a string) deactivates the user.";
+    "P-ETAG-01", "RFC 7644 §3.14", Must, ALL, false, "ETag header on resources", "Responses that carry a resource carry an ETag header.";
+    "P-ETAG-03", "RFC 7232 §3.2", Should, ALL, false, "If-None-Match gives 304", "GET with If-None-Match equal to the current ETag gets 304 Not Modified.";
+    "P-ETAG-04", "RFC 7232 §3.1", Must, ALL, false, "Stale If-Match gives 412", "A write with a stale If-Match gets 412 and changes nothing.";
+    "P-ETAG-05", "RFC 7232", Must, ALL, false, "Matching If-Match proceeds", "A matching If-Match lets the write proceed, and the new ETag differs.";
+    "P-SORT-01", "RFC 7644 §3.4.2.3", Must, ALL, false, "sortBy sorts ascending", "sortBy=userName without sortOrder sorts ascending.";
+    "P-SORT-02", "RFC 7644 §3.4.2.3", Must, ALL, false, "descending reverses", "sortOrder=descending reverses the order.";
+    "P-ATTR-01", "RFC 7644 §3.9", Must, ALL, false, "attributes selects", "attributes=userName returns only userName plus the always-returned attributes (id).";
+    "P-ATTR-02", "RFC 7644 §3.9", Must, ALL, false, "excludedAttributes drops", "excludedAttributes=emails drops emails from the resource.";
+    "P-ATTR-03", "RFC 7644 §3.9", Must, ALL, false, "id cannot be excluded", "excludedAttributes has no effect on returned: always attributes such as id.";
+    "P-SEARCH-01", "RFC 7644 §3.4.3", Must, ALL, false, "POST .search", "POST {endpoint}/.search with a SearchRequest returns the same ListResponse as the equivalent GET.";
 }
 
 pub fn def(id: &str) -> Option<CheckDef> {
@@ -97,6 +122,8 @@ pub fn sections(cx: &Cx) -> Vec<SectionFuture<'_>> {
         Box::pin(protocol(cx)),
         Box::pin(user_lifecycle(cx)),
         Box::pin(queries(cx)),
+        Box::pin(modifications(cx)),
+        Box::pin(versions_and_selection(cx)),
     ]
 }
 
@@ -690,6 +717,244 @@ async fn queries(cx: &Cx) -> Vec<CheckResult> {
             seen.extend(resources(&b).iter().filter_map(|u| u["userName"].as_str().map(|n| n.trim_start_matches(&p).to_owned())));
         }
         ensure(seen == names, || format!("walking pages of 2 gave {seen:?}, expected {names:?}"))
+    });
+    s.finish()
+}
+
+/// Creates a user for a section's own use; its location is registered for clean-up.
+async fn own_user(cx: &Cx, name: &str) -> Result<(String, Value), String> {
+    let e = cx
+        .target
+        .send(Method::POST, "/Users", Some(&user(cx, name)), &[])
+        .await?;
+    let b = e.json().unwrap_or(Value::Null);
+    if let Some(loc) = b["meta"]["location"].as_str() {
+        cx.created(loc.to_owned());
+    }
+    match (e.status, b["id"].as_str()) {
+        (201, Some(id)) => Ok((format!("/Users/{id}"), b)),
+        _ => Err(format!("creating a test user failed with {}", e.status)),
+    }
+}
+
+fn patch_op(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+async fn modifications(cx: &Cx) -> Vec<CheckResult> {
+    let mut s = Section::new(cx);
+    let ids = [
+        "P-PATCH-02",
+        "P-PATCH-04",
+        "P-PATCH-05",
+        "P-PATCH-06",
+        "P-PATCH-07",
+        "P-PATCH-13",
+        "P-PATCH-16",
+        "P-PATCH-17",
+        "P-PATCH-20",
+        "P-PATCH-25",
+        "I-OKTA-05",
+        "I-ENTRA-01",
+        "I-ENTRA-03",
+    ];
+    if !cx.supports("patch") {
+        s.skip(
+            &ids,
+            "ServiceProviderConfig does not advertise patch.supported",
+        );
+        return s.finish();
+    }
+    let path = match own_user(cx, "patched").await {
+        Ok((path, _)) => path,
+        Err(why) => {
+            s.block(&ids, &why);
+            return s.finish();
+        }
+    };
+    check!(s, "P-PATCH-02", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&json!({"Operations": [{"op": "add", "path": "title", "value": "x"}]})), &[]).await?;
+        scim_error(&e, 400, None)?;
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([]))), &[]).await?;
+        scim_error(&e, 400, None)
+    });
+    check!(s, "P-PATCH-04", log => {
+        let ops = patch_op(json!([{"op": "add", "path": "title", "value": "First"}, {"op": "replace", "path": "title", "value": "Second"}]));
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&ops), &[]).await?;
+        status(&e, &[200, 204])?;
+        let now = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        ensure(now["title"] == json!("Second"), || format!("expected title \"Second\", got {}", now["title"]))
+    });
+    check!(s, "P-PATCH-05", log => {
+        let before = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        let ops = patch_op(json!([{"op": "replace", "path": "nickName", "value": "Atomic"}, {"op": "remove", "path": "userName"}]));
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&ops), &[]).await?;
+        ensure(e.status >= 400, || format!("removing userName (required) should fail, got {}", e.status))?;
+        let after = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        ensure(after["nickName"] == before["nickName"], || format!("the first operation was applied although the request failed: nickName {}", after["nickName"]))
+    });
+    check!(s, "P-PATCH-06", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "add", "value": {"nickName": "Merged", "name": {"middleName": "M"}}}]))), &[]).await?;
+        status(&e, &[200, 204])?;
+        let now = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        ensure(now["nickName"] == json!("Merged") && now["name"]["middleName"] == json!("M") && now["name"]["givenName"] == json!("patched"), || format!("expected nickName and name.middleName merged with name.givenName kept, got {now}"))
+    });
+    check!(s, "P-PATCH-07", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "add", "path": "emails", "value": [{"value": format!("{}home@example.com", cx.prefix), "type": "home"}]}]))), &[]).await?;
+        status(&e, &[200, 204])?;
+        let now = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        let n = now["emails"].as_array().map_or(0, Vec::len);
+        ensure(n == 2, || format!("expected 2 emails after appending one, got {n}"))
+    });
+    check!(s, "P-PATCH-13", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "replace", "path": "emails[type eq \"pager\"].value", "value": "x@example.com"}]))), &[]).await?;
+        scim_error(&e, 400, Some("noTarget"))
+    });
+    check!(s, "P-PATCH-16", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "remove"}]))), &[]).await?;
+        scim_error(&e, 400, Some("noTarget"))
+    });
+    check!(s, "P-PATCH-17", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "remove", "path": "nickName"}]))), &[]).await?;
+        status(&e, &[200, 204])?;
+        let now = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        ensure(now.get("nickName").is_none_or(Value::is_null), || format!("nickName is still {}", now["nickName"]))
+    });
+    check!(s, "P-PATCH-20", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "replace", "path": "id", "value": "another-id"}]))), &[]).await?;
+        scim_error(&e, 400, Some("mutability"))
+    });
+    check!(s, "P-PATCH-25", log => {
+        let e = call(cx, &mut log, Method::PATCH, &format!("/Users/{}missing", cx.prefix), Some(&patch_op(json!([{"op": "add", "path": "title", "value": "x"}]))), &[]).await?;
+        status(&e, &[404])
+    });
+    check!(s, "I-OKTA-05", log => {
+        for active in [false, true] {
+            let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "replace", "value": {"active": active}}]))), &[]).await?;
+            status(&e, &[200, 204])?;
+            let now = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+            ensure(now["active"] == json!(active), || format!("expected active {active}, got {}", now["active"]))?;
+        }
+        Ok(())
+    });
+    check!(s, "I-ENTRA-01", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "Replace", "path": "title", "value": "Capitalised"}]))), &[]).await?;
+        status(&e, &[200, 204])?;
+        let now = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        ensure(now["title"] == json!("Capitalised"), || format!("expected title \"Capitalised\", got {}", now["title"]))
+    });
+    check!(s, "I-ENTRA-03", log => {
+        let e = call(cx, &mut log, Method::PATCH, &path, Some(&patch_op(json!([{"op": "Replace", "path": "active", "value": "False"}]))), &[]).await?;
+        status(&e, &[200, 204])?;
+        let now = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+        ensure(now["active"] == json!(false), || format!("expected active false, got {}", now["active"]))
+    });
+    s.finish()
+}
+
+async fn versions_and_selection(cx: &Cx) -> Vec<CheckResult> {
+    let mut s = Section::new(cx);
+    let etag_ids = ["P-ETAG-01", "P-ETAG-03", "P-ETAG-04", "P-ETAG-05"];
+    let other_ids = [
+        "P-SORT-01",
+        "P-SORT-02",
+        "P-ATTR-01",
+        "P-ATTR-02",
+        "P-ATTR-03",
+        "P-SEARCH-01",
+    ];
+    let path = match own_user(cx, "sel-b").await {
+        Ok((path, _)) => path,
+        Err(why) => {
+            s.block(&etag_ids, &why);
+            s.block(&other_ids, &why);
+            return s.finish();
+        }
+    };
+    if let Err(why) = own_user(cx, "sel-a").await {
+        s.block(&["P-SORT-01", "P-SORT-02", "P-SEARCH-01"], &why);
+    }
+    if cx.supports("etag") {
+        check!(s, "P-ETAG-01", log => {
+            let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+            ensure(e.header("etag").is_some(), || "GET of a resource has no ETag header".into())
+        });
+        check!(s, "P-ETAG-03", log => {
+            let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+            let tag = e.header("etag").ok_or("no ETag to send back")?.to_owned();
+            let e = call(cx, &mut log, Method::GET, &path, None, &[("if-none-match", &tag)]).await?;
+            status(&e, &[304])
+        });
+        check!(s, "P-ETAG-04", log => {
+            let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+            let before = body(&e)?;
+            let e = call(cx, &mut log, Method::PUT, &path, Some(&user(cx, "sel-b")), &[("if-match", "W/\"scimlab-stale\"")]).await?;
+            status(&e, &[412])?;
+            let after = body(&call(cx, &mut log, Method::GET, &path, None, &[]).await?)?;
+            ensure(after["meta"]["lastModified"] == before["meta"]["lastModified"], || "the resource changed despite the 412".into())
+        });
+        check!(s, "P-ETAG-05", log => {
+            let e = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
+            let tag = e.header("etag").ok_or("no ETag to send back")?.to_owned();
+            let mut changed = user(cx, "sel-b");
+            changed["title"] = json!("Versioned");
+            let e = call(cx, &mut log, Method::PUT, &path, Some(&changed), &[("if-match", &tag)]).await?;
+            status(&e, &[200])?;
+            ensure(e.header("etag").is_some_and(|t| t != tag), || format!("the ETag did not change after a write (was {tag})"))
+        });
+    } else {
+        s.skip(
+            &etag_ids,
+            "ServiceProviderConfig does not advertise etag.supported",
+        );
+    }
+    let mine = encode(&format!("userName sw \"{}sel-\"", cx.prefix));
+    let names = |b: &Value| -> Vec<String> {
+        resources(b)
+            .iter()
+            .filter_map(|u| {
+                u["userName"]
+                    .as_str()
+                    .map(|n| n.trim_start_matches(&cx.prefix).to_owned())
+            })
+            .collect()
+    };
+    if cx.supports("sort") {
+        check!(s, "P-SORT-01", log => {
+            let b = body(&call(cx, &mut log, Method::GET, &format!("/Users?filter={mine}&sortBy=userName"), None, &[]).await?)?;
+            ensure(names(&b) == ["sel-a", "sel-b"], || format!("expected [sel-a, sel-b], got {:?}", names(&b)))
+        });
+        check!(s, "P-SORT-02", log => {
+            let b = body(&call(cx, &mut log, Method::GET, &format!("/Users?filter={mine}&sortBy=userName&sortOrder=descending"), None, &[]).await?)?;
+            ensure(names(&b) == ["sel-b", "sel-a"], || format!("expected [sel-b, sel-a], got {:?}", names(&b)))
+        });
+    } else {
+        s.skip(
+            &["P-SORT-01", "P-SORT-02"],
+            "ServiceProviderConfig does not advertise sort.supported",
+        );
+    }
+    check!(s, "P-ATTR-01", log => {
+        let b = body(&call(cx, &mut log, Method::GET, &format!("{path}?attributes=userName"), None, &[]).await?)?;
+        let extra: Vec<&String> = b.as_object().map(|o| o.keys().filter(|k| !["schemas", "id", "userName"].contains(&k.as_str())).collect()).unwrap_or_default();
+        ensure(b["userName"].is_string() && b["id"].is_string() && extra.is_empty(), || format!("attributes=userName returned {:?} besides schemas, id and userName", extra))
+    });
+    check!(s, "P-ATTR-02", log => {
+        let b = body(&call(cx, &mut log, Method::GET, &format!("{path}?excludedAttributes=emails"), None, &[]).await?)?;
+        ensure(b.get("emails").is_none() && b["userName"].is_string(), || "excludedAttributes=emails still returned emails (or dropped userName)".into())
+    });
+    check!(s, "P-ATTR-03", log => {
+        let b = body(&call(cx, &mut log, Method::GET, &format!("{path}?excludedAttributes=id"), None, &[]).await?)?;
+        ensure(b["id"].is_string(), || "excludedAttributes=id removed id, which is returned always".into())
+    });
+    check!(s, "P-SEARCH-01", log => {
+        let filter = format!("userName sw \"{}sel-\"", cx.prefix);
+        let get = body(&call(cx, &mut log, Method::GET, &format!("/Users?filter={mine}&sortBy=userName"), None, &[]).await?)?;
+        let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": filter, "sortBy": "userName"});
+        let e = call(cx, &mut log, Method::POST, "/Users/.search", Some(&search), &[]).await?;
+        status(&e, &[200])?;
+        let post = body(&e)?;
+        ensure(names(&post) == names(&get) && post["totalResults"] == get["totalResults"], || format!("POST .search gave {:?}, GET gave {:?}", names(&post), names(&get)))
     });
     s.finish()
 }
