@@ -29,7 +29,7 @@ const MISSING: &[(&str, u32)] = &[
     ("mock-teamcity and its SCIM bridge", 4),
     ("mock-idp and its provisioning engine", 5),
     (
-        "conformance checks beyond discovery, protocol, user lifecycle, filters and paging",
+        "the rest of the conformance checklist (Bulk, Groups, enterprise extension, quirk proofs)",
         6,
     ),
     ("scenarios and permission oracle", 7),
