@@ -43,15 +43,6 @@ impl AttrPath {
         }
         Ok(AttrPath::new(urn, attr, sub))
     }
-
-    /// The same path without its sub-attribute.
-    pub fn parent(&self) -> AttrPath {
-        AttrPath {
-            urn: self.urn.clone(),
-            attr: self.attr.clone(),
-            sub: None,
-        }
-    }
 }
 
 pub(crate) fn starts_with_urn(text: &str) -> bool {

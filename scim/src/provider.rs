@@ -617,14 +617,9 @@ impl Provider {
         out: &mut Vec<(Option<SortKey>, View)>,
     ) -> Result<()> {
         let def = &self.defs[rt];
-        let is_indexed = |path: &str| {
-            def.indexed
-                .iter()
-                .any(|p| def.resolve(p).is_some_and(|r| r.canonical_name() == path))
-        };
         let plan = filter
             .filter(|_| use_indexes)
-            .and_then(|f| f.index_plan(&is_indexed));
+            .and_then(|f| f.index_plan(&|path| def.is_indexed(path)));
         let mut consider = |id: &str, raw: &[u8]| -> Result<()> {
             let view = self.view(rt, id, raw)?;
             if filter.is_none_or(|f| f.matches(&view.doc)) {
@@ -819,11 +814,7 @@ mod tests {
         let def = p.def(USERS);
         let f = Filter::parse(r#"userName eq "ANN" and title pr"#).unwrap();
         let c = f.compile(def).unwrap();
-        let indexed = |path: &str| {
-            def.indexed
-                .iter()
-                .any(|ip| def.resolve(ip).is_some_and(|r| r.canonical_name() == path))
-        };
+        let indexed = |path: &str| def.is_indexed(path);
         let plan = c.index_plan(&indexed).unwrap();
         assert_eq!(
             (plan[0].path.as_str(), plan[0].value.as_str()),

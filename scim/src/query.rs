@@ -304,6 +304,11 @@ pub fn project(
     view: Map<String, Value>,
     projection: &Projection,
 ) -> Map<String, Value> {
+    // Views never hold `returned: never` values (they are set aside on input), so with no
+    // projection only `returned: request` attributes could need removing.
+    if projection.is_empty() && !def.has_request_only_attributes() {
+        return view;
+    }
     let include = canonical(def, &projection.attributes);
     let exclude = canonical(def, &projection.excluded);
     let listing = !projection.attributes.is_empty();
@@ -473,6 +478,45 @@ mod tests {
             &[],
             &["emails", "id", "name.familyName"],
             Value::Object(expected),
+        );
+    }
+
+    #[test]
+    fn request_only_attributes_are_withheld_unless_named() {
+        let ext = crate::schema::Schema::from_json(
+            r#"{"id": "urn:example:Audit", "name": "Audit", "attributes": [
+                {"name": "riskScore", "type": "integer", "returned": "request"}, {"name": "team"}]}"#,
+        )
+        .unwrap();
+        let b = crate::schema::builtin();
+        let def = ResourceDef::new(
+            "User",
+            "/Users",
+            crate::schema::ResourceKind::User,
+            b.user.clone(),
+            vec![(ext, false)],
+        );
+        assert!(
+            def.has_request_only_attributes() && !user_resource().has_request_only_attributes()
+        );
+        let doc = json!({"id": "u", "userName": "a", "urn:example:Audit": {"riskScore": 7, "team": "red"}});
+        let plain = project(
+            &def,
+            doc.as_object().cloned().unwrap(),
+            &Projection::default(),
+        );
+        assert_eq!(
+            Value::Object(plain),
+            json!({"id": "u", "userName": "a", "urn:example:Audit": {"team": "red"}})
+        );
+        let named = Projection {
+            attributes: vec!["urn:example:Audit:riskScore".into()],
+            excluded: vec![],
+        };
+        let asked = project(&def, doc.as_object().cloned().unwrap(), &named);
+        assert_eq!(
+            Value::Object(asked),
+            json!({"id": "u", "urn:example:Audit": {"riskScore": 7}})
         );
     }
 

@@ -160,6 +160,11 @@ pub struct ResourceDef {
     pub unique: Vec<AttrPath>,
     /// Attribute paths with a secondary index (the unique ones are always indexed).
     pub indexed: Vec<AttrPath>,
+    /// Canonical names of `unique` and `indexed`, resolved once for the hot paths.
+    unique_names: Vec<String>,
+    indexed_names: Vec<String>,
+    /// Whether any attribute is `returned: request` (so a plain GET must filter).
+    request_only: bool,
 }
 
 /// Where an attribute path leads: the attribute, its sub-attribute, and the extension holding it.
@@ -241,10 +246,53 @@ impl ResourceDef {
             common,
             unique: Vec::new(),
             indexed: Vec::new(),
+            unique_names: Vec::new(),
+            indexed_names: Vec::new(),
+            request_only: false,
         };
-        def.unique = def.schema_unique_paths();
-        def.indexed = def.unique.clone();
+        fn any_request(attrs: &[Attribute]) -> bool {
+            attrs
+                .iter()
+                .any(|a| a.returned == Returned::Request || any_request(&a.sub_attributes))
+        }
+        def.request_only = any_request(&def.core.attributes)
+            || def
+                .extensions
+                .iter()
+                .any(|(s, _)| any_request(&s.attributes));
+        for p in def.schema_unique_paths() {
+            def = def.add_unique(p);
+        }
         def
+    }
+
+    /// Whether some attribute is returned only when a client names it.
+    pub fn has_request_only_attributes(&self) -> bool {
+        self.request_only
+    }
+
+    /// Whether values of the attribute with this canonical name must be unique.
+    pub fn is_unique(&self, canonical: &str) -> bool {
+        self.unique_names.iter().any(|n| n == canonical)
+    }
+
+    /// Whether the attribute with this canonical name has a secondary index.
+    pub fn is_indexed(&self, canonical: &str) -> bool {
+        self.indexed_names.iter().any(|n| n == canonical)
+    }
+
+    fn canonical(&self, p: &AttrPath) -> Option<String> {
+        self.resolve(p).map(|r| r.canonical_name())
+    }
+
+    fn add_unique(mut self, p: AttrPath) -> Self {
+        if !self.unique.contains(&p) {
+            if let Some(name) = self.canonical(&p) {
+                self.unique_names.push(name);
+            }
+            self.unique.push(p.clone());
+        }
+        self.with_index(p)
     }
 
     /// Declares an attribute unique (and so indexed), e.g. `externalId` or Group `displayName`;
@@ -258,10 +306,7 @@ impl ResourceDef {
                 attr.uniqueness = Uniqueness::Server;
             }
         }
-        if !self.unique.contains(&p) {
-            self.unique.push(p.clone());
-        }
-        self.with_index(p)
+        self.add_unique(p)
     }
 
     pub fn with_indexed(self, path: &str) -> Self {
@@ -273,6 +318,9 @@ impl ResourceDef {
 
     fn with_index(mut self, p: AttrPath) -> Self {
         if !self.indexed.contains(&p) {
+            if let Some(name) = self.canonical(&p) {
+                self.indexed_names.push(name);
+            }
             self.indexed.push(p);
         }
         self
@@ -519,5 +567,7 @@ mod tests {
             Uniqueness::Server
         );
         assert_eq!(group.unique.len(), 1);
+        assert!(group.is_unique("displayName") && group.is_indexed("displayName"));
+        assert!(!group.is_unique("members.value"));
     }
 }

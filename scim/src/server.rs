@@ -72,8 +72,8 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/{endpoint}/{id}",
             get(read)
-                .put(replace)
-                .patch(modify)
+                .put(update)
+                .patch(update)
                 .delete(remove)
                 .post(search),
         )
@@ -508,51 +508,25 @@ async fn read(
     Ok(resource_response(&state, StatusCode::OK, view, &projection))
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Update {
-    Replace,
-    Patch,
-}
-
-/// PUT and PATCH: the same extraction and response, a different provider call.
+/// PUT and PATCH: the same extraction and response; the method picks the provider call.
 async fn update(
-    state: Shared,
-    how: Update,
-    (endpoint, id): (String, String),
-    q: Option<String>,
+    _: Authed,
+    method: Method,
+    State(state): State<Shared>,
+    Path((endpoint, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Value,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
     let rt = type_at(&state, &endpoint)?;
     let projection = Projection::from_params(&query_params(q)?);
     let precondition = if_match(&headers);
-    let view = match how {
-        Update::Replace => state.provider.replace(rt, &id, &body, precondition).await?,
-        Update::Patch => state.provider.patch(rt, &id, &body, precondition).await?,
+    let view = if method == Method::PATCH {
+        state.provider.patch(rt, &id, &body, precondition).await?
+    } else {
+        state.provider.replace(rt, &id, &body, precondition).await?
     };
     Ok(resource_response(&state, StatusCode::OK, view, &projection))
-}
-
-async fn replace(
-    _: Authed,
-    State(state): State<Shared>,
-    Path(target): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimError> {
-    update(state, Update::Replace, target, q, headers, body).await
-}
-
-async fn modify(
-    _: Authed,
-    State(state): State<Shared>,
-    Path(target): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimError> {
-    update(state, Update::Patch, target, q, headers, body).await
 }
 
 async fn remove(

@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex, MutexGuard, RwLock};
 
 use serde_json::{Map, Value};
@@ -57,7 +56,6 @@ pub struct Store {
     write_lock: Mutex<()>,
     flush_tx: Option<Mutex<mpsc::Sender<FlushWaiter>>>,
     flusher: Option<std::thread::JoinHandle<()>>,
-    flushes: std::sync::Arc<AtomicU64>,
 }
 
 impl Drop for Store {
@@ -110,10 +108,9 @@ impl Store {
             .iter()
             .map(|d| db.open_tree(format!("resources/{}", d.name)))
             .collect::<sled::Result<Vec<_>>>()?;
-        let flushes = std::sync::Arc::new(AtomicU64::new(0));
         let (flush_tx, flusher) = match durability {
             Durability::Flush => {
-                let (tx, thread) = spawn_flusher(db.clone(), flushes.clone())?;
+                let (tx, thread) = spawn_flusher(db.clone())?;
                 (Some(Mutex::new(tx)), Some(thread))
             }
             Durability::Background => (None, None),
@@ -129,7 +126,6 @@ impl Store {
             write_lock: Mutex::new(()),
             flush_tx,
             flusher,
-            flushes,
         };
         store.rebuild()?;
         Ok(store)
@@ -156,19 +152,6 @@ impl Store {
 
     fn derived_mut(&self) -> std::sync::RwLockWriteGuard<'_, Derived> {
         self.derived.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn durability(&self) -> Durability {
-        if self.flush_tx.is_some() {
-            Durability::Flush
-        } else {
-            Durability::Background
-        }
-    }
-
-    /// Number of flushes made for waiting writers so far.
-    pub fn flush_count(&self) -> u64 {
-        self.flushes.load(Ordering::Relaxed)
     }
 
     pub fn lock(&self) -> WriteGuard<'_> {
@@ -229,10 +212,7 @@ impl Store {
                     .unwrap_or_default()
                     .difference(&old_keys)
                 {
-                    let unique = def
-                        .unique
-                        .iter()
-                        .any(|p| def.resolve(p).is_some_and(|r| r.canonical_name() == key.0));
+                    let unique = def.is_unique(&key.0);
                     let taken = d.index[c.rt]
                         .get(key)
                         .is_some_and(|ids| ids.iter().any(|h| h != c.id));
@@ -295,12 +275,6 @@ impl Store {
             )),
         }
     }
-
-    /// Flushes everything now (used at shutdown).
-    pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
-    }
 }
 
 /// Moves indexes and memberships from `old` to `new` for one resource.
@@ -358,10 +332,7 @@ fn apply_derived(
     }
 }
 
-fn spawn_flusher(
-    db: sled::Db,
-    flushes: std::sync::Arc<AtomicU64>,
-) -> Result<(mpsc::Sender<FlushWaiter>, std::thread::JoinHandle<()>)> {
+fn spawn_flusher(db: sled::Db) -> Result<(mpsc::Sender<FlushWaiter>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<FlushWaiter>();
     let thread = std::thread::Builder::new()
         .name("scim-flusher".into())
@@ -370,7 +341,6 @@ fn spawn_flusher(
                 let mut waiters = vec![first];
                 waiters.extend(rx.try_iter());
                 let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-                flushes.fetch_add(1, Ordering::Relaxed);
                 for w in waiters {
                     let _ = w.send(result.clone());
                 }

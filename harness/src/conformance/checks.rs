@@ -222,15 +222,9 @@ fn resources(list: &Value) -> Vec<Value> {
     list["Resources"].as_array().cloned().unwrap_or_default()
 }
 
+/// Percent-encodes a query value (spaces become %20).
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 async fn discovery(cx: &Cx) -> Vec<CheckResult> {
