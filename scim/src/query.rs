@@ -483,18 +483,10 @@ mod tests {
 
     #[test]
     fn request_only_attributes_are_withheld_unless_named() {
-        let ext = crate::schema::Schema::from_json(
+        let def = crate::schema::user_with_extension(
             r#"{"id": "urn:example:Audit", "name": "Audit", "attributes": [
                 {"name": "riskScore", "type": "integer", "returned": "request"}, {"name": "team"}]}"#,
-        )
-        .unwrap();
-        let b = crate::schema::builtin();
-        let def = ResourceDef::new(
-            "User",
-            "/Users",
-            crate::schema::ResourceKind::User,
-            b.user.clone(),
-            vec![(ext, false)],
+            false,
         );
         assert!(
             def.has_request_only_attributes() && !user_resource().has_request_only_attributes()

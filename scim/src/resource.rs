@@ -441,19 +441,11 @@ mod tests {
 
     #[test]
     fn a_target_extension_given_as_json_is_validated_with_no_new_code() {
-        let ext = crate::schema::Schema::from_json(
+        let def = crate::schema::user_with_extension(
             r#"{"id": "urn:example:scim:Badge", "name": "Badge", "attributes": [
                 {"name": "badgeId", "mutability": "immutable", "required": true},
                 {"name": "floor", "type": "integer"}]}"#,
-        )
-        .unwrap();
-        let b = crate::schema::builtin();
-        let def = ResourceDef::new(
-            "User",
-            "/Users",
-            crate::schema::ResourceKind::User,
-            b.user.clone(),
-            vec![(ext, true)],
+            true,
         );
         let body = |badge: &str, floor: Value| json!({"schemas": [USER_URN, "urn:example:scim:Badge"], "userName": "a", "urn:example:scim:Badge": {"badgeId": badge, "floor": floor}});
         let created = normalize_resource(&def, &body("B1", json!(3)), Leniency::default()).unwrap();

@@ -505,6 +505,19 @@ pub fn group_resource() -> ResourceDef {
     )
 }
 
+/// The User type with one more extension given as RFC 7643 JSON, as a target would add it.
+#[cfg(test)]
+pub(crate) fn user_with_extension(schema_json: &str, required: bool) -> ResourceDef {
+    let ext = Schema::from_json(schema_json).unwrap_or_else(|e| panic!("test schema: {e}"));
+    ResourceDef::new(
+        "User",
+        "/Users",
+        ResourceKind::User,
+        builtin().user.clone(),
+        vec![(ext, required)],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
