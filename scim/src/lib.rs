@@ -25,6 +25,7 @@ pub mod query;
 pub mod resource;
 pub mod schema;
 pub mod server;
+pub mod sim;
 pub mod store;
 
 pub use error::{ScimError, ScimType};

@@ -2,7 +2,11 @@
 //! call these, so a bulk operation behaves exactly like the single request it stands for.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::fmt::Debug;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -16,7 +20,7 @@ use crate::schema::{
     group_resource, user_resource, ResourceDef, ResourceKind, ENTERPRISE_USER_URN,
 };
 use crate::store::{
-    decode, encode, hash_secret, Change, Durability, Store, WriteGuard, SECRETS_KEY,
+    decode, encode, hash_secret, Change, Durability, Store, WriteGuard, LINK_KEY, SECRETS_KEY,
 };
 
 /// What a provider allows and advertises.
@@ -35,6 +39,8 @@ pub struct ProviderConfig {
     /// Group `displayName` unique (Entra ID requires it).
     pub group_display_name_unique: bool,
     pub durability: Durability,
+    /// What non-standard input is accepted (for example Entra's `"False"` for a boolean).
+    pub leniency: Leniency,
 }
 
 impl Default for ProviderConfig {
@@ -48,6 +54,7 @@ impl Default for ProviderConfig {
             external_id_unique: true,
             group_display_name_unique: true,
             durability: Durability::Flush,
+            leniency: Leniency::default(),
         }
     }
 }
@@ -70,12 +77,37 @@ pub struct Page {
     pub resources: Vec<Value>,
 }
 
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One resource's change as a backend sees it: `old` absent for a create, `new` for a delete.
+#[derive(Debug)]
+pub struct BackendChange<'a> {
+    pub kind: ResourceKind,
+    pub id: &'a str,
+    pub old: Option<&'a Map<String, Value>>,
+    pub new: Option<&'a Map<String, Value>>,
+    /// What the backend returned for this resource last time.
+    pub link: Option<&'a Value>,
+    /// For reading other resources' links (a group's members, for example).
+    pub store: &'a Store,
+}
+
+/// The system a connector stands in front of. Each change is applied there first and stored
+/// only if that succeeded, so a failure there leaves the SCIM side unchanged.
+pub trait Backend: Send + Sync + Debug {
+    /// Applies the change; returns the link to keep with the resource (`None` keeps the old one).
+    fn apply<'a>(&'a self, change: BackendChange<'a>) -> BoxFuture<'a, Result<Option<Value>>>;
+}
+
 /// A SCIM service provider over a sled store.
 #[derive(Debug)]
 pub struct Provider {
     store: Store,
     defs: Vec<ResourceDef>,
     config: ProviderConfig,
+    backend: Option<Arc<dyn Backend>>,
+    /// Serialises writers across the await on the backend (the store's own lock is synchronous).
+    writers: tokio::sync::Mutex<()>,
 }
 
 const USERS: usize = 0;
@@ -88,22 +120,30 @@ impl Provider {
     pub fn open(dir: &Path, config: ProviderConfig) -> Result<Provider> {
         let defs = Self::build_defs(&config);
         let store = Store::open(dir, &defs, config.durability)?;
-        Ok(Provider {
-            store,
-            defs,
-            config,
-        })
+        Ok(Self::with_store(store, defs, config))
     }
 
     /// A provider whose data lives in memory only.
     pub fn temporary(config: ProviderConfig) -> Result<Provider> {
         let defs = Self::build_defs(&config);
         let store = Store::temporary(&defs)?;
-        Ok(Provider {
+        Ok(Self::with_store(store, defs, config))
+    }
+
+    fn with_store(store: Store, defs: Vec<ResourceDef>, config: ProviderConfig) -> Provider {
+        Provider {
             store,
             defs,
             config,
-        })
+            backend: None,
+            writers: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Makes this provider a connector: every change goes through `backend` first.
+    pub fn with_backend(mut self, backend: Arc<dyn Backend>) -> Provider {
+        self.backend = Some(backend);
+        self
     }
 
     fn build_defs(config: &ProviderConfig) -> Vec<ResourceDef> {
@@ -160,6 +200,7 @@ impl Provider {
     fn view(&self, rt: usize, id: &str, raw: &[u8]) -> Result<View> {
         let mut stored = decode(raw)?;
         stored.remove(SECRETS_KEY);
+        stored.remove(LINK_KEY);
         let mut hasher = Fnv::new();
         hasher.write(raw);
         let groups = match self.defs[rt].kind {
@@ -261,25 +302,29 @@ impl Provider {
 
     pub async fn create(&self, rt: usize, body: &Value) -> Result<View> {
         let def = &self.defs[rt];
-        let input = normalize_resource(def, body, Leniency::default())?;
+        let input = normalize_resource(def, body, self.config.leniency)?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = timestamp(Utc::now());
         let meta = json!({"resourceType": def.name, "created": now, "lastModified": now});
-        let raw = {
+        let serial = self.writers.lock().await;
+        let mut doc = {
             let guard = self.store.lock();
             let mut doc = self.assemble(&guard, rt, &id, input.attrs, meta)?;
             keep_secrets(&mut doc, None, &input.secrets);
-            self.store.write(
-                &guard,
-                &[Change {
-                    rt,
-                    id: &id,
-                    old: None,
-                    new: Some(&doc),
-                }],
-            )?;
-            encode(&doc)?
+            doc
         };
+        self.through_backend(rt, &id, None, &mut doc, None).await?;
+        let raw = encode(&doc)?;
+        self.store.write(
+            &self.store.lock(),
+            &[Change {
+                rt,
+                id: &id,
+                old: None,
+                new: Some(&doc),
+            }],
+        )?;
+        drop(serial);
         self.store.durable().await?;
         self.view(rt, &id, &raw)
     }
@@ -291,7 +336,7 @@ impl Provider {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<View> {
-        let input = normalize_resource(&self.defs[rt], body, Leniency::default())?;
+        let input = normalize_resource(&self.defs[rt], body, self.config.leniency)?;
         self.update(rt, id, if_match, |_| Ok(input)).await
     }
 
@@ -320,7 +365,8 @@ impl Provider {
         F: FnOnce(&Map<String, Value>) -> Result<Normalized>,
     {
         let def = &self.defs[rt];
-        let written = {
+        let serial = self.writers.lock().await;
+        let (old, mut doc, link) = {
             let guard = self.store.lock();
             let raw = self
                 .store
@@ -329,51 +375,68 @@ impl Provider {
             self.check_precondition(rt, id, &raw, if_match)?;
             let mut old = decode(&raw)?;
             let old_secrets = old.remove(SECRETS_KEY);
+            let link = old.remove(LINK_KEY);
             let input = change(&old)?;
             check_immutable(def, &old, &input.attrs)?;
             if input.secrets.is_empty() && same_attrs(&old, &input.attrs) {
                 // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
-                None
-            } else {
-                let mut meta = old.get("meta").cloned().unwrap_or_else(|| json!({}));
-                let last = meta
-                    .get("lastModified")
-                    .and_then(Value::as_str)
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
-                meta["lastModified"] = Value::String(timestamp(later_than(last)));
-                let mut doc = self.assemble(&guard, rt, id, input.attrs, meta)?;
-                keep_secrets(&mut doc, old_secrets, &input.secrets);
-                self.store.write(
-                    &guard,
-                    &[Change {
-                        rt,
-                        id,
-                        old: Some(&old),
-                        new: Some(&doc),
-                    }],
-                )?;
-                Some(encode(&doc)?)
+                drop(guard);
+                drop(serial);
+                return self.get(rt, id);
             }
+            let mut meta = old.get("meta").cloned().unwrap_or_else(|| json!({}));
+            let last = meta
+                .get("lastModified")
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+            meta["lastModified"] = Value::String(timestamp(later_than(last)));
+            let mut doc = self.assemble(&guard, rt, id, input.attrs, meta)?;
+            keep_secrets(&mut doc, old_secrets, &input.secrets);
+            (old, doc, link)
         };
-        match written {
-            Some(raw) => {
-                self.store.durable().await?;
-                self.view(rt, id, &raw)
-            }
-            None => self.get(rt, id),
-        }
+        self.through_backend(rt, id, Some(&old), &mut doc, link)
+            .await?;
+        let raw = encode(&doc)?;
+        self.store.write(
+            &self.store.lock(),
+            &[Change {
+                rt,
+                id,
+                old: Some(&old),
+                new: Some(&doc),
+            }],
+        )?;
+        drop(serial);
+        self.store.durable().await?;
+        self.view(rt, id, &raw)
     }
 
     pub async fn delete(&self, rt: usize, id: &str, if_match: Option<&str>) -> Result<()> {
         let def = &self.defs[rt];
-        {
-            let guard = self.store.lock();
+        let serial = self.writers.lock().await;
+        let old = {
+            let _guard = self.store.lock();
             let raw = self
                 .store
                 .get_raw(rt, id)?
                 .ok_or_else(|| not_found(def, id))?;
             self.check_precondition(rt, id, &raw, if_match)?;
-            let old = decode(&raw)?;
+            decode(&raw)?
+        };
+        if let Some(backend) = &self.backend {
+            backend
+                .apply(BackendChange {
+                    kind: def.kind,
+                    id,
+                    old: Some(&old),
+                    new: None,
+                    link: old.get(LINK_KEY),
+                    store: &self.store,
+                })
+                .await?;
+        }
+        {
+            let guard = self.store.lock();
             // A deleted resource leaves every group it belonged to (RFC 7643 §4.2 consistency).
             let now = timestamp(Utc::now());
             let mut groups = Vec::new();
@@ -410,7 +473,43 @@ impl Provider {
             });
             self.store.write(&guard, &changes)?;
         }
+        drop(serial);
         self.store.durable().await
+    }
+
+    /// Hands a create or update to the backend, if there is one, and keeps the link it returns.
+    /// Uniqueness is checked first: the backend must never apply what the store would refuse.
+    async fn through_backend(
+        &self,
+        rt: usize,
+        id: &str,
+        old: Option<&Map<String, Value>>,
+        doc: &mut Map<String, Value>,
+        link: Option<Value>,
+    ) -> Result<()> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        self.store.check_unique(&[Change {
+            rt,
+            id,
+            old,
+            new: Some(doc),
+        }])?;
+        let returned = backend
+            .apply(BackendChange {
+                kind: self.defs[rt].kind,
+                id,
+                old,
+                new: Some(doc),
+                link: link.as_ref(),
+                store: &self.store,
+            })
+            .await?;
+        if let Some(link) = returned.or(link) {
+            doc.insert(LINK_KEY.into(), link);
+        }
+        Ok(())
     }
 
     /// Orders the stored document: schemas, id, the client's attributes, meta.
@@ -826,5 +925,87 @@ mod tests {
             .unwrap()
             .index_plan(&indexed)
             .is_none());
+    }
+
+    /// Records what it is told, fails on demand, and links each resource to a counter.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        fail: std::sync::atomic::AtomicBool,
+        seen: std::sync::Mutex<Vec<(String, Option<Value>)>>,
+    }
+
+    impl Backend for Recorder {
+        fn apply<'a>(&'a self, c: BackendChange<'a>) -> BoxFuture<'a, Result<Option<Value>>> {
+            Box::pin(async move {
+                if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(ScimError::new(503, None, "native side down"));
+                }
+                let what = match (c.old, c.new) {
+                    (None, Some(_)) => "create",
+                    (Some(_), Some(_)) => "update",
+                    _ => "delete",
+                };
+                let mut seen = self.seen.lock().unwrap();
+                seen.push((what.to_owned(), c.link.cloned()));
+                Ok(Some(json!(seen.len())))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backend_sees_every_change_first_and_its_failure_changes_nothing() {
+        let backend = Arc::new(Recorder::default());
+        let p = Provider::temporary(ProviderConfig::default())
+            .unwrap()
+            .with_backend(backend.clone());
+        let body = json!({"schemas": [crate::schema::USER_URN], "userName": "ann"});
+        let id = p.create(USERS, &body).await.unwrap().id;
+        let view = p.get(USERS, &id).unwrap();
+        assert!(!view.doc.contains_key(LINK_KEY), "links are never shown");
+        let patch = json!({"schemas": [crate::schema::PATCH_OP_URN],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "Ann"}]});
+        p.patch(USERS, &id, &patch, None).await.unwrap();
+
+        backend
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let other = json!({"schemas": [crate::schema::PATCH_OP_URN],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "Changed"}]});
+        assert_eq!(
+            p.patch(USERS, &id, &other, None).await.unwrap_err().status,
+            503
+        );
+        assert_eq!(p.delete(USERS, &id, None).await.unwrap_err().status, 503);
+        let bob = json!({"schemas": [crate::schema::USER_URN], "userName": "bob"});
+        assert_eq!(p.create(USERS, &bob).await.unwrap_err().status, 503);
+        let kept = p.get(USERS, &id).unwrap();
+        assert_eq!(kept.doc["displayName"], "Ann");
+        assert_eq!(p.store().count(USERS), 1);
+
+        backend
+            .fail
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        p.delete(USERS, &id, None).await.unwrap();
+        let seen = backend.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                ("create".to_owned(), None),
+                ("update".to_owned(), Some(json!(1))),
+                ("delete".to_owned(), Some(json!(2))),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backend_is_never_asked_to_apply_a_duplicate() {
+        let backend = Arc::new(Recorder::default());
+        let p = Provider::temporary(ProviderConfig::default())
+            .unwrap()
+            .with_backend(backend.clone());
+        let body = json!({"schemas": [crate::schema::USER_URN], "userName": "ann"});
+        p.create(USERS, &body).await.unwrap();
+        assert_eq!(p.create(USERS, &body).await.unwrap_err().status, 409);
+        assert_eq!(backend.seen.lock().unwrap().len(), 1);
     }
 }

@@ -25,6 +25,9 @@ use crate::schema::{ResourceDef, ResourceKind};
 
 /// Key of the write-only values' digests inside a stored document.
 pub const SECRETS_KEY: &str = "_secrets";
+/// Key of a connector's link to the native object (for example its id there) inside a stored
+/// document, written in the same insert as the resource so the two never disagree.
+pub const LINK_KEY: &str = "_link";
 
 /// How writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,18 +57,74 @@ pub struct Store {
     defs: Vec<ResourceDef>,
     derived: RwLock<Derived>,
     write_lock: Mutex<()>,
-    flush_tx: Option<Mutex<mpsc::Sender<FlushWaiter>>>,
-    flusher: Option<std::thread::JoinHandle<()>>,
+    commit: Option<GroupCommit>,
 }
 
 impl Drop for Store {
     /// Stops the flusher before the database closes, so the folder can be reopened at once.
     fn drop(&mut self) {
-        drop(self.flush_tx.take());
-        if let Some(t) = self.flusher.take() {
+        drop(self.commit.take());
+        let _ = self.db.flush();
+    }
+}
+
+/// Durable acknowledgement for many writers: one thread flushes sled and answers every writer
+/// that was waiting when the flush began (group commit). Dropping it stops the thread.
+#[derive(Debug)]
+pub struct GroupCommit {
+    tx: Option<Mutex<mpsc::Sender<FlushWaiter>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    pub fn start(db: sled::Db) -> Result<GroupCommit> {
+        let (tx, rx) = mpsc::channel::<FlushWaiter>();
+        let thread = std::thread::Builder::new()
+            .name("sled-flusher".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut waiters = vec![first];
+                    waiters.extend(rx.try_iter());
+                    let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                    for w in waiters {
+                        let _ = w.send(result.clone());
+                    }
+                }
+            })
+            .map_err(|e| ScimError::internal(format!("cannot start the flusher thread: {e}")))?;
+        Ok(GroupCommit {
+            tx: Some(Mutex::new(tx)),
+            thread: Some(thread),
+        })
+    }
+
+    /// Waits until everything written before this call is on disk.
+    pub async fn wait(&self) -> Result<()> {
+        let stopped = || ScimError::internal("the flusher stopped; the write may not be durable");
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        if tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(done_tx)
+            .is_err()
+        {
+            return Err(stopped());
+        }
+        match done_rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ScimError::internal(format!("flushing to disk failed: {e}"))),
+            Err(_) => Err(stopped()),
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = self.db.flush();
     }
 }
 
@@ -108,12 +167,9 @@ impl Store {
             .iter()
             .map(|d| db.open_tree(format!("resources/{}", d.name)))
             .collect::<sled::Result<Vec<_>>>()?;
-        let (flush_tx, flusher) = match durability {
-            Durability::Flush => {
-                let (tx, thread) = spawn_flusher(db.clone())?;
-                (Some(Mutex::new(tx)), Some(thread))
-            }
-            Durability::Background => (None, None),
+        let commit = match durability {
+            Durability::Flush => Some(GroupCommit::start(db.clone())?),
+            Durability::Background => None,
         };
         let store = Store {
             db,
@@ -124,8 +180,7 @@ impl Store {
                 groups_of: HashMap::new(),
             }),
             write_lock: Mutex::new(()),
-            flush_tx,
-            flusher,
+            commit,
         };
         store.rebuild()?;
         Ok(store)
@@ -201,30 +256,7 @@ impl Store {
     /// Checks uniqueness, persists the changes (one insert, or one transaction for several),
     /// then updates indexes and memberships. The caller holds the write lock.
     pub fn write(&self, _guard: &WriteGuard<'_>, changes: &[Change<'_>]) -> Result<()> {
-        {
-            let d = self.derived();
-            for c in changes {
-                let def = &self.defs[c.rt];
-                let old_keys = c.old.map(|o| index_entries(def, o)).unwrap_or_default();
-                for key in c
-                    .new
-                    .map(|n| index_entries(def, n))
-                    .unwrap_or_default()
-                    .difference(&old_keys)
-                {
-                    let unique = def.is_unique(&key.0);
-                    let taken = d.index[c.rt]
-                        .get(key)
-                        .is_some_and(|ids| ids.iter().any(|h| h != c.id));
-                    if unique && taken {
-                        return Err(ScimError::uniqueness(format!(
-                            "{} '{}' is already taken by another {}",
-                            key.0, key.1, def.name
-                        )));
-                    }
-                }
-            }
-        }
+        self.check_unique(changes)?;
         let encoded: Vec<Option<Vec<u8>>> = changes
             .iter()
             .map(|c| c.new.map(encode).transpose())
@@ -255,24 +287,38 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses changes that would give a unique value to a second resource (409 `uniqueness`).
+    pub fn check_unique(&self, changes: &[Change<'_>]) -> Result<()> {
+        let d = self.derived();
+        for c in changes {
+            let def = &self.defs[c.rt];
+            let old_keys = c.old.map(|o| index_entries(def, o)).unwrap_or_default();
+            for key in c
+                .new
+                .map(|n| index_entries(def, n))
+                .unwrap_or_default()
+                .difference(&old_keys)
+            {
+                let unique = def.is_unique(&key.0);
+                let taken = d.index[c.rt]
+                    .get(key)
+                    .is_some_and(|ids| ids.iter().any(|h| h != c.id));
+                if unique && taken {
+                    return Err(ScimError::uniqueness(format!(
+                        "{} '{}' is already taken by another {}",
+                        key.0, key.1, def.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until everything written before this call is on disk (no-op in background mode).
     pub async fn durable(&self) -> Result<()> {
-        let Some(tx) = &self.flush_tx else {
-            return Ok(());
-        };
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let sent = tx.lock().unwrap_or_else(|p| p.into_inner()).send(done_tx);
-        if sent.is_err() {
-            return Err(ScimError::internal(
-                "the flusher stopped; the write may not be durable",
-            ));
-        }
-        match done_rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ScimError::internal(format!("flushing to disk failed: {e}"))),
-            Err(_) => Err(ScimError::internal(
-                "the flusher stopped; the write may not be durable",
-            )),
+        match &self.commit {
+            Some(commit) => commit.wait().await,
+            None => Ok(()),
         }
     }
 }
@@ -330,24 +376,6 @@ fn apply_derived(
             .or_default()
             .insert(id.to_owned(), name.clone());
     }
-}
-
-fn spawn_flusher(db: sled::Db) -> Result<(mpsc::Sender<FlushWaiter>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = mpsc::channel::<FlushWaiter>();
-    let thread = std::thread::Builder::new()
-        .name("scim-flusher".into())
-        .spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut waiters = vec![first];
-                waiters.extend(rx.try_iter());
-                let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-                for w in waiters {
-                    let _ = w.send(result.clone());
-                }
-            }
-        })
-        .map_err(|e| ScimError::internal(format!("cannot start the flusher thread: {e}")))?;
-    Ok((tx, thread))
 }
 
 /// (canonical path, folded value) for every indexed string value of a document.

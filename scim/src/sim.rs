@@ -1,0 +1,612 @@
+//! What every mock's control plane (`/_sim/...`) shares: the hash-chained audit log and its
+//! event stream, fault injection, named quirks, and request metrics in Prometheus text format.
+//! A mock keeps its records and its audit events in one sled tree, so a change and the event
+//! that records it are written by one atomic batch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{SecondsFormat, Utc};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use crate::error::{Result, ScimError};
+use crate::provider::BoxFuture;
+
+/// One audit event: what changed, when it was applied, and the hash of the event before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: u64,
+    /// When the change was applied (UTC, microseconds, the mock's wall clock).
+    pub applied: String,
+    pub kind: String,
+    pub subject: String,
+    pub data: Value,
+    pub prev: String,
+    pub hash: String,
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl AuditEvent {
+    fn digest(&self) -> String {
+        let body = json!([
+            self.seq,
+            self.applied,
+            self.kind,
+            self.subject,
+            self.data,
+            self.prev
+        ]);
+        Sha256::digest(body.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The audit log inside a mock's sled tree, under keys `event/<seq>`.
+#[derive(Debug)]
+pub struct AuditLog {
+    tree: sled::Tree,
+    head: Mutex<(u64, String)>,
+    live: broadcast::Sender<AuditEvent>,
+}
+
+const EVENT_PREFIX: &str = "event/";
+
+fn event_key(seq: u64) -> String {
+    format!("{EVENT_PREFIX}{seq:020}")
+}
+
+impl AuditLog {
+    pub fn open(tree: sled::Tree) -> Result<AuditLog> {
+        let head = match tree.scan_prefix(EVENT_PREFIX).next_back() {
+            Some(entry) => {
+                let (_, raw) = entry?;
+                let last: AuditEvent = serde_json::from_slice(&raw).map_err(|e| {
+                    ScimError::internal(format!("the last audit event is unreadable: {e}"))
+                })?;
+                (last.seq, last.hash)
+            }
+            None => (0, GENESIS.to_owned()),
+        };
+        Ok(AuditLog {
+            tree,
+            head: Mutex::new(head),
+            live: broadcast::channel(4096).0,
+        })
+    }
+
+    /// Appends an event to `batch`; call `published` once the batch is applied. The caller
+    /// serialises writers, so events are chained in the order their changes were applied.
+    pub fn append(
+        &self,
+        batch: &mut sled::Batch,
+        kind: &str,
+        subject: &str,
+        data: Value,
+    ) -> Result<AuditEvent> {
+        let head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut event = AuditEvent {
+            seq: head.0 + 1,
+            applied: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            kind: kind.to_owned(),
+            subject: subject.to_owned(),
+            data,
+            prev: head.1.clone(),
+            hash: String::new(),
+        };
+        event.hash = event.digest();
+        let raw = serde_json::to_vec(&event)
+            .map_err(|e| ScimError::internal(format!("cannot encode an audit event: {e}")))?;
+        batch.insert(event_key(event.seq).as_bytes(), raw);
+        Ok(event)
+    }
+
+    /// Moves the head past events whose batch was applied and streams them to subscribers.
+    pub fn published(&self, events: Vec<AuditEvent>) {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        for e in events {
+            *head = (e.seq, e.hash.clone());
+            let _ = self.live.send(e);
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AuditEvent> {
+        self.live.subscribe()
+    }
+
+    /// Events with `seq > after`, at most `limit` of them.
+    pub fn since(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>> {
+        let mut out = Vec::new();
+        for entry in self.tree.range(event_key(after + 1)..) {
+            let (k, raw) = entry?;
+            if !k.starts_with(EVENT_PREFIX.as_bytes()) || out.len() >= limit {
+                break;
+            }
+            out.push(
+                serde_json::from_slice(&raw).map_err(|e| {
+                    ScimError::internal(format!("an audit event is unreadable: {e}"))
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Re-computes every hash and link of the chain.
+    pub fn verify(&self) -> Result<Value> {
+        let mut prev = GENESIS.to_owned();
+        let mut expected_seq = 1;
+        for entry in self.tree.scan_prefix(EVENT_PREFIX) {
+            let (_, raw) = entry?;
+            let event: AuditEvent = serde_json::from_slice(&raw)
+                .map_err(|e| ScimError::internal(format!("an audit event is unreadable: {e}")))?;
+            let problem = if event.seq != expected_seq {
+                Some(format!(
+                    "expected event {expected_seq}, found {}",
+                    event.seq
+                ))
+            } else if event.prev != prev {
+                Some("its `prev` is not the hash of the event before it".to_owned())
+            } else if event.digest() != event.hash {
+                Some("its content does not match its hash".to_owned())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Ok(json!({"valid": false, "events": expected_seq - 1,
+                    "brokenAt": event.seq, "problem": problem}));
+            }
+            prev = event.hash;
+            expected_seq += 1;
+        }
+        Ok(json!({"valid": true, "events": expected_seq - 1, "head": prev}))
+    }
+}
+
+/// Injected faults, applied before a request reaches the mock's handlers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Faults {
+    /// Added to every request.
+    pub latency_ms: u64,
+    /// Share of requests answered 429 with `Retry-After: 1`, in percent.
+    pub rate_429: f64,
+    /// Share answered 503, in percent.
+    pub rate_5xx: f64,
+    /// Share whose connection is cut after the headers, in percent.
+    pub drop: f64,
+}
+
+impl Faults {
+    fn check(&self) -> Result<()> {
+        for (name, v) in [
+            ("rate429", self.rate_429),
+            ("rate5xx", self.rate_5xx),
+            ("drop", self.drop),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(ScimError::bad_request(
+                    crate::ScimType::InvalidValue,
+                    format!("{name} is a percentage: {v} is not in 0..=100"),
+                ));
+            }
+        }
+        if self.latency_ms > 60_000 {
+            return Err(ScimError::bad_request(
+                crate::ScimType::InvalidValue,
+                "latencyMs is at most 60000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A mock's switchable misbehaviours: each known quirk breaks one behaviour on purpose.
+#[derive(Debug)]
+pub struct Quirks {
+    known: &'static [(&'static str, &'static str)],
+    on: RwLock<BTreeSet<String>>,
+}
+
+impl Quirks {
+    pub fn new(known: &'static [(&'static str, &'static str)]) -> Quirks {
+        Quirks {
+            known,
+            on: RwLock::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn is_on(&self, name: &str) -> bool {
+        self.on
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    /// Switches exactly `names` on; an unknown name changes nothing and is refused.
+    pub fn set(&self, names: &[String]) -> Result<()> {
+        if let Some(bad) = names
+            .iter()
+            .find(|n| !self.known.iter().any(|(k, _)| k == n))
+        {
+            let known: Vec<&str> = self.known.iter().map(|(k, _)| *k).collect();
+            return Err(ScimError::bad_request(
+                crate::ScimType::InvalidValue,
+                format!("unknown quirk '{bad}'; known: {}", known.join(", ")),
+            ));
+        }
+        *self.on.write().unwrap_or_else(|p| p.into_inner()) = names.iter().cloned().collect();
+        Ok(())
+    }
+
+    fn describe(&self) -> Value {
+        let on = self.on.read().unwrap_or_else(|p| p.into_inner());
+        json!({
+            "on": on.iter().collect::<Vec<_>>(),
+            "known": self.known.iter().map(|(k, d)| json!({"name": k, "breaks": d})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// (method, route, status) -> (requests, seconds spent).
+type RequestTotals = BTreeMap<(String, String, u16), (u64, f64)>;
+
+/// Request counts and latency sums by method, route and status.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<RequestTotals>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let e = m
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        e.0 += 1;
+        e.1 += seconds;
+    }
+
+    /// Prometheus text exposition format, version 0.0.4.
+    pub fn render(&self, prefix: &str, extra: &[(&str, &str, f64)]) -> String {
+        use std::fmt::Write;
+        let m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP {prefix}_http_requests_total Requests answered.\n# TYPE {prefix}_http_requests_total counter"
+        );
+        for ((method, route, status), (n, _)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "{prefix}_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {prefix}_http_request_seconds_sum Time spent answering.\n# TYPE {prefix}_http_request_seconds_sum counter"
+        );
+        for ((method, route, status), (_, s)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "{prefix}_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {s}"
+            );
+        }
+        for (name, help, value) in extra {
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} gauge\n{prefix}_{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+/// What a mock provides to the shared control plane.
+pub trait Simulated: Send + Sync + std::fmt::Debug {
+    /// Metric name prefix, e.g. `mock_space`.
+    fn name(&self) -> &'static str;
+    fn audit(&self) -> &AuditLog;
+    fn faults(&self) -> &RwLock<Faults>;
+    fn quirks(&self) -> &Quirks;
+    fn metrics(&self) -> &Metrics;
+    /// Gauges for `/metrics`: (name, help, value).
+    fn gauges(&self) -> Vec<(&'static str, &'static str, f64)>;
+    /// Removes every record (the audit log keeps going, with a `reset` event).
+    fn reset(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+type Sim = Arc<dyn Simulated>;
+
+/// `/_sim/...`: health, reset, events (JSON page or server-sent events), verify, faults,
+/// quirks and metrics.
+pub fn control_router<S: Clone + Send + Sync + 'static>(sim: Sim) -> Router<S> {
+    Router::new()
+        .route(
+            "/_sim/health",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
+        .route("/_sim/reset", axum::routing::post(reset))
+        .route("/_sim/events", get(events))
+        .route("/_sim/events/verify", get(verify))
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/quirks", get(get_quirks).put(put_quirks))
+        .route("/_sim/metrics", get(metrics))
+        .with_state(sim)
+}
+
+async fn reset(State(sim): State<Sim>) -> Result<StatusCode> {
+    sim.reset().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    follow: bool,
+    limit: Option<usize>,
+}
+
+/// Without `follow`: a JSON page of stored events. With it: server-sent events, stored ones
+/// first, then live ones as they are applied.
+async fn events(State(sim): State<Sim>, Query(q): Query<EventsQuery>) -> Result<Response> {
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    if !q.follow {
+        let events = sim.audit().since(q.after, limit)?;
+        return Ok(Json(json!({"events": events})).into_response());
+    }
+    // Subscribe before reading the backlog so nothing falls between the two.
+    let live = sim.audit().subscribe();
+    let backlog = sim.audit().since(q.after, usize::MAX)?;
+    let last = backlog.last().map_or(q.after, |e| e.seq);
+    Ok(Sse::new(event_stream(backlog, live, last))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn event_stream(
+    backlog: Vec<AuditEvent>,
+    live: broadcast::Receiver<AuditEvent>,
+    last: u64,
+) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
+    let to_sse = |e: &AuditEvent| {
+        SseEvent::default()
+            .id(e.seq.to_string())
+            .event(e.kind.clone())
+            .data(serde_json::to_string(e).unwrap_or_default())
+    };
+    let stored = futures::stream::iter(backlog.iter().map(to_sse).map(Ok).collect::<Vec<_>>());
+    let following = futures::stream::unfold((live, last), move |(mut rx, last)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.seq <= last => continue,
+                Ok(e) => {
+                    let seq = e.seq;
+                    return Some((Ok(to_sse(&e)), (rx, seq)));
+                }
+                // A subscriber too slow to keep up is told so and ends; it resumes with `after`.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let warn = SseEvent::default()
+                        .event("lagged")
+                        .data(format!("{{\"resumeAfter\":{last}}}"));
+                    return Some((Ok(warn), (rx, u64::MAX)));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    futures::StreamExt::chain(stored, following)
+}
+
+async fn verify(State(sim): State<Sim>) -> Result<Json<Value>> {
+    Ok(Json(sim.audit().verify()?))
+}
+
+async fn get_faults(State(sim): State<Sim>) -> Json<Faults> {
+    Json(
+        sim.faults()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    )
+}
+
+async fn put_faults(State(sim): State<Sim>, body: axum::body::Bytes) -> Result<Json<Faults>> {
+    let faults: Faults = serde_json::from_slice(&body).map_err(|e| {
+        ScimError::bad_request(crate::ScimType::InvalidSyntax, format!("bad faults: {e}"))
+    })?;
+    faults.check()?;
+    *sim.faults().write().unwrap_or_else(|p| p.into_inner()) = faults.clone();
+    Ok(Json(faults))
+}
+
+async fn get_quirks(State(sim): State<Sim>) -> Json<Value> {
+    Json(sim.quirks().describe())
+}
+
+async fn put_quirks(State(sim): State<Sim>, body: axum::body::Bytes) -> Result<Json<Value>> {
+    let names: Vec<String> = serde_json::from_slice(&body).map_err(|e| {
+        ScimError::bad_request(
+            crate::ScimType::InvalidSyntax,
+            format!("quirks are a JSON array of names: {e}"),
+        )
+    })?;
+    sim.quirks().set(&names)?;
+    Ok(Json(sim.quirks().describe()))
+}
+
+async fn metrics(State(sim): State<Sim>) -> impl IntoResponse {
+    let gauges = sim.gauges();
+    let extra: Vec<(&str, &str, f64)> = gauges.iter().map(|(a, b, c)| (*a, *b, *c)).collect();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        sim.metrics().render(sim.name(), &extra),
+    )
+}
+
+/// Middleware for everything outside `/_sim`: applies the injected faults and records metrics.
+pub async fn faults_and_metrics(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = route_label(req.uri().path());
+    if route == "/_sim" {
+        return next.run(req).await;
+    }
+    let faults = sim
+        .faults()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    let roll = rand::random::<f64>() * 100.0;
+    let resp = if roll < faults.rate_429 {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            Json(json!({"error": "rate-limited", "description": "injected fault: 429"})),
+        )
+            .into_response()
+    } else if roll < faults.rate_429 + faults.rate_5xx {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "unavailable", "description": "injected fault: 503"})),
+        )
+            .into_response()
+    } else if roll < faults.rate_429 + faults.rate_5xx + faults.drop {
+        // Headers go out, then the body fails: the client sees the connection cut mid-answer.
+        let cut = futures::stream::once(async {
+            Err::<axum::body::Bytes, _>(std::io::Error::other("injected fault: dropped"))
+        });
+        Response::new(Body::from_stream(cut))
+    } else {
+        next.run(req).await
+    };
+    sim.metrics().record(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// A low-cardinality label for a path: its resource segment, never an id.
+fn route_label(path: &str) -> String {
+    let mut parts = path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "v2" && *s != "api" && *s != "http");
+    match parts.next() {
+        Some("_sim") => "/_sim".into(),
+        Some(first) => format!("/{first}"),
+        None => "/".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> (sled::Db, AuditLog) {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let log = AuditLog::open(tree).unwrap();
+        (db, log)
+    }
+
+    fn append(db: &sled::Db, log: &AuditLog, n: usize) {
+        let tree = db.open_tree("t").unwrap();
+        for i in 0..n {
+            let mut batch = sled::Batch::default();
+            let e = log
+                .append(
+                    &mut batch,
+                    "thing.changed",
+                    &format!("s{i}"),
+                    json!({"i": i}),
+                )
+                .unwrap();
+            tree.apply_batch(batch).unwrap();
+            log.published(vec![e]);
+        }
+    }
+
+    #[test]
+    fn chain_verifies_and_reopens_at_its_head() {
+        let (db, log) = log();
+        append(&db, &log, 5);
+        assert_eq!(log.verify().unwrap()["valid"], true);
+        assert_eq!(log.verify().unwrap()["events"], 5);
+        let reopened = AuditLog::open(db.open_tree("t").unwrap()).unwrap();
+        append(&db, &reopened, 1);
+        let v = reopened.verify().unwrap();
+        assert_eq!(
+            (v["valid"].clone(), v["events"].clone()),
+            (json!(true), json!(6))
+        );
+        assert_eq!(reopened.since(4, 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn tampering_is_found_at_the_changed_event() {
+        let (db, log) = log();
+        append(&db, &log, 4);
+        let tree = db.open_tree("t").unwrap();
+        let mut e: AuditEvent =
+            serde_json::from_slice(&tree.get(event_key(3)).unwrap().unwrap()).unwrap();
+        e.data = json!({"i": 99});
+        tree.insert(event_key(3), serde_json::to_vec(&e).unwrap())
+            .unwrap();
+        let v = log.verify().unwrap();
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["brokenAt"], 3);
+        tree.remove(event_key(3)).unwrap();
+        assert_eq!(log.verify().unwrap()["brokenAt"], 4);
+    }
+
+    #[test]
+    fn faults_and_quirks_refuse_nonsense() {
+        let bad = Faults {
+            rate_5xx: 101.0,
+            ..Default::default()
+        };
+        assert!(bad.check().is_err());
+        let q = Quirks::new(&[("no-location", "Location header on create")]);
+        assert!(q.set(&["nope".into()]).is_err());
+        assert!(!q.is_on("no-location"));
+        q.set(&["no-location".into()]).unwrap();
+        assert!(q.is_on("no-location"));
+    }
+
+    #[test]
+    fn route_labels_stay_coarse() {
+        assert_eq!(
+            route_label("/api/http/team-directory/profiles/id:1"),
+            "/team-directory"
+        );
+        assert_eq!(route_label("/v2/Users/abc"), "/Users");
+        assert_eq!(route_label("/_sim/events"), "/_sim");
+    }
+}
