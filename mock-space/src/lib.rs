@@ -1,3 +1,289 @@
-//! `mock-space`: a Space-like team directory with its SCIM connector.
+//! `mock-space`: a JetBrains Space-like team directory and project access API on sled
+//! (`/api/http/...`), its control plane (`/_sim/...`), and a SCIM 2.0 connector that applies
+//! every change through that API. Space itself was discontinued on 1 June 2025 and never had
+//! SCIM; see `docs/space.md` for what is modelled on the real product and what is assumed.
 //!
-//! Not built yet: this crate is a placeholder for issue 3 and exports nothing.
+//! Use it in-process with [`launch`], or as the `mock-space` binary.
+
+pub mod api;
+pub mod connector;
+pub mod directory;
+pub mod error;
+pub mod policy;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use scim::provider::BoxFuture;
+use scim::sim::{control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Simulated};
+use scim::{Durability, Provider, ProviderConfig};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::connector::{SpaceBackend, SpaceClient};
+use crate::directory::{new_id, Directory, Project, Record, Repository};
+pub use crate::error::ApiError;
+pub use crate::policy::Policy;
+
+/// Misbehaviours the native API can be switched to, so a harness can prove it notices them.
+pub const QUIRKS: &[(&str, &str)] = &[(
+    "deactivate-keeps-tokens",
+    "deactivating a profile leaves its personal tokens working",
+)];
+
+/// The native simulator's state.
+#[derive(Debug)]
+pub struct Space {
+    pub directory: Directory,
+    /// Organisation-administrator tokens.
+    pub admin_tokens: Vec<String>,
+    faults: RwLock<Faults>,
+    quirks: Quirks,
+    metrics: Metrics,
+}
+
+impl Space {
+    pub fn new(directory: Directory, admin_tokens: Vec<String>) -> Space {
+        Space {
+            directory,
+            admin_tokens,
+            faults: RwLock::new(Faults::default()),
+            quirks: Quirks::new(QUIRKS),
+            metrics: Metrics::default(),
+        }
+    }
+
+    pub fn quirk(&self, name: &str) -> bool {
+        self.quirks.is_on(name)
+    }
+}
+
+impl Simulated for Space {
+    fn name(&self) -> &'static str {
+        "mock_space"
+    }
+
+    fn audit(&self) -> &AuditLog {
+        self.directory.audit()
+    }
+
+    fn faults(&self) -> &RwLock<Faults> {
+        &self.faults
+    }
+
+    fn quirks(&self) -> &Quirks {
+        &self.quirks
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
+        let org = self.directory.read();
+        vec![
+            (
+                "profiles",
+                "Profiles, active and deactivated.",
+                org.profiles.len() as f64,
+            ),
+            ("teams", "Teams.", org.teams.len() as f64),
+            ("grants", "Project access grants.", org.grants.len() as f64),
+        ]
+    }
+
+    fn reset(&self) -> BoxFuture<'_, scim::error::Result<()>> {
+        Box::pin(async move {
+            self.directory
+                .reset()
+                .await
+                .map_err(|e| scim::ScimError::internal(e.description))
+        })
+    }
+}
+
+/// The native API and the control plane, with faults and metrics around the API.
+pub fn native_app(space: Arc<Space>) -> Router {
+    let sim: Arc<dyn Simulated> = space.clone();
+    api::router(space).merge(control_router(sim.clone())).layer(
+        axum::middleware::from_fn_with_state(sim, faults_and_metrics),
+    )
+}
+
+/// A small organisation the default policy (`scenarios/policies/space-default.toml`) refers to.
+pub async fn seed_sample(directory: &Directory) -> Result<(), ApiError> {
+    let sample = [
+        ("BACKEND", "Backend", &["api", "billing"][..]),
+        ("INFRA", "Infrastructure", &["terraform"][..]),
+        ("WEB", "Web", &["site"][..]),
+    ];
+    directory
+        .change(|org, c| {
+            for (key, name, repos) in sample {
+                if org.projects.values().any(|p| p.key == key) {
+                    continue;
+                }
+                let p = Project {
+                    id: new_id(),
+                    key: key.into(),
+                    name: name.into(),
+                    private: true,
+                };
+                c.event(
+                    "project.created",
+                    &p.id,
+                    json!({"key": key, "sample": true}),
+                );
+                for r in repos {
+                    c.put(Record::Repository(Repository {
+                        project_id: p.id.clone(),
+                        name: (*r).into(),
+                    }));
+                }
+                c.put(Record::Project(p));
+            }
+            Ok(())
+        })
+        .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Space(#[from] ApiError),
+    #[error(transparent)]
+    Scim(#[from] scim::ScimError),
+}
+
+/// How to start the simulator and its connector.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub port: u16,
+    pub scim_port: u16,
+    /// `None`: in memory only.
+    pub data: Option<PathBuf>,
+    /// Organisation token for the native API; the connector uses it too.
+    pub token: String,
+    /// Bearer token the connector's SCIM clients (the IdP) present.
+    pub scim_token: String,
+    pub policy: Policy,
+    /// Acknowledge writes only once flushed to disk.
+    pub durable: bool,
+    /// Accept Entra's `"True"`/`"False"` strings for booleans.
+    pub lenient: bool,
+}
+
+/// Both servers, running.
+#[derive(Debug)]
+pub struct Launched {
+    pub space_url: String,
+    pub scim_url: String,
+    pub space: Arc<Space>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Launched {
+    /// Stops both servers after their open requests finish, waiting at most five seconds
+    /// (an event-stream follower never finishes by itself).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for mut t in self.tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+    }
+}
+
+async fn bind(port: u16) -> Result<(TcpListener, SocketAddr), LaunchError> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| LaunchError::Bind { port, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| LaunchError::Bind { port, source })?;
+    Ok((listener, addr))
+}
+
+fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("server stopped: {e}");
+        }
+    })
+}
+
+/// Starts the native simulator and the SCIM connector on loopback.
+pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
+    let sub = |name: &str| opts.data.as_ref().map(|d| d.join(name));
+    let directory = match sub("space") {
+        Some(dir) => Directory::open(&dir, opts.durable)?,
+        None => Directory::temporary()?,
+    };
+    seed_sample(&directory).await?;
+    let space = Arc::new(Space::new(directory, vec![opts.token.clone()]));
+    let (native_listener, native_addr) = bind(opts.port).await?;
+    let (scim_listener, scim_addr) = bind(opts.scim_port).await?;
+    let space_url = format!("http://{native_addr}");
+    let scim_url = format!("http://{scim_addr}");
+
+    let config = ProviderConfig {
+        base_url: scim_url.clone(),
+        durability: if opts.durable {
+            Durability::Flush
+        } else {
+            Durability::Background
+        },
+        leniency: scim::resource::Leniency {
+            boolean_strings: opts.lenient,
+        },
+        ..Default::default()
+    };
+    let backend = SpaceBackend::new(SpaceClient::new(&space_url, &opts.token)?, opts.policy);
+    let provider = match sub("space-scim") {
+        Some(dir) => Provider::open(&dir, config)?,
+        None => Provider::temporary(config)?,
+    }
+    .with_backend(Arc::new(backend));
+    let connector = scim::app(scim::AppState {
+        provider,
+        tokens: vec![opts.scim_token.clone()],
+    });
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        serve(native_listener, native_app(space.clone()), stopped.clone()),
+        serve(scim_listener, connector, stopped),
+    ];
+    Ok(Launched {
+        space_url,
+        scim_url,
+        space,
+        stop,
+        tasks,
+    })
+}
+
+/// The default policy file, relative to the workspace root.
+pub fn default_policy_path() -> &'static Path {
+    Path::new("scenarios/policies/space-default.toml")
+}

@@ -1,0 +1,467 @@
+//! The SCIM connector: a `scim` provider whose every change is applied to Space through its
+//! HTTP API first. User <-> profile (`active:false` <-> deactivate), Group <-> team,
+//! membership <-> team membership, and the policy's project roles granted to each team.
+//!
+//! Each resource's link (profile id; team id, membership ids, grants) is stored inside the
+//! SCIM document by the provider in the same write. A request whose native calls fail part way
+//! undoes the calls already made, in reverse, and answers 503 (Space unreachable or failing)
+//! or the matching SCIM error, with the SCIM side unchanged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use scim::provider::{Backend, BackendChange, BoxFuture};
+use scim::schema::ResourceKind;
+use scim::store::LINK_KEY;
+use scim::{ScimError, ScimType};
+use serde_json::{json, Map, Value};
+
+use crate::policy::{Policy, RoleGrant};
+
+const USERS: usize = 0;
+
+/// A minimal Space API client: the calls the connector makes, against the mock or a real
+/// organisation alike.
+#[derive(Debug, Clone)]
+pub struct SpaceClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl SpaceClient {
+    pub fn new(base: &str, token: &str) -> Result<SpaceClient, ScimError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ScimError::internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(SpaceClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ScimError> {
+        let url = format!("{}/api/http{path}", self.base);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token)
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("Space did not answer {method} {path}: {e}")))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| {
+            unavailable(format!("Space's answer to {method} {path} broke off: {e}"))
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+        }
+        let said = format!("Space answered {status} to {method} {path}: {text}");
+        Err(match status {
+            409 => ScimError::uniqueness(said),
+            400 => ScimError::bad_request(ScimType::InvalidValue, said),
+            404 => ScimError::new(
+                409,
+                None,
+                format!("{said} (changed in Space behind the connector)"),
+            ),
+            429 | 500..=599 => unavailable(said),
+            _ => ScimError::new(502, None, said),
+        })
+    }
+}
+
+fn unavailable(detail: String) -> ScimError {
+    ScimError::new(
+        503,
+        None,
+        format!("{detail}; nothing was changed, retry later"),
+    )
+}
+
+/// A native call that can be undone, and how.
+#[derive(Debug, Clone)]
+struct Call {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl Call {
+    fn new(method: Method, path: impl Into<String>, body: Option<Value>) -> Call {
+        Call {
+            method,
+            path: path.into(),
+            body,
+        }
+    }
+}
+
+/// Runs native calls in order, remembering how to undo each one.
+struct Plan<'a> {
+    client: &'a SpaceClient,
+    undo: Vec<Call>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(client: &'a SpaceClient) -> Plan<'a> {
+        Plan {
+            client,
+            undo: Vec::new(),
+        }
+    }
+
+    async fn run(&mut self, call: Call, undo: Option<Call>) -> Result<Value, ScimError> {
+        let out = self.client.call(call.method, &call.path, call.body).await?;
+        self.undo.extend(undo);
+        Ok(out)
+    }
+
+    /// Undoes what ran, newest first; an undo that fails is logged (the retry converges).
+    async fn roll_back(self) {
+        for call in self.undo.into_iter().rev() {
+            if let Err(e) = self
+                .client
+                .call(call.method.clone(), &call.path, call.body)
+                .await
+            {
+                tracing::warn!("undo of {} {} failed: {}", call.method, call.path, e.detail);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SpaceBackend {
+    client: SpaceClient,
+    policy: Arc<Policy>,
+}
+
+impl SpaceBackend {
+    pub fn new(client: SpaceClient, policy: Policy) -> SpaceBackend {
+        SpaceBackend {
+            client,
+            policy: Arc::new(policy),
+        }
+    }
+
+    async fn apply_user(
+        &self,
+        c: &BackendChange<'_>,
+        plan: &mut Plan<'_>,
+    ) -> Result<Option<Value>, ScimError> {
+        let linked = link_str(c.link, "profile");
+        match (c.new, linked) {
+            (Some(new), None) => {
+                let created = plan
+                    .run(
+                        Call::new(
+                            Method::POST,
+                            "/team-directory/profiles",
+                            Some(profile_body(new)),
+                        ),
+                        None,
+                    )
+                    .await?;
+                let id = created
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ScimError::new(502, None, "Space created a profile without an id")
+                    })?
+                    .to_owned();
+                plan.undo.push(Call::new(
+                    Method::DELETE,
+                    format!("/team-directory/profiles/id:{id}"),
+                    None,
+                ));
+                if !active(new) {
+                    let path = format!("/team-directory/profiles/id:{id}/deactivate");
+                    plan.run(Call::new(Method::DELETE, path, None), None)
+                        .await?;
+                }
+                Ok(Some(json!({"profile": id})))
+            }
+            (Some(new), Some(id)) => {
+                let path = format!("/team-directory/profiles/id:{id}");
+                let old_body = c.old.map(profile_body);
+                plan.run(
+                    Call::new(Method::PATCH, path.clone(), Some(profile_body(new))),
+                    old_body.map(|b| Call::new(Method::PATCH, path.clone(), Some(b))),
+                )
+                .await?;
+                let was_active = c.old.is_none_or(active);
+                let deactivate = Call::new(Method::DELETE, format!("{path}/deactivate"), None);
+                let reactivate =
+                    Call::new(Method::PATCH, format!("{path}/reactivate"), Some(json!({})));
+                match (was_active, active(new)) {
+                    (true, false) => plan.run(deactivate, Some(reactivate)).await.map(drop)?,
+                    (false, true) => plan.run(reactivate, Some(deactivate)).await.map(drop)?,
+                    _ => {}
+                }
+                Ok(None)
+            }
+            (None, Some(id)) => {
+                let path = format!("/team-directory/profiles/id:{id}");
+                match plan.run(Call::new(Method::DELETE, path, None), None).await {
+                    // Already gone in Space: the SCIM delete may go ahead.
+                    Err(e) if e.status == 409 && e.detail.contains(" 404 ") => Ok(None),
+                    other => other.map(|_| None),
+                }
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    async fn apply_group(
+        &self,
+        c: &BackendChange<'_>,
+        plan: &mut Plan<'_>,
+    ) -> Result<Option<Value>, ScimError> {
+        let Some(new) = c.new else {
+            if let Some(team) = link_str(c.link, "team") {
+                let path = format!("/team-directory/teams/{team}/disband");
+                plan.run(Call::new(Method::DELETE, path, None), None)
+                    .await?;
+            }
+            return Ok(None);
+        };
+        let name = new
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let external_id = new.get("externalId").cloned();
+        let team = match link_str(c.link, "team") {
+            Some(team) => {
+                let old_name = c
+                    .old
+                    .and_then(|o| o.get("displayName"))
+                    .and_then(Value::as_str);
+                if old_name != Some(name) {
+                    let path = format!("/team-directory/teams/{team}");
+                    plan.run(
+                        Call::new(Method::PATCH, path.clone(), Some(json!({"name": name}))),
+                        old_name.map(|n| {
+                            Call::new(Method::PATCH, path.clone(), Some(json!({"name": n})))
+                        }),
+                    )
+                    .await?;
+                }
+                team.to_owned()
+            }
+            None => {
+                let created = plan
+                    .run(
+                        Call::new(
+                            Method::POST,
+                            "/team-directory/teams",
+                            Some(json!({"name": name, "externalId": external_id})),
+                        ),
+                        None,
+                    )
+                    .await?;
+                let id = created
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ScimError::new(502, None, "Space created a team without an id"))?
+                    .to_owned();
+                plan.undo.push(Call::new(
+                    Method::DELETE,
+                    format!("/team-directory/teams/{id}/disband"),
+                    None,
+                ));
+                id
+            }
+        };
+
+        // Memberships: SCIM member id -> Space membership id.
+        let mut memberships: BTreeMap<String, String> = c
+            .link
+            .and_then(|l| l.get("memberships"))
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default();
+        let wanted = member_ids(new);
+        for (member, membership) in memberships.clone() {
+            if wanted.contains(&member) {
+                continue;
+            }
+            memberships.remove(&member);
+            let profile = self.profile_of(c, &member);
+            let path = format!("/team-directory/memberships/{membership}");
+            let undo = profile.map(|p| membership_call(&p, &team));
+            match plan.run(Call::new(Method::DELETE, path, None), undo).await {
+                // The member was deleted from Space, taking the membership along.
+                Err(e) if e.status == 409 && e.detail.contains(" 404 ") => {}
+                other => other.map(drop)?,
+            }
+        }
+        for member in wanted {
+            if memberships.contains_key(&member) {
+                continue;
+            }
+            let Some(profile) = self.profile_of(c, &member) else {
+                return Err(ScimError::bad_request(
+                    ScimType::InvalidValue,
+                    format!("member '{member}' is not a User provisioned to Space (Space teams hold people, not teams)"),
+                ));
+            };
+            let created = plan.run(membership_call(&profile, &team), None).await?;
+            let id = created
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            plan.undo.push(Call::new(
+                Method::DELETE,
+                format!("/team-directory/memberships/{id}"),
+                None,
+            ));
+            memberships.insert(member, id);
+        }
+
+        // Project roles from the policy, granted to the team.
+        let granted: Vec<RoleGrant> = c
+            .link
+            .and_then(|l| l.get("grants"))
+            .and_then(|g| serde_json::from_value::<Vec<(String, String)>>(g.clone()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(project, role)| RoleGrant { project, role })
+            .collect();
+        let wanted = self.policy.grants_for(c.id, new);
+        for g in granted.iter().filter(|g| !wanted.contains(g)) {
+            plan.run(revoke_call(g, &team), Some(grant_call(g, &team)))
+                .await?;
+        }
+        for g in wanted.iter().filter(|g| !granted.contains(g)) {
+            plan.run(grant_call(g, &team), Some(revoke_call(g, &team)))
+                .await?;
+        }
+        let grants: Vec<(String, String)> =
+            wanted.into_iter().map(|g| (g.project, g.role)).collect();
+        Ok(Some(
+            json!({"team": team, "memberships": memberships, "grants": grants}),
+        ))
+    }
+
+    /// The Space profile id of a SCIM User, read from the user's stored link.
+    fn profile_of(&self, c: &BackendChange<'_>, user: &str) -> Option<String> {
+        let doc = c.store.get(USERS, user).ok()??;
+        link_str(doc.get(LINK_KEY), "profile").map(str::to_owned)
+    }
+}
+
+impl Backend for SpaceBackend {
+    fn apply<'a>(
+        &'a self,
+        c: BackendChange<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ScimError>> {
+        Box::pin(async move {
+            let mut plan = Plan::new(&self.client);
+            let result = match c.kind {
+                ResourceKind::User => self.apply_user(&c, &mut plan).await,
+                ResourceKind::Group => self.apply_group(&c, &mut plan).await,
+            };
+            if result.is_err() {
+                plan.roll_back().await;
+            }
+            result
+        })
+    }
+}
+
+fn link_str<'a>(link: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    link?.get(key)?.as_str()
+}
+
+fn active(doc: &Map<String, Value>) -> bool {
+    doc.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+fn member_ids(group: &Map<String, Value>) -> Vec<String> {
+    group
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// SCIM User -> Space profile fields (dialects.md §5.1).
+fn profile_body(user: &Map<String, Value>) -> Value {
+    let name = user.get("name");
+    let part = |k: &str| {
+        name.and_then(|n| n.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let emails: Vec<&str> = user
+        .get("emails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("value").and_then(Value::as_str))
+        .collect();
+    json!({
+        "username": user.get("userName"),
+        "firstName": part("givenName"),
+        "lastName": part("familyName"),
+        "emails": emails,
+        "externalId": user.get("externalId"),
+    })
+}
+
+fn membership_call(profile: &str, team: &str) -> Call {
+    Call::new(
+        Method::POST,
+        "/team-directory/memberships",
+        Some(json!({"member": format!("id:{profile}"), "teamId": team})),
+    )
+}
+
+fn access_list(role: &str) -> &'static str {
+    match role {
+        "admin" => "admins",
+        "collaborator" => "collaborators",
+        _ => "members",
+    }
+}
+
+fn grant_call(g: &RoleGrant, team: &str) -> Call {
+    Call::new(
+        Method::POST,
+        format!(
+            "/projects/key:{}/access/{}/teams",
+            g.project,
+            access_list(&g.role)
+        ),
+        Some(json!({"teamId": team})),
+    )
+}
+
+fn revoke_call(g: &RoleGrant, team: &str) -> Call {
+    Call::new(
+        Method::DELETE,
+        format!(
+            "/projects/key:{}/access/{}/teams/{team}",
+            g.project,
+            access_list(&g.role)
+        ),
+        None,
+    )
+}

@@ -1,0 +1,576 @@
+//! The Space-like organisation on sled: profiles, teams, memberships, projects, repositories,
+//! project access grants and personal tokens, and the permission rules that turn grants into
+//! effective permissions.
+//!
+//! Everything lives in one sled tree (`record kind/id -> JSON`, plus the audit log), and in
+//! memory for reads. A change is computed against the current state, then written with its
+//! audit events as one atomic sled batch, then applied to memory, then flushed (group commit)
+//! before it is acknowledged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+use chrono::{SecondsFormat, Utc};
+use scim::sim::{AuditEvent, AuditLog};
+use scim::store::GroupCommit;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Name {
+    pub first_name: String,
+    pub last_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Email {
+    pub email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub id: String,
+    pub username: String,
+    pub name: Name,
+    pub emails: Vec<Email>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Deactivated: kept and readable, with no rights and no working tokens.
+    pub archived: bool,
+    pub joined: Option<String>,
+    pub left_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub parent_id: Option<String>,
+    pub external_id: Option<String>,
+    pub archived: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub id: String,
+    pub member: String,
+    pub team_id: String,
+    pub role_id: Option<String>,
+    pub lead: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    pub id: String,
+    pub key: String,
+    pub name: String,
+    /// Public projects also grant the `organization-member` role to every active member.
+    pub private: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    pub project_id: String,
+    pub name: String,
+}
+
+/// Who a project role is granted to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "lowercase")]
+pub enum Grantee {
+    Profile(String),
+    Team(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub project_id: String,
+    pub role: String,
+    pub grantee: Grantee,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    pub id: String,
+    pub profile_id: String,
+    pub name: String,
+    pub scope: String,
+    pub expires: Option<String>,
+    pub created: String,
+    /// SHA-256 of the secret: the secret itself is shown once and never stored.
+    pub digest: String,
+    pub revoked: bool,
+}
+
+/// One stored record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Record {
+    Profile(Profile),
+    Team(Team),
+    Membership(Membership),
+    Project(Project),
+    Repository(Repository),
+    Grant(Grant),
+    Token(Token),
+}
+
+impl Record {
+    fn key(&self) -> String {
+        match self {
+            Record::Profile(p) => format!("profile/{}", p.id),
+            Record::Team(t) => format!("team/{}", t.id),
+            Record::Membership(m) => format!("membership/{}", m.id),
+            Record::Project(p) => format!("project/{}", p.id),
+            Record::Repository(r) => format!("repository/{}/{}", r.project_id, r.name),
+            Record::Grant(g) => format!(
+                "grant/{}/{}/{}",
+                g.project_id,
+                g.role,
+                match &g.grantee {
+                    Grantee::Profile(id) => format!("p:{id}"),
+                    Grantee::Team(id) => format!("t:{id}"),
+                }
+            ),
+            Record::Token(t) => format!("token/{}", t.id),
+        }
+    }
+}
+
+/// The permission rules: which project role grants which permission (`permissions.json`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rules {
+    pub permissions: Vec<String>,
+    pub roles: BTreeMap<String, BTreeSet<String>>,
+}
+
+pub const GRANTABLE_ROLES: [&str; 3] = ["admin", "member", "collaborator"];
+const ORGANIZATION_MEMBER: &str = "organization-member";
+
+impl Rules {
+    pub fn builtin() -> Rules {
+        // The file is part of the crate and checked by a test, so a parse failure is a build bug.
+        serde_json::from_str(include_str!("../permissions.json")).unwrap_or_else(|_| Rules {
+            permissions: Vec::new(),
+            roles: BTreeMap::new(),
+        })
+    }
+}
+
+/// The whole organisation in memory.
+#[derive(Debug, Default, Clone)]
+pub struct Org {
+    pub profiles: BTreeMap<String, Profile>,
+    pub teams: BTreeMap<String, Team>,
+    pub memberships: BTreeMap<String, Membership>,
+    pub projects: BTreeMap<String, Project>,
+    pub repositories: BTreeSet<Repository>,
+    pub grants: BTreeSet<Grant>,
+    pub tokens: BTreeMap<String, Token>,
+    token_by_digest: HashMap<String, String>,
+}
+
+impl Org {
+    fn put(&mut self, r: Record) {
+        match r {
+            Record::Profile(p) => {
+                self.profiles.insert(p.id.clone(), p);
+            }
+            Record::Team(t) => {
+                self.teams.insert(t.id.clone(), t);
+            }
+            Record::Membership(m) => {
+                self.memberships.insert(m.id.clone(), m);
+            }
+            Record::Project(p) => {
+                self.projects.insert(p.id.clone(), p);
+            }
+            Record::Repository(r) => {
+                self.repositories.insert(r);
+            }
+            Record::Grant(g) => {
+                self.grants.insert(g);
+            }
+            Record::Token(t) => {
+                self.token_by_digest.insert(t.digest.clone(), t.id.clone());
+                self.tokens.insert(t.id.clone(), t);
+            }
+        }
+    }
+
+    fn remove(&mut self, r: &Record) {
+        match r {
+            Record::Profile(p) => {
+                self.profiles.remove(&p.id);
+            }
+            Record::Team(t) => {
+                self.teams.remove(&t.id);
+            }
+            Record::Membership(m) => {
+                self.memberships.remove(&m.id);
+            }
+            Record::Project(p) => {
+                self.projects.remove(&p.id);
+            }
+            Record::Repository(r) => {
+                self.repositories.remove(r);
+            }
+            Record::Grant(g) => {
+                self.grants.remove(g);
+            }
+            Record::Token(t) => {
+                self.token_by_digest.remove(&t.digest);
+                self.tokens.remove(&t.id);
+            }
+        }
+    }
+
+    /// Finds a profile by `id:`, `username:`, `email:`, `externalId:` or a bare username.
+    pub fn profile(&self, identifier: &str) -> Result<&Profile> {
+        let found = match identifier.split_once(':') {
+            Some(("id", id)) => self.profiles.get(id),
+            Some(("username", u)) => self.profiles.values().find(|p| p.username == u),
+            Some(("email", e)) => self
+                .profiles
+                .values()
+                .find(|p| p.emails.iter().any(|m| m.email.eq_ignore_ascii_case(e))),
+            Some(("externalId", x)) => self
+                .profiles
+                .values()
+                .find(|p| p.external_id.as_deref() == Some(x)),
+            Some((other, _)) => {
+                return Err(ApiError::bad_request(format!(
+                "unknown profile identifier '{other}:'; use id:, username:, email: or externalId:"
+            )))
+            }
+            None => self.profiles.values().find(|p| p.username == identifier),
+        };
+        found.ok_or_else(|| ApiError::not_found(format!("profile '{identifier}' not found")))
+    }
+
+    pub fn team(&self, id: &str) -> Result<&Team> {
+        let id = id.strip_prefix("id:").unwrap_or(id);
+        self.teams
+            .get(id)
+            .ok_or_else(|| ApiError::not_found(format!("team '{id}' not found")))
+    }
+
+    /// Finds a project by `key:`, `id:` or a bare key.
+    pub fn project(&self, identifier: &str) -> Result<&Project> {
+        let found = match identifier.split_once(':') {
+            Some(("id", id)) => self.projects.get(id),
+            Some(("key", key)) => self.projects.values().find(|p| p.key == key),
+            Some((other, _)) => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown project identifier '{other}:'; use key: or id:"
+                )))
+            }
+            None => self.projects.values().find(|p| p.key == identifier),
+        };
+        found.ok_or_else(|| ApiError::not_found(format!("project '{identifier}' not found")))
+    }
+
+    /// The profile a personal token acts as, if the token is live.
+    pub fn token_holder(&self, secret: &str) -> Option<&Profile> {
+        let id = self.token_by_digest.get(&digest(secret))?;
+        let token = self.tokens.get(id)?;
+        let expired = token
+            .expires
+            .as_deref()
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+            .is_some_and(|e| e < Utc::now());
+        if token.revoked || expired {
+            return None;
+        }
+        // Revocation alone ends a token: deactivation revokes them (unless a quirk says not).
+        self.profiles.get(&token.profile_id)
+    }
+
+    /// Teams a profile belongs to: its direct teams and every ancestor of them.
+    pub fn teams_of(&self, profile_id: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for m in self.memberships.values().filter(|m| m.member == profile_id) {
+            let mut next = Some(m.team_id.clone());
+            // A cycle cannot be made through the API, but a bound keeps a corrupt one finite.
+            while let Some(t) = next.take() {
+                let Some(team) = self.teams.get(&t) else {
+                    break;
+                };
+                if team.archived || !out.insert(t) || out.len() > self.teams.len() {
+                    break;
+                }
+                next = team.parent_id.clone();
+            }
+        }
+        out
+    }
+
+    /// Every project the profile has a role in: the roles, each with the routes that grant it,
+    /// and the permissions they add up to. An archived profile has none.
+    pub fn effective(&self, rules: &Rules, profile: &Profile) -> BTreeMap<String, ProjectAccess> {
+        let mut out: BTreeMap<String, ProjectAccess> = BTreeMap::new();
+        if profile.archived {
+            return out;
+        }
+        let teams = self.teams_of(&profile.id);
+        for g in &self.grants {
+            let route = match &g.grantee {
+                Grantee::Profile(id) if *id == profile.id => "direct".to_owned(),
+                Grantee::Team(t) if teams.contains(t) => format!("team:{t}"),
+                _ => continue,
+            };
+            out.entry(g.project_id.clone())
+                .or_default()
+                .roles
+                .entry(g.role.clone())
+                .or_default()
+                .insert(route);
+        }
+        for p in self.projects.values().filter(|p| !p.private) {
+            out.entry(p.id.clone())
+                .or_default()
+                .roles
+                .entry(ORGANIZATION_MEMBER.into())
+                .or_default()
+                .insert("organization".into());
+        }
+        for access in out.values_mut() {
+            access.permissions = access
+                .roles
+                .keys()
+                .filter_map(|r| rules.roles.get(r))
+                .flatten()
+                .cloned()
+                .collect();
+        }
+        out
+    }
+}
+
+/// A profile's access to one project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProjectAccess {
+    /// role -> the routes granting it (`direct`, `team:<id>`, `organization`).
+    pub roles: BTreeMap<String, BTreeSet<String>>,
+    pub permissions: BTreeSet<String>,
+}
+
+pub fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn new_id() -> String {
+    // Space ids are short opaque strings; a UUID without dashes is as opaque.
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// What one change writes: records to put or remove, and the audit events that describe it.
+#[derive(Debug, Default)]
+pub struct Changes {
+    puts: Vec<Record>,
+    removes: Vec<Record>,
+    events: Vec<(String, String, Value)>,
+}
+
+impl Changes {
+    pub fn put(&mut self, r: Record) {
+        self.puts.push(r);
+    }
+
+    pub fn remove(&mut self, r: Record) {
+        self.removes.push(r);
+    }
+
+    pub fn event(&mut self, kind: &str, subject: &str, data: Value) {
+        self.events.push((kind.into(), subject.into(), data));
+    }
+}
+
+/// The organisation, persisted.
+#[derive(Debug)]
+pub struct Directory {
+    tree: sled::Tree,
+    org: RwLock<Org>,
+    writer: Mutex<()>,
+    audit: AuditLog,
+    commit: Option<GroupCommit>,
+    pub rules: Rules,
+    _db: sled::Db,
+}
+
+const RECORD_PREFIXES: [&str; 7] = [
+    "profile/",
+    "team/",
+    "membership/",
+    "project/",
+    "repository/",
+    "grant/",
+    "token/",
+];
+
+impl Directory {
+    /// Opens the organisation in `dir`; `durable` acknowledges writes only after a flush.
+    pub fn open(dir: &Path, durable: bool) -> Result<Directory> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "cannot open the database in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        Self::with_db(db, durable)
+    }
+
+    pub fn temporary() -> Result<Directory> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::with_db(db, false)
+    }
+
+    fn with_db(db: sled::Db, durable: bool) -> Result<Directory> {
+        let tree = db.open_tree("space")?;
+        let mut org = Org::default();
+        for prefix in RECORD_PREFIXES {
+            for entry in tree.scan_prefix(prefix) {
+                let (_, raw) = entry?;
+                let record: Record = serde_json::from_slice(&raw).map_err(|e| {
+                    ApiError::internal(format!("a stored record is unreadable: {e}"))
+                })?;
+                org.put(record);
+            }
+        }
+        let commit = if durable {
+            Some(GroupCommit::start(db.clone())?)
+        } else {
+            None
+        };
+        Ok(Directory {
+            audit: AuditLog::open(tree.clone())?,
+            tree,
+            org: RwLock::new(org),
+            writer: Mutex::new(()),
+            commit,
+            rules: Rules::builtin(),
+            _db: db,
+        })
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// A consistent read of the organisation.
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Org> {
+        // Memory changes only after sled accepted the batch, so a panicked writer left it whole.
+        self.org.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one change: `decide` reads the organisation and says what to write; nothing is
+    /// written when it fails. Returns once the change is on disk (when durable).
+    pub async fn change<T>(
+        &self,
+        decide: impl FnOnce(&Org, &mut Changes) -> Result<T>,
+    ) -> Result<T> {
+        let out = {
+            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut changes = Changes::default();
+            let out = decide(&self.read(), &mut changes)?;
+            let mut batch = sled::Batch::default();
+            for r in &changes.removes {
+                batch.remove(r.key().as_bytes());
+            }
+            for r in &changes.puts {
+                let raw = serde_json::to_vec(r)
+                    .map_err(|e| ApiError::internal(format!("cannot encode a record: {e}")))?;
+                batch.insert(r.key().as_bytes(), raw);
+            }
+            let mut events: Vec<AuditEvent> = Vec::with_capacity(changes.events.len());
+            for (kind, subject, data) in changes.events {
+                events.push(self.audit.append(&mut batch, &kind, &subject, data)?);
+            }
+            self.tree.apply_batch(batch)?;
+            {
+                let mut org = self.org.write().unwrap_or_else(|p| p.into_inner());
+                for r in &changes.removes {
+                    org.remove(r);
+                }
+                for r in changes.puts {
+                    org.put(r);
+                }
+            }
+            self.audit.published(events);
+            out
+        };
+        if let Some(commit) = &self.commit {
+            commit
+                .wait()
+                .await
+                .map_err(|e| ApiError::internal(e.detail))?;
+        }
+        Ok(out)
+    }
+
+    /// Removes every record; the audit log records the reset and goes on.
+    pub async fn reset(&self) -> Result<()> {
+        self.change(|org, c| {
+            let all: Vec<Record> = org
+                .profiles
+                .values()
+                .cloned()
+                .map(Record::Profile)
+                .chain(org.teams.values().cloned().map(Record::Team))
+                .chain(org.memberships.values().cloned().map(Record::Membership))
+                .chain(org.projects.values().cloned().map(Record::Project))
+                .chain(org.repositories.iter().cloned().map(Record::Repository))
+                .chain(org.grants.iter().cloned().map(Record::Grant))
+                .chain(org.tokens.values().cloned().map(Record::Token))
+                .collect();
+            c.event("org.reset", "org", json!({"records": all.len()}));
+            for r in all {
+                c.remove(r);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_rules_parse_and_name_only_known_permissions() {
+        let rules: Rules = serde_json::from_str(include_str!("../permissions.json")).unwrap();
+        for role in GRANTABLE_ROLES.iter().chain([&ORGANIZATION_MEMBER]) {
+            assert!(rules.roles.contains_key(*role), "{role}");
+        }
+        for perms in rules.roles.values() {
+            for p in perms {
+                assert!(rules.permissions.contains(p), "{p}");
+            }
+        }
+    }
+}
