@@ -1,7 +1,9 @@
-//! `scimlab ci`: the README's main job. Today it starts the SCIM provider on loopback with a fresh
-//! data folder, drives a joiner / mover / leaver round trip through it over HTTP, runs the
-//! conformance suite against it, writes the report contract's `report.json` and `summary.md`
-//! (the suite's own reports go to `conformance-engine/`), and names the parts not built yet.
+//! `scimlab ci`: the README's main job. Today it starts the SCIM engine and mock-space (native
+//! API + SCIM connector) on loopback with a fresh data folder, drives a joiner / mover / leaver
+//! round trip through each SCIM endpoint over HTTP (through the connector it also checks the
+//! resulting Space permissions), runs the conformance suite against both, writes the report
+//! contract's `report.json` and `summary.md` (the suite's own reports go to
+//! `conformance-<target>/`), and names the parts not built yet.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +27,6 @@ pub struct CiArgs {
 
 /// Parts of the main job that later issues build; listed in every report until they exist.
 const MISSING: &[(&str, u32)] = &[
-    ("mock-space and its SCIM connector", 3),
     ("mock-teamcity and its SCIM bridge", 4),
     ("mock-idp and its provisioning engine", 5),
     (
@@ -37,6 +38,7 @@ const MISSING: &[(&str, u32)] = &[
 ];
 
 struct Step {
+    target: &'static str,
     name: &'static str,
     ok: bool,
     detail: String,
@@ -45,6 +47,7 @@ struct Step {
 
 struct Smoke {
     client: Client,
+    target: &'static str,
     base: String,
     token: String,
     steps: Vec<Step>,
@@ -52,6 +55,7 @@ struct Smoke {
 
 impl Smoke {
     /// Sends one request and records whether the answer had the expected status and passed `check`.
+    /// A `path` that is a whole URL goes there instead of to the SCIM base.
     async fn step(
         &mut self,
         name: &'static str,
@@ -64,7 +68,14 @@ impl Smoke {
         let started = Instant::now();
         let mut req = self
             .client
-            .request(method, format!("{}{path}", self.base))
+            .request(
+                method,
+                if path.starts_with("http") {
+                    path.to_owned()
+                } else {
+                    format!("{}{path}", self.base)
+                },
+            )
             .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req
@@ -90,6 +101,7 @@ impl Smoke {
             Err((why, v)) => (false, why, v),
         };
         self.steps.push(Step {
+            target: self.target,
             name,
             ok,
             detail,
@@ -117,23 +129,54 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("reports").join(format!("ci-{stamp}")));
     let data_dir = std::env::temp_dir().join(format!("scimlab-ci-{}-{stamp}", std::process::id()));
     let token = serve::generate_token();
-    let running = serve::start(0, &data_dir, token.clone(), scim::Durability::Flush).await?;
-    let mut smoke = Smoke {
-        client: Client::new(),
-        base: running.url.clone(),
-        token,
-        steps: Vec::new(),
-    };
-    drive(&mut smoke).await;
-    let steps = std::mem::take(&mut smoke.steps);
-    let auth = Auth::Bearer(smoke.token.clone());
-    let suite = conformance::run(Target::new(&running.url, auth)?, Options::default()).await;
-    running.stop().await?;
+    let engine = serve::start(
+        0,
+        &data_dir.join("scim"),
+        token.clone(),
+        scim::Durability::Flush,
+    )
+    .await?;
+    let space = mock_space::launch(mock_space::Options {
+        port: 0,
+        scim_port: 0,
+        data: Some(data_dir.clone()),
+        token: token.clone(),
+        scim_token: token.clone(),
+        policy: mock_space::Policy::default_policy(),
+        durable: true,
+        lenient: false,
+    })
+    .await
+    .context("cannot start mock-space")?;
+
+    let mut steps = Vec::new();
+    let mut suites = Vec::new();
+    for (target, url) in [("engine", &engine.url), ("space-scim", &space.scim_url)] {
+        let mut smoke = Smoke {
+            client: Client::new(),
+            target,
+            base: url.clone(),
+            token: token.clone(),
+            steps: Vec::new(),
+        };
+        drive(&mut smoke).await;
+        if target == "space-scim" {
+            drive_space(&mut smoke, &space.space_url).await;
+        }
+        steps.append(&mut smoke.steps);
+        let auth = Auth::Bearer(token.clone());
+        suites.push((
+            target,
+            conformance::run(Target::new(url, auth)?, Options::default()).await,
+        ));
+    }
+    space.stop().await;
+    engine.stop().await?;
     std::fs::remove_dir_all(&data_dir)
         .with_context(|| format!("cannot remove {}", data_dir.display()))?;
 
     let failed = steps.iter().filter(|s| !s.ok).count();
-    let verdict = if failed == 0 && !suite.fails(false) {
+    let verdict = if failed == 0 && !suites.iter().any(|(_, suite)| suite.fails(false)) {
         "pass"
     } else {
         "fail"
@@ -148,11 +191,11 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         "verdict": verdict,
         "summary": {
             "smoke": {"passed": steps.len() - failed, "failed": failed},
-            "conformance": conformance_report::to_json(&suite, false)["summary"].clone(),
+            "conformance": suites.iter().map(|(target, suite)| (target.to_string(), conformance_report::to_json(suite, false)["summary"].clone())).collect::<serde_json::Map<_, _>>(),
             "durability": "flush before acknowledge",
             "not_built": MISSING.iter().map(|(what, issue)| json!({"part": what, "issue": issue})).collect::<Vec<_>>(),
         },
-        "steps": steps.iter().map(|s| json!({"name": s.name, "ok": s.ok, "detail": s.detail, "ms": (s.millis * 1000.0).round() / 1000.0})).collect::<Vec<_>>(),
+        "steps": steps.iter().map(|s| json!({"target": s.target, "name": s.name, "ok": s.ok, "detail": s.detail, "ms": (s.millis * 1000.0).round() / 1000.0})).collect::<Vec<_>>(),
     });
     std::fs::create_dir_all(&report_dir)
         .with_context(|| format!("cannot create {}", report_dir.display()))?;
@@ -164,18 +207,28 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         report_dir.join("summary.md"),
         summary_markdown(&steps, verdict),
     )?;
-    conformance_report::write(&suite, &report_dir.join("conformance-engine"), false)?;
+    for (target, suite) in &suites {
+        conformance_report::write(
+            suite,
+            &report_dir.join(format!("conformance-{target}")),
+            false,
+        )?;
+    }
 
     for s in &steps {
         println!(
-            "{} {:<42} {:>8.2} ms {}",
+            "{} {:<10} {:<42} {:>8.2} ms {}",
             if s.ok { "ok  " } else { "FAIL" },
+            s.target,
             s.name,
             s.millis,
             s.detail
         );
     }
-    print!("{}", conformance_report::to_terminal(&suite, false));
+    for (target, suite) in &suites {
+        println!("conformance on {target}:");
+        print!("{}", conformance_report::to_terminal(suite, false));
+    }
     println!(
         "not built yet: {}",
         MISSING
@@ -184,15 +237,21 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let conformance_passed = suite
-        .results
+    let conformance: Vec<String> = suites
         .iter()
-        .filter(|r| r.outcome == Outcome::Passed)
-        .count();
+        .map(|(target, suite)| {
+            let passed = suite
+                .results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Passed)
+                .count();
+            format!("{target} {passed} of {}", suite.results.len())
+        })
+        .collect();
     println!(
-        "scimlab ci: {verdict}: smoke {} passed, {failed} failed; conformance on the engine {conformance_passed} of {} passed; report in {}",
+        "scimlab ci: {verdict}: smoke {} passed, {failed} failed; conformance passed on {}; report in {}",
         steps.len() - failed,
-        suite.results.len(),
+        conformance.join(", "),
         report_dir.display()
     );
     Ok(if verdict == "pass" {
@@ -204,10 +263,11 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
 
 fn summary_markdown(steps: &[Step], verdict: &str) -> String {
     let mut md =
-        format!("# scimlab ci: {verdict}\n\n| step | result | ms | detail |\n|---|---|---|---|\n");
+        format!("# scimlab ci: {verdict}\n\n| target | step | result | ms | detail |\n|---|---|---|---|---|\n");
     for s in steps {
         md.push_str(&format!(
-            "| {} | {} | {:.2} | {} |\n",
+            "| {} | {} | {} | {:.2} | {} |\n",
+            s.target,
             s.name,
             if s.ok { "ok" } else { "FAIL" },
             s.millis,
@@ -288,6 +348,56 @@ async fn drive(s: &mut Smoke) {
         None,
         StatusCode::NOT_FOUND,
         |v| field_is(v, "/status", json!("404")),
+    )
+    .await;
+}
+
+/// Through the Space connector: a joiner in a policy group gets the policy's project roles in
+/// Space, a leaver keeps a readable profile and loses them.
+async fn drive_space(s: &mut Smoke, space_url: &str) {
+    const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+    let permissions = format!("{space_url}/_sim/permissions/username:ci.bob");
+    let user = s
+        .step(
+            "space joiner: create user",
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "ci.bob"})),
+            StatusCode::CREATED,
+            |_| Ok(()),
+        )
+        .await;
+    let id = user["id"].as_str().unwrap_or("missing").to_owned();
+    s.step("space joiner: join the engineering group", Method::POST, "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "externalId": "engineering", "members": [{"value": id}]})), StatusCode::CREATED, |_| Ok(()))
+        .await;
+    s.step(
+        "space joiner: may push to BACKEND",
+        Method::GET,
+        &format!("{permissions}?project=BACKEND&repository=api"),
+        None,
+        StatusCode::OK,
+        |v| {
+            let perms = v["permissions"].to_string();
+            if perms.contains("repo.push") && !perms.contains("repo.admin") {
+                Ok(())
+            } else {
+                Err(format!("expected push without admin, got {perms}"))
+            }
+        },
+    )
+    .await;
+    s.step("space leaver: deactivate", Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]})), StatusCode::OK, |v| field_is(v, "/active", json!(false))).await;
+    s.step(
+        "space leaver: readable, no rights left",
+        Method::GET,
+        &permissions,
+        None,
+        StatusCode::OK,
+        |v| {
+            field_is(v, "/active", json!(false))?;
+            field_is(v, "/projects", json!({}))
+        },
     )
     .await;
 }

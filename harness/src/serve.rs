@@ -1,5 +1,6 @@
-//! `scimlab up`: the standalone SCIM provider on loopback, following DESIGN.md's start-up
-//! contract (`NAME URL token=TOKEN` lines, then `ready`; `--json` for one JSON object).
+//! `scimlab up`: the standalone SCIM provider and mock-space (native API and SCIM connector) on
+//! loopback, following DESIGN.md's start-up contract (`NAME URL token=TOKEN` lines, then
+//! `ready`; `--json` for one JSON object).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ pub struct UpArgs {
     /// Port of the SCIM provider (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Data folder; the provider keeps its sled database in DATA/scim.
+    /// Data folder: DATA/scim (the provider), DATA/space and DATA/space-scim (mock-space).
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     pub data: PathBuf,
     /// Bearer token clients must send (generated and printed when absent).
@@ -32,7 +33,6 @@ pub struct UpArgs {
 /// A running provider.
 pub struct Running {
     pub url: String,
-    pub token: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -74,12 +74,7 @@ pub async fn start(
             .await
             .context("the SCIM server failed")
     });
-    Ok(Running {
-        url,
-        token,
-        stop,
-        task,
-    })
+    Ok(Running { url, stop, task })
 }
 
 impl Running {
@@ -97,17 +92,45 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         Durability::Flush
     };
-    let running = start(args.port, &args.data.join("scim"), token, durability).await?;
+    let running = start(
+        args.port,
+        &args.data.join("scim"),
+        token.clone(),
+        durability,
+    )
+    .await?;
+    let space = mock_space::launch(mock_space::Options {
+        port: 0,
+        scim_port: 0,
+        data: Some(args.data.clone()),
+        token: token.clone(),
+        scim_token: token.clone(),
+        policy: mock_space::Policy::default_policy(),
+        durable: !args.no_fsync,
+        lenient: false,
+    })
+    .await
+    .context("cannot start mock-space")?;
+    let endpoints = [
+        ("scim", &running.url),
+        ("space", &space.space_url),
+        ("space-scim", &space.scim_url),
+    ];
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"scim": {"url": running.url, "token": running.token}, "ready": true})
-        );
+        let mut out = serde_json::Map::new();
+        for (name, url) in endpoints {
+            out.insert(name.into(), serde_json::json!({"url": url, "token": token}));
+        }
+        out.insert("ready".into(), true.into());
+        println!("{}", serde_json::Value::Object(out));
     } else {
-        println!("scim {} token={}", running.url, running.token);
+        for (name, url) in endpoints {
+            println!("{name} {url} token={token}");
+        }
         println!("ready");
     }
     shutdown_signal().await;
+    space.stop().await;
     running.stop().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -31,23 +31,31 @@ fn ci_writes_the_report_contract_and_passes() {
     }
     assert_eq!(report["verdict"], "pass");
     assert_eq!(report["summary"]["smoke"]["failed"], 0);
-    assert_eq!(
-        report["summary"]["conformance"]["checks"]["failed"]["total"],
-        0
-    );
+    for target in ["engine", "space-scim"] {
+        let checks = &report["summary"]["conformance"][target]["checks"];
+        assert_eq!(checks["failed"]["total"], 0, "{target}");
+        assert!(checks["passed"]["MUST"].as_u64().unwrap() > 40, "{target}");
+        assert!(dir
+            .path()
+            .join(format!("conformance-{target}/junit.xml"))
+            .exists());
+    }
+    let space_steps = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["target"] == "space-scim" && s["ok"] == true)
+        .count();
     assert!(
-        report["summary"]["conformance"]["checks"]["passed"]["MUST"]
-            .as_u64()
-            .unwrap()
-            > 40
+        space_steps >= 15,
+        "smoke through the connector: {space_steps}"
     );
-    assert!(dir.path().join("conformance-engine/junit.xml").exists());
-    assert!(report["summary"]["smoke"]["passed"].as_u64().unwrap() >= 10);
+    assert!(report["summary"]["smoke"]["passed"].as_u64().unwrap() >= 25);
     assert!(std::fs::read_to_string(dir.path().join("summary.md"))
         .unwrap()
         .contains("Not built yet"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("not built yet: mock-space"), "{stdout}");
+    assert!(stdout.contains("not built yet: mock-teamcity"), "{stdout}");
 }
 
 #[test]
@@ -75,8 +83,9 @@ impl Drop for Running {
     }
 }
 
-/// Starts `scimlab up` on a data folder, checks its start-up lines, returns it and its URL.
-fn start_up(data: &std::path::Path) -> (Running, String) {
+/// Starts `scimlab up` on a data folder, checks its start-up lines, returns it and its
+/// endpoints by name.
+fn start_up(data: &std::path::Path) -> (Running, std::collections::BTreeMap<String, String>) {
     let mut child = scimlab()
         .args(["up", "--port", "0", "--token", "tok", "--data"])
         .arg(data)
@@ -85,13 +94,21 @@ fn start_up(data: &std::path::Path) -> (Running, String) {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let child = Running(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    let parts: Vec<&str> = first.split(' ').collect();
-    assert_eq!((parts[0], parts[2]), ("scim", "token=tok"), "{first}");
-    assert!(parts[1].starts_with("http://127.0.0.1:"), "{first}");
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    (child, parts[1].to_owned())
+    let mut endpoints = std::collections::BTreeMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line == "ready" {
+            break;
+        }
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts.len(), 3, "{line}");
+        assert_eq!(parts[2], "token=tok", "{line}");
+        assert!(parts[1].starts_with("http://127.0.0.1:"), "{line}");
+        endpoints.insert(parts[0].to_owned(), parts[1].to_owned());
+    }
+    let names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
+    assert_eq!(names, ["scim", "space", "space-scim"]);
+    (child, endpoints)
 }
 
 #[test]
@@ -101,22 +118,62 @@ fn acknowledged_writes_survive_kill_9() {
         .enable_all()
         .build()
         .unwrap();
-    let (child, url) = start_up(dir.path());
+    let (child, endpoints) = start_up(dir.path());
     let client = reqwest::Client::new();
-    let created: Vec<String> = rt.block_on(async {
-        let mut ids = Vec::new();
-        for i in 0..200 {
-            let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("crash-{i}")});
-            let resp = client.post(format!("{url}/Users")).bearer_auth("tok").json(&body).send().await.unwrap();
-            assert_eq!(resp.status(), 201);
-            let v: serde_json::Value = resp.json().await.unwrap();
-            ids.push(v["id"].as_str().unwrap().to_owned());
+    let create = |base: String, count: usize| {
+        let client = client.clone();
+        async move {
+            let mut ids = Vec::new();
+            for i in 0..count {
+                let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("crash-{i}")});
+                let resp = client
+                    .post(format!("{base}/Users"))
+                    .bearer_auth("tok")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+                let v: serde_json::Value = resp.json().await.unwrap();
+                ids.push(v["id"].as_str().unwrap().to_owned());
+            }
+            ids
         }
-        ids
-    });
+    };
+    let created = rt.block_on(create(endpoints["scim"].clone(), 200));
+    let through_space = rt.block_on(create(endpoints["space-scim"].clone(), 50));
     // SIGKILL: no shutdown hook runs, so only what was flushed before each 201 can be there.
     drop(child);
-    let (child, url) = start_up(dir.path());
+    let (child, endpoints) = start_up(dir.path());
+    let url = &endpoints["scim"];
+    let (space_found, profiles_found) = rt.block_on(async {
+        let (mut scim, mut native) = (0, 0);
+        for (i, id) in through_space.iter().enumerate() {
+            let resp = client
+                .get(format!("{}/Users/{id}", endpoints["space-scim"]))
+                .bearer_auth("tok")
+                .send()
+                .await
+                .unwrap();
+            scim += usize::from(resp.status() == 200);
+            let resp = client
+                .get(format!(
+                    "{}/api/http/team-directory/profiles/username:crash-{i}",
+                    endpoints["space"]
+                ))
+                .bearer_auth("tok")
+                .send()
+                .await
+                .unwrap();
+            native += usize::from(resp.status() == 200);
+        }
+        (scim, native)
+    });
+    assert_eq!(
+        (space_found, profiles_found),
+        (50, 50),
+        "the connector's users and their Space profiles survive kill -9"
+    );
     let (found, duplicate_status) = rt.block_on(async {
         let mut found = 0;
         for id in &created {
@@ -147,7 +204,8 @@ fn acknowledged_writes_survive_kill_9() {
 #[test]
 fn up_prints_its_endpoint_then_ready_and_serves_scim() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, url) = start_up(dir.path());
+    let (child, endpoints) = start_up(dir.path());
+    let url = &endpoints["scim"];
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

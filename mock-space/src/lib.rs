@@ -12,7 +12,7 @@ pub mod error;
 pub mod policy;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
@@ -281,9 +281,4 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         stop,
         tasks,
     })
-}
-
-/// The default policy file, relative to the workspace root.
-pub fn default_policy_path() -> &'static Path {
-    Path::new("scenarios/policies/space-default.toml")
 }

@@ -21,9 +21,9 @@ struct Args {
     /// Data folder (sled); one process per folder.
     #[arg(long, default_value = "data/mock-space")]
     data: PathBuf,
-    /// Role-mapping policy (TOML).
-    #[arg(long, default_value = mock_space::default_policy_path().to_str())]
-    policy: PathBuf,
+    /// Role-mapping policy (TOML); default: scenarios/policies/space-default.toml, built in.
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Token for both servers (generated when absent).
     #[arg(long, env = "SCIMLAB_TOKEN")]
     token: Option<String>,
@@ -45,7 +45,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let policy = Policy::load(&args.policy)?;
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default_policy(),
+    };
     let token = args
         .token
         .unwrap_or_else(|| format!("spc-{}", rand::random::<u128>()));

@@ -57,7 +57,16 @@ pub struct RoleGrant {
     pub role: String,
 }
 
+/// `scenarios/policies/space-default.toml`, built in so no working directory is assumed.
+const DEFAULT_POLICY: &str = include_str!("../../scenarios/policies/space-default.toml");
+
 impl Policy {
+    /// The default policy, over the sample organisation of `seed_sample`.
+    pub fn default_policy() -> Policy {
+        // A test parses the same text, so a broken file fails the build's tests, not a user.
+        Self::parse(DEFAULT_POLICY).unwrap_or_default()
+    }
+
     pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
         let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
             path: path.display().to_string(),
@@ -142,6 +151,15 @@ mod tests {
         assert_eq!(grants.len(), 2, "{grants:?}");
         let renamed = json!({"displayName": "Operations", "externalId": "eng"});
         assert_eq!(p.grants_for("x", renamed.as_object().unwrap()).len(), 1);
+    }
+
+    #[test]
+    fn the_default_policy_parses() {
+        assert_eq!(
+            Policy::parse(DEFAULT_POLICY).unwrap(),
+            Policy::default_policy()
+        );
+        assert!(Policy::default_policy().rules.len() >= 3);
     }
 
     #[test]

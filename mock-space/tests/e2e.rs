@@ -15,11 +15,7 @@ const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 fn default_policy() -> Policy {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/policies/space-default.toml"),
-    )
-    .unwrap();
-    Policy::parse(&text).unwrap()
+    Policy::default_policy()
 }
 
 async fn start(data: Option<&Path>, policy: Policy) -> Launched {
