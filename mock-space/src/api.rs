@@ -211,9 +211,8 @@ fn check_username(org: &Org, username: &str, except: Option<&str>) -> Result<()>
         return Err(ApiError::bad_request("username must not be empty"));
     }
     if org
-        .profiles
-        .values()
-        .any(|p| p.username.eq_ignore_ascii_case(username) && Some(p.id.as_str()) != except)
+        .username_owner(username)
+        .is_some_and(|owner| Some(owner.as_str()) != except)
     {
         return Err(ApiError::conflict(format!(
             "username '{username}' is already taken"
@@ -225,9 +224,8 @@ fn check_username(org: &Org, username: &str, except: Option<&str>) -> Result<()>
 fn check_external_id(org: &Org, external_id: Option<&str>, except: Option<&str>) -> Result<()> {
     let Some(x) = external_id else { return Ok(()) };
     if org
-        .profiles
-        .values()
-        .any(|p| p.external_id.as_deref() == Some(x) && Some(p.id.as_str()) != except)
+        .external_id_owner(x)
+        .is_some_and(|owner| Some(owner.as_str()) != except)
     {
         return Err(ApiError::conflict(format!(
             "externalId '{x}' is already taken"

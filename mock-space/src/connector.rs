@@ -198,12 +198,15 @@ impl SpaceBackend {
             }
             (Some(new), Some(id)) => {
                 let path = format!("/team-directory/profiles/id:{id}");
-                let old_body = c.old.map(profile_body);
-                plan.run(
-                    Call::new(Method::PATCH, path.clone(), Some(profile_body(new))),
-                    old_body.map(|b| Call::new(Method::PATCH, path.clone(), Some(b))),
-                )
-                .await?;
+                let (old_body, new_body) = (c.old.map(profile_body), profile_body(new));
+                // A change Space does not hold (title, active, ...) needs no profile update.
+                if old_body.as_ref() != Some(&new_body) {
+                    plan.run(
+                        Call::new(Method::PATCH, path.clone(), Some(new_body)),
+                        old_body.map(|b| Call::new(Method::PATCH, path.clone(), Some(b))),
+                    )
+                    .await?;
+                }
                 let was_active = c.old.is_none_or(active);
                 let deactivate = Call::new(Method::DELETE, format!("{path}/deactivate"), None);
                 let reactivate =

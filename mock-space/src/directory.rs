@@ -181,12 +181,23 @@ pub struct Org {
     pub grants: BTreeSet<Grant>,
     pub tokens: BTreeMap<String, Token>,
     token_by_digest: HashMap<String, String>,
+    /// Lower-cased username -> profile id (usernames are unique regardless of case).
+    by_username: HashMap<String, String>,
+    by_external_id: HashMap<String, String>,
 }
 
 impl Org {
     fn put(&mut self, r: Record) {
         match r {
             Record::Profile(p) => {
+                if let Some(old) = self.profiles.get(&p.id).cloned() {
+                    self.unindex(&old);
+                }
+                self.by_username
+                    .insert(p.username.to_lowercase(), p.id.clone());
+                if let Some(x) = &p.external_id {
+                    self.by_external_id.insert(x.clone(), p.id.clone());
+                }
                 self.profiles.insert(p.id.clone(), p);
             }
             Record::Team(t) => {
@@ -214,7 +225,9 @@ impl Org {
     fn remove(&mut self, r: &Record) {
         match r {
             Record::Profile(p) => {
-                self.profiles.remove(&p.id);
+                if let Some(old) = self.profiles.remove(&p.id) {
+                    self.unindex(&old);
+                }
             }
             Record::Team(t) => {
                 self.teams.remove(&t.id);
@@ -238,25 +251,45 @@ impl Org {
         }
     }
 
+    fn unindex(&mut self, p: &Profile) {
+        self.by_username.remove(&p.username.to_lowercase());
+        if let Some(x) = &p.external_id {
+            self.by_external_id.remove(x);
+        }
+    }
+
+    /// The profile holding a username (in any case), if any.
+    pub fn username_owner(&self, username: &str) -> Option<&String> {
+        self.by_username.get(&username.to_lowercase())
+    }
+
+    pub fn external_id_owner(&self, external_id: &str) -> Option<&String> {
+        self.by_external_id.get(external_id)
+    }
+
     /// Finds a profile by `id:`, `username:`, `email:`, `externalId:` or a bare username.
     pub fn profile(&self, identifier: &str) -> Result<&Profile> {
+        let by_username = |u: &str| {
+            self.username_owner(u)
+                .and_then(|id| self.profiles.get(id))
+                .filter(|p| p.username == u)
+        };
         let found = match identifier.split_once(':') {
             Some(("id", id)) => self.profiles.get(id),
-            Some(("username", u)) => self.profiles.values().find(|p| p.username == u),
+            Some(("username", u)) => by_username(u),
             Some(("email", e)) => self
                 .profiles
                 .values()
                 .find(|p| p.emails.iter().any(|m| m.email.eq_ignore_ascii_case(e))),
             Some(("externalId", x)) => self
-                .profiles
-                .values()
-                .find(|p| p.external_id.as_deref() == Some(x)),
+                .external_id_owner(x)
+                .and_then(|id| self.profiles.get(id)),
             Some((other, _)) => {
                 return Err(ApiError::bad_request(format!(
                 "unknown profile identifier '{other}:'; use id:, username:, email: or externalId:"
             )))
             }
-            None => self.profiles.values().find(|p| p.username == identifier),
+            None => by_username(identifier),
         };
         found.ok_or_else(|| ApiError::not_found(format!("profile '{identifier}' not found")))
     }
@@ -560,6 +593,54 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn profile(id: u8, name: u8, external: Option<u8>) -> Profile {
+        Profile {
+            id: format!("p{id}"),
+            username: format!("{}{name}", if name % 2 == 0 { "u" } else { "U" }),
+            name: Name {
+                first_name: String::new(),
+                last_name: String::new(),
+            },
+            emails: Vec::new(),
+            external_id: external.map(|x| format!("x{x}")),
+            archived: false,
+            joined: None,
+            left_at: None,
+        }
+    }
+
+    proptest! {
+        /// After any sequence of puts (that the API's uniqueness checks would allow) and
+        /// removes, the username and externalId indexes give exactly what a scan gives.
+        #[test]
+        fn profile_indexes_match_a_scan(ops in prop::collection::vec(
+            (any::<bool>(), 0u8..6, 0u8..4, prop::option::of(0u8..3)), 0..40)) {
+            let mut org = Org::default();
+            for (put, id, name, external) in ops {
+                let p = profile(id, name, external);
+                let clash = |owner: Option<&String>| owner.is_some_and(|o| *o != p.id);
+                if !put {
+                    org.remove(&Record::Profile(p));
+                } else if !clash(org.username_owner(&p.username))
+                    && !clash(p.external_id.as_deref().and_then(|x| org.external_id_owner(x)))
+                {
+                    org.put(Record::Profile(p));
+                }
+            }
+            for name in 0u8..4 {
+                let u = format!("u{name}");
+                let scanned = org.profiles.values().find(|p| p.username.eq_ignore_ascii_case(&u)).map(|p| &p.id);
+                prop_assert_eq!(org.username_owner(&u), scanned);
+            }
+            for x in 0u8..3 {
+                let x = format!("x{x}");
+                let scanned = org.profiles.values().find(|p| p.external_id.as_deref() == Some(&x)).map(|p| &p.id);
+                prop_assert_eq!(org.external_id_owner(&x), scanned);
+            }
+        }
+    }
 
     #[test]
     fn the_builtin_rules_parse_and_name_only_known_permissions() {
