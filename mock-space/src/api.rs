@@ -81,7 +81,39 @@ pub fn router(space: Shared) -> Router {
         .nest("/api/http/projects", projects)
         .route("/_sim/permissions/{profile}", get(permissions))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(space)
+}
+
+/// Gives the answers axum makes itself (a bad query string or path, a wrong method) the same
+/// JSON error body as every other failure.
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+        _ => "validation-error",
+    };
+    let description = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status.as_u16(), code, description).into_response()
 }
 
 /// Who is calling.

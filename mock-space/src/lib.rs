@@ -28,6 +28,9 @@ use crate::directory::{new_id, Directory, Project, Record, Repository};
 pub use crate::error::ApiError;
 pub use crate::policy::Policy;
 
+/// The connector's Group resource type (the `scim` engine serves Users, then Groups).
+const GROUPS: usize = 1;
+
 /// Misbehaviours the native API can be switched to, so a harness can prove it notices them.
 pub const QUIRKS: &[(&str, &str)] = &[(
     "deactivate-keeps-tokens",
@@ -264,16 +267,20 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         None => Provider::temporary(config)?,
     }
     .with_backend(Arc::new(backend));
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let native = serve(native_listener, native_app(space.clone()), stopped.clone());
+    // The policy may have changed since the last run: bring every group's grants up to it
+    // before the connector takes requests.
+    let regranted = provider.reapply(GROUPS).await?;
+    if regranted > 0 {
+        tracing::info!("{regranted} groups re-granted under the current policy");
+    }
     let connector = scim::app(scim::AppState {
         provider,
         tokens: vec![opts.scim_token.clone()],
     });
-
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let tasks = vec![
-        serve(native_listener, native_app(space.clone()), stopped.clone()),
-        serve(scim_listener, connector, stopped),
-    ];
+    let tasks = vec![native, serve(scim_listener, connector, stopped)];
     Ok(Launched {
         space_url,
         scim_url,

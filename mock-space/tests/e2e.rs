@@ -464,6 +464,34 @@ async fn restart_keeps_everything() {
 }
 
 #[tokio::test]
+async fn a_changed_policy_applies_to_existing_groups_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let w = World {
+            s: start(Some(dir.path()), default_policy()).await,
+            http: Http::new(),
+        };
+        let ann = w.user("ann").await;
+        w.group("Engineering", "engineering", &[&ann]).await;
+        assert_eq!(
+            w.roles("ann").await,
+            json!({"BACKEND": ["member"], "WEB": ["member"]})
+        );
+        w.s.stop().await;
+    }
+    let policy = Policy::parse(
+        "[[rule]]\ngroup = { externalId = \"engineering\" }\ngrants = [{ project = \"INFRA\", role = \"admin\" }]",
+    )
+    .unwrap();
+    let w = World {
+        s: start(Some(dir.path()), policy).await,
+        http: Http::new(),
+    };
+    assert_eq!(w.roles("ann").await, json!({"INFRA": ["admin"]}));
+    w.s.stop().await;
+}
+
+#[tokio::test]
 async fn audit_events_chain_and_stream() {
     let w = World::new(default_policy()).await;
     let ann = w.user("ann").await;
@@ -625,6 +653,24 @@ async fn bad_requests_get_clear_errors() {
         .space(Method::GET, &format!("{profiles}/phone:123"), None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = w
+        .space(Method::GET, &format!("{profiles}?$top=many"), None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("validation-error")),
+        "{body}"
+    );
+    let (status, body) = w.space(Method::PUT, profiles, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method-not-allowed"))
+    );
+    let (status, body) = w.space(Method::GET, "/api/http/nowhere", None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not-found"))
+    );
     let (status, _) = w
         .space(
             Method::POST,

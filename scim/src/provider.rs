@@ -477,6 +477,44 @@ impl Provider {
         self.store.durable().await
     }
 
+    /// Hands every resource of a type to the backend again, unchanged, so the native side catches
+    /// up with a backend whose rules changed (a connector's new role policy). Returns how many
+    /// links changed.
+    pub async fn reapply(&self, rt: usize) -> Result<usize> {
+        let ids: Vec<String> = self
+            .store
+            .scan(rt)
+            .map(|entry| entry.map(|(id, _)| id))
+            .collect::<Result<_>>()?;
+        let mut changed = 0;
+        for id in ids {
+            let serial = self.writers.lock().await;
+            let Some(mut doc) = self.store.get(rt, &id)? else {
+                continue;
+            };
+            let link = doc.remove(LINK_KEY);
+            let before = link.clone();
+            let old = doc.clone();
+            self.through_backend(rt, &id, Some(&old), &mut doc, link)
+                .await?;
+            if doc.get(LINK_KEY) != before.as_ref() {
+                self.store.write(
+                    &self.store.lock(),
+                    &[Change {
+                        rt,
+                        id: &id,
+                        old: Some(&old),
+                        new: Some(&doc),
+                    }],
+                )?;
+                changed += 1;
+            }
+            drop(serial);
+        }
+        self.store.durable().await?;
+        Ok(changed)
+    }
+
     /// Hands a create or update to the backend, if there is one, and keeps the link it returns.
     /// Uniqueness is checked first: the backend must never apply what the store would refuse.
     async fn through_backend(
