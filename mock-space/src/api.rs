@@ -1049,7 +1049,7 @@ async fn read_repository(
     if let Caller::Profile(id) = &caller {
         let profile = org.profile(&format!("id:{id}"))?;
         let may = org
-            .effective(&space.directory.rules, profile)
+            .effective(&space.rules, profile)
             .get(&p.id)
             .is_some_and(|a| a.permissions.contains("repo.read"));
         if !may {
@@ -1235,7 +1235,7 @@ async fn member_profiles(
         .profiles
         .values()
         .filter(|profile| {
-            org.effective(&space.directory.rules, profile)
+            org.effective(&space.rules, profile)
                 .get(&p.id)
                 .is_some_and(|a| a.roles.contains_key("member") || a.roles.contains_key("admin"))
         })
@@ -1263,7 +1263,7 @@ async fn permissions(
     caller.admin()?;
     let org = space.directory.read();
     let p = org.profile(&profile)?;
-    let all = org.effective(&space.directory.rules, p);
+    let all = org.effective(&space.rules, p);
     let by_key: BTreeMap<String, _> = all
         .iter()
         .filter_map(|(pid, a)| org.projects.get(pid).map(|proj| (proj.key.clone(), a)))

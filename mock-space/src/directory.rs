@@ -2,20 +2,14 @@
 //! project access grants and personal tokens, and the permission rules that turn grants into
 //! effective permissions.
 //!
-//! Everything lives in one sled tree (`record kind/id -> JSON`, plus the audit log), and in
-//! memory for reads. A change is computed against the current state, then written with its
-//! audit events as one atomic sled batch, then applied to memory, then flushed (group commit)
-//! before it is acknowledged.
+//! Persistence is `scim::sim::RecordStore`: records (`kind/id -> JSON`) and the audit log in
+//! one sled tree, the state in memory for reads, one atomic batch per change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::{Mutex, RwLock};
 
 use chrono::{SecondsFormat, Utc};
-use scim::sim::{AuditEvent, AuditLog};
-use scim::store::GroupCommit;
+use scim::sim::{RecordState, RecordStore};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Result};
@@ -417,176 +411,37 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// What one change writes: records to put or remove, and the audit events that describe it.
-#[derive(Debug, Default)]
-pub struct Changes {
-    puts: Vec<Record>,
-    removes: Vec<Record>,
-    events: Vec<(String, String, Value)>,
-}
+/// The organisation, persisted: records and audit log in one sled tree.
+pub type Directory = RecordStore<Org>;
 
-impl Changes {
-    pub fn put(&mut self, r: Record) {
-        self.puts.push(r);
+impl RecordState for Org {
+    type Record = Record;
+    type Error = ApiError;
+
+    fn key(r: &Record) -> String {
+        r.key()
     }
 
-    pub fn remove(&mut self, r: Record) {
-        self.removes.push(r);
+    fn put(&mut self, r: Record) {
+        Org::put(self, r)
     }
 
-    pub fn event(&mut self, kind: &str, subject: &str, data: Value) {
-        self.events.push((kind.into(), subject.into(), data));
-    }
-}
-
-/// The organisation, persisted.
-#[derive(Debug)]
-pub struct Directory {
-    tree: sled::Tree,
-    org: RwLock<Org>,
-    writer: Mutex<()>,
-    audit: AuditLog,
-    commit: Option<GroupCommit>,
-    pub rules: Rules,
-    _db: sled::Db,
-}
-
-const RECORD_PREFIXES: [&str; 7] = [
-    "profile/",
-    "team/",
-    "membership/",
-    "project/",
-    "repository/",
-    "grant/",
-    "token/",
-];
-
-impl Directory {
-    /// Opens the organisation in `dir`; `durable` acknowledges writes only after a flush.
-    pub fn open(dir: &Path, durable: bool) -> Result<Directory> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| {
-                ApiError::internal(format!(
-                    "cannot open the database in {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        Self::with_db(db, durable)
+    fn remove(&mut self, r: &Record) {
+        Org::remove(self, r)
     }
 
-    pub fn temporary() -> Result<Directory> {
-        let db = sled::Config::new().temporary(true).open()?;
-        Self::with_db(db, false)
-    }
-
-    fn with_db(db: sled::Db, durable: bool) -> Result<Directory> {
-        let tree = db.open_tree("space")?;
-        let mut org = Org::default();
-        for prefix in RECORD_PREFIXES {
-            for entry in tree.scan_prefix(prefix) {
-                let (_, raw) = entry?;
-                let record: Record = serde_json::from_slice(&raw).map_err(|e| {
-                    ApiError::internal(format!("a stored record is unreadable: {e}"))
-                })?;
-                org.put(record);
-            }
-        }
-        let commit = if durable {
-            Some(GroupCommit::start(db.clone())?)
-        } else {
-            None
-        };
-        Ok(Directory {
-            audit: AuditLog::open(tree.clone())?,
-            tree,
-            org: RwLock::new(org),
-            writer: Mutex::new(()),
-            commit,
-            rules: Rules::builtin(),
-            _db: db,
-        })
-    }
-
-    pub fn audit(&self) -> &AuditLog {
-        &self.audit
-    }
-
-    /// A consistent read of the organisation.
-    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Org> {
-        // Memory changes only after sled accepted the batch, so a panicked writer left it whole.
-        self.org.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs one change: `decide` reads the organisation and says what to write; nothing is
-    /// written when it fails. Returns once the change is on disk (when durable).
-    pub async fn change<T>(
-        &self,
-        decide: impl FnOnce(&Org, &mut Changes) -> Result<T>,
-    ) -> Result<T> {
-        let out = {
-            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let mut changes = Changes::default();
-            let out = decide(&self.read(), &mut changes)?;
-            let mut batch = sled::Batch::default();
-            for r in &changes.removes {
-                batch.remove(r.key().as_bytes());
-            }
-            for r in &changes.puts {
-                let raw = serde_json::to_vec(r)
-                    .map_err(|e| ApiError::internal(format!("cannot encode a record: {e}")))?;
-                batch.insert(r.key().as_bytes(), raw);
-            }
-            let mut events: Vec<AuditEvent> = Vec::with_capacity(changes.events.len());
-            for (kind, subject, data) in changes.events {
-                events.push(self.audit.append(&mut batch, &kind, &subject, data)?);
-            }
-            self.tree.apply_batch(batch)?;
-            {
-                let mut org = self.org.write().unwrap_or_else(|p| p.into_inner());
-                for r in &changes.removes {
-                    org.remove(r);
-                }
-                for r in changes.puts {
-                    org.put(r);
-                }
-            }
-            self.audit.published(events);
-            out
-        };
-        if let Some(commit) = &self.commit {
-            commit
-                .wait()
-                .await
-                .map_err(|e| ApiError::internal(e.detail))?;
-        }
-        Ok(out)
-    }
-
-    /// Removes every record; the audit log records the reset and goes on.
-    pub async fn reset(&self) -> Result<()> {
-        self.change(|org, c| {
-            let all: Vec<Record> = org
-                .profiles
-                .values()
-                .cloned()
-                .map(Record::Profile)
-                .chain(org.teams.values().cloned().map(Record::Team))
-                .chain(org.memberships.values().cloned().map(Record::Membership))
-                .chain(org.projects.values().cloned().map(Record::Project))
-                .chain(org.repositories.iter().cloned().map(Record::Repository))
-                .chain(org.grants.iter().cloned().map(Record::Grant))
-                .chain(org.tokens.values().cloned().map(Record::Token))
-                .collect();
-            c.event("org.reset", "org", json!({"records": all.len()}));
-            for r in all {
-                c.remove(r);
-            }
-            Ok(())
-        })
-        .await
+    fn records(&self) -> Vec<Record> {
+        self.profiles
+            .values()
+            .cloned()
+            .map(Record::Profile)
+            .chain(self.teams.values().cloned().map(Record::Team))
+            .chain(self.memberships.values().cloned().map(Record::Membership))
+            .chain(self.projects.values().cloned().map(Record::Project))
+            .chain(self.repositories.iter().cloned().map(Record::Repository))
+            .chain(self.grants.iter().cloned().map(Record::Grant))
+            .chain(self.tokens.values().cloned().map(Record::Token))
+            .collect()
     }
 }
 

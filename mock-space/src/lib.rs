@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::connector::{SpaceBackend, SpaceClient};
-use crate::directory::{new_id, Directory, Project, Record, Repository};
+use crate::directory::{new_id, Directory, Project, Record, Repository, Rules};
 pub use crate::error::ApiError;
 pub use crate::policy::Policy;
 
@@ -41,6 +41,8 @@ pub const QUIRKS: &[(&str, &str)] = &[(
 #[derive(Debug)]
 pub struct Space {
     pub directory: Directory,
+    /// Which project role grants which permission.
+    pub rules: Rules,
     /// Organisation-administrator tokens.
     pub admin_tokens: Vec<String>,
     faults: RwLock<Faults>,
@@ -52,6 +54,7 @@ impl Space {
     pub fn new(directory: Directory, admin_tokens: Vec<String>) -> Space {
         Space {
             directory,
+            rules: Rules::builtin(),
             admin_tokens,
             faults: RwLock::new(Faults::default()),
             quirks: Quirks::new(QUIRKS),

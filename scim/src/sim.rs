@@ -178,6 +178,176 @@ impl AuditLog {
     }
 }
 
+/// A mock's in-memory state, rebuilt from its stored records at open.
+pub trait RecordState: Default + Send + Sync + 'static {
+    type Record: Serialize + serde::de::DeserializeOwned;
+    /// The mock's own error type, which a storage failure converts into.
+    type Error: From<ScimError>;
+    /// The record's sled key; it never starts with `event/`.
+    fn key(record: &Self::Record) -> String;
+    fn put(&mut self, record: Self::Record);
+    fn remove(&mut self, record: &Self::Record);
+    /// Every record, for a reset.
+    fn records(&self) -> Vec<Self::Record>;
+}
+
+/// What one change writes: records to put or remove, and the audit events describing it.
+#[derive(Debug)]
+pub struct Changes<R> {
+    puts: Vec<R>,
+    removes: Vec<R>,
+    events: Vec<(String, String, Value)>,
+}
+
+impl<R> Changes<R> {
+    pub fn put(&mut self, r: R) {
+        self.puts.push(r);
+    }
+
+    pub fn remove(&mut self, r: R) {
+        self.removes.push(r);
+    }
+
+    pub fn event(&mut self, kind: &str, subject: &str, data: Value) {
+        self.events.push((kind.into(), subject.into(), data));
+    }
+}
+
+/// A mock's records and audit log in one sled tree, its state in memory for reads.
+///
+/// A change is decided against the current state, then its records and audit events are
+/// written as one atomic sled batch, applied to memory, and flushed (group commit, when
+/// durable) before `change` returns.
+#[derive(Debug)]
+pub struct RecordStore<S> {
+    tree: sled::Tree,
+    state: RwLock<S>,
+    writer: Mutex<()>,
+    audit: AuditLog,
+    commit: Option<crate::store::GroupCommit>,
+    _db: sled::Db,
+}
+
+impl<S: RecordState> RecordStore<S> {
+    /// Opens the store in `dir`; `durable` acknowledges a change only after a flush.
+    pub fn open(dir: &std::path::Path, durable: bool) -> Result<RecordStore<S>> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| {
+                ScimError::internal(format!(
+                    "cannot open the database in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        Self::with_db(db, durable)
+    }
+
+    pub fn temporary() -> Result<RecordStore<S>> {
+        Self::with_db(sled::Config::new().temporary(true).open()?, false)
+    }
+
+    fn with_db(db: sled::Db, durable: bool) -> Result<RecordStore<S>> {
+        let tree = db.open_tree("records")?;
+        let mut state = S::default();
+        // Every key but the audit log's: those before `event/` and after `event/\xff...`.
+        let records = tree
+            .range(..EVENT_PREFIX.as_bytes())
+            .chain(tree.range(&b"event0"[..]..));
+        for entry in records {
+            let (_, raw) = entry?;
+            state.put(
+                serde_json::from_slice(&raw).map_err(|e| {
+                    ScimError::internal(format!("a stored record is unreadable: {e}"))
+                })?,
+            );
+        }
+        let commit = if durable {
+            Some(crate::store::GroupCommit::start(db.clone())?)
+        } else {
+            None
+        };
+        Ok(RecordStore {
+            audit: AuditLog::open(tree.clone())?,
+            tree,
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+            commit,
+            _db: db,
+        })
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// A consistent read of the state.
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, S> {
+        // Memory changes only after sled accepted the batch, so a panicked writer left it whole.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one change: `decide` reads the state and says what to write; nothing is written
+    /// when it fails.
+    pub async fn change<T>(
+        &self,
+        decide: impl FnOnce(&S, &mut Changes<S::Record>) -> std::result::Result<T, S::Error>,
+    ) -> std::result::Result<T, S::Error> {
+        let out = {
+            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut changes = Changes {
+                puts: Vec::new(),
+                removes: Vec::new(),
+                events: Vec::new(),
+            };
+            let out = decide(&self.read(), &mut changes)?;
+            let mut batch = sled::Batch::default();
+            for r in &changes.removes {
+                batch.remove(S::key(r).as_bytes());
+            }
+            for r in &changes.puts {
+                let raw = serde_json::to_vec(r)
+                    .map_err(|e| ScimError::internal(format!("cannot encode a record: {e}")))?;
+                batch.insert(S::key(r).as_bytes(), raw);
+            }
+            let mut events = Vec::with_capacity(changes.events.len());
+            for (kind, subject, data) in changes.events {
+                events.push(self.audit.append(&mut batch, &kind, &subject, data)?);
+            }
+            self.tree.apply_batch(batch).map_err(ScimError::from)?;
+            {
+                let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+                for r in &changes.removes {
+                    state.remove(r);
+                }
+                for r in changes.puts {
+                    state.put(r);
+                }
+            }
+            self.audit.published(events);
+            out
+        };
+        if let Some(commit) = &self.commit {
+            commit.wait().await?;
+        }
+        Ok(out)
+    }
+
+    /// Removes every record; the audit log records the reset and goes on.
+    pub async fn reset(&self) -> std::result::Result<(), S::Error> {
+        self.change(|state, c| {
+            let all = state.records();
+            c.event("reset", "all", json!({"records": all.len()}));
+            for r in all {
+                c.remove(r);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
 /// Injected faults, applied before a request reaches the mock's handlers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
