@@ -1,0 +1,496 @@
+//! The TeamCity-like REST API over real HTTP on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::path::Path;
+
+use mock_teamcity::{launch, Launched, Options};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "admin-token";
+
+async fn start(data: Option<&Path>) -> Launched {
+    launch(Options {
+        port: 0,
+        data: data.map(Path::to_path_buf),
+        token: TOKEN.into(),
+        durable: data.is_some(),
+    })
+    .await
+    .unwrap()
+}
+
+struct Tc {
+    s: Launched,
+    http: Client,
+}
+
+impl Tc {
+    async fn new(data: Option<&Path>) -> Tc {
+        Tc {
+            s: start(data).await,
+            http: Client::new(),
+        }
+    }
+
+    async fn raw(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.s.url))
+            .bearer_auth(token)
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            let ct = if b.starts_with('{') || b.starts_with('[') {
+                "application/json"
+            } else {
+                "text/plain"
+            };
+            req = req.header("Content-Type", ct).body(b.to_owned());
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let text = body.map(|b| b.to_string());
+        let (status, out) = self.raw(token, method, path, text.as_deref()).await;
+        (
+            status,
+            serde_json::from_str(&out).unwrap_or(Value::String(out)),
+        )
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(TOKEN, method, path, body).await
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, out) = self.call(method, path, body).await;
+        assert!(status.is_success(), "{path}: {status} {out}");
+        out
+    }
+
+    /// project id -> permissions, from the oracle's endpoint.
+    async fn perms(&self, user: &str) -> Value {
+        self.ok(
+            Method::GET,
+            &format!("/_sim/permissions/username:{user}"),
+            None,
+        )
+        .await["projects"]
+            .clone()
+    }
+}
+
+fn has(perms: &Value, project: &str, permission: &str) -> bool {
+    perms[project]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|x| x == permission))
+}
+
+#[tokio::test]
+async fn group_roles_reach_members_of_subgroups_and_subprojects() {
+    let tc = Tc::new(None).await;
+    tc.ok(
+        Method::POST,
+        "/app/rest/users",
+        Some(json!({"username": "ann", "name": "Ann A", "email": "ann@example.com"})),
+    )
+    .await;
+    tc.ok(
+        Method::POST,
+        "/app/rest/userGroups",
+        Some(json!({"key": "ENG", "name": "Engineering"})),
+    )
+    .await;
+    tc.ok(
+        Method::POST,
+        "/app/rest/userGroups",
+        Some(json!({"key": "API", "name": "API team",
+        "parent-groups": {"group": [{"key": "ENG"}]}})),
+    )
+    .await;
+    tc.ok(
+        Method::POST,
+        "/app/rest/users/username:ann/groups",
+        Some(json!({"key": "API"})),
+    )
+    .await;
+    let role = tc
+        .ok(
+            Method::PUT,
+            "/app/rest/userGroups/key:ENG/roles/PROJECT_DEVELOPER/p:Backend",
+            None,
+        )
+        .await;
+    assert_eq!(
+        role["href"],
+        "/app/rest/userGroups/key:ENG/roles/PROJECT_DEVELOPER/p:Backend"
+    );
+
+    let perms = tc.perms("ann").await;
+    assert!(has(&perms, "Backend", "run_build"));
+    assert!(
+        has(&perms, "Backend_Api", "run_build"),
+        "a project role reaches subprojects"
+    );
+    assert!(!has(&perms, "Backend", "edit_project"));
+    assert!(perms.get("Web").is_none());
+    let listed = tc
+        .ok(
+            Method::GET,
+            "/app/rest/users/username:ann/permissions",
+            None,
+        )
+        .await;
+    assert!(listed["permission"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == "view_project" && p["project"]["id"] == "Backend_Api"));
+
+    // Leaving the subgroup takes the rights away.
+    let (status, _) = tc
+        .call(
+            Method::DELETE,
+            "/app/rest/users/username:ann/groups/key:API",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(tc.perms("ann").await, json!({}));
+    tc.s.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_act_as_their_user_and_die_with_deletion() {
+    let tc = Tc::new(None).await;
+    tc.ok(Method::POST, "/app/rest/users", Some(json!({"username": "bob", "roles": {"role": [{"roleId": "PROJECT_VIEWER", "scope": "p:Web"}]}}))).await;
+    let (status, body) = tc
+        .call(
+            Method::POST,
+            "/app/rest/users/username:bob/tokens",
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["value"].as_str().unwrap().to_owned();
+    let (_, listed) = tc
+        .call(Method::GET, "/app/rest/users/username:bob/tokens", None)
+        .await;
+    assert!(
+        listed["token"][0].get("value").is_none(),
+        "the value is shown once"
+    );
+
+    let (status, me) = tc
+        .call_as(&token, Method::GET, "/app/rest/users/current", None)
+        .await;
+    assert_eq!(
+        (status, me["username"].as_str()),
+        (StatusCode::OK, Some("bob"))
+    );
+    let (_, projects) = tc
+        .call_as(&token, Method::GET, "/app/rest/projects", None)
+        .await;
+    let ids: Vec<&str> = projects["project"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["Web"]);
+    let (status, _) = tc
+        .call_as(&token, Method::GET, "/app/rest/projects/id:Backend", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = tc
+        .call_as(&token, Method::GET, "/app/rest/users", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no rights to list users");
+    let (status, _) = tc
+        .call_as(
+            &token,
+            Method::PUT,
+            "/app/rest/users/username:bob/roles/SYSTEM_ADMIN/g",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no granting oneself roles");
+
+    let (status, _) = tc
+        .call(
+            Method::DELETE,
+            "/app/rest/users/username:bob/tokens/ci",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = tc
+        .raw(&token, Method::GET, "/app/rest/users/current", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    let (status, body) = tc
+        .call(
+            Method::POST,
+            "/app/rest/users/username:bob/tokens",
+            Some(json!({"name": "again"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["value"].as_str().unwrap().to_owned();
+    tc.call(Method::DELETE, "/app/rest/users/username:bob", None)
+        .await;
+    let (status, _) = tc
+        .raw(&token, Method::GET, "/app/rest/users/current", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a deleted user's tokens die with them"
+    );
+    tc.s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_teamcity_errors() {
+    let tc = Tc::new(None).await;
+    tc.ok(
+        Method::POST,
+        "/app/rest/users",
+        Some(json!({"username": "cy"})),
+    )
+    .await;
+    let (status, text) = tc
+        .raw(
+            TOKEN,
+            Method::POST,
+            "/app/rest/users",
+            Some(r#"{"username": "CY"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        text.starts_with("Responding with error, status code: 400 (Bad Request)."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Cannot create user as user with the same username already exists"),
+        "{text}"
+    );
+    let (status, text) = tc
+        .raw(
+            TOKEN,
+            Method::PUT,
+            "/app/rest/users/username:cy/roles/PROJECT_VIEWER/x:1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        text.contains("Cannot find scope by 'x:1' Valid formats are: 'g' or 'p:<projectId>'."),
+        "{text}"
+    );
+    let (status, _) = tc
+        .raw(
+            TOKEN,
+            Method::PUT,
+            "/app/rest/users/username:cy/roles/PROJECT_VIEWER/p:Nope",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = tc
+        .raw(
+            TOKEN,
+            Method::PUT,
+            "/app/rest/users/username:cy/roles/OWNER/g",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = tc
+        .raw(
+            TOKEN,
+            Method::PUT,
+            "/app/rest/users/username:cy/roles/SYSTEM_ADMIN/p:Web",
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "system admin is global only"
+    );
+    let (status, _) = tc
+        .raw(TOKEN, Method::GET, "/app/rest/users/id:999", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = tc
+        .raw(TOKEN, Method::GET, "/app/rest/users/email:x", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = tc
+        .raw(TOKEN, Method::POST, "/app/rest/users", Some("{nope"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = tc
+        .raw(
+            TOKEN,
+            Method::POST,
+            "/app/rest/users/username:cy/tokens",
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a token needs a name");
+    let (status, text) = tc.raw("wrong", Method::GET, "/app/rest/users", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    // Groups: duplicate key or name, and cycles.
+    tc.ok(
+        Method::POST,
+        "/app/rest/userGroups",
+        Some(json!({"key": "A", "name": "A"})),
+    )
+    .await;
+    tc.ok(
+        Method::POST,
+        "/app/rest/userGroups",
+        Some(json!({"key": "B", "name": "B", "parent-groups": {"group": [{"key": "A"}]}})),
+    )
+    .await;
+    let (status, _) = tc
+        .raw(
+            TOKEN,
+            Method::POST,
+            "/app/rest/userGroups",
+            Some(r#"{"key": "C", "name": "A"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, text) = tc
+        .raw(
+            TOKEN,
+            Method::PUT,
+            "/app/rest/userGroups/key:A/parent-groups",
+            Some(r#"{"group": [{"key": "B"}]}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    // Single fields are text/plain.
+    let (status, text) = tc
+        .raw(
+            TOKEN,
+            Method::PUT,
+            "/app/rest/users/username:cy/email",
+            Some("cy@example.com"),
+        )
+        .await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "cy@example.com"));
+    let (_, text) = tc
+        .raw(
+            TOKEN,
+            Method::GET,
+            "/app/rest/users/username:cy/email",
+            None,
+        )
+        .await;
+    assert_eq!(text, "cy@example.com");
+    let (status, _) = tc
+        .raw(
+            TOKEN,
+            Method::PUT,
+            "/app/rest/users/username:cy/properties/scim.id",
+            Some("abc"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let user = tc
+        .ok(Method::GET, "/app/rest/users/username:cy", None)
+        .await;
+    assert_eq!(
+        user["properties"]["property"][0],
+        json!({"name": "scim.id", "value": "abc"})
+    );
+    assert_eq!(user["email"], "cy@example.com");
+    tc.s.stop().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_everything_and_the_audit_chain_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let tc = Tc::new(Some(dir.path())).await;
+        tc.ok(
+            Method::POST,
+            "/app/rest/users",
+            Some(json!({"username": "dee"})),
+        )
+        .await;
+        tc.ok(
+            Method::POST,
+            "/app/rest/projects",
+            Some(json!({"id": "Mobile", "name": "Mobile"})),
+        )
+        .await;
+        tc.ok(
+            Method::PUT,
+            "/app/rest/users/username:dee/roles/PROJECT_ADMIN/p:Mobile",
+            None,
+        )
+        .await;
+        tc.s.stop().await;
+    }
+    let tc = Tc::new(Some(dir.path())).await;
+    let perms = tc.perms("dee").await;
+    assert!(has(&perms, "Mobile", "edit_project"), "{perms}");
+    let chain = tc.ok(Method::GET, "/_sim/events/verify", None).await;
+    assert_eq!(chain["valid"], true, "{chain}");
+    let events = tc.ok(Method::GET, "/_sim/events", None).await;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in ["user.created", "project.created", "roles.changed"] {
+        assert!(kinds.contains(&k), "{k}: {kinds:?}");
+    }
+    // Deleting a project drops the roles scoped to it.
+    let (status, _) = tc
+        .call(Method::DELETE, "/app/rest/projects/id:Mobile", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(tc.perms("dee").await, json!({}));
+    let (status, _) = tc
+        .call(Method::DELETE, "/app/rest/projects/id:_Root", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    tc.s.stop().await;
+}
+
+#[tokio::test]
+async fn faults_apply_to_the_rest_api() {
+    let tc = Tc::new(None).await;
+    tc.ok(Method::PUT, "/_sim/faults", Some(json!({"rate5xx": 100.0})))
+        .await;
+    let (status, _) = tc.raw(TOKEN, Method::GET, "/app/rest/users", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    tc.ok(Method::PUT, "/_sim/faults", Some(json!({}))).await;
+    let (status, _) = tc.raw(TOKEN, Method::GET, "/app/rest/users", None).await;
+    assert_eq!(status, StatusCode::OK);
+    tc.s.stop().await;
+}
