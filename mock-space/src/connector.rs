@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
+use scim::connector::{unavailable, Call, NativeApi, Plan};
 use scim::provider::{Backend, BackendChange, BoxFuture};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -43,105 +44,45 @@ impl SpaceClient {
             http,
         })
     }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, ScimError> {
-        let url = format!("{}/api/http{path}", self.base);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.token)
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| unavailable(format!("Space did not answer {method} {path}: {e}")))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| {
-            unavailable(format!("Space's answer to {method} {path} broke off: {e}"))
-        })?;
-        if (200..300).contains(&status) {
-            return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
-        }
-        let said = format!("Space answered {status} to {method} {path}: {text}");
-        Err(match status {
-            409 => ScimError::uniqueness(said),
-            400 => ScimError::bad_request(ScimType::InvalidValue, said),
-            404 => ScimError::new(
-                409,
-                None,
-                format!("{said} (changed in Space behind the connector)"),
-            ),
-            429 | 500..=599 => unavailable(said),
-            _ => ScimError::new(502, None, said),
-        })
-    }
 }
 
-fn unavailable(detail: String) -> ScimError {
-    ScimError::new(
-        503,
-        None,
-        format!("{detail}; nothing was changed, retry later"),
-    )
-}
-
-/// A native call that can be undone, and how.
-#[derive(Debug, Clone)]
-struct Call {
-    method: Method,
-    path: String,
-    body: Option<Value>,
-}
-
-impl Call {
-    fn new(method: Method, path: impl Into<String>, body: Option<Value>) -> Call {
-        Call {
-            method,
-            path: path.into(),
-            body,
-        }
-    }
-}
-
-/// Runs native calls in order, remembering how to undo each one.
-struct Plan<'a> {
-    client: &'a SpaceClient,
-    undo: Vec<Call>,
-}
-
-impl<'a> Plan<'a> {
-    fn new(client: &'a SpaceClient) -> Plan<'a> {
-        Plan {
-            client,
-            undo: Vec::new(),
-        }
-    }
-
-    async fn run(&mut self, call: Call, undo: Option<Call>) -> Result<Value, ScimError> {
-        let out = self.client.call(call.method, &call.path, call.body).await?;
-        self.undo.extend(undo);
-        Ok(out)
-    }
-
-    /// Undoes what ran, newest first; an undo that fails is logged (the retry converges).
-    async fn roll_back(self) {
-        for call in self.undo.into_iter().rev() {
-            if let Err(e) = self
-                .client
-                .call(call.method.clone(), &call.path, call.body)
-                .await
-            {
-                tracing::warn!("undo of {} {} failed: {}", call.method, call.path, e.detail);
+impl NativeApi for SpaceClient {
+    fn send<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Value, ScimError>> {
+        Box::pin(async move {
+            let (method, path) = (&call.method, &call.path);
+            let url = format!("{}/api/http{path}", self.base);
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.token)
+                .header("Accept", "application/json");
+            if let Some(b) = &call.body {
+                req = req.json(b);
             }
-        }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| unavailable(format!("Space did not answer {method} {path}: {e}")))?;
+            let status = resp.status().as_u16();
+            let text = resp.text().await.map_err(|e| {
+                unavailable(format!("Space's answer to {method} {path} broke off: {e}"))
+            })?;
+            if (200..300).contains(&status) {
+                return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+            }
+            let said = format!("Space answered {status} to {method} {path}: {text}");
+            Err(match status {
+                409 => ScimError::uniqueness(said),
+                400 => ScimError::bad_request(ScimType::InvalidValue, said),
+                404 => ScimError::new(
+                    409,
+                    None,
+                    format!("{said} (changed in Space behind the connector)"),
+                ),
+                429 | 500..=599 => unavailable(said),
+                _ => ScimError::new(502, None, said),
+            })
+        })
     }
 }
 
@@ -184,7 +125,7 @@ impl SpaceBackend {
                         ScimError::new(502, None, "Space created a profile without an id")
                     })?
                     .to_owned();
-                plan.undo.push(Call::new(
+                plan.undo_with(Call::new(
                     Method::DELETE,
                     format!("/team-directory/profiles/id:{id}"),
                     None,
@@ -282,7 +223,7 @@ impl SpaceBackend {
                     .and_then(Value::as_str)
                     .ok_or_else(|| ScimError::new(502, None, "Space created a team without an id"))?
                     .to_owned();
-                plan.undo.push(Call::new(
+                plan.undo_with(Call::new(
                     Method::DELETE,
                     format!("/team-directory/teams/{id}/disband"),
                     None,
@@ -328,7 +269,7 @@ impl SpaceBackend {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            plan.undo.push(Call::new(
+            plan.undo_with(Call::new(
                 Method::DELETE,
                 format!("/team-directory/memberships/{id}"),
                 None,

@@ -15,6 +15,7 @@
 //! (operations, HTTP-free), `bulk`, `server` (axum).
 
 pub mod bulk;
+pub mod connector;
 pub mod error;
 pub mod filter;
 mod message;
