@@ -83,6 +83,123 @@ pub fn unavailable(detail: impl std::fmt::Display) -> ScimError {
     )
 }
 
+/// What a connector's policy grants a group: a project role, a role at a scope, ...
+pub trait PolicyGrant: serde::de::DeserializeOwned + Clone + Ord {
+    /// The connector's built-in default policy (TOML).
+    const DEFAULT_POLICY: &'static str;
+    /// Why this grant is invalid, if it is.
+    fn problem(&self) -> Option<String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read the policy {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the policy is not valid TOML: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("rule {rule}: {problem}")]
+    Invalid { rule: usize, problem: String },
+}
+
+/// A role-mapping policy (TOML): rules that pick SCIM groups and say what each grants.
+///
+/// ```toml
+/// [[rule]]
+/// group = { externalId = "eng" }          # or { displayName = "..." } or { id = "..." }
+/// grants = [ ... ]                        # the connector's own grant shape
+/// ```
+/// Match by `externalId` or `id` to survive renames; by `displayName`, a rename changes what
+/// the group grants.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy<G> {
+    #[serde(default = "Vec::new", rename = "rule")]
+    pub rules: Vec<Rule<G>>,
+}
+
+impl<G> Default for Policy<G> {
+    fn default() -> Self {
+        Policy { rules: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule<G> {
+    pub group: GroupMatch,
+    pub grants: Vec<G>,
+}
+
+/// Exactly one key picks the group.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupMatch {
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub id: Option<String>,
+}
+
+impl<G: PolicyGrant> Policy<G> {
+    pub fn load(path: &std::path::Path) -> std::result::Result<Policy<G>, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Policy<G>, PolicyError> {
+        let policy: Policy<G> = toml::from_str(text)?;
+        for (i, rule) in policy.rules.iter().enumerate() {
+            let g = &rule.group;
+            let keys = [&g.external_id, &g.display_name, &g.id]
+                .iter()
+                .filter(|k| k.is_some())
+                .count();
+            let problem = if keys != 1 {
+                Some("group needs exactly one of externalId, displayName, id".to_owned())
+            } else {
+                rule.grants.iter().find_map(PolicyGrant::problem)
+            };
+            if let Some(problem) = problem {
+                return Err(PolicyError::Invalid {
+                    rule: i + 1,
+                    problem,
+                });
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The built-in default; a test of each connector parses it, so it never fails here.
+    pub fn default_policy() -> Policy<G> {
+        Self::parse(G::DEFAULT_POLICY).unwrap_or_default()
+    }
+
+    /// Every grant the policy gives a group, given the group's SCIM id and attributes.
+    pub fn grants_for(&self, id: &str, group: &serde_json::Map<String, Value>) -> Vec<G> {
+        let attr = |name: &str| group.get(name).and_then(Value::as_str);
+        let mut out: Vec<G> = self
+            .rules
+            .iter()
+            .filter(|r| {
+                let g = &r.group;
+                g.id.as_deref() == Some(id)
+                    || (g.external_id.is_some() && g.external_id.as_deref() == attr("externalId"))
+                    || (g.display_name.is_some()
+                        && g.display_name.as_deref() == attr("displayName"))
+            })
+            .flat_map(|r| r.grants.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
