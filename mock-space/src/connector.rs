@@ -9,10 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::Method;
-use scim::connector::{unavailable, Call, NativeApi, Plan};
+use scim::connector::{unavailable, Call, HttpApi, Plan};
 use scim::provider::{Backend, BackendChange, BoxFuture};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -23,77 +22,40 @@ use crate::policy::{Policy, RoleGrant};
 
 const USERS: usize = 0;
 
-/// A minimal Space API client: the calls the connector makes, against the mock or a real
-/// organisation alike.
-#[derive(Debug, Clone)]
-pub struct SpaceClient {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl SpaceClient {
-    pub fn new(base: &str, token: &str) -> Result<SpaceClient, ScimError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ScimError::internal(format!("cannot build the HTTP client: {e}")))?;
-        Ok(SpaceClient {
-            base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            http,
-        })
+/// Space's answers as SCIM errors: a duplicate is 409, a refusal 400, an object gone behind
+/// the connector's back 409, a rate limit or outage 503.
+fn space_error(status: u16, said: String) -> ScimError {
+    match status {
+        409 => ScimError::uniqueness(said),
+        400 => ScimError::bad_request(ScimType::InvalidValue, said),
+        404 => ScimError::new(
+            409,
+            None,
+            format!("{said} (changed in Space behind the connector)"),
+        ),
+        429 | 500..=599 => unavailable(said),
+        _ => ScimError::new(502, None, said),
     }
 }
 
-impl NativeApi for SpaceClient {
-    fn send<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Value, ScimError>> {
-        Box::pin(async move {
-            let (method, path) = (&call.method, &call.path);
-            let url = format!("{}/api/http{path}", self.base);
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(&self.token)
-                .header("Accept", "application/json");
-            if let Some(b) = &call.body {
-                req = req.json(b);
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| unavailable(format!("Space did not answer {method} {path}: {e}")))?;
-            let status = resp.status().as_u16();
-            let text = resp.text().await.map_err(|e| {
-                unavailable(format!("Space's answer to {method} {path} broke off: {e}"))
-            })?;
-            if (200..300).contains(&status) {
-                return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
-            }
-            let said = format!("Space answered {status} to {method} {path}: {text}");
-            Err(match status {
-                409 => ScimError::uniqueness(said),
-                400 => ScimError::bad_request(ScimType::InvalidValue, said),
-                404 => ScimError::new(
-                    409,
-                    None,
-                    format!("{said} (changed in Space behind the connector)"),
-                ),
-                429 | 500..=599 => unavailable(said),
-                _ => ScimError::new(502, None, said),
-            })
-        })
-    }
+/// The Space API client the connector uses, against the mock or a real organisation alike.
+pub fn space_client(base: &str, token: &str) -> Result<HttpApi, ScimError> {
+    HttpApi::new(
+        "Space",
+        &format!("{}/api/http", base.trim_end_matches('/')),
+        token,
+        space_error,
+    )
 }
 
 #[derive(Debug)]
 pub struct SpaceBackend {
-    client: SpaceClient,
+    client: HttpApi,
     policy: Arc<Policy>,
 }
 
 impl SpaceBackend {
-    pub fn new(client: SpaceClient, policy: Policy) -> SpaceBackend {
+    pub fn new(client: HttpApi, policy: Policy) -> SpaceBackend {
         SpaceBackend {
             client,
             policy: Arc::new(policy),

@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::connector::{SpaceBackend, SpaceClient};
+use crate::connector::{space_client, SpaceBackend};
 use crate::directory::{new_id, Directory, Project, Record, Repository, Rules};
 pub use crate::error::ApiError;
 pub use crate::policy::Policy;
@@ -264,7 +264,7 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         },
         ..Default::default()
     };
-    let backend = SpaceBackend::new(SpaceClient::new(&space_url, &opts.token)?, opts.policy);
+    let backend = SpaceBackend::new(space_client(&space_url, &opts.token)?, opts.policy);
     let provider = match sub("space-scim") {
         Some(dir) => Provider::open(&dir, config)?,
         None => Provider::temporary(config)?,

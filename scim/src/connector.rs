@@ -8,20 +8,36 @@ use serde_json::Value;
 use crate::error::{Result, ScimError};
 use crate::provider::BoxFuture;
 
-/// One request to the native API: method, path below the API root, JSON body.
+/// One request to the native API: method, path below the API root, body.
 #[derive(Debug, Clone)]
 pub struct Call {
     pub method: Method,
     pub path: String,
-    pub body: Option<Value>,
+    pub body: Option<Payload>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Json(Value),
+    /// `text/plain`, as TeamCity takes single fields.
+    Text(String),
 }
 
 impl Call {
+    /// A call with a JSON body, or none.
     pub fn new(method: Method, path: impl Into<String>, body: Option<Value>) -> Call {
         Call {
             method,
             path: path.into(),
-            body,
+            body: body.map(Payload::Json),
+        }
+    }
+
+    pub fn text(method: Method, path: impl Into<String>, body: impl Into<String>) -> Call {
+        Call {
+            method,
+            path: path.into(),
+            body: Some(Payload::Text(body.into())),
         }
     }
 }
@@ -71,6 +87,81 @@ impl<'a> Plan<'a> {
                 tracing::warn!("undo of {} {} failed: {}", call.method, call.path, e.detail);
             }
         }
+    }
+}
+
+/// A JSON-over-HTTP native API with bearer authentication (feature `client`).
+#[cfg(feature = "client")]
+#[derive(Debug, Clone)]
+pub struct HttpApi {
+    /// The product's name, for error messages.
+    name: &'static str,
+    /// The API root, e.g. `https://host/app/rest`.
+    root: String,
+    token: String,
+    http: reqwest::Client,
+    /// How the product's error statuses read as SCIM errors.
+    map_error: fn(u16, String) -> ScimError,
+}
+
+#[cfg(feature = "client")]
+impl HttpApi {
+    pub fn new(
+        name: &'static str,
+        root: &str,
+        token: &str,
+        map_error: fn(u16, String) -> ScimError,
+    ) -> Result<HttpApi> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| ScimError::internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpApi {
+            name,
+            root: root.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http,
+            map_error,
+        })
+    }
+}
+
+#[cfg(feature = "client")]
+impl NativeApi for HttpApi {
+    fn send<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Value>> {
+        Box::pin(async move {
+            let (name, method, path) = (self.name, &call.method, &call.path);
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.root))
+                .bearer_auth(&self.token)
+                .header("Accept", "application/json");
+            match &call.body {
+                Some(Payload::Json(b)) => req = req.json(b),
+                Some(Payload::Text(t)) => {
+                    req = req.header("Content-Type", "text/plain").body(t.clone())
+                }
+                None => {}
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| unavailable(format!("{name} did not answer {method} {path}: {e}")))?;
+            let status = resp.status().as_u16();
+            let text = resp.text().await.map_err(|e| {
+                unavailable(format!("{name}'s answer to {method} {path} broke off: {e}"))
+            })?;
+            if (200..300).contains(&status) {
+                return Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+            }
+            Err((self.map_error)(
+                status,
+                format!(
+                    "{name} answered {status} to {method} {path}: {}",
+                    text.trim()
+                ),
+            ))
+        })
     }
 }
 
