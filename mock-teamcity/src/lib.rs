@@ -1,8 +1,10 @@
 //! `mock-teamcity`: a TeamCity-like REST API on sled (`/app/rest/...`): users, user groups with
 //! parents, projects under `_Root`, role assignments at global or project scope, access tokens,
-//! effective permissions; with the shared control plane (`/_sim/...`). See `docs/teamcity.md`.
-//! The SCIM bridge is not built yet (issue 4).
+//! effective permissions; with the shared control plane (`/_sim/...`); and the SCIM bridge, a
+//! SCIM 2.0 provider that applies every change through that REST API, to the mock or to a real
+//! TeamCity server. See `docs/teamcity.md`.
 
+pub mod bridge;
 pub mod error;
 pub mod model;
 pub mod rest;
@@ -14,15 +16,20 @@ use std::sync::{Arc, RwLock};
 use axum::Router;
 use scim::provider::BoxFuture;
 use scim::sim::{control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Simulated};
+use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use crate::bridge::Policy;
+use crate::bridge::{teamcity_client, TeamCityBackend};
 pub use crate::error::RestError;
 use crate::model::{Project, Record, Roles, Store, ROOT_PROJECT};
 
-/// No quirks yet: the bridge they are meant to break does not exist (issue 4).
+/// No quirks yet (issue 6 adds the conformance-breaking ones).
 pub const QUIRKS: &[(&str, &str)] = &[];
+/// The bridge's Group resource type (the `scim` engine serves Users, then Groups).
+const GROUPS: usize = 1;
 
 /// The simulator's state.
 #[derive(Debug)]
@@ -143,60 +150,77 @@ pub enum LaunchError {
     Scim(#[from] scim::ScimError),
 }
 
+/// Which TeamCity the bridge talks to.
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub port: u16,
-    /// `None`: in memory only.
-    pub data: Option<PathBuf>,
-    /// Acts as a system administrator.
-    pub token: String,
-    pub durable: bool,
+pub enum Target {
+    /// Start the simulator on this port (0 = a free one).
+    Simulator { port: u16 },
+    /// A TeamCity server elsewhere, with a token that may manage users, groups and roles.
+    Remote { url: String, token: String },
 }
 
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub target: Target,
+    pub scim_port: u16,
+    /// `None`: in memory only.
+    pub data: Option<PathBuf>,
+    /// The simulator's system-administrator token (unused for a remote target).
+    pub token: String,
+    /// Bearer token the bridge's SCIM clients (the IdP) present.
+    pub scim_token: String,
+    pub policy: Policy,
+    pub durable: bool,
+    /// Accept Entra's `"True"`/`"False"` strings for booleans.
+    pub lenient: bool,
+}
+
+/// The bridge, and the simulator when it was started.
 #[derive(Debug)]
 pub struct Launched {
-    pub url: String,
-    pub teamcity: Arc<TeamCity>,
+    /// The TeamCity the bridge talks to.
+    pub teamcity_url: String,
+    pub scim_url: String,
+    /// `None` for a remote target.
+    pub teamcity: Option<Arc<TeamCity>>,
     stop: tokio::sync::watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Launched {
-    /// Stops the server after its open requests finish, waiting at most five seconds.
-    pub async fn stop(mut self) {
+    /// Stops the servers after their open requests finish, waiting at most five seconds
+    /// (an event-stream follower never finishes by itself).
+    pub async fn stop(self) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task)
-            .await
-            .is_err()
-        {
-            self.task.abort();
+        for mut t in self.tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
     }
 }
 
-/// Starts the simulator on loopback.
-pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
-    let store = match &opts.data {
-        Some(dir) => Store::open(&dir.join("teamcity"), opts.durable)?,
-        None => Store::temporary()?,
-    };
-    seed_sample(&store).await?;
-    let tc = Arc::new(TeamCity::new(store, vec![opts.token.clone()]));
-    let listener = TcpListener::bind(("127.0.0.1", opts.port))
+async fn bind(port: u16) -> Result<(TcpListener, SocketAddr), LaunchError> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|source| LaunchError::Bind {
-            port: opts.port,
-            source,
-        })?;
-    let addr: SocketAddr = listener.local_addr().map_err(|source| LaunchError::Bind {
-        port: opts.port,
-        source,
-    })?;
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let app = native_app(tc.clone());
-    let task = tokio::spawn(async move {
+        .map_err(|source| LaunchError::Bind { port, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| LaunchError::Bind { port, source })?;
+    Ok((listener, addr))
+}
+
+fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
+            let _ = stop.wait_for(|s| *s).await;
         };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -204,11 +228,64 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         {
             tracing::error!("server stopped: {e}");
         }
+    })
+}
+
+/// Starts the simulator (unless the target is remote) and the SCIM bridge on loopback.
+pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
+    let sub = |name: &str| opts.data.as_ref().map(|d| d.join(name));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    let (teamcity_url, token, teamcity) = match &opts.target {
+        Target::Simulator { port } => {
+            let store = match sub("teamcity") {
+                Some(dir) => Store::open(&dir, opts.durable)?,
+                None => Store::temporary()?,
+            };
+            seed_sample(&store).await?;
+            let tc = Arc::new(TeamCity::new(store, vec![opts.token.clone()]));
+            let (listener, addr) = bind(*port).await?;
+            tasks.push(serve(listener, native_app(tc.clone()), stopped.clone()));
+            (format!("http://{addr}"), opts.token.clone(), Some(tc))
+        }
+        Target::Remote { url, token } => (url.clone(), token.clone(), None),
+    };
+
+    let (scim_listener, scim_addr) = bind(opts.scim_port).await?;
+    let scim_url = format!("http://{scim_addr}");
+    let config = ProviderConfig {
+        base_url: scim_url.clone(),
+        durability: if opts.durable {
+            Durability::Flush
+        } else {
+            Durability::Background
+        },
+        leniency: scim::resource::Leniency {
+            boolean_strings: opts.lenient,
+        },
+        ..Default::default()
+    };
+    let backend = TeamCityBackend::new(teamcity_client(&teamcity_url, &token)?, opts.policy);
+    let provider = match sub("teamcity-scim") {
+        Some(dir) => Provider::open(&dir, config)?,
+        None => Provider::temporary(config)?,
+    }
+    .with_backend(Arc::new(backend));
+    // The policy may have changed since the last run: bring every group's roles up to it.
+    let regranted = provider.reapply(GROUPS).await?;
+    if regranted > 0 {
+        tracing::info!("{regranted} groups re-granted under the current policy");
+    }
+    let app = scim::app(scim::AppState {
+        provider,
+        tokens: vec![opts.scim_token.clone()],
     });
+    tasks.push(serve(scim_listener, app, stopped));
     Ok(Launched {
-        url: format!("http://{addr}"),
-        teamcity: tc,
+        teamcity_url,
+        scim_url,
+        teamcity,
         stop,
-        task,
+        tasks,
     })
 }

@@ -64,6 +64,7 @@ pub fn router(tc: Shared) -> Router {
     let groups = Router::new()
         .route("/", get(list_groups).post(create_group))
         .route("/{group}", get(read_group).delete(delete_group))
+        .route("/{group}/name", axum::routing::put(rename_group))
         .route("/{group}/roles", get(group_roles).post(add_group_role))
         .route(
             "/{group}/roles/{role}/{scope}",
@@ -1268,6 +1269,39 @@ async fn delete_group(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Renames a group (text/plain body); the key never changes.
+async fn rename_group(
+    State(tc): State<Shared>,
+    caller: Caller,
+    Path(locator): Path<String>,
+    raw: Bytes,
+) -> Result<Response> {
+    let name = text(&raw)?;
+    tc.store
+        .change(|server, c| {
+            caller.require(&tc, server, "manage_groups")?;
+            let mut g = server.group(&locator)?.clone();
+            if name.trim().is_empty() {
+                return Err(RestError::bad_request("Group name must not be empty."));
+            }
+            if server
+                .groups
+                .values()
+                .any(|x| x.name == name && x.key != g.key)
+            {
+                return Err(RestError::bad_request(format!(
+                    "Group with name '{name}' already exists."
+                )));
+            }
+            g.name = name.clone();
+            c.event("group.renamed", &g.key, json!({"name": name}));
+            c.put(Record::Group(g));
+            Ok(())
+        })
+        .await?;
+    Ok(plain(name))
 }
 
 async fn parent_groups(

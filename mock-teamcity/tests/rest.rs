@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use mock_teamcity::{launch, Launched, Options};
+use mock_teamcity::{launch, Launched, Options, Policy, Target};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -12,10 +12,14 @@ const TOKEN: &str = "admin-token";
 
 async fn start(data: Option<&Path>) -> Launched {
     launch(Options {
-        port: 0,
+        target: Target::Simulator { port: 0 },
+        scim_port: 0,
         data: data.map(Path::to_path_buf),
         token: TOKEN.into(),
+        scim_token: TOKEN.into(),
+        policy: Policy::default(),
         durable: data.is_some(),
+        lenient: false,
     })
     .await
     .unwrap()
@@ -43,7 +47,7 @@ impl Tc {
     ) -> (StatusCode, String) {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.s.url))
+            .request(method, format!("{}{path}", self.s.teamcity_url))
             .bearer_auth(token)
             .header("Accept", "application/json");
         if let Some(b) = body {

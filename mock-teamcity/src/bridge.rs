@@ -1,0 +1,488 @@
+//! The SCIM bridge: a `scim` provider whose every change goes to a TeamCity server's REST API
+//! (the mock or a real one) first. User <-> user; Group <-> user group (key `SCIM_<id>`), its
+//! members edited from the user side as TeamCity does; the policy's roles put on the group.
+//!
+//! TeamCity has no disabled flag, so `active: false` (the leaver) takes the user out of every
+//! group, removes their own role assignments and deletes their access tokens; the user stays
+//! readable. `active: true` again puts them back into the groups SCIM lists them in; roles and
+//! tokens of their own do not come back.
+
+use std::collections::BTreeSet;
+
+use axum::http::Method;
+use scim::connector::{unavailable, Call, HttpApi, Plan, PolicyGrant};
+use scim::provider::{Backend, BackendChange, BoxFuture};
+use scim::schema::ResourceKind;
+use scim::store::LINK_KEY;
+use scim::{ScimError, ScimType};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+const USERS: usize = 0;
+const GROUPS: usize = 1;
+/// Where the bridge keeps a user's SCIM `externalId` in TeamCity.
+pub const EXTERNAL_ID_PROPERTY: &str = "scim.externalId";
+
+/// A role at a scope that a policy rule gives a group: `{ role = "PROJECT_DEVELOPER", scope =
+/// "p:Backend" }`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleAt {
+    pub role: String,
+    pub scope: String,
+}
+
+const DEFAULT_POLICY: &str = include_str!("../../scenarios/policies/teamcity-default.toml");
+const ROLES: [&str; 5] = [
+    "SYSTEM_ADMIN",
+    "PROJECT_ADMIN",
+    "PROJECT_DEVELOPER",
+    "PROJECT_VIEWER",
+    "AGENT_MANAGER",
+];
+
+impl PolicyGrant for RoleAt {
+    const DEFAULT_POLICY: &'static str = DEFAULT_POLICY;
+
+    fn problem(&self) -> Option<String> {
+        let scope_ok =
+            self.scope == "g" || self.scope.strip_prefix("p:").is_some_and(|p| !p.is_empty());
+        if !ROLES.contains(&self.role.as_str()) {
+            Some(format!(
+                "role '{}' is not one of {}",
+                self.role,
+                ROLES.join(", ")
+            ))
+        } else if !scope_ok {
+            Some(format!(
+                "scope '{}' is not 'g' or 'p:<projectId>'",
+                self.scope
+            ))
+        } else if self.role == "SYSTEM_ADMIN" && self.scope != "g" {
+            Some("SYSTEM_ADMIN can only be granted at scope 'g'".into())
+        } else {
+            None
+        }
+    }
+}
+
+pub type Policy = scim::connector::Policy<RoleAt>;
+
+/// TeamCity's answers as SCIM errors. TeamCity says 400 for a duplicate username or group.
+fn teamcity_error(status: u16, said: String) -> ScimError {
+    match status {
+        400 if said.contains("already exists") || said.contains("already used") => {
+            ScimError::uniqueness(said)
+        }
+        400 => ScimError::bad_request(ScimType::InvalidValue, said),
+        401 | 403 => ScimError::new(
+            502,
+            None,
+            format!("{said} (the bridge's TeamCity token lacks the rights it needs)"),
+        ),
+        404 => ScimError::new(
+            409,
+            None,
+            format!("{said} (changed in TeamCity behind the bridge)"),
+        ),
+        429 | 500..=599 => unavailable(said),
+        _ => ScimError::new(502, None, said),
+    }
+}
+
+/// The TeamCity REST client the bridge uses, for the mock or a real server.
+pub fn teamcity_client(base: &str, token: &str) -> Result<HttpApi, ScimError> {
+    HttpApi::new(
+        "TeamCity",
+        &format!("{}/app/rest", base.trim_end_matches('/')),
+        token,
+        teamcity_error,
+    )
+}
+
+#[derive(Debug)]
+pub struct TeamCityBackend {
+    client: HttpApi,
+    policy: Policy,
+}
+
+impl TeamCityBackend {
+    pub fn new(client: HttpApi, policy: Policy) -> TeamCityBackend {
+        TeamCityBackend { client, policy }
+    }
+
+    async fn apply_user(
+        &self,
+        c: &BackendChange<'_>,
+        plan: &mut Plan<'_>,
+    ) -> Result<Option<Value>, ScimError> {
+        let linked = c.link.and_then(|l| l.get("user")).and_then(Value::as_u64);
+        let Some(new) = c.new else {
+            if let Some(id) = linked {
+                let path = format!("/users/id:{id}");
+                match plan.run(Call::new(Method::DELETE, path, None), None).await {
+                    Err(e) if gone(&e) => {}
+                    other => other.map(drop)?,
+                }
+            }
+            return Ok(None);
+        };
+        let Some(id) = linked else {
+            let mut body = user_fields(new);
+            if let Some(x) = new.get("externalId").and_then(Value::as_str) {
+                body["properties"] =
+                    json!({"property": [{"name": EXTERNAL_ID_PROPERTY, "value": x}]});
+            }
+            let created = plan
+                .run(Call::new(Method::POST, "/users", Some(body)), None)
+                .await?;
+            let id = created.get("id").and_then(Value::as_u64).ok_or_else(|| {
+                ScimError::new(502, None, "TeamCity created a user without an id")
+            })?;
+            plan.undo_with(Call::new(Method::DELETE, format!("/users/id:{id}"), None));
+            return Ok(Some(json!({"user": id})));
+        };
+        let path = format!("/users/id:{id}");
+        let (old_fields, new_fields) = (c.old.map(user_fields), user_fields(new));
+        if old_fields.as_ref() != Some(&new_fields) {
+            plan.run(
+                Call::new(Method::PUT, path.clone(), Some(new_fields)),
+                old_fields.map(|b| Call::new(Method::PUT, path.clone(), Some(b))),
+            )
+            .await?;
+        }
+        match (c.old.is_none_or(active), active(new)) {
+            (true, false) => self.strip(&path, plan).await?,
+            (false, true) => {
+                for key in self.group_keys_of(c, c.id) {
+                    plan.run(join_call(&path, &key), Some(leave_call(&path, &key)))
+                        .await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// The leaver: out of every group, no roles of their own, no tokens.
+    async fn strip(&self, path: &str, plan: &mut Plan<'_>) -> Result<(), ScimError> {
+        let groups = plan
+            .run(Call::new(Method::GET, format!("{path}/groups"), None), None)
+            .await?;
+        plan.run(
+            Call::new(
+                Method::PUT,
+                format!("{path}/groups"),
+                Some(json!({"group": []})),
+            ),
+            Some(Call::new(
+                Method::PUT,
+                format!("{path}/groups"),
+                Some(json!({"group": groups.get("group").cloned().unwrap_or(json!([]))})),
+            )),
+        )
+        .await?;
+        let roles = plan
+            .run(Call::new(Method::GET, format!("{path}/roles"), None), None)
+            .await?;
+        plan.run(
+            Call::new(
+                Method::PUT,
+                format!("{path}/roles"),
+                Some(json!({"role": []})),
+            ),
+            Some(Call::new(
+                Method::PUT,
+                format!("{path}/roles"),
+                Some(json!({"role": roles.get("role").cloned().unwrap_or(json!([]))})),
+            )),
+        )
+        .await?;
+        // Tokens last: a deleted token cannot be given back, so nothing may fail after them.
+        let tokens = plan
+            .run(Call::new(Method::GET, format!("{path}/tokens"), None), None)
+            .await?;
+        let names: Vec<String> = tokens
+            .get("token")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        for name in names {
+            let call = Call::new(
+                Method::DELETE,
+                format!("{path}/tokens/{}", encode(&name)),
+                None,
+            );
+            match plan.run(call, None).await {
+                Err(e) if gone(&e) => {}
+                other => other.map(drop)?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_group(
+        &self,
+        c: &BackendChange<'_>,
+        plan: &mut Plan<'_>,
+    ) -> Result<Option<Value>, ScimError> {
+        let Some(new) = c.new else {
+            if let Some(key) = link_str(c.link, "key") {
+                let path = format!("/userGroups/key:{key}");
+                match plan.run(Call::new(Method::DELETE, path, None), None).await {
+                    Err(e) if gone(&e) => {}
+                    other => other.map(drop)?,
+                }
+            }
+            return Ok(None);
+        };
+        let name = new
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let key = match link_str(c.link, "key") {
+            Some(key) => {
+                let old_name = c
+                    .old
+                    .and_then(|o| o.get("displayName"))
+                    .and_then(Value::as_str);
+                if old_name != Some(name) {
+                    let path = format!("/userGroups/key:{key}/name");
+                    plan.run(
+                        Call::text(Method::PUT, path.clone(), name),
+                        old_name.map(|n| Call::text(Method::PUT, path.clone(), n)),
+                    )
+                    .await?;
+                }
+                key.to_owned()
+            }
+            None => {
+                let key = format!("SCIM_{}", c.id.replace('-', "").to_uppercase());
+                let body = json!({"key": key, "name": name,
+                    "description": format!("Provisioned by scimlab from SCIM group {}", c.id)});
+                plan.run(Call::new(Method::POST, "/userGroups", Some(body)), None)
+                    .await?;
+                plan.undo_with(Call::new(
+                    Method::DELETE,
+                    format!("/userGroups/key:{key}"),
+                    None,
+                ));
+                key
+            }
+        };
+
+        // Members: only active users are in the TeamCity group; leavers rejoin on reactivation.
+        let before = if link_str(c.link, "key").is_some() {
+            c.old.map(member_ids).unwrap_or_default()
+        } else {
+            BTreeSet::new()
+        };
+        let after = member_ids(new);
+        for member in before.difference(&after) {
+            if let Some((user, true)) = self.user_of(c, member)? {
+                let path = format!("/users/id:{user}");
+                match plan
+                    .run(leave_call(&path, &key), Some(join_call(&path, &key)))
+                    .await
+                {
+                    Err(e) if gone(&e) => {}
+                    other => other.map(drop)?,
+                }
+            }
+        }
+        for member in after.difference(&before) {
+            let Some((user, is_active)) = self.user_of(c, member)? else {
+                return Err(ScimError::bad_request(
+                    ScimType::InvalidValue,
+                    format!("member '{member}' is not a User provisioned to TeamCity (nested groups are not bridged)"),
+                ));
+            };
+            if is_active {
+                let path = format!("/users/id:{user}");
+                plan.run(join_call(&path, &key), Some(leave_call(&path, &key)))
+                    .await?;
+            }
+        }
+
+        // Roles from the policy, on the group.
+        let granted: Vec<RoleAt> = c
+            .link
+            .and_then(|l| l.get("roles"))
+            .and_then(|r| serde_json::from_value::<Vec<(String, String)>>(r.clone()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(role, scope)| RoleAt { role, scope })
+            .collect();
+        let wanted = self.policy.grants_for(c.id, new);
+        let role_path = |r: &RoleAt| format!("/userGroups/key:{key}/roles/{}/{}", r.role, r.scope);
+        for r in granted.iter().filter(|r| !wanted.contains(r)) {
+            plan.run(
+                Call::new(Method::DELETE, role_path(r), None),
+                Some(Call::new(Method::PUT, role_path(r), None)),
+            )
+            .await?;
+        }
+        for r in wanted.iter().filter(|r| !granted.contains(r)) {
+            plan.run(
+                Call::new(Method::PUT, role_path(r), None),
+                Some(Call::new(Method::DELETE, role_path(r), None)),
+            )
+            .await?;
+        }
+        let roles: Vec<(String, String)> = wanted.into_iter().map(|r| (r.role, r.scope)).collect();
+        Ok(Some(json!({"key": key, "roles": roles})))
+    }
+
+    /// The TeamCity id of a SCIM User and whether it is active; `None` if it is no User here.
+    fn user_of(
+        &self,
+        c: &BackendChange<'_>,
+        member: &str,
+    ) -> Result<Option<(u64, bool)>, ScimError> {
+        let Some(doc) = c.store.get(USERS, member)? else {
+            return Ok(None);
+        };
+        Ok(doc
+            .get(LINK_KEY)
+            .and_then(|l| l.get("user"))
+            .and_then(Value::as_u64)
+            .map(|id| (id, active(&doc))))
+    }
+
+    /// The TeamCity keys of the groups SCIM lists a user in.
+    fn group_keys_of(&self, c: &BackendChange<'_>, user: &str) -> Vec<String> {
+        c.store
+            .direct_groups(user)
+            .into_iter()
+            .filter_map(|(gid, _)| c.store.get(GROUPS, &gid).ok().flatten())
+            .filter_map(|g| link_str(g.get(LINK_KEY), "key").map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Backend for TeamCityBackend {
+    fn apply<'a>(
+        &'a self,
+        c: BackendChange<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ScimError>> {
+        Box::pin(async move {
+            let mut plan = Plan::new(&self.client);
+            let result = match c.kind {
+                ResourceKind::User => self.apply_user(&c, &mut plan).await,
+                ResourceKind::Group => self.apply_group(&c, &mut plan).await,
+            };
+            if result.is_err() {
+                plan.roll_back().await;
+            }
+            result
+        })
+    }
+}
+
+/// A native object already gone: the change it was for may go ahead.
+fn gone(e: &ScimError) -> bool {
+    e.status == 409 && e.detail.contains(" 404 ")
+}
+
+fn link_str<'a>(link: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    link?.get(key)?.as_str()
+}
+
+fn active(doc: &Map<String, Value>) -> bool {
+    doc.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+fn member_ids(group: &Map<String, Value>) -> BTreeSet<String> {
+    group
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// SCIM User -> TeamCity user fields (dialects.md §5.1): `name` is `displayName`, else
+/// "given family"; `email` the primary email, else the first.
+fn user_fields(user: &Map<String, Value>) -> Value {
+    let name = user
+        .get("displayName")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| {
+            let n = user.get("name")?;
+            let part = |k: &str| n.get(k).and_then(Value::as_str).unwrap_or("");
+            let joined = format!("{} {}", part("givenName"), part("familyName"));
+            let joined = joined.trim();
+            (!joined.is_empty()).then(|| joined.to_owned())
+        });
+    let emails = user.get("emails").and_then(Value::as_array);
+    let email = emails
+        .and_then(|e| {
+            e.iter()
+                .find(|m| m.get("primary").and_then(Value::as_bool) == Some(true))
+                .or_else(|| e.first())
+        })
+        .and_then(|m| m.get("value"))
+        .cloned();
+    json!({"username": user.get("userName"), "name": name, "email": email})
+}
+
+fn join_call(user_path: &str, key: &str) -> Call {
+    Call::new(
+        Method::POST,
+        format!("{user_path}/groups"),
+        Some(json!({"key": key})),
+    )
+}
+
+fn leave_call(user_path: &str, key: &str) -> Call {
+    Call::new(
+        Method::DELETE,
+        format!("{user_path}/groups/key:{key}"),
+        None,
+    )
+}
+
+/// Token names go into a path segment.
+fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_parses_and_bad_grants_are_named() {
+        assert_eq!(
+            Policy::parse(DEFAULT_POLICY).unwrap(),
+            Policy::default_policy()
+        );
+        assert!(!Policy::default_policy().rules.is_empty());
+        let bad = "[[rule]]\ngroup = { id = \"a\" }\ngrants = [{ role = \"SYSTEM_ADMIN\", scope = \"p:X\" }]";
+        assert!(Policy::parse(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("SYSTEM_ADMIN"));
+        let bad = "[[rule]]\ngroup = { id = \"a\" }\ngrants = [{ role = \"PROJECT_VIEWER\", scope = \"x\" }]";
+        assert!(Policy::parse(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("scope"));
+    }
+
+    #[test]
+    fn user_fields_prefer_display_name_and_the_primary_email() {
+        let u = json!({"userName": "ann", "name": {"givenName": "Ann", "familyName": "Lee"},
+            "emails": [{"value": "a@x"}, {"value": "b@x", "primary": true}]});
+        let f = user_fields(u.as_object().unwrap());
+        assert_eq!(
+            f,
+            json!({"username": "ann", "name": "Ann Lee", "email": "b@x"})
+        );
+        assert_eq!(encode("my token/1"), "my%20token%2F1");
+    }
+}

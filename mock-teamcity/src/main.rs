@@ -1,0 +1,116 @@
+//! `mock-teamcity`: the TeamCity-like simulator and its SCIM bridge on loopback, or the bridge
+//! alone in front of a real TeamCity (`--teamcity-url`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use mock_teamcity::{launch, Options, Policy, Target};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A TeamCity-like REST API on sled, with a SCIM 2.0 bridge"
+)]
+struct Args {
+    /// Port of the simulator's REST API (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Port of the SCIM bridge (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    scim_port: u16,
+    /// Data folder (sled); one process per folder.
+    #[arg(long, default_value = "data/mock-teamcity")]
+    data: PathBuf,
+    /// Role-mapping policy (TOML); default: scenarios/policies/teamcity-default.toml, built in.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Token for both servers (generated when absent).
+    #[arg(long, env = "SCIMLAB_TOKEN")]
+    token: Option<String>,
+    /// Run only the bridge, in front of this TeamCity server.
+    #[arg(long, requires = "teamcity_token")]
+    teamcity_url: Option<String>,
+    /// Access token for --teamcity-url (a user who may manage users, groups and roles).
+    #[arg(long, env = "TEAMCITY_TOKEN")]
+    teamcity_token: Option<String>,
+    /// Acknowledge writes before they are flushed (faster; not crash-safe).
+    #[arg(long)]
+    no_fsync: bool,
+    /// Accept "True"/"False" strings for booleans, as Entra ID sends them.
+    #[arg(long)]
+    lenient: bool,
+    /// Print the endpoints as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default_policy(),
+    };
+    let token = args
+        .token
+        .unwrap_or_else(|| format!("tc-{:032x}", rand::random::<u128>()));
+    let target = match (args.teamcity_url, args.teamcity_token) {
+        (Some(url), Some(token)) => Target::Remote { url, token },
+        _ => Target::Simulator { port: args.port },
+    };
+    let launched = launch(Options {
+        target,
+        scim_port: args.scim_port,
+        data: Some(args.data.clone()),
+        token: token.clone(),
+        scim_token: token.clone(),
+        policy,
+        durable: !args.no_fsync,
+        lenient: args.lenient,
+    })
+    .await
+    .with_context(|| format!("starting mock-teamcity on {}", args.data.display()))?;
+    let mut endpoints = Vec::new();
+    if launched.teamcity.is_some() {
+        endpoints.push(("teamcity", launched.teamcity_url.clone()));
+    }
+    endpoints.push(("teamcity-scim", launched.scim_url.clone()));
+    if args.json {
+        let mut out = serde_json::Map::new();
+        for (name, url) in &endpoints {
+            out.insert(
+                (*name).into(),
+                serde_json::json!({"url": url, "token": token}),
+            );
+        }
+        println!("{}", serde_json::Value::Object(out));
+    } else {
+        for (name, url) in &endpoints {
+            println!("{name} {url} token={token}");
+        }
+        println!("ready");
+    }
+    wait_for_signal().await;
+    launched.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,404 @@
+//! The SCIM bridge in front of the simulator, over real HTTP: joiner, mover, leaver (no
+//! orphaned tokens or stale roles), rehire, renames, overlapping grants, roll-back, restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::path::Path;
+
+use mock_teamcity::{launch, Launched, Options, Policy, Target};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "admin-token";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+struct World {
+    s: Launched,
+    http: Client,
+}
+
+impl World {
+    async fn new(data: Option<&Path>, policy: Policy) -> World {
+        let s = launch(Options {
+            target: Target::Simulator { port: 0 },
+            scim_port: 0,
+            data: data.map(Path::to_path_buf),
+            token: TOKEN.into(),
+            scim_token: TOKEN.into(),
+            policy,
+            durable: data.is_some(),
+            lenient: true,
+        })
+        .await
+        .unwrap();
+        World {
+            s,
+            http: Client::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        token: &str,
+        method: Method,
+        url: String,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(token)
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn scim(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.send(TOKEN, method, format!("{}{path}", self.s.scim_url), body)
+            .await
+    }
+
+    async fn tc(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.send(
+            TOKEN,
+            method,
+            format!("{}{path}", self.s.teamcity_url),
+            body,
+        )
+        .await
+    }
+
+    async fn user(&self, name: &str) -> String {
+        let (status, body) = self
+            .scim(Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": name, "externalId": format!("x-{name}"),
+                "name": {"givenName": "Given", "familyName": name}, "emails": [{"value": format!("{name}@example.com"), "primary": true}]})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn group(&self, name: &str, external_id: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        let (status, body) = self
+            .scim(Method::POST, "/Groups", Some(json!({"schemas": [GROUP], "displayName": name, "externalId": external_id, "members": members})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
+        self.scim(
+            Method::PATCH,
+            path,
+            Some(json!({"schemas": [PATCH], "Operations": ops})),
+        )
+        .await
+    }
+
+    /// project -> sorted permissions that come from roles, plus "global" for global ones.
+    async fn perms(&self, username: &str) -> Value {
+        let (status, body) = self
+            .tc(
+                Method::GET,
+                &format!("/_sim/permissions/username:{username}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        json!({"global": body["global"], "projects": body["projects"]})
+    }
+
+    async fn may(&self, username: &str, project: &str, permission: &str) -> bool {
+        let p = self.perms(username).await;
+        p["projects"][project]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == permission))
+    }
+}
+
+#[tokio::test]
+async fn joiner_mover_leaver_rehire() {
+    let w = World::new(None, Policy::default_policy()).await;
+    let ann = w.user("ann").await;
+    let eng = w.group("Engineering", "engineering", &[&ann]).await;
+    let platform = w.group("Platform", "platform", &[]).await;
+
+    // Joiner: the user exists in TeamCity with the mapped fields, and develops on Backend.
+    let (status, user) = w
+        .tc(Method::GET, "/app/rest/users/username:ann", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (user["name"].as_str(), user["email"].as_str()),
+        (Some("Given ann"), Some("ann@example.com"))
+    );
+    assert_eq!(
+        user["properties"]["property"][0],
+        json!({"name": "scim.externalId", "value": "x-ann"})
+    );
+    assert!(
+        w.may("ann", "Backend_Api", "run_build").await,
+        "a project role reaches subprojects"
+    );
+    assert!(w.may("ann", "Web", "view_project").await);
+    assert!(!w.may("ann", "Backend", "edit_project").await);
+
+    // Mover.
+    w.patch(
+        &format!("/Groups/{eng}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
+    )
+    .await;
+    let (status, body) = w
+        .patch(
+            &format!("/Groups/{platform}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": ann}]}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(w.may("ann", "Backend", "edit_project").await);
+    assert!(!w.may("ann", "Web", "view_project").await);
+    assert_eq!(w.perms("ann").await["global"], json!(["administer_agent"]));
+
+    // A token and a role of the user's own, which the leaver must lose too.
+    let (_, token) = w
+        .tc(
+            Method::POST,
+            "/app/rest/users/username:ann/tokens",
+            Some(json!({"name": "laptop"})),
+        )
+        .await;
+    let token = token["value"].as_str().unwrap().to_owned();
+    w.tc(
+        Method::PUT,
+        "/app/rest/users/username:ann/roles/PROJECT_VIEWER/p:Web",
+        None,
+    )
+    .await;
+    let (status, _) = w
+        .send(
+            &token,
+            Method::GET,
+            format!("{}/app/rest/users/current", w.s.teamcity_url),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Leaver, as Entra sends it.
+    let (status, body) = w
+        .patch(
+            &format!("/Users/{ann}"),
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = w
+        .send(
+            &token,
+            Method::GET,
+            format!("{}/app/rest/users/current", w.s.teamcity_url),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no orphaned token");
+    assert_eq!(
+        w.perms("ann").await,
+        json!({"global": [], "projects": {}}),
+        "no stale role"
+    );
+    let (status, user) = w
+        .tc(Method::GET, "/app/rest/users/username:ann", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the user stays readable");
+    assert_eq!(user["groups"]["count"], 0);
+    // A leaver added to a group stays out of it in TeamCity until rehired.
+    w.patch(
+        &format!("/Groups/{eng}"),
+        json!([{"op": "add", "path": "members", "value": [{"value": ann}]}]),
+    )
+    .await;
+    assert_eq!(w.perms("ann").await["projects"], json!({}));
+
+    // Rehire: back in both groups SCIM lists; the own role and the token stay gone.
+    let (status, _) = w
+        .patch(
+            &format!("/Users/{ann}"),
+            json!([{"op": "replace", "value": {"active": true}}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(w.may("ann", "Backend", "edit_project").await);
+    assert!(
+        w.may("ann", "Web", "view_project").await,
+        "engineering again"
+    );
+    let (_, user) = w
+        .tc(Method::GET, "/app/rest/users/username:ann", None)
+        .await;
+    assert_eq!(user["roles"]["role"], json!([]));
+
+    // Delete.
+    let (status, _) = w.scim(Method::DELETE, &format!("/Users/{ann}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = w
+        .tc(Method::GET, "/app/rest/users/username:ann", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    w.s.stop().await;
+}
+
+#[tokio::test]
+async fn renames_overlaps_and_group_deletion() {
+    let w = World::new(None, Policy::default_policy()).await;
+    let bob = w.user("bob").await;
+    let eng = w.group("Engineering", "engineering", &[&bob]).await;
+    let admins = w.group("TeamCity Admins", "tca", &[&bob]).await;
+    assert!(w.perms("bob").await["global"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "create_user"));
+    // By externalId: the rename reaches TeamCity's group name, the key and roles stay.
+    w.patch(
+        &format!("/Groups/{eng}"),
+        json!([{"op": "replace", "path": "displayName", "value": "Eng"}]),
+    )
+    .await;
+    let key = format!("SCIM_{}", eng.replace('-', "").to_uppercase());
+    let (_, group) = w
+        .tc(
+            Method::GET,
+            &format!("/app/rest/userGroups/key:{key}"),
+            None,
+        )
+        .await;
+    assert_eq!(group["name"], "Eng");
+    assert!(w.may("bob", "Backend", "run_build").await);
+    // By displayName: the rename removes the system-admin role.
+    w.patch(
+        &format!("/Groups/{admins}"),
+        json!([{"op": "replace", "path": "displayName", "value": "Former Admins"}]),
+    )
+    .await;
+    assert!(!w.perms("bob").await["global"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "create_user"));
+    let (status, _) = w
+        .scim(Method::DELETE, &format!("/Groups/{eng}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!w.may("bob", "Backend", "run_build").await);
+    let (status, _) = w
+        .tc(
+            Method::GET,
+            &format!("/app/rest/userGroups/key:{key}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    w.s.stop().await;
+}
+
+#[tokio::test]
+async fn a_role_granted_by_two_groups_survives_losing_one() {
+    let policy = Policy::parse(
+        "[[rule]]\ngroup = { externalId = \"a\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\" }]\n[[rule]]\ngroup = { externalId = \"b\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\" }]",
+    )
+    .unwrap();
+    let w = World::new(None, policy).await;
+    let cy = w.user("cy").await;
+    let a = w.group("A", "a", &[&cy]).await;
+    w.group("B", "b", &[&cy]).await;
+    let (status, _) = w.scim(Method::DELETE, &format!("/Groups/{a}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(w.may("cy", "Web", "run_build").await);
+    w.s.stop().await;
+}
+
+#[tokio::test]
+async fn failures_roll_back_and_restart_keeps_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy::parse(
+        "[[rule]]\ngroup = { externalId = \"ghost\" }\ngrants = [{ role = \"PROJECT_VIEWER\", scope = \"p:Web\" }, { role = \"PROJECT_VIEWER\", scope = \"p:Nope\" }]",
+    )
+    .unwrap();
+    let (dee, eng) = {
+        let w = World::new(Some(dir.path()), policy).await;
+        let dee = w.user("dee").await;
+        let (status, body) = w
+            .scim(Method::POST, "/Groups", Some(json!({"schemas": [GROUP], "displayName": "Ghost", "externalId": "ghost", "members": [{"value": dee}]})))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (_, groups) = w.tc(Method::GET, "/app/rest/userGroups", None).await;
+        assert_eq!(
+            groups["count"], 0,
+            "the TeamCity group was rolled back: {groups}"
+        );
+        assert_eq!(w.perms("dee").await["projects"], json!({}));
+        // TeamCity down: 503, nothing stored.
+        w.tc(Method::PUT, "/_sim/faults", Some(json!({"rate5xx": 100.0})))
+            .await;
+        let (status, _) = w
+            .scim(
+                Method::POST,
+                "/Users",
+                Some(json!({"schemas": [USER], "userName": "eve"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        w.tc(Method::PUT, "/_sim/faults", Some(json!({}))).await;
+        let (_, users) = w
+            .scim(Method::GET, "/Users?filter=userName%20eq%20%22eve%22", None)
+            .await;
+        assert_eq!(users["totalResults"], 0);
+        // Duplicate username in TeamCity -> 409.
+        w.tc(
+            Method::POST,
+            "/app/rest/users",
+            Some(json!({"username": "native-only"})),
+        )
+        .await;
+        let (status, _) = w
+            .scim(
+                Method::POST,
+                "/Users",
+                Some(json!({"schemas": [USER], "userName": "native-only"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let eng = w.group("Engineering", "engineering", &[&dee]).await;
+        w.s.stop().await;
+        (dee, eng)
+    };
+    // Restart under the default policy: the group is re-granted, the links still work.
+    let w = World::new(Some(dir.path()), Policy::default_policy()).await;
+    assert!(w.may("dee", "Backend", "run_build").await);
+    let (status, _) = w
+        .patch(
+            &format!("/Groups/{eng}"),
+            json!([{"op": "remove", "path": "members"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!w.may("dee", "Backend", "run_build").await);
+    let (status, _) = w.scim(Method::GET, &format!("/Users/{dee}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, chain) = w.tc(Method::GET, "/_sim/events/verify", None).await;
+    assert_eq!(chain["valid"], true);
+    w.s.stop().await;
+}
