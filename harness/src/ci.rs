@@ -1,7 +1,8 @@
-//! `scimlab ci`: the README's main job. Today it starts the SCIM engine and mock-space (native
-//! API + SCIM connector) on loopback with a fresh data folder, drives a joiner / mover / leaver
-//! round trip through each SCIM endpoint over HTTP (through the connector it also checks the
-//! resulting Space permissions), runs the conformance suite against both, writes the report
+//! `scimlab ci`: the README's main job. Today it starts the SCIM engine, mock-space and
+//! mock-teamcity (each a native API and its SCIM connector) on loopback with a fresh data
+//! folder, drives a joiner / mover / leaver round trip through each SCIM endpoint over HTTP
+//! (through the connectors it also checks the resulting native permissions), runs the
+//! conformance suite against all three, writes the report
 //! contract's `report.json` and `summary.md` (the suite's own reports go to
 //! `conformance-<target>/`), and names the parts not built yet.
 
@@ -27,7 +28,6 @@ pub struct CiArgs {
 
 /// Parts of the main job that later issues build; listed in every report until they exist.
 const MISSING: &[(&str, u32)] = &[
-    ("mock-teamcity and its SCIM bridge", 4),
     ("mock-idp and its provisioning engine", 5),
     (
         "the rest of the conformance checklist (Bulk, Groups, enterprise extension, quirk proofs)",
@@ -148,10 +148,26 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .context("cannot start mock-space")?;
+    let teamcity = mock_teamcity::launch(mock_teamcity::Options {
+        target: mock_teamcity::Target::Simulator { port: 0 },
+        scim_port: 0,
+        data: Some(data_dir.clone()),
+        token: token.clone(),
+        scim_token: token.clone(),
+        policy: mock_teamcity::Policy::default_policy(),
+        durable: true,
+        lenient: false,
+    })
+    .await
+    .context("cannot start mock-teamcity")?;
 
     let mut steps = Vec::new();
     let mut suites = Vec::new();
-    for (target, url) in [("engine", &engine.url), ("space-scim", &space.scim_url)] {
+    for (target, url) in [
+        ("engine", &engine.url),
+        ("space-scim", &space.scim_url),
+        ("teamcity-scim", &teamcity.scim_url),
+    ] {
         let mut smoke = Smoke {
             client: Client::new(),
             target,
@@ -160,8 +176,10 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             steps: Vec::new(),
         };
         drive(&mut smoke).await;
-        if target == "space-scim" {
-            drive_space(&mut smoke, &space.space_url).await;
+        match target {
+            "space-scim" => drive_space(&mut smoke, &space.space_url).await,
+            "teamcity-scim" => drive_teamcity(&mut smoke, &teamcity.teamcity_url).await,
+            _ => {}
         }
         steps.append(&mut smoke.steps);
         let auth = Auth::Bearer(token.clone());
@@ -170,6 +188,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             conformance::run(Target::new(url, auth)?, Options::default()).await,
         ));
     }
+    teamcity.stop().await;
     space.stop().await;
     engine.stop().await?;
     std::fs::remove_dir_all(&data_dir)
@@ -397,6 +416,58 @@ async fn drive_space(s: &mut Smoke, space_url: &str) {
         |v| {
             field_is(v, "/active", json!(false))?;
             field_is(v, "/projects", json!({}))
+        },
+    )
+    .await;
+}
+
+/// Through the TeamCity bridge: a joiner in a policy group may run builds on Backend and its
+/// subprojects; a leaver keeps a readable user with no groups, roles or tokens.
+async fn drive_teamcity(s: &mut Smoke, teamcity_url: &str) {
+    const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+    let permissions = format!("{teamcity_url}/_sim/permissions/username:ci.carol");
+    let user = s
+        .step(
+            "teamcity joiner: create user",
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "ci.carol"})),
+            StatusCode::CREATED,
+            |_| Ok(()),
+        )
+        .await;
+    let id = user["id"].as_str().unwrap_or("missing").to_owned();
+    s.step("teamcity joiner: join the engineering group", Method::POST, "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "externalId": "engineering", "members": [{"value": id}]})), StatusCode::CREATED, |_| Ok(()))
+        .await;
+    s.step(
+        "teamcity joiner: may run builds on Backend_Api",
+        Method::GET,
+        &permissions,
+        None,
+        StatusCode::OK,
+        |v| {
+            let api = v["projects"]["Backend_Api"].to_string();
+            if api.contains("run_build") && !api.contains("edit_project") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected run_build without edit_project, got {api}"
+                ))
+            }
+        },
+    )
+    .await;
+    s.step("teamcity leaver: deactivate", Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]})), StatusCode::OK, |v| field_is(v, "/active", json!(false))).await;
+    s.step(
+        "teamcity leaver: readable, no rights left",
+        Method::GET,
+        &permissions,
+        None,
+        StatusCode::OK,
+        |v| {
+            field_is(v, "/projects", json!({}))?;
+            field_is(v, "/global", json!([]))
         },
     )
     .await;

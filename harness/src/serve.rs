@@ -1,5 +1,5 @@
-//! `scimlab up`: the standalone SCIM provider and mock-space (native API and SCIM connector) on
-//! loopback, following DESIGN.md's start-up contract (`NAME URL token=TOKEN` lines, then
+//! `scimlab up`: the standalone SCIM provider, mock-space and mock-teamcity (each a native API
+//! and its SCIM connector) on loopback, following DESIGN.md's start-up contract (`NAME URL token=TOKEN` lines, then
 //! `ready`; `--json` for one JSON object).
 
 use std::net::SocketAddr;
@@ -16,7 +16,8 @@ pub struct UpArgs {
     /// Port of the SCIM provider (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Data folder: DATA/scim (the provider), DATA/space and DATA/space-scim (mock-space).
+    /// Data folder: DATA/scim (the provider), DATA/space and DATA/space-scim (mock-space),
+    /// DATA/teamcity and DATA/teamcity-scim (mock-teamcity).
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     pub data: PathBuf,
     /// Bearer token clients must send (generated and printed when absent).
@@ -111,10 +112,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .context("cannot start mock-space")?;
+    let teamcity = mock_teamcity::launch(mock_teamcity::Options {
+        target: mock_teamcity::Target::Simulator { port: 0 },
+        scim_port: 0,
+        data: Some(args.data.clone()),
+        token: token.clone(),
+        scim_token: token.clone(),
+        policy: mock_teamcity::Policy::default_policy(),
+        durable: !args.no_fsync,
+        lenient: false,
+    })
+    .await
+    .context("cannot start mock-teamcity")?;
     let endpoints = [
         ("scim", &running.url),
         ("space", &space.space_url),
         ("space-scim", &space.scim_url),
+        ("teamcity", &teamcity.teamcity_url),
+        ("teamcity-scim", &teamcity.scim_url),
     ];
     if args.json {
         let mut out = serde_json::Map::new();
@@ -130,6 +145,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("ready");
     }
     shutdown_signal().await;
+    teamcity.stop().await;
     space.stop().await;
     running.stop().await?;
     Ok(ExitCode::SUCCESS)

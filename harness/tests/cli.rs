@@ -31,7 +31,7 @@ fn ci_writes_the_report_contract_and_passes() {
     }
     assert_eq!(report["verdict"], "pass");
     assert_eq!(report["summary"]["smoke"]["failed"], 0);
-    for target in ["engine", "space-scim"] {
+    for target in ["engine", "space-scim", "teamcity-scim"] {
         let checks = &report["summary"]["conformance"][target]["checks"];
         assert_eq!(checks["failed"]["total"], 0, "{target}");
         assert!(checks["passed"]["MUST"].as_u64().unwrap() > 40, "{target}");
@@ -44,18 +44,18 @@ fn ci_writes_the_report_contract_and_passes() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["target"] == "space-scim" && s["ok"] == true)
+        .filter(|s| s["target"] != "engine" && s["ok"] == true)
         .count();
     assert!(
-        space_steps >= 15,
-        "smoke through the connector: {space_steps}"
+        space_steps >= 30,
+        "smoke through the connectors: {space_steps}"
     );
     assert!(report["summary"]["smoke"]["passed"].as_u64().unwrap() >= 25);
     assert!(std::fs::read_to_string(dir.path().join("summary.md"))
         .unwrap()
         .contains("Not built yet"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("not built yet: mock-teamcity"), "{stdout}");
+    assert!(stdout.contains("not built yet: mock-idp"), "{stdout}");
 }
 
 #[test]
@@ -107,7 +107,10 @@ fn start_up(data: &std::path::Path) -> (Running, std::collections::BTreeMap<Stri
         endpoints.insert(parts[0].to_owned(), parts[1].to_owned());
     }
     let names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
-    assert_eq!(names, ["scim", "space", "space-scim"]);
+    assert_eq!(
+        names,
+        ["scim", "space", "space-scim", "teamcity", "teamcity-scim"]
+    );
     (child, endpoints)
 }
 
