@@ -20,6 +20,8 @@ use serde_json::{json, Map, Value};
 
 const USERS: usize = 0;
 const GROUPS: usize = 1;
+/// The keys of the groups the bridge manages start with this.
+const GROUP_KEY_PREFIX: &str = "SCIM_";
 /// Where the bridge keeps a user's SCIM `externalId` in TeamCity.
 pub const EXTERNAL_ID_PROPERTY: &str = "scim.externalId";
 
@@ -152,20 +154,63 @@ impl TeamCityBackend {
             .await?;
         }
         match (c.old.is_none_or(active), active(new)) {
-            (true, false) => self.strip(&path, plan).await?,
-            (false, true) => {
-                for key in self.group_keys_of(c, c.id) {
-                    plan.run(join_call(&path, &key), Some(leave_call(&path, &key)))
-                        .await?;
-                }
+            (true, false) => {
+                let removed = self.strip(&path, plan).await?;
+                Ok(Some(json!({"user": id, "suspended": removed})))
             }
-            _ => {}
+            (false, true) => {
+                self.restore(c, &path, plan).await?;
+                Ok(Some(json!({"user": id})))
+            }
+            _ => Ok(None),
         }
-        Ok(None)
+    }
+
+    /// The rehire, exactly undoing the leaver: the user's own roles and the groups the bridge
+    /// does not manage come back as they were; the bridge's groups are the ones SCIM lists now.
+    /// Tokens stay revoked.
+    async fn restore(
+        &self,
+        c: &BackendChange<'_>,
+        path: &str,
+        plan: &mut Plan<'_>,
+    ) -> Result<(), ScimError> {
+        let suspended = c.link.and_then(|l| l.get("suspended"));
+        let mut keys: BTreeSet<String> = suspended
+            .and_then(|s| s.get("groups"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|k| !k.starts_with(GROUP_KEY_PREFIX))
+            .map(str::to_owned)
+            .collect();
+        keys.extend(self.group_keys_of(c, c.id));
+        let groups: Vec<Value> = keys.iter().map(|k| json!({"key": k})).collect();
+        let roles = suspended
+            .and_then(|s| s.get("roles"))
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        for (what, body, empty) in [
+            ("groups", json!({"group": groups}), json!({"group": []})),
+            ("roles", json!({"role": roles}), json!({"role": []})),
+        ] {
+            plan.run(
+                Call::new(Method::PUT, format!("{path}/{what}"), Some(body)),
+                Some(Call::new(
+                    Method::PUT,
+                    format!("{path}/{what}"),
+                    Some(empty),
+                )),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The leaver: out of every group, no roles of their own, no tokens.
-    async fn strip(&self, path: &str, plan: &mut Plan<'_>) -> Result<(), ScimError> {
+    /// Returns what it removed: `{groups: [key], roles: [{roleId, scope}]}`.
+    async fn strip(&self, path: &str, plan: &mut Plan<'_>) -> Result<Value, ScimError> {
         let groups = plan
             .run(Call::new(Method::GET, format!("{path}/groups"), None), None)
             .await?;
@@ -209,6 +254,12 @@ impl TeamCityBackend {
             .flatten()
             .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
             .collect();
+        let removed = json!({
+            "groups": groups.get("group").and_then(Value::as_array).into_iter().flatten()
+                .filter_map(|g| g.get("key").cloned()).collect::<Vec<_>>(),
+            "roles": roles.get("role").and_then(Value::as_array).into_iter().flatten()
+                .map(|r| json!({"roleId": r.get("roleId"), "scope": r.get("scope")})).collect::<Vec<_>>(),
+        });
         for name in names {
             let call = Call::new(
                 Method::DELETE,
@@ -220,7 +271,7 @@ impl TeamCityBackend {
                 other => other.map(drop)?,
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     async fn apply_group(
@@ -259,7 +310,7 @@ impl TeamCityBackend {
                 key.to_owned()
             }
             None => {
-                let key = format!("SCIM_{}", c.id.replace('-', "").to_uppercase());
+                let key = format!("{GROUP_KEY_PREFIX}{}", c.id.replace('-', "").to_uppercase());
                 let body = json!({"key": key, "name": name,
                     "description": format!("Provisioned by scimlab from SCIM group {}", c.id)});
                 plan.run(Call::new(Method::POST, "/userGroups", Some(body)), None)

@@ -26,8 +26,11 @@ use crate::bridge::{teamcity_client, TeamCityBackend};
 pub use crate::error::RestError;
 use crate::model::{Project, Record, Roles, Store, ROOT_PROJECT};
 
-/// No quirks yet (issue 6 adds the conformance-breaking ones).
-pub const QUIRKS: &[(&str, &str)] = &[];
+/// Misbehaviours the REST API can be switched to, so a harness can prove it notices them.
+pub const QUIRKS: &[(&str, &str)] = &[(
+    "token-delete-ignored",
+    "deleting an access token answers 204 but leaves the token working",
+)];
 /// The bridge's Group resource type (the `scim` engine serves Users, then Groups).
 const GROUPS: usize = 1;
 
@@ -53,6 +56,12 @@ impl TeamCity {
             quirks: Quirks::new(QUIRKS),
             metrics: Metrics::default(),
         }
+    }
+}
+
+impl TeamCity {
+    pub fn quirk(&self, name: &str) -> bool {
+        self.quirks.is_on(name)
     }
 }
 

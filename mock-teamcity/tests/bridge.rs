@@ -172,7 +172,19 @@ async fn joiner_mover_leaver_rehire() {
     assert!(!w.may("ann", "Web", "view_project").await);
     assert_eq!(w.perms("ann").await["global"], json!(["administer_agent"]));
 
-    // A token and a role of the user's own, which the leaver must lose too.
+    // A token, a role and a group of the user's own, which the leaver must lose too.
+    w.tc(
+        Method::POST,
+        "/app/rest/userGroups",
+        Some(json!({"key": "NATIVE", "name": "Native"})),
+    )
+    .await;
+    w.tc(
+        Method::POST,
+        "/app/rest/users/username:ann/groups",
+        Some(json!({"key": "NATIVE"})),
+    )
+    .await;
     let (_, token) = w
         .tc(
             Method::POST,
@@ -232,7 +244,8 @@ async fn joiner_mover_leaver_rehire() {
     .await;
     assert_eq!(w.perms("ann").await["projects"], json!({}));
 
-    // Rehire: back in both groups SCIM lists; the own role and the token stay gone.
+    // Rehire: exactly what the leaver lost, except the token: back in both groups SCIM lists
+    // now and the native group, with the own role.
     let (status, _) = w
         .patch(
             &format!("/Users/{ann}"),
@@ -241,14 +254,31 @@ async fn joiner_mover_leaver_rehire() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(w.may("ann", "Backend", "edit_project").await);
-    assert!(
-        w.may("ann", "Web", "view_project").await,
-        "engineering again"
-    );
     let (_, user) = w
         .tc(Method::GET, "/app/rest/users/username:ann", None)
         .await;
-    assert_eq!(user["roles"]["role"], json!([]));
+    let mut keys: Vec<&str> = user["groups"]["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys[0], "NATIVE");
+    assert_eq!(
+        user["roles"]["role"][0]["roleId"], "PROJECT_VIEWER",
+        "the own role is back: {user}"
+    );
+    let (status, _) = w
+        .send(
+            &token,
+            Method::GET,
+            format!("{}/app/rest/users/current", w.s.teamcity_url),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the token stays revoked");
 
     // Delete.
     let (status, _) = w.scim(Method::DELETE, &format!("/Users/{ann}"), None).await;
@@ -400,5 +430,44 @@ async fn failures_roll_back_and_restart_keeps_links() {
     assert_eq!(status, StatusCode::OK);
     let (_, chain) = w.tc(Method::GET, "/_sim/events/verify", None).await;
     assert_eq!(chain["valid"], true);
+    w.s.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_quirk_leaves_a_leavers_token_working() {
+    let w = World::new(None, Policy::default_policy()).await;
+    let (status, _) = w
+        .tc(
+            Method::PUT,
+            "/_sim/quirks",
+            Some(json!(["token-delete-ignored"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let eve = w.user("eve").await;
+    let (_, token) = w
+        .tc(
+            Method::POST,
+            "/app/rest/users/username:eve/tokens",
+            Some(json!({"name": "t"})),
+        )
+        .await;
+    let token = token["value"].as_str().unwrap().to_owned();
+    let (status, _) = w
+        .patch(
+            &format!("/Users/{eve}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = w
+        .send(
+            &token,
+            Method::GET,
+            format!("{}/app/rest/users/current", w.s.teamcity_url),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the quirk keeps the token alive");
     w.s.stop().await;
 }
