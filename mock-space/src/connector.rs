@@ -282,10 +282,7 @@ impl Backend for SpaceBackend {
                 ResourceKind::User => self.apply_user(&c, &mut plan).await,
                 ResourceKind::Group => self.apply_group(&c, &mut plan).await,
             };
-            if result.is_err() {
-                plan.roll_back().await;
-            }
-            result
+            plan.settle(result).await
         })
     }
 }

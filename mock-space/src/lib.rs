@@ -11,17 +11,17 @@ pub mod directory;
 pub mod error;
 pub mod policy;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use scim::provider::BoxFuture;
-use scim::sim::{control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Simulated};
+use scim::sim::{
+    control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Servers, Simulated,
+};
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::connector::{space_client, SpaceBackend};
 use crate::directory::{new_id, Directory, Project, Record, Repository, Rules};
@@ -190,52 +190,20 @@ pub struct Launched {
     pub space_url: String,
     pub scim_url: String,
     pub space: Arc<Space>,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    servers: Servers,
 }
 
 impl Launched {
-    /// Stops both servers after their open requests finish, waiting at most five seconds
-    /// (an event-stream follower never finishes by itself).
+    /// Stops both servers after their open requests finish.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for mut t in self.tasks {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
-                .await
-                .is_err()
-            {
-                t.abort();
-            }
-        }
+        self.servers.stop().await;
     }
 }
 
-async fn bind(port: u16) -> Result<(TcpListener, SocketAddr), LaunchError> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
+async fn bind(port: u16) -> Result<(TcpListener, String), LaunchError> {
+    Servers::bind(port)
         .await
-        .map_err(|source| LaunchError::Bind { port, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| LaunchError::Bind { port, source })?;
-    Ok((listener, addr))
-}
-
-fn serve(
-    listener: TcpListener,
-    app: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("server stopped: {e}");
-        }
-    })
+        .map_err(|source| LaunchError::Bind { port, source })
 }
 
 /// Starts the native simulator and the SCIM connector on loopback.
@@ -247,10 +215,8 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     };
     seed_sample(&directory).await?;
     let space = Arc::new(Space::new(directory, vec![opts.token.clone()]));
-    let (native_listener, native_addr) = bind(opts.port).await?;
-    let (scim_listener, scim_addr) = bind(opts.scim_port).await?;
-    let space_url = format!("http://{native_addr}");
-    let scim_url = format!("http://{scim_addr}");
+    let (native_listener, space_url) = bind(opts.port).await?;
+    let (scim_listener, scim_url) = bind(opts.scim_port).await?;
 
     let config = ProviderConfig {
         base_url: scim_url.clone(),
@@ -271,8 +237,8 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     }
     .with_backend(Arc::new(backend));
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let native = serve(native_listener, native_app(space.clone()), stopped.clone());
+    let mut servers = Servers::default();
+    servers.serve(native_listener, native_app(space.clone()));
     // The policy may have changed since the last run: bring every group's grants up to it
     // before the connector takes requests.
     let regranted = provider.reapply(GROUPS).await?;
@@ -283,12 +249,11 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         provider,
         tokens: vec![opts.scim_token.clone()],
     });
-    let tasks = vec![native, serve(scim_listener, connector, stopped)];
+    servers.serve(scim_listener, connector);
     Ok(Launched {
         space_url,
         scim_url,
         space,
-        stop,
-        tasks,
+        servers,
     })
 }

@@ -9,17 +9,17 @@ pub mod error;
 pub mod model;
 pub mod rest;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use scim::provider::BoxFuture;
-use scim::sim::{control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Simulated};
+use scim::sim::{
+    control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Servers, Simulated,
+};
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 pub use crate::bridge::Policy;
 use crate::bridge::{teamcity_client, TeamCityBackend};
@@ -192,59 +192,26 @@ pub struct Launched {
     pub scim_url: String,
     /// `None` for a remote target.
     pub teamcity: Option<Arc<TeamCity>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    servers: Servers,
 }
 
 impl Launched {
-    /// Stops the servers after their open requests finish, waiting at most five seconds
-    /// (an event-stream follower never finishes by itself).
+    /// Stops the servers after their open requests finish.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for mut t in self.tasks {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
-                .await
-                .is_err()
-            {
-                t.abort();
-            }
-        }
+        self.servers.stop().await;
     }
 }
 
-async fn bind(port: u16) -> Result<(TcpListener, SocketAddr), LaunchError> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
+async fn bind(port: u16) -> Result<(TcpListener, String), LaunchError> {
+    Servers::bind(port)
         .await
-        .map_err(|source| LaunchError::Bind { port, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| LaunchError::Bind { port, source })?;
-    Ok((listener, addr))
-}
-
-fn serve(
-    listener: TcpListener,
-    app: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("server stopped: {e}");
-        }
-    })
+        .map_err(|source| LaunchError::Bind { port, source })
 }
 
 /// Starts the simulator (unless the target is remote) and the SCIM bridge on loopback.
 pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     let sub = |name: &str| opts.data.as_ref().map(|d| d.join(name));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut servers = Servers::default();
     let (teamcity_url, token, teamcity) = match &opts.target {
         Target::Simulator { port } => {
             let store = match sub("teamcity") {
@@ -253,15 +220,14 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
             };
             seed_sample(&store).await?;
             let tc = Arc::new(TeamCity::new(store, vec![opts.token.clone()]));
-            let (listener, addr) = bind(*port).await?;
-            tasks.push(serve(listener, native_app(tc.clone()), stopped.clone()));
-            (format!("http://{addr}"), opts.token.clone(), Some(tc))
+            let (listener, url) = bind(*port).await?;
+            servers.serve(listener, native_app(tc.clone()));
+            (url, opts.token.clone(), Some(tc))
         }
         Target::Remote { url, token } => (url.clone(), token.clone(), None),
     };
 
-    let (scim_listener, scim_addr) = bind(opts.scim_port).await?;
-    let scim_url = format!("http://{scim_addr}");
+    let (scim_listener, scim_url) = bind(opts.scim_port).await?;
     let config = ProviderConfig {
         base_url: scim_url.clone(),
         durability: if opts.durable {
@@ -289,12 +255,11 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         provider,
         tokens: vec![opts.scim_token.clone()],
     });
-    tasks.push(serve(scim_listener, app, stopped));
+    servers.serve(scim_listener, app);
     Ok(Launched {
         teamcity_url,
         scim_url,
         teamcity,
-        stop,
-        tasks,
+        servers,
     })
 }

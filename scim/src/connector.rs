@@ -79,6 +79,14 @@ impl<'a> Plan<'a> {
         self.undo.push(call);
     }
 
+    /// Passes `result` on, undoing what ran first when it is an error.
+    pub async fn settle<T>(self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.roll_back().await;
+        }
+        result
+    }
+
     /// Undoes what ran, newest first. An undo that fails is logged: the client gets the
     /// original error, and its retry converges because every call is idempotent in effect.
     pub async fn roll_back(self) {

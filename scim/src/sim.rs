@@ -348,6 +348,61 @@ impl<S: RecordState> RecordStore<S> {
     }
 }
 
+/// Servers on loopback that stop together.
+#[derive(Debug)]
+pub struct Servers {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Servers {
+            stop: tokio::sync::watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+}
+
+impl Servers {
+    /// Binds 127.0.0.1:`port` (0 = a free port) and returns the listener with its base URL.
+    pub async fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, String)> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        Ok((listener, url))
+    }
+
+    /// Serves `app` on `listener` until `stop`.
+    pub fn serve(&mut self, listener: tokio::net::TcpListener, app: Router) {
+        let mut stopped = self.stop.subscribe();
+        self.tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!("server stopped: {e}");
+            }
+        }));
+    }
+
+    /// Stops every server after its open requests finish, waiting at most five seconds each
+    /// (an event-stream follower never finishes by itself).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for mut t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+    }
+}
+
 /// Injected faults, applied before a request reaches the mock's handlers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
