@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use reqwest::Method;
-use scim::connector::{unavailable, Call, HttpApi, Plan};
+use scim::connector::{is_active, link_str, member_ids, unavailable, Call, HttpApi, Plan};
 use scim::provider::{Backend, BackendChange, BoxFuture};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -92,7 +92,7 @@ impl SpaceBackend {
                     format!("/team-directory/profiles/id:{id}"),
                     None,
                 ));
-                if !active(new) {
+                if !is_active(new) {
                     let path = format!("/team-directory/profiles/id:{id}/deactivate");
                     plan.run(Call::new(Method::DELETE, path, None), None)
                         .await?;
@@ -110,11 +110,11 @@ impl SpaceBackend {
                     )
                     .await?;
                 }
-                let was_active = c.old.is_none_or(active);
+                let was_active = c.old.is_none_or(is_active);
                 let deactivate = Call::new(Method::DELETE, format!("{path}/deactivate"), None);
                 let reactivate =
                     Call::new(Method::PATCH, format!("{path}/reactivate"), Some(json!({})));
-                match (was_active, active(new)) {
+                match (was_active, is_active(new)) {
                     (true, false) => plan.run(deactivate, Some(reactivate)).await.map(drop)?,
                     (false, true) => plan.run(reactivate, Some(deactivate)).await.map(drop)?,
                     _ => {}
@@ -285,24 +285,6 @@ impl Backend for SpaceBackend {
             plan.settle(result).await
         })
     }
-}
-
-fn link_str<'a>(link: Option<&'a Value>, key: &str) -> Option<&'a str> {
-    link?.get(key)?.as_str()
-}
-
-fn active(doc: &Map<String, Value>) -> bool {
-    doc.get("active").and_then(Value::as_bool).unwrap_or(true)
-}
-
-fn member_ids(group: &Map<String, Value>) -> Vec<String> {
-    group
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
-        .collect()
 }
 
 /// SCIM User -> Space profile fields (dialects.md §5.1).

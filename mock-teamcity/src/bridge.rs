@@ -10,7 +10,9 @@
 use std::collections::BTreeSet;
 
 use axum::http::Method;
-use scim::connector::{unavailable, Call, HttpApi, Plan, PolicyGrant};
+use scim::connector::{
+    is_active, link_str, member_ids, unavailable, Call, HttpApi, Plan, PolicyGrant,
+};
 use scim::provider::{Backend, BackendChange, BoxFuture};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -153,7 +155,7 @@ impl TeamCityBackend {
             )
             .await?;
         }
-        match (c.old.is_none_or(active), active(new)) {
+        match (c.old.is_none_or(is_active), is_active(new)) {
             (true, false) => {
                 let removed = self.strip(&path, plan).await?;
                 Ok(Some(json!({"user": id, "suspended": removed})))
@@ -399,7 +401,7 @@ impl TeamCityBackend {
             .get(LINK_KEY)
             .and_then(|l| l.get("user"))
             .and_then(Value::as_u64)
-            .map(|id| (id, active(&doc))))
+            .map(|id| (id, is_active(&doc))))
     }
 
     /// The TeamCity keys of the groups SCIM lists a user in.
@@ -432,24 +434,6 @@ impl Backend for TeamCityBackend {
 /// A native object already gone: the change it was for may go ahead.
 fn gone(e: &ScimError) -> bool {
     e.status == 409 && e.detail.contains(" 404 ")
-}
-
-fn link_str<'a>(link: Option<&'a Value>, key: &str) -> Option<&'a str> {
-    link?.get(key)?.as_str()
-}
-
-fn active(doc: &Map<String, Value>) -> bool {
-    doc.get("active").and_then(Value::as_bool).unwrap_or(true)
-}
-
-fn member_ids(group: &Map<String, Value>) -> BTreeSet<String> {
-    group
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
-        .collect()
 }
 
 /// SCIM User -> TeamCity user fields (dialects.md §5.1): `name` is `displayName`, else

@@ -173,6 +173,27 @@ impl NativeApi for HttpApi {
     }
 }
 
+/// A string field of a resource's link.
+pub fn link_str<'a>(link: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    link?.get(key)?.as_str()
+}
+
+/// A User's `active`, true when absent.
+pub fn is_active(doc: &serde_json::Map<String, Value>) -> bool {
+    doc.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// The ids of a Group's members.
+pub fn member_ids(group: &serde_json::Map<String, Value>) -> std::collections::BTreeSet<String> {
+    group
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
 /// 503 for a native side that is down or refusing for now: nothing was changed.
 pub fn unavailable(detail: impl std::fmt::Display) -> ScimError {
     ScimError::new(
