@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod error;
 pub mod model;
 pub mod rest;
+pub mod xml;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

@@ -84,6 +84,7 @@ pub fn router(tc: Shared) -> Router {
         .route("/app/rest/roles", get(list_roles))
         .route("/_sim/permissions/{user}", get(sim_permissions))
         .fallback(|| async { RestError::not_found("No such resource.") })
+        .layer(axum::middleware::from_fn(crate::xml::negotiate))
         .with_state(tc)
 }
 

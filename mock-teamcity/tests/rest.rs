@@ -498,3 +498,34 @@ async fn faults_apply_to_the_rest_api() {
     assert_eq!(status, StatusCode::OK);
     tc.s.stop().await;
 }
+
+#[tokio::test]
+async fn xml_answers_for_clients_that_ask() {
+    let tc = Tc::new(None).await;
+    tc.ok(
+        Method::POST,
+        "/app/rest/users",
+        Some(json!({"username": "xi", "email": "x@example.com"})),
+    )
+    .await;
+    let resp = tc
+        .http
+        .get(format!("{}/app/rest/users/username:xi", tc.s.teamcity_url))
+        .bearer_auth(TOKEN)
+        .header("Accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/xml");
+    let body = resp.text().await.unwrap();
+    assert!(body.starts_with("<?xml"), "{body}");
+    assert!(
+        body.contains(r#"<user id="1" username="xi" email="x@example.com""#),
+        "{body}"
+    );
+    let (_, json) = tc
+        .raw(TOKEN, Method::GET, "/app/rest/users/username:xi", None)
+        .await;
+    assert!(json.starts_with('{'), "JSON stays the default: {json}");
+    tc.s.stop().await;
+}
