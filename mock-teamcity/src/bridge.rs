@@ -17,7 +17,7 @@ use scim::provider::{Backend, BackendChange, BoxFuture};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
 use scim::{ScimError, ScimType};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 const USERS: usize = 0;
@@ -28,12 +28,23 @@ const GROUP_KEY_PREFIX: &str = "SCIM_";
 pub const EXTERNAL_ID_PROPERTY: &str = "scim.externalId";
 
 /// A role at a scope that a policy rule gives a group: `{ role = "PROJECT_DEVELOPER", scope =
-/// "p:Backend" }`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+/// "p:Backend" }`, put on the TeamCity group (default) or, with `on = "members"`, assigned to
+/// each active member directly.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleAt {
     pub role: String,
     pub scope: String,
+    #[serde(default)]
+    pub on: On,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum On {
+    #[default]
+    Group,
+    Members,
 }
 
 const DEFAULT_POLICY: &str = include_str!("../../scenarios/policies/teamcity-default.toml");
@@ -283,6 +294,20 @@ impl TeamCityBackend {
     ) -> Result<Option<Value>, ScimError> {
         let Some(new) = c.new else {
             if let Some(key) = link_str(c.link, "key") {
+                let direct: Vec<RoleAt> = c
+                    .link
+                    .and_then(|l| l.get("roles"))
+                    .and_then(|r| serde_json::from_value::<Vec<RoleAt>>(r.clone()).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| r.on == On::Members)
+                    .collect();
+                for member in c.old.map(member_ids).unwrap_or_default() {
+                    if let Some((user, true)) = self.user_of(c, &member)? {
+                        let path = format!("/users/id:{user}");
+                        self.unassign(c, plan, &member, &path, &direct).await?;
+                    }
+                }
                 let path = format!("/userGroups/key:{key}");
                 match plan.run(Call::new(Method::DELETE, path, None), None).await {
                     Err(e) if gone(&e) => {}
@@ -333,6 +358,20 @@ impl TeamCityBackend {
             BTreeSet::new()
         };
         let after = member_ids(new);
+        let granted: Vec<RoleAt> = c
+            .link
+            .and_then(|l| l.get("roles"))
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        let wanted = self.policy.grants_for(c.id, new);
+        let direct = |roles: &[RoleAt]| -> Vec<RoleAt> {
+            roles
+                .iter()
+                .filter(|r| r.on == On::Members)
+                .cloned()
+                .collect()
+        };
+        let (direct_before, direct_after) = (direct(&granted), direct(&wanted));
         for member in before.difference(&after) {
             if let Some((user, true)) = self.user_of(c, member)? {
                 let path = format!("/users/id:{user}");
@@ -343,6 +382,8 @@ impl TeamCityBackend {
                     Err(e) if gone(&e) => {}
                     other => other.map(drop)?,
                 }
+                self.unassign(c, plan, member, &path, &direct_before)
+                    .await?;
             }
         }
         for member in after.difference(&before) {
@@ -356,36 +397,106 @@ impl TeamCityBackend {
                 let path = format!("/users/id:{user}");
                 plan.run(join_call(&path, &key), Some(leave_call(&path, &key)))
                     .await?;
+                self.assign(plan, &path, &direct_after).await?;
+            }
+        }
+        // Members who stay see the direct roles change with the policy.
+        let dropped: Vec<RoleAt> = direct_before
+            .iter()
+            .filter(|r| !direct_after.contains(r))
+            .cloned()
+            .collect();
+        let added: Vec<RoleAt> = direct_after
+            .iter()
+            .filter(|r| !direct_before.contains(r))
+            .cloned()
+            .collect();
+        for member in before.intersection(&after) {
+            if let Some((user, true)) = self.user_of(c, member)? {
+                let path = format!("/users/id:{user}");
+                self.unassign(c, plan, member, &path, &dropped).await?;
+                self.assign(plan, &path, &added).await?;
             }
         }
 
-        // Roles from the policy, on the group.
-        let granted: Vec<RoleAt> = c
-            .link
-            .and_then(|l| l.get("roles"))
-            .and_then(|r| serde_json::from_value::<Vec<(String, String)>>(r.clone()).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(role, scope)| RoleAt { role, scope })
-            .collect();
-        let wanted = self.policy.grants_for(c.id, new);
+        // Roles from the policy on the group itself.
+        let on_group = |roles: &[RoleAt]| -> Vec<RoleAt> {
+            roles
+                .iter()
+                .filter(|r| r.on == On::Group)
+                .cloned()
+                .collect()
+        };
+        let (group_before, group_after) = (on_group(&granted), on_group(&wanted));
         let role_path = |r: &RoleAt| format!("/userGroups/key:{key}/roles/{}/{}", r.role, r.scope);
-        for r in granted.iter().filter(|r| !wanted.contains(r)) {
+        for r in group_before.iter().filter(|r| !group_after.contains(r)) {
             plan.run(
                 Call::new(Method::DELETE, role_path(r), None),
                 Some(Call::new(Method::PUT, role_path(r), None)),
             )
             .await?;
         }
-        for r in wanted.iter().filter(|r| !granted.contains(r)) {
+        for r in group_after.iter().filter(|r| !group_before.contains(r)) {
             plan.run(
                 Call::new(Method::PUT, role_path(r), None),
                 Some(Call::new(Method::DELETE, role_path(r), None)),
             )
             .await?;
         }
-        let roles: Vec<(String, String)> = wanted.into_iter().map(|r| (r.role, r.scope)).collect();
-        Ok(Some(json!({"key": key, "roles": roles})))
+        Ok(Some(json!({"key": key, "roles": wanted})))
+    }
+
+    /// Assigns the policy's direct roles to a user (idempotent in TeamCity).
+    async fn assign(
+        &self,
+        plan: &mut Plan<'_>,
+        user_path: &str,
+        roles: &[RoleAt],
+    ) -> Result<(), ScimError> {
+        for r in roles {
+            let path = format!("{user_path}/roles/{}/{}", r.role, r.scope);
+            plan.run(
+                Call::new(Method::PUT, path.clone(), None),
+                Some(Call::new(Method::DELETE, path, None)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the policy's direct roles from a user, except those another of the user's SCIM
+    /// groups still grants them: the union over groups decides.
+    async fn unassign(
+        &self,
+        c: &BackendChange<'_>,
+        plan: &mut Plan<'_>,
+        member: &str,
+        user_path: &str,
+        roles: &[RoleAt],
+    ) -> Result<(), ScimError> {
+        let elsewhere: Vec<RoleAt> = c
+            .store
+            .direct_groups(member)
+            .into_iter()
+            .filter(|(gid, _)| gid != c.id)
+            .filter_map(|(gid, _)| c.store.get(GROUPS, &gid).ok().flatten().map(|g| (gid, g)))
+            .flat_map(|(gid, g)| self.policy.grants_for(&gid, &g))
+            .filter(|r| r.on == On::Members)
+            .collect();
+        for r in roles.iter().filter(|r| !elsewhere.contains(r)) {
+            let path = format!("{user_path}/roles/{}/{}", r.role, r.scope);
+            match plan
+                .run(
+                    Call::new(Method::DELETE, path.clone(), None),
+                    Some(Call::new(Method::PUT, path, None)),
+                )
+                .await
+            {
+                Err(e) if gone(&e) => {}
+                other => other.map(drop)?,
+            }
+        }
+        Ok(())
     }
 
     /// The TeamCity id of a SCIM User and whether it is active; `None` if it is no User here.

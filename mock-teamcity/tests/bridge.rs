@@ -471,3 +471,61 @@ async fn the_token_quirk_leaves_a_leavers_token_working() {
     assert_eq!(status, StatusCode::OK, "the quirk keeps the token alive");
     w.s.stop().await;
 }
+
+#[tokio::test]
+async fn direct_roles_by_policy_follow_membership_as_a_union() {
+    let policy = Policy::parse(
+        "[[rule]]\ngroup = { externalId = \"a\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\", on = \"members\" }]\n[[rule]]\ngroup = { externalId = \"b\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\", on = \"members\" }]",
+    )
+    .unwrap();
+    let w = World::new(None, policy).await;
+    let fay = w.user("fay").await;
+    let a = w.group("A", "a", &[&fay]).await;
+    let b = w.group("B", "b", &[&fay]).await;
+    let own_roles = || async {
+        let (_, roles) = w
+            .tc(Method::GET, "/app/rest/users/username:fay/roles", None)
+            .await;
+        roles["role"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}@{}",
+                    r["roleId"].as_str().unwrap(),
+                    r["scope"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        own_roles().await,
+        ["PROJECT_DEVELOPER@p:Web"],
+        "assigned to the user, not the group"
+    );
+    let key = format!("SCIM_{}", a.replace('-', "").to_uppercase());
+    let (_, group_roles) = w
+        .tc(
+            Method::GET,
+            &format!("/app/rest/userGroups/key:{key}/roles"),
+            None,
+        )
+        .await;
+    assert_eq!(group_roles["role"], json!([]));
+    w.patch(
+        &format!("/Groups/{a}"),
+        json!([{"op": "remove", "path": "members"}]),
+    )
+    .await;
+    assert_eq!(
+        own_roles().await,
+        ["PROJECT_DEVELOPER@p:Web"],
+        "group B still grants it"
+    );
+    let (status, _) = w.scim(Method::DELETE, &format!("/Groups/{b}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(own_roles().await.is_empty(), "no group grants it any more");
+    assert!(!w.may("fay", "Web", "run_build").await);
+    w.s.stop().await;
+}
