@@ -529,3 +529,93 @@ async fn direct_roles_by_policy_follow_membership_as_a_union() {
     assert!(!w.may("fay", "Web", "run_build").await);
     w.s.stop().await;
 }
+
+/// The bridge in front of a TeamCity in another server (as in production), each restarted on
+/// its own: both keep their state and the bridge's links still reach the right objects.
+#[tokio::test]
+async fn bridge_and_teamcity_restart_independently() {
+    let (dir_tc, dir_bridge) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let start_tc = |port: u16| {
+        let data = dir_tc.path().to_path_buf();
+        async move {
+            World {
+                s: launch(Options {
+                    target: Target::Simulator { port },
+                    scim_port: 0,
+                    data: Some(data),
+                    token: TOKEN.into(),
+                    scim_token: TOKEN.into(),
+                    policy: Policy::default(),
+                    durable: true,
+                    lenient: false,
+                })
+                .await
+                .unwrap(),
+                http: Client::new(),
+            }
+        }
+    };
+    let start_bridge = |url: String| {
+        let data = dir_bridge.path().to_path_buf();
+        async move {
+            World {
+                s: launch(Options {
+                    target: Target::Remote {
+                        url,
+                        token: TOKEN.into(),
+                    },
+                    scim_port: 0,
+                    data: Some(data),
+                    token: TOKEN.into(),
+                    scim_token: TOKEN.into(),
+                    policy: Policy::default_policy(),
+                    durable: true,
+                    lenient: false,
+                })
+                .await
+                .unwrap(),
+                http: Client::new(),
+            }
+        }
+    };
+    let tc = start_tc(0).await;
+    let tc_url = tc.s.teamcity_url.clone();
+    let port: u16 = tc_url.rsplit(':').next().unwrap().parse().unwrap();
+    let bridge = start_bridge(tc_url.clone()).await;
+    assert!(bridge.s.teamcity.is_none());
+    let gus = bridge.user("gus").await;
+    let eng = bridge.group("Engineering", "engineering", &[&gus]).await;
+    assert!(tc.may("gus", "Backend", "run_build").await);
+
+    bridge.s.stop().await;
+    let bridge = start_bridge(tc_url.clone()).await;
+    let (status, _) = bridge
+        .patch(
+            &format!("/Groups/{eng}"),
+            json!([{"op": "remove", "path": "members"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !tc.may("gus", "Backend", "run_build").await,
+        "the restarted bridge reached the group"
+    );
+
+    tc.s.stop().await;
+    let tc = start_tc(port).await;
+    assert_eq!(tc.s.teamcity_url, tc_url);
+    let (status, _) = tc
+        .tc(Method::GET, "/app/rest/users/username:gus", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "TeamCity kept its users");
+    let (status, body) = bridge
+        .patch(
+            &format!("/Groups/{eng}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": gus}]}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(tc.may("gus", "Backend", "run_build").await);
+    bridge.s.stop().await;
+    tc.s.stop().await;
+}
