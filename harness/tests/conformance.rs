@@ -1,57 +1,15 @@
 //! The conformance suite against the `scim` engine (every check passes, nothing is left behind)
-//! and against the engine with one fault injected (exactly the expected checks fail).
+//! and against both SCIM connectors with one of the mocks' SCIM quirks switched on (exactly the
+//! expected checks fail).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::BTreeSet;
 
-use axum::body::Body;
-use axum::http::{header, HeaderValue, Response};
 use harness::conformance::{self, Auth, Options, Outcome, Target};
 use scim::{app, AppState, Provider, ProviderConfig};
-use serde_json::Value;
 
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    None,
-    NoLocation,
-    NoWwwAuthenticate,
-    NumericErrorStatus,
-    PlainJsonContentType,
-    NoEtag,
-}
-
-async fn rewrite(fault: Fault, resp: Response<Body>) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    match fault {
-        Fault::NoLocation => {
-            parts.headers.remove(header::LOCATION);
-        }
-        Fault::NoWwwAuthenticate => {
-            parts.headers.remove(header::WWW_AUTHENTICATE);
-        }
-        Fault::NoEtag => {
-            parts.headers.remove(header::ETAG);
-        }
-        Fault::PlainJsonContentType => {
-            parts.headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
-        Fault::NumericErrorStatus if parts.status.as_u16() >= 400 => {
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
-            v["status"] = Value::from(parts.status.as_u16());
-            parts.headers.remove(header::CONTENT_LENGTH);
-            return Response::from_parts(parts, Body::from(v.to_string()));
-        }
-        _ => {}
-    }
-    Response::from_parts(parts, body)
-}
-
-/// The engine on 127.0.0.1:0 behind `fault`; the server stops when the handle is dropped.
+/// The engine on 127.0.0.1:0; the server stops when the handle is dropped.
 struct Served {
     base: String,
     task: tokio::task::JoinHandle<()>,
@@ -64,7 +22,7 @@ impl Drop for Served {
     }
 }
 
-async fn serve(fault: Fault) -> Served {
+async fn serve_engine() -> Served {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -79,10 +37,7 @@ async fn serve(fault: Fault) -> Served {
     let router = app(AppState {
         provider,
         tokens: vec!["t".into()],
-    })
-    .layer(axum::middleware::map_response(
-        move |resp: Response<Body>| rewrite(fault, resp),
-    ));
+    });
     let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Served {
         base,
@@ -91,15 +46,53 @@ async fn serve(fault: Fault) -> Served {
     }
 }
 
+/// Both connectors, each with its simulator's control plane for switching quirks.
+async fn connectors() -> (mock_space::Launched, mock_teamcity::Launched) {
+    let space = mock_space::launch(mock_space::Options {
+        port: 0,
+        scim_port: 0,
+        data: None,
+        token: "t".into(),
+        scim_token: "t".into(),
+        policy: mock_space::Policy::default_policy(),
+        durable: false,
+        lenient: false,
+    })
+    .await
+    .unwrap();
+    let teamcity = mock_teamcity::launch(mock_teamcity::Options {
+        target: mock_teamcity::Target::Simulator { port: 0 },
+        scim_port: 0,
+        data: None,
+        token: "t".into(),
+        scim_token: "t".into(),
+        policy: mock_teamcity::Policy::default_policy(),
+        durable: false,
+        lenient: false,
+    })
+    .await
+    .unwrap();
+    (space, teamcity)
+}
+
+async fn set_quirks(control: &str, quirks: &[&str]) {
+    let resp = reqwest::Client::new()
+        .put(format!("{control}/_sim/quirks"))
+        .json(&quirks)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
 fn target(base: &str) -> Target {
     Target::new(base, Auth::Bearer("t".into())).unwrap()
 }
 
-/// Runs the suite against the engine behind `fault`; returns the failed ids and the run.
-async fn run_against(fault: Fault) -> (BTreeSet<String>, conformance::Run) {
-    let served = serve(fault).await;
-    let run = conformance::run(target(&served.base), Options::default()).await;
-    let after = target(&served.base).get("/Users").await.unwrap();
+/// Runs the suite against `base`; returns the failed ids and the run.
+async fn run_against(base: &str) -> (BTreeSet<String>, conformance::Run) {
+    let run = conformance::run(target(base), Options::default()).await;
+    let after = target(base).get("/Users").await.unwrap();
     assert_eq!(
         after.json().unwrap()["totalResults"],
         0,
@@ -120,7 +113,8 @@ fn ids(list: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn every_check_passes_against_the_engine() {
-    let (failed, run) = run_against(Fault::None).await;
+    let served = serve_engine().await;
+    let (failed, run) = run_against(&served.base).await;
     assert!(failed.is_empty(), "{failed:?}");
     assert!(run.results.len() >= 56);
     assert!(
@@ -130,14 +124,15 @@ async fn every_check_passes_against_the_engine() {
     assert!(run.left_behind.is_empty());
 }
 
-#[tokio::test]
-async fn each_fault_fails_exactly_the_checks_that_test_it() {
-    let cases = [
-        (Fault::NoLocation, ids(&["P-CREATE-02"])),
-        (Fault::NoWwwAuthenticate, ids(&["P-AUTH-02"])),
-        (Fault::PlainJsonContentType, ids(&["P-MEDIA-04"])),
+/// The check -> quirk table of `docs/conformance.md`: each SCIM quirk of the mocks fails exactly
+/// these checks, on both connectors, and no quirk leaves the suite blind.
+fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
+    vec![
+        ("scim-no-location", ids(&["P-CREATE-02"])),
+        ("scim-no-www-authenticate", ids(&["P-AUTH-02"])),
+        ("scim-plain-json", ids(&["P-MEDIA-04"])),
         (
-            Fault::NumericErrorStatus,
+            "scim-numeric-error-status",
             ids(&[
                 "P-AUTH-03",
                 "P-MEDIA-05",
@@ -153,45 +148,78 @@ async fn each_fault_fails_exactly_the_checks_that_test_it() {
                 "P-PATCH-20",
             ]),
         ),
-        (Fault::NoEtag, ids(&["P-ETAG-01", "P-ETAG-03", "P-ETAG-05"])),
+        (
+            "scim-no-etag",
+            ids(&["P-ETAG-01", "P-ETAG-03", "P-ETAG-05"]),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn each_quirk_fails_exactly_the_checks_that_test_it_on_both_connectors() {
+    let (space, teamcity) = connectors().await;
+    let endpoints = [
+        ("space", space.space_url.clone(), space.scim_url.clone()),
+        (
+            "teamcity",
+            teamcity.teamcity_url.clone(),
+            teamcity.scim_url.clone(),
+        ),
     ];
-    for (fault, expected) in cases {
-        let (failed, run) = run_against(fault).await;
-        assert_eq!(failed, expected, "{fault:?}");
-        for r in run
-            .results
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
-        {
-            assert!(
-                !r.exchanges.is_empty(),
-                "{} fails without evidence",
-                r.def.id
-            );
-            assert!(
-                r.exchanges.iter().all(|e| e
-                    .request_headers
-                    .iter()
-                    .all(|(k, v)| k != "authorization" || v == "Bearer ****")),
-                "credentials are masked"
-            );
+    for (name, _, scim) in &endpoints {
+        let (failed, _) = run_against(scim).await;
+        assert!(failed.is_empty(), "{name} without quirks: {failed:?}");
+    }
+    let table = quirk_table();
+    let names: BTreeSet<&str> = table.iter().map(|(q, _)| *q).collect();
+    let known: BTreeSet<&str> = scim::sim::SCIM_QUIRKS.iter().map(|(q, _)| *q).collect();
+    assert_eq!(names, known, "every SCIM quirk is in the table");
+    for (quirk, expected) in table {
+        for (name, control, scim) in &endpoints {
+            set_quirks(control, &[quirk]).await;
+            let (failed, run) = run_against(scim).await;
+            set_quirks(control, &[]).await;
+            assert_eq!(failed, expected, "{quirk} on {name}");
+            for r in run
+                .results
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            {
+                assert!(
+                    !r.exchanges.is_empty(),
+                    "{} fails without evidence",
+                    r.def.id
+                );
+                assert!(
+                    r.exchanges.iter().all(|e| e
+                        .request_headers
+                        .iter()
+                        .all(|(k, v)| k != "authorization" || v == "Bearer ****")),
+                    "credentials are masked"
+                );
+            }
         }
     }
+    space.stop().await;
+    teamcity.stop().await;
 }
 
 #[tokio::test]
 async fn read_only_runs_write_nothing_and_waivers_are_not_counted() {
-    let served = serve(Fault::NoWwwAuthenticate).await;
+    let (space, teamcity) = connectors().await;
+    set_quirks(&space.space_url, &["scim-no-www-authenticate"]).await;
     let options = Options {
         read_only: true,
         waivers: vec![("P-AUTH-02".into(), "proxy strips it".into())],
         ..Default::default()
     };
-    let run = conformance::run(target(&served.base), options).await;
+    let run = conformance::run(target(&space.scim_url), options).await;
     assert!(run.results.iter().all(|r| r.def.read_only));
     assert!(run
         .results
         .iter()
         .any(|r| r.def.id == "P-AUTH-02" && matches!(r.outcome, Outcome::Waived(_))));
     assert!(!run.fails(true), "a waived failure does not fail the run");
+    space.stop().await;
+    teamcity.stop().await;
 }

@@ -57,7 +57,7 @@ impl Space {
             rules: Rules::builtin(),
             admin_tokens,
             faults: RwLock::new(Faults::default()),
-            quirks: Quirks::new(QUIRKS),
+            quirks: Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]),
             metrics: Metrics::default(),
         }
     }
@@ -245,10 +245,15 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     if regranted > 0 {
         tracing::info!("{regranted} groups re-granted under the current policy");
     }
+    let sim: Arc<dyn Simulated> = space.clone();
     let connector = scim::app(scim::AppState {
         provider,
         tokens: vec![opts.scim_token.clone()],
-    });
+    })
+    .layer(axum::middleware::from_fn_with_state(
+        sim,
+        scim::sim::scim_quirks,
+    ));
     servers.serve(scim_listener, connector);
     Ok(Launched {
         space_url,

@@ -54,7 +54,7 @@ impl TeamCity {
             roles: Roles::builtin(),
             admin_tokens,
             faults: RwLock::new(Faults::default()),
-            quirks: Quirks::new(QUIRKS),
+            quirks: Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]),
             metrics: Metrics::default(),
         }
     }
@@ -252,10 +252,18 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     if regranted > 0 {
         tracing::info!("{regranted} groups re-granted under the current policy");
     }
-    let app = scim::app(scim::AppState {
+    let mut app = scim::app(scim::AppState {
         provider,
         tokens: vec![opts.scim_token.clone()],
     });
+    // The simulator's SCIM quirks reach its bridge; a bridge in front of a real server has none.
+    if let Some(tc) = &teamcity {
+        let sim: Arc<dyn Simulated> = tc.clone();
+        app = app.layer(axum::middleware::from_fn_with_state(
+            sim,
+            scim::sim::scim_quirks,
+        ));
+    }
     servers.serve(scim_listener, app);
     Ok(Launched {
         teamcity_url,

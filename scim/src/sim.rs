@@ -444,14 +444,15 @@ impl Faults {
 /// A mock's switchable misbehaviours: each known quirk breaks one behaviour on purpose.
 #[derive(Debug)]
 pub struct Quirks {
-    known: &'static [(&'static str, &'static str)],
+    known: Vec<(&'static str, &'static str)>,
     on: RwLock<BTreeSet<String>>,
 }
 
 impl Quirks {
-    pub fn new(known: &'static [(&'static str, &'static str)]) -> Quirks {
+    /// A mock's own quirks and, when it serves SCIM, `SCIM_QUIRKS`.
+    pub fn new<'a>(lists: impl IntoIterator<Item = &'a [(&'static str, &'static str)]>) -> Quirks {
         Quirks {
-            known,
+            known: lists.into_iter().flatten().copied().collect(),
             on: RwLock::new(BTreeSet::new()),
         }
     }
@@ -490,6 +491,66 @@ impl Quirks {
 
 /// (method, route, status) -> (requests, seconds spent).
 type RequestTotals = BTreeMap<(String, String, u16), (u64, f64)>;
+
+/// Quirks that break one RFC 7644 behaviour of a SCIM endpoint each; the conformance suite's
+/// proof that its checks can fail (`docs/conformance.md` has the check -> quirk table).
+pub const SCIM_QUIRKS: &[(&str, &str)] = &[
+    (
+        "scim-no-location",
+        "no Location header on a create (RFC 7644 §3.3)",
+    ),
+    (
+        "scim-no-www-authenticate",
+        "401 without WWW-Authenticate (RFC 7235 §3.1)",
+    ),
+    (
+        "scim-plain-json",
+        "answers typed application/json, not application/scim+json (RFC 7644 §3.1)",
+    ),
+    (
+        "scim-numeric-error-status",
+        "error bodies carry status as a number, not a string (RFC 7644 §3.12)",
+    ),
+    ("scim-no-etag", "no ETag headers (RFC 7644 §3.14)"),
+];
+
+/// Middleware for a mock's SCIM endpoint: applies whichever `SCIM_QUIRKS` are switched on.
+pub async fn scim_quirks(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+    use axum::http::{header, HeaderValue};
+    let resp = next.run(req).await;
+    let on = |name: &str| sim.quirks().is_on(name);
+    let (mut parts, body) = resp.into_parts();
+    if on("scim-no-location") {
+        parts.headers.remove(header::LOCATION);
+    }
+    if on("scim-no-www-authenticate") {
+        parts.headers.remove(header::WWW_AUTHENTICATE);
+    }
+    if on("scim-no-etag") {
+        parts.headers.remove(header::ETAG);
+    }
+    if on("scim-plain-json") {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    if on("scim-numeric-error-status") && parts.status.as_u16() >= 400 {
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let rewritten = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(mut v) if v.get("status").is_some() => {
+                v["status"] = Value::from(parts.status.as_u16());
+                v.to_string().into()
+            }
+            _ => bytes,
+        };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(rewritten));
+    }
+    Response::from_parts(parts, body)
+}
 
 /// Request counts and latency sums by method, route and status.
 #[derive(Debug, Default)]
@@ -818,7 +879,7 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.check().is_err());
-        let q = Quirks::new(&[("no-location", "Location header on create")]);
+        let q = Quirks::new([&[("no-location", "Location header on create")][..]]);
         assert!(q.set(&["nope".into()]).is_err());
         assert!(!q.is_on("no-location"));
         q.set(&["no-location".into()]).unwrap();
