@@ -152,6 +152,24 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
             "scim-no-etag",
             ids(&["P-ETAG-01", "P-ETAG-03", "P-ETAG-05"]),
         ),
+        (
+            "scim-patch-op-case-sensitive",
+            ids(&["I-ENTRA-01", "I-ENTRA-03"]),
+        ),
+        (
+            "scim-filter-ignores-and",
+            ids(&["P-FILTER-01", "P-FILTER-02", "P-FILTER-03", "P-FILTER-08"]),
+        ),
+        (
+            "scim-no-paging",
+            ids(&[
+                "P-PAGE-01",
+                "P-PAGE-02",
+                "P-PAGE-03",
+                "P-PAGE-05",
+                "P-PAGE-06",
+            ]),
+        ),
     ]
 }
 

@@ -512,11 +512,80 @@ pub const SCIM_QUIRKS: &[(&str, &str)] = &[
         "error bodies carry status as a number, not a string (RFC 7644 §3.12)",
     ),
     ("scim-no-etag", "no ETag headers (RFC 7644 §3.14)"),
+    (
+        "scim-patch-op-case-sensitive",
+        "PATCH op names other than lower-case are refused (RFC 7644 §3.5.2)",
+    ),
+    (
+        "scim-filter-ignores-and",
+        "a filter `A and B` is read as `A` (RFC 7644 §3.4.2.2)",
+    ),
+    (
+        "scim-no-paging",
+        "startIndex and count are ignored (RFC 7644 §3.4.2.4)",
+    ),
 ];
+
+/// The request as a quirk leaves it: query parameters dropped or cut down, or a PATCH refused.
+async fn quirk_request(sim: &Sim, req: Request) -> std::result::Result<Request, Response> {
+    let on = |name: &str| sim.quirks().is_on(name);
+    let (mut parts, body) = req.into_parts();
+    if let Some(query) = parts.uri.query() {
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).unwrap_or_default();
+        let before = pairs.len();
+        if on("scim-no-paging") {
+            pairs.retain(|(k, _)| k != "startIndex" && k != "count");
+        }
+        let mut cut = false;
+        if on("scim-filter-ignores-and") {
+            for (_, v) in pairs.iter_mut().filter(|(k, _)| k == "filter") {
+                if let Some(i) = v.to_ascii_lowercase().find(" and ") {
+                    v.truncate(i);
+                    cut = true;
+                }
+            }
+        }
+        if pairs.len() != before || cut {
+            let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+            let path = parts.uri.path().to_owned();
+            if let Ok(uri) = format!("{path}?{query}").parse() {
+                parts.uri = uri;
+            }
+        }
+    }
+    if on("scim-patch-op-case-sensitive") && parts.method == axum::http::Method::PATCH {
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let ops = serde_json::from_slice::<Value>(&bytes).ok();
+        let shouting = ops
+            .as_ref()
+            .and_then(|v| v.get("Operations"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|op| op.get("op").and_then(Value::as_str))
+            .any(|op| op != op.to_ascii_lowercase());
+        if shouting {
+            return Err(ScimError::bad_request(
+                crate::ScimType::InvalidSyntax,
+                "op must be one of add, remove, replace",
+            )
+            .into_response());
+        }
+        return Ok(Request::from_parts(parts, Body::from(bytes)));
+    }
+    Ok(Request::from_parts(parts, body))
+}
 
 /// Middleware for a mock's SCIM endpoint: applies whichever `SCIM_QUIRKS` are switched on.
 pub async fn scim_quirks(State(sim): State<Sim>, req: Request, next: Next) -> Response {
     use axum::http::{header, HeaderValue};
+    let req = match quirk_request(&sim, req).await {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
     let resp = next.run(req).await;
     let on = |name: &str| sim.quirks().is_on(name);
     let (mut parts, body) = resp.into_parts();
