@@ -25,30 +25,10 @@ async fn main() {
         .next()
         .map_or(8, |a| a.parse().expect("CONCURRENCY is a number"));
     let data = tempfile::tempdir().unwrap();
-    let space = mock_space::launch(mock_space::Options {
-        port: 0,
-        scim_port: 0,
-        data: Some(data.path().to_path_buf()),
-        token: TOKEN.into(),
-        scim_token: TOKEN.into(),
-        policy: mock_space::Policy::default_policy(),
-        durable: true,
-        lenient: false,
-    })
-    .await
-    .unwrap();
-    let teamcity = mock_teamcity::launch(mock_teamcity::Options {
-        target: mock_teamcity::Target::Simulator { port: 0 },
-        scim_port: 0,
-        data: Some(data.path().to_path_buf()),
-        token: TOKEN.into(),
-        scim_token: TOKEN.into(),
-        policy: mock_teamcity::Policy::default_policy(),
-        durable: true,
-        lenient: false,
-    })
-    .await
-    .unwrap();
+    let targets = harness::targets::Targets::start(Some(data.path().to_path_buf()), TOKEN, true)
+        .await
+        .unwrap();
+    let (space, teamcity) = (&targets.space, &targets.teamcity);
     let client = reqwest::Client::new();
     println!("{users} users, {concurrency} in flight, durable writes on both sides");
     println!("| connector | phase | ok | failed | per second | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|");
@@ -93,8 +73,7 @@ async fn main() {
             .await;
         }
     }
-    space.stop().await;
-    teamcity.stop().await;
+    targets.stop().await;
 }
 
 /// Runs `count` requests, `concurrency` at a time, and prints one table row.

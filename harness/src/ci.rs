@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::serve;
 use harness::conformance::{self, report as conformance_report, Auth, Options, Outcome, Target};
+use harness::targets::Targets;
 
 #[derive(Debug, Args)]
 pub struct CiArgs {
@@ -136,30 +137,8 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         scim::Durability::Flush,
     )
     .await?;
-    let space = mock_space::launch(mock_space::Options {
-        port: 0,
-        scim_port: 0,
-        data: Some(data_dir.clone()),
-        token: token.clone(),
-        scim_token: token.clone(),
-        policy: mock_space::Policy::default_policy(),
-        durable: true,
-        lenient: false,
-    })
-    .await
-    .context("cannot start mock-space")?;
-    let teamcity = mock_teamcity::launch(mock_teamcity::Options {
-        target: mock_teamcity::Target::Simulator { port: 0 },
-        scim_port: 0,
-        data: Some(data_dir.clone()),
-        token: token.clone(),
-        scim_token: token.clone(),
-        policy: mock_teamcity::Policy::default_policy(),
-        durable: true,
-        lenient: false,
-    })
-    .await
-    .context("cannot start mock-teamcity")?;
+    let targets = Targets::start(Some(data_dir.clone()), &token, true).await?;
+    let (space, teamcity) = (&targets.space, &targets.teamcity);
 
     let mut steps = Vec::new();
     let mut suites = Vec::new();
@@ -188,8 +167,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             conformance::run(Target::new(url, auth)?, Options::default()).await,
         ));
     }
-    teamcity.stop().await;
-    space.stop().await;
+    targets.stop().await;
     engine.stop().await?;
     std::fs::remove_dir_all(&data_dir)
         .with_context(|| format!("cannot remove {}", data_dir.display()))?;

@@ -2,3 +2,4 @@
 //! scenario runner, the permission oracle and the load generator).
 
 pub mod conformance;
+pub mod targets;

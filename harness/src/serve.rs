@@ -100,30 +100,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         durability,
     )
     .await?;
-    let space = mock_space::launch(mock_space::Options {
-        port: 0,
-        scim_port: 0,
-        data: Some(args.data.clone()),
-        token: token.clone(),
-        scim_token: token.clone(),
-        policy: mock_space::Policy::default_policy(),
-        durable: !args.no_fsync,
-        lenient: false,
-    })
-    .await
-    .context("cannot start mock-space")?;
-    let teamcity = mock_teamcity::launch(mock_teamcity::Options {
-        target: mock_teamcity::Target::Simulator { port: 0 },
-        scim_port: 0,
-        data: Some(args.data.clone()),
-        token: token.clone(),
-        scim_token: token.clone(),
-        policy: mock_teamcity::Policy::default_policy(),
-        durable: !args.no_fsync,
-        lenient: false,
-    })
-    .await
-    .context("cannot start mock-teamcity")?;
+    let targets =
+        harness::targets::Targets::start(Some(args.data.clone()), &token, !args.no_fsync).await?;
+    let (space, teamcity) = (&targets.space, &targets.teamcity);
     let endpoints = [
         ("scim", &running.url),
         ("space", &space.space_url),
@@ -145,8 +124,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("ready");
     }
     shutdown_signal().await;
-    teamcity.stop().await;
-    space.stop().await;
+    targets.stop().await;
     running.stop().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use harness::conformance::{self, Auth, Options, Outcome, Target};
+use harness::targets::Targets;
 use scim::{app, AppState, Provider, ProviderConfig};
 
 /// The engine on 127.0.0.1:0; the server stops when the handle is dropped.
@@ -47,32 +48,8 @@ async fn serve_engine() -> Served {
 }
 
 /// Both connectors, each with its simulator's control plane for switching quirks.
-async fn connectors() -> (mock_space::Launched, mock_teamcity::Launched) {
-    let space = mock_space::launch(mock_space::Options {
-        port: 0,
-        scim_port: 0,
-        data: None,
-        token: "t".into(),
-        scim_token: "t".into(),
-        policy: mock_space::Policy::default_policy(),
-        durable: false,
-        lenient: false,
-    })
-    .await
-    .unwrap();
-    let teamcity = mock_teamcity::launch(mock_teamcity::Options {
-        target: mock_teamcity::Target::Simulator { port: 0 },
-        scim_port: 0,
-        data: None,
-        token: "t".into(),
-        scim_token: "t".into(),
-        policy: mock_teamcity::Policy::default_policy(),
-        durable: false,
-        lenient: false,
-    })
-    .await
-    .unwrap();
-    (space, teamcity)
+async fn connectors() -> Targets {
+    Targets::start(None, "t", false).await.unwrap()
 }
 
 async fn set_quirks(control: &str, quirks: &[&str]) {
@@ -175,7 +152,8 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
 
 #[tokio::test]
 async fn each_quirk_fails_exactly_the_checks_that_test_it_on_both_connectors() {
-    let (space, teamcity) = connectors().await;
+    let targets = connectors().await;
+    let (space, teamcity) = (&targets.space, &targets.teamcity);
     let endpoints = [
         ("space", space.space_url.clone(), space.scim_url.clone()),
         (
@@ -218,13 +196,13 @@ async fn each_quirk_fails_exactly_the_checks_that_test_it_on_both_connectors() {
             }
         }
     }
-    space.stop().await;
-    teamcity.stop().await;
+    targets.stop().await;
 }
 
 #[tokio::test]
 async fn read_only_runs_write_nothing_and_waivers_are_not_counted() {
-    let (space, teamcity) = connectors().await;
+    let targets = connectors().await;
+    let space = &targets.space;
     set_quirks(&space.space_url, &["scim-no-www-authenticate"]).await;
     let options = Options {
         read_only: true,
@@ -238,6 +216,5 @@ async fn read_only_runs_write_nothing_and_waivers_are_not_counted() {
         .iter()
         .any(|r| r.def.id == "P-AUTH-02" && matches!(r.outcome, Outcome::Waived(_))));
     assert!(!run.fails(true), "a waived failure does not fail the run");
-    space.stop().await;
-    teamcity.stop().await;
+    targets.stop().await;
 }
