@@ -147,6 +147,12 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
                 "P-PAGE-06",
             ]),
         ),
+        ("scim-attributes-ignored", ids(&["P-ATTR-01", "P-ATTR-02"])),
+        (
+            "scim-patch-remove-ignored",
+            ids(&["P-PATCH-05", "P-PATCH-16", "P-PATCH-17"]),
+        ),
+        ("scim-no-auth-schemes", ids(&["P-DISC-02"])),
     ]
 }
 

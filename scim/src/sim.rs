@@ -524,6 +524,18 @@ pub const SCIM_QUIRKS: &[(&str, &str)] = &[
         "scim-no-paging",
         "startIndex and count are ignored (RFC 7644 §3.4.2.4)",
     ),
+    (
+        "scim-attributes-ignored",
+        "attributes and excludedAttributes are ignored (RFC 7644 §3.4.2.5)",
+    ),
+    (
+        "scim-patch-remove-ignored",
+        "PATCH remove operations are dropped (RFC 7644 §3.5.2.2)",
+    ),
+    (
+        "scim-no-auth-schemes",
+        "ServiceProviderConfig without authenticationSchemes (RFC 7643 §5)",
+    ),
 ];
 
 /// The request as a quirk leaves it: query parameters dropped or cut down, or a PATCH refused.
@@ -536,6 +548,9 @@ async fn quirk_request(sim: &Sim, req: Request) -> std::result::Result<Request, 
         let before = pairs.len();
         if on("scim-no-paging") {
             pairs.retain(|(k, _)| k != "startIndex" && k != "count");
+        }
+        if on("scim-attributes-ignored") {
+            pairs.retain(|(k, _)| k != "attributes" && k != "excludedAttributes");
         }
         let mut cut = false;
         if on("scim-filter-ignores-and") {
@@ -554,25 +569,38 @@ async fn quirk_request(sim: &Sim, req: Request) -> std::result::Result<Request, 
             }
         }
     }
-    if on("scim-patch-op-case-sensitive") && parts.method == axum::http::Method::PATCH {
+    let patch_quirk = on("scim-patch-op-case-sensitive") || on("scim-patch-remove-ignored");
+    if patch_quirk && parts.method == axum::http::Method::PATCH {
         let bytes = axum::body::to_bytes(body, 1 << 20)
             .await
             .unwrap_or_default();
-        let ops = serde_json::from_slice::<Value>(&bytes).ok();
-        let shouting = ops
-            .as_ref()
-            .and_then(|v| v.get("Operations"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|op| op.get("op").and_then(Value::as_str))
-            .any(|op| op != op.to_ascii_lowercase());
-        if shouting {
+        let Ok(mut message) = serde_json::from_slice::<Value>(&bytes) else {
+            return Ok(Request::from_parts(parts, Body::from(bytes)));
+        };
+        let Some(ops) = message.get_mut("Operations").and_then(Value::as_array_mut) else {
+            return Ok(Request::from_parts(parts, Body::from(bytes)));
+        };
+        let op_name = |op: &Value| {
+            op.get("op")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        if on("scim-patch-op-case-sensitive")
+            && ops
+                .iter()
+                .any(|op| op_name(op) != op_name(op).to_ascii_lowercase())
+        {
             return Err(ScimError::bad_request(
                 crate::ScimType::InvalidSyntax,
                 "op must be one of add, remove, replace",
             )
             .into_response());
+        }
+        if on("scim-patch-remove-ignored") {
+            ops.retain(|op| !op_name(op).eq_ignore_ascii_case("remove"));
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            return Ok(Request::from_parts(parts, Body::from(message.to_string())));
         }
         return Ok(Request::from_parts(parts, Body::from(bytes)));
     }
@@ -582,6 +610,7 @@ async fn quirk_request(sim: &Sim, req: Request) -> std::result::Result<Request, 
 /// Middleware for a mock's SCIM endpoint: applies whichever `SCIM_QUIRKS` are switched on.
 pub async fn scim_quirks(State(sim): State<Sim>, req: Request, next: Next) -> Response {
     use axum::http::{header, HeaderValue};
+    let path = req.uri().path().to_owned();
     let req = match quirk_request(&sim, req).await {
         Ok(req) => req,
         Err(refused) => return refused,
@@ -603,6 +632,20 @@ pub async fn scim_quirks(State(sim): State<Sim>, req: Request, next: Next) -> Re
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+    }
+    if on("scim-no-auth-schemes") && path.ends_with("/ServiceProviderConfig") {
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let rewritten = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(mut spc)) => {
+                spc.remove("authenticationSchemes");
+                Value::Object(spc).to_string().into()
+            }
+            _ => bytes,
+        };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(rewritten));
     }
     if on("scim-numeric-error-status") && parts.status.as_u16() >= 400 {
         let bytes = axum::body::to_bytes(body, 1 << 20)
