@@ -68,13 +68,8 @@ pub fn router(space: Shared) -> Router {
             get(read_repository).post(create_repository),
         )
         .route("/{project}/access/{role}", get(read_access))
-        .route("/{project}/access/{role}/profiles", post(grant_profile))
-        .route(
-            "/{project}/access/{role}/profiles/{profile}",
-            delete(revoke_profile),
-        )
-        .route("/{project}/access/{role}/teams", post(grant_team))
-        .route("/{project}/access/{role}/teams/{team}", delete(revoke_team))
+        .route("/{project}/access/{role}/{kind}", post(grant))
+        .route("/{project}/access/{role}/{kind}/{id}", delete(revoke))
         .route("/{project}/access/member-profiles", get(member_profiles));
     Router::new()
         .nest("/api/http/team-directory", td)
@@ -1100,15 +1095,37 @@ async fn read_access(
     Ok(Json(json!({"profiles": profiles, "teams": teams})))
 }
 
-#[derive(Debug, Deserialize)]
-struct ProfileRef {
-    profile: String,
-}
-
+/// The body of a grant: `{"profile": "..."}` under `profiles`, `{"teamId": "..."}` under `teams`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TeamRef {
-    team_id: String,
+struct GranteeRef {
+    profile: Option<String>,
+    team_id: Option<String>,
+}
+
+/// Which list an access path names: `profiles` or `teams`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum GranteeKind {
+    Profile,
+    Team,
+}
+
+fn grantee_kind(segment: &str) -> Result<GranteeKind> {
+    match segment {
+        "profiles" => Ok(GranteeKind::Profile),
+        "teams" => Ok(GranteeKind::Team),
+        other => Err(ApiError::not_found(format!(
+            "no grantee list '{other}': use profiles or teams"
+        ))),
+    }
+}
+
+/// The grantee `id` names: a profile identifier or a team id.
+fn grantee(org: &Org, kind: GranteeKind, id: &str) -> Result<Grantee> {
+    Ok(match kind {
+        GranteeKind::Profile => Grantee::Profile(org.profile(id)?.id.clone()),
+        GranteeKind::Team => Grantee::Team(org.team(id)?.id.clone()),
+    })
 }
 
 async fn change_grant(
@@ -1156,69 +1173,39 @@ async fn change_grant(
     Ok(StatusCode::OK)
 }
 
-async fn grant_profile(
+async fn grant(
     State(space): State<Shared>,
     caller: Caller,
-    Path((project, role)): Path<(String, String)>,
+    Path((project, role, list)): Path<(String, String, String)>,
     raw: Bytes,
 ) -> Result<StatusCode> {
     caller.admin()?;
-    let input: ProfileRef = body(&raw)?;
-    change_grant(
-        &space,
-        &project,
-        &role,
-        |org| Ok(Grantee::Profile(org.profile(&input.profile)?.id.clone())),
-        true,
-    )
-    .await
+    let kind = grantee_kind(&list)?;
+    let input: GranteeRef = body(&raw)?;
+    let id = match kind {
+        GranteeKind::Profile => input.profile,
+        GranteeKind::Team => input.team_id,
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "a grant to {list} names its grantee: {{\"profile\": ...}} for profiles, {{\"teamId\": ...}} for teams"
+        ))
+    })?;
+    change_grant(&space, &project, &role, |org| grantee(org, kind, &id), true).await
 }
 
-async fn revoke_profile(
+async fn revoke(
     State(space): State<Shared>,
     caller: Caller,
-    Path((project, role, profile)): Path<(String, String, String)>,
+    Path((project, role, list, id)): Path<(String, String, String, String)>,
 ) -> Result<StatusCode> {
     caller.admin()?;
+    let kind = grantee_kind(&list)?;
     change_grant(
         &space,
         &project,
         &role,
-        |org| Ok(Grantee::Profile(org.profile(&profile)?.id.clone())),
-        false,
-    )
-    .await
-}
-
-async fn grant_team(
-    State(space): State<Shared>,
-    caller: Caller,
-    Path((project, role)): Path<(String, String)>,
-    raw: Bytes,
-) -> Result<StatusCode> {
-    caller.admin()?;
-    let input: TeamRef = body(&raw)?;
-    change_grant(
-        &space,
-        &project,
-        &role,
-        |org| Ok(Grantee::Team(org.team(&input.team_id)?.id.clone())),
-        true,
-    )
-    .await
-}
-
-async fn revoke_team(
-    State(space): State<Shared>,
-    caller: Caller,
-    Path((project, role, team)): Path<(String, String, String)>,
-) -> Result<StatusCode> {
-    caller.admin()?;
-    change_grant(
-        &space,
-        &project,
-        &role,
-        |org| Ok(Grantee::Team(org.team(&team)?.id.clone())),
+        |org| grantee(org, kind, &id),
         false,
     )
     .await

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use reqwest::Method;
-use scim::connector::{is_active, link_str, member_ids, unavailable, Call, HttpApi, Plan};
+use scim::connector::{is_active, link_str, member_ids, Call, HttpApi, Plan};
 use scim::provider::{Backend, BackendChange, BoxFuture};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -22,19 +22,12 @@ use crate::policy::{Policy, RoleGrant};
 
 const USERS: usize = 0;
 
-/// Space's answers as SCIM errors: a duplicate is 409, a refusal 400, an object gone behind
-/// the connector's back 409, a rate limit or outage 503.
-fn space_error(status: u16, said: String) -> ScimError {
+/// Space's own refusals as SCIM errors: a duplicate is 409, a refused value 400.
+fn space_error(status: u16, said: String) -> Option<ScimError> {
     match status {
-        409 => ScimError::uniqueness(said),
-        400 => ScimError::bad_request(ScimType::InvalidValue, said),
-        404 => ScimError::new(
-            409,
-            None,
-            format!("{said} (changed in Space behind the connector)"),
-        ),
-        429 | 500..=599 => unavailable(said),
-        _ => ScimError::new(502, None, said),
+        409 => Some(ScimError::uniqueness(said)),
+        400 => Some(ScimError::bad_request(ScimType::InvalidValue, said)),
+        _ => None,
     }
 }
 
@@ -123,11 +116,9 @@ impl SpaceBackend {
             }
             (None, Some(id)) => {
                 let path = format!("/team-directory/profiles/id:{id}");
-                match plan.run(Call::new(Method::DELETE, path, None), None).await {
-                    // Already gone in Space: the SCIM delete may go ahead.
-                    Err(e) if e.status == 409 && e.detail.contains(" 404 ") => Ok(None),
-                    other => other.map(|_| None),
-                }
+                plan.remove(Call::new(Method::DELETE, path, None), None)
+                    .await?;
+                Ok(None)
             }
             (None, None) => Ok(None),
         }
@@ -209,11 +200,9 @@ impl SpaceBackend {
             let profile = self.profile_of(c, &member);
             let path = format!("/team-directory/memberships/{membership}");
             let undo = profile.map(|p| membership_call(&p, &team));
-            match plan.run(Call::new(Method::DELETE, path, None), undo).await {
-                // The member was deleted from Space, taking the membership along.
-                Err(e) if e.status == 409 && e.detail.contains(" 404 ") => {}
-                other => other.map(drop)?,
-            }
+            // A member deleted from Space took the membership along: already gone is fine.
+            plan.remove(Call::new(Method::DELETE, path, None), undo)
+                .await?;
         }
         for member in wanted {
             if memberships.contains_key(&member) {

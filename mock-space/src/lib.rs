@@ -12,12 +12,12 @@ pub mod error;
 pub mod policy;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use scim::provider::BoxFuture;
 use scim::sim::{
-    control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Servers, Simulated,
+    control_router, faults_and_metrics, AuditLog, Controls, Quirks, Servers, Simulated,
 };
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
@@ -45,9 +45,7 @@ pub struct Space {
     pub rules: Rules,
     /// Organisation-administrator tokens.
     pub admin_tokens: Vec<String>,
-    faults: RwLock<Faults>,
-    quirks: Quirks,
-    metrics: Metrics,
+    controls: Controls,
 }
 
 impl Space {
@@ -56,14 +54,12 @@ impl Space {
             directory,
             rules: Rules::builtin(),
             admin_tokens,
-            faults: RwLock::new(Faults::default()),
-            quirks: Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]),
-            metrics: Metrics::default(),
+            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS])),
         }
     }
 
     pub fn quirk(&self, name: &str) -> bool {
-        self.quirks.is_on(name)
+        self.controls.quirks.is_on(name)
     }
 }
 
@@ -76,16 +72,8 @@ impl Simulated for Space {
         self.directory.audit()
     }
 
-    fn faults(&self) -> &RwLock<Faults> {
-        &self.faults
-    }
-
-    fn quirks(&self) -> &Quirks {
-        &self.quirks
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
+    fn controls(&self) -> &Controls {
+        &self.controls
     }
 
     fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {

@@ -77,22 +77,7 @@ async fn main() -> anyhow::Result<()> {
         println!("space-scim {} token={token}", launched.scim_url);
         println!("ready");
     }
-    wait_for_signal().await;
+    scim::sim::shutdown_signal().await;
     launched.stop().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

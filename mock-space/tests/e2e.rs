@@ -693,6 +693,34 @@ async fn bad_requests_get_clear_errors() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = w
+        .space(
+            Method::POST,
+            "/api/http/projects/key:BACKEND/access/members/robots",
+            Some(json!({"profile": "username:a"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = w
+        .space(
+            Method::POST,
+            "/api/http/projects/key:BACKEND/access/members/teams",
+            Some(json!({"profile": "username:a"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = w
+        .space(
+            Method::DELETE,
+            "/api/http/projects/key:BACKEND/access/members/profiles/username:a",
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing granted, nothing to revoke"
+    );
     let (status, body) = w
         .space(
             Method::GET,

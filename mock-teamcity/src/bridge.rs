@@ -10,9 +10,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::Method;
-use scim::connector::{
-    is_active, link_str, member_ids, unavailable, Call, HttpApi, Plan, PolicyGrant,
-};
+use scim::connector::{is_active, link_str, member_ids, Call, HttpApi, Plan, PolicyGrant};
 use scim::provider::{Backend, BackendChange, BoxFuture};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -83,9 +81,9 @@ impl PolicyGrant for RoleAt {
 
 pub type Policy = scim::connector::Policy<RoleAt>;
 
-/// TeamCity's answers as SCIM errors. TeamCity says 400 for a duplicate username or group.
-fn teamcity_error(status: u16, said: String) -> ScimError {
-    match status {
+/// TeamCity's own refusals as SCIM errors. TeamCity says 400 for a duplicate username or group.
+fn teamcity_error(status: u16, said: String) -> Option<ScimError> {
+    Some(match status {
         400 if said.contains("already exists") || said.contains("already used") => {
             ScimError::uniqueness(said)
         }
@@ -95,14 +93,8 @@ fn teamcity_error(status: u16, said: String) -> ScimError {
             None,
             format!("{said} (the bridge's TeamCity token lacks the rights it needs)"),
         ),
-        404 => ScimError::new(
-            409,
-            None,
-            format!("{said} (changed in TeamCity behind the bridge)"),
-        ),
-        429 | 500..=599 => unavailable(said),
-        _ => ScimError::new(502, None, said),
-    }
+        _ => return None,
+    })
 }
 
 /// The TeamCity REST client the bridge uses, for the mock or a real server.
@@ -135,10 +127,8 @@ impl TeamCityBackend {
         let Some(new) = c.new else {
             if let Some(id) = linked {
                 let path = format!("/users/id:{id}");
-                match plan.run(Call::new(Method::DELETE, path, None), None).await {
-                    Err(e) if gone(&e) => {}
-                    other => other.map(drop)?,
-                }
+                plan.remove(Call::new(Method::DELETE, path, None), None)
+                    .await?;
             }
             return Ok(None);
         };
@@ -279,10 +269,7 @@ impl TeamCityBackend {
                 format!("{path}/tokens/{}", encode(&name)),
                 None,
             );
-            match plan.run(call, None).await {
-                Err(e) if gone(&e) => {}
-                other => other.map(drop)?,
-            }
+            plan.remove(call, None).await?;
         }
         Ok(removed)
     }
@@ -309,10 +296,8 @@ impl TeamCityBackend {
                     }
                 }
                 let path = format!("/userGroups/key:{key}");
-                match plan.run(Call::new(Method::DELETE, path, None), None).await {
-                    Err(e) if gone(&e) => {}
-                    other => other.map(drop)?,
-                }
+                plan.remove(Call::new(Method::DELETE, path, None), None)
+                    .await?;
             }
             return Ok(None);
         };
@@ -375,13 +360,8 @@ impl TeamCityBackend {
         for member in before.difference(&after) {
             if let Some((user, true)) = self.user_of(c, member)? {
                 let path = format!("/users/id:{user}");
-                match plan
-                    .run(leave_call(&path, &key), Some(join_call(&path, &key)))
-                    .await
-                {
-                    Err(e) if gone(&e) => {}
-                    other => other.map(drop)?,
-                }
+                plan.remove(leave_call(&path, &key), Some(join_call(&path, &key)))
+                    .await?;
                 self.unassign(c, plan, member, &path, &direct_before)
                     .await?;
             }
@@ -485,16 +465,11 @@ impl TeamCityBackend {
             .collect();
         for r in roles.iter().filter(|r| !elsewhere.contains(r)) {
             let path = format!("{user_path}/roles/{}/{}", r.role, r.scope);
-            match plan
-                .run(
-                    Call::new(Method::DELETE, path.clone(), None),
-                    Some(Call::new(Method::PUT, path, None)),
-                )
-                .await
-            {
-                Err(e) if gone(&e) => {}
-                other => other.map(drop)?,
-            }
+            plan.remove(
+                Call::new(Method::DELETE, path.clone(), None),
+                Some(Call::new(Method::PUT, path, None)),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -540,11 +515,6 @@ impl Backend for TeamCityBackend {
             plan.settle(result).await
         })
     }
-}
-
-/// A native object already gone: the change it was for may go ahead.
-fn gone(e: &ScimError) -> bool {
-    e.status == 409 && e.detail.contains(" 404 ")
 }
 
 /// SCIM User -> TeamCity user fields (dialects.md §5.1): `name` is `displayName`, else

@@ -11,12 +11,12 @@ pub mod rest;
 pub mod xml;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use scim::provider::BoxFuture;
 use scim::sim::{
-    control_router, faults_and_metrics, AuditLog, Faults, Metrics, Quirks, Servers, Simulated,
+    control_router, faults_and_metrics, AuditLog, Controls, Quirks, Servers, Simulated,
 };
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
@@ -42,9 +42,7 @@ pub struct TeamCity {
     pub roles: Roles,
     /// Tokens that act as a system administrator.
     pub admin_tokens: Vec<String>,
-    faults: RwLock<Faults>,
-    quirks: Quirks,
-    metrics: Metrics,
+    controls: Controls,
 }
 
 impl TeamCity {
@@ -53,16 +51,14 @@ impl TeamCity {
             store,
             roles: Roles::builtin(),
             admin_tokens,
-            faults: RwLock::new(Faults::default()),
-            quirks: Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]),
-            metrics: Metrics::default(),
+            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS])),
         }
     }
 }
 
 impl TeamCity {
     pub fn quirk(&self, name: &str) -> bool {
-        self.quirks.is_on(name)
+        self.controls.quirks.is_on(name)
     }
 }
 
@@ -75,16 +71,8 @@ impl Simulated for TeamCity {
         self.store.audit()
     }
 
-    fn faults(&self) -> &RwLock<Faults> {
-        &self.faults
-    }
-
-    fn quirks(&self) -> &Quirks {
-        &self.quirks
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
+    fn controls(&self) -> &Controls {
+        &self.controls
     }
 
     fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {

@@ -327,6 +327,31 @@ impl Server {
         out
     }
 
+    /// Assignments a user holds, directly or through a group or its ancestors.
+    fn held(&self, user: &User) -> Vec<&Assignment> {
+        let groups = self.groups_of(user);
+        self.assignments
+            .iter()
+            .filter(|a| match &a.holder {
+                Holder::User(id) => *id == user.id,
+                Holder::Group(key) => groups.contains(key),
+            })
+            .collect()
+    }
+
+    fn global(roles: &Roles, held: &[&Assignment]) -> BTreeSet<String> {
+        held.iter()
+            .filter(|a| a.scope == "g")
+            .flat_map(|a| roles.permissions(&a.role))
+            .collect()
+    }
+
+    /// Permissions held at global scope only: what an authorisation check needs, without
+    /// walking every project.
+    pub fn global_permissions(&self, roles: &Roles, user: &User) -> BTreeSet<String> {
+        Self::global(roles, &self.held(user))
+    }
+
     /// A project and its ancestors up to `_Root`.
     fn lineage(&self, project: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -345,19 +370,8 @@ impl Server {
     /// group or its ancestors), at global scope or on the project or one of its ancestors,
     /// with included roles expanded. Also returns the global permissions.
     pub fn permissions(&self, roles: &Roles, user: &User) -> Permissions {
-        let groups = self.groups_of(user);
-        let held: Vec<&Assignment> = self
-            .assignments
-            .iter()
-            .filter(|a| match &a.holder {
-                Holder::User(id) => *id == user.id,
-                Holder::Group(key) => groups.contains(key),
-            })
-            .collect();
-        let mut global = BTreeSet::new();
-        for a in held.iter().filter(|a| a.scope == "g") {
-            global.extend(roles.permissions(&a.role));
-        }
+        let held = self.held(user);
+        let global = Self::global(roles, &held);
         let mut per_project = BTreeMap::new();
         for p in self.projects.keys() {
             let lineage = self.lineage(p);

@@ -126,7 +126,7 @@ impl Caller {
         let allowed = server
             .users
             .get(id)
-            .is_some_and(|u| server.permissions(&tc.roles, u).global.contains(permission));
+            .is_some_and(|u| server.global_permissions(&tc.roles, u).contains(permission));
         if allowed {
             Ok(())
         } else {

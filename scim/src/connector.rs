@@ -42,9 +42,27 @@ impl Call {
     }
 }
 
+/// A native call that failed: what to answer the SCIM client, and the native status when the
+/// native side answered at all.
+#[derive(Debug)]
+pub struct NativeError {
+    pub status: Option<u16>,
+    pub error: ScimError,
+}
+
+impl From<ScimError> for NativeError {
+    fn from(error: ScimError) -> Self {
+        NativeError {
+            status: None,
+            error,
+        }
+    }
+}
+
 /// A native API client.
 pub trait NativeApi: Send + Sync {
-    fn send<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Value>>;
+    fn send<'a>(&'a self, call: &'a Call)
+        -> BoxFuture<'a, std::result::Result<Value, NativeError>>;
 }
 
 /// Native calls run in order, each with how to undo it.
@@ -69,9 +87,23 @@ impl<'a> Plan<'a> {
 
     /// Sends `call`; once it succeeded, `undo` is what reverses it.
     pub async fn run(&mut self, call: Call, undo: Option<Call>) -> Result<Value> {
-        let out = self.api.send(&call).await?;
+        let out = self.api.send(&call).await.map_err(|e| e.error)?;
         self.undo.extend(undo);
         Ok(out)
+    }
+
+    /// Sends a removal; a native 404 means it is already gone, which is what was wanted.
+    pub async fn remove(&mut self, call: Call, undo: Option<Call>) -> Result<()> {
+        match self.api.send(&call).await {
+            Ok(_) => {
+                self.undo.extend(undo);
+                Ok(())
+            }
+            Err(NativeError {
+                status: Some(404), ..
+            }) => Ok(()),
+            Err(e) => Err(e.error),
+        }
     }
 
     /// Records how to reverse a call whose answer was needed to know it (a created id).
@@ -92,7 +124,12 @@ impl<'a> Plan<'a> {
     pub async fn roll_back(self) {
         for call in self.undo.into_iter().rev() {
             if let Err(e) = self.api.send(&call).await {
-                tracing::warn!("undo of {} {} failed: {}", call.method, call.path, e.detail);
+                tracing::warn!(
+                    "undo of {} {} failed: {}",
+                    call.method,
+                    call.path,
+                    e.error.detail
+                );
             }
         }
     }
@@ -108,8 +145,9 @@ pub struct HttpApi {
     root: String,
     token: String,
     http: reqwest::Client,
-    /// How the product's error statuses read as SCIM errors.
-    map_error: fn(u16, String) -> ScimError,
+    /// How the product's own refusals (4xx other than 404 and 429) read as SCIM errors; `None`
+    /// answers 502.
+    map_error: fn(u16, String) -> Option<ScimError>,
 }
 
 #[cfg(feature = "client")]
@@ -118,7 +156,7 @@ impl HttpApi {
         name: &'static str,
         root: &str,
         token: &str,
-        map_error: fn(u16, String) -> ScimError,
+        map_error: fn(u16, String) -> Option<ScimError>,
     ) -> Result<HttpApi> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
@@ -136,7 +174,10 @@ impl HttpApi {
 
 #[cfg(feature = "client")]
 impl NativeApi for HttpApi {
-    fn send<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Value>> {
+    fn send<'a>(
+        &'a self,
+        call: &'a Call,
+    ) -> BoxFuture<'a, std::result::Result<Value, NativeError>> {
         Box::pin(async move {
             let (name, method, path) = (self.name, &call.method, &call.path);
             let mut req = self
@@ -162,13 +203,24 @@ impl NativeApi for HttpApi {
             if (200..300).contains(&status) {
                 return Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)));
             }
-            Err((self.map_error)(
-                status,
-                format!(
-                    "{name} answered {status} to {method} {path}: {}",
-                    text.trim()
+            let said = format!(
+                "{name} answered {status} to {method} {path}: {}",
+                text.trim()
+            );
+            let error = match status {
+                404 => ScimError::new(
+                    409,
+                    None,
+                    format!("{said} (changed in {name} behind the connector)"),
                 ),
-            ))
+                429 | 500..=599 => unavailable(said),
+                _ => (self.map_error)(status, said.clone())
+                    .unwrap_or_else(|| ScimError::new(502, None, said)),
+            };
+            Err(NativeError {
+                status: Some(status),
+                error,
+            })
         })
     }
 }
@@ -332,14 +384,17 @@ mod tests {
     }
 
     impl NativeApi for Recorder {
-        fn send<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Value>> {
+        fn send<'a>(
+            &'a self,
+            call: &'a Call,
+        ) -> BoxFuture<'a, std::result::Result<Value, NativeError>> {
             Box::pin(async move {
                 self.sent
                     .lock()
                     .unwrap()
                     .push(format!("{} {}", call.method, call.path));
                 if call.path == self.fail {
-                    Err(unavailable("down"))
+                    Err(unavailable("down").into())
                 } else {
                     Ok(Value::Null)
                 }

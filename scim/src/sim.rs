@@ -540,7 +540,7 @@ pub const SCIM_QUIRKS: &[(&str, &str)] = &[
 
 /// The request as a quirk leaves it: query parameters dropped or cut down, or a PATCH refused.
 async fn quirk_request(sim: &Sim, req: Request) -> std::result::Result<Request, Response> {
-    let on = |name: &str| sim.quirks().is_on(name);
+    let on = |name: &str| sim.controls().quirks.is_on(name);
     let (mut parts, body) = req.into_parts();
     if let Some(query) = parts.uri.query() {
         let mut pairs: Vec<(String, String)> =
@@ -616,7 +616,7 @@ pub async fn scim_quirks(State(sim): State<Sim>, req: Request, next: Next) -> Re
         Err(refused) => return refused,
     };
     let resp = next.run(req).await;
-    let on = |name: &str| sim.quirks().is_on(name);
+    let on = |name: &str| sim.controls().quirks.is_on(name);
     let (mut parts, body) = resp.into_parts();
     if on("scim-no-location") {
         parts.headers.remove(header::LOCATION);
@@ -715,14 +715,48 @@ impl Metrics {
     }
 }
 
+/// The switches and counters every mock carries for its control plane.
+#[derive(Debug)]
+pub struct Controls {
+    pub faults: RwLock<Faults>,
+    pub quirks: Quirks,
+    pub metrics: Metrics,
+}
+
+impl Controls {
+    /// No faults, no quirk on; `quirks` are the names the mock knows.
+    pub fn new(quirks: Quirks) -> Controls {
+        Controls {
+            faults: RwLock::new(Faults::default()),
+            quirks,
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM: how every binary's servers learn to stop.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// What a mock provides to the shared control plane.
 pub trait Simulated: Send + Sync + std::fmt::Debug {
     /// Metric name prefix, e.g. `mock_space`.
     fn name(&self) -> &'static str;
     fn audit(&self) -> &AuditLog;
-    fn faults(&self) -> &RwLock<Faults>;
-    fn quirks(&self) -> &Quirks;
-    fn metrics(&self) -> &Metrics;
+    /// The mock's faults, quirks and metrics.
+    fn controls(&self) -> &Controls;
     /// Gauges for `/metrics`: (name, help, value).
     fn gauges(&self) -> Vec<(&'static str, &'static str, f64)>;
     /// Removes every record (the audit log keeps going, with a `reset` event).
@@ -820,7 +854,8 @@ async fn verify(State(sim): State<Sim>) -> Result<Json<Value>> {
 
 async fn get_faults(State(sim): State<Sim>) -> Json<Faults> {
     Json(
-        sim.faults()
+        sim.controls()
+            .faults
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
@@ -832,12 +867,15 @@ async fn put_faults(State(sim): State<Sim>, body: axum::body::Bytes) -> Result<J
         ScimError::bad_request(crate::ScimType::InvalidSyntax, format!("bad faults: {e}"))
     })?;
     faults.check()?;
-    *sim.faults().write().unwrap_or_else(|p| p.into_inner()) = faults.clone();
+    *sim.controls()
+        .faults
+        .write()
+        .unwrap_or_else(|p| p.into_inner()) = faults.clone();
     Ok(Json(faults))
 }
 
 async fn get_quirks(State(sim): State<Sim>) -> Json<Value> {
-    Json(sim.quirks().describe())
+    Json(sim.controls().quirks.describe())
 }
 
 async fn put_quirks(State(sim): State<Sim>, body: axum::body::Bytes) -> Result<Json<Value>> {
@@ -847,8 +885,8 @@ async fn put_quirks(State(sim): State<Sim>, body: axum::body::Bytes) -> Result<J
             format!("quirks are a JSON array of names: {e}"),
         )
     })?;
-    sim.quirks().set(&names)?;
-    Ok(Json(sim.quirks().describe()))
+    sim.controls().quirks.set(&names)?;
+    Ok(Json(sim.controls().quirks.describe()))
 }
 
 async fn metrics(State(sim): State<Sim>) -> impl IntoResponse {
@@ -859,7 +897,7 @@ async fn metrics(State(sim): State<Sim>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        sim.metrics().render(sim.name(), &extra),
+        sim.controls().metrics.render(sim.name(), &extra),
     )
 }
 
@@ -872,7 +910,8 @@ pub async fn faults_and_metrics(State(sim): State<Sim>, req: Request, next: Next
         return next.run(req).await;
     }
     let faults = sim
-        .faults()
+        .controls()
+        .faults
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
@@ -902,7 +941,7 @@ pub async fn faults_and_metrics(State(sim): State<Sim>, req: Request, next: Next
     } else {
         next.run(req).await
     };
-    sim.metrics().record(
+    sim.controls().metrics.record(
         &method,
         &route,
         resp.status().as_u16(),
