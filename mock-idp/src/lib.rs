@@ -1,3 +1,190 @@
-//! `mock-idp`: an Okta-like management API and provisioning engine.
+//! `mock-idp`: an Okta-like identity provider. Its management API (`/api/v1/...`) holds users,
+//! groups and apps; its provisioning engine pushes every change to the apps' SCIM endpoints in
+//! the Okta or Entra ID dialect, from a durable outbox written in the same sled batch as the
+//! change. See `docs/idp.md` for what follows the real products and what is assumed.
 //!
-//! Not built yet: this crate is a placeholder for issue 5 and exports nothing.
+//! Use it in-process with [`launch`], or as the `mock-idp` binary.
+
+pub mod api;
+pub mod dialect;
+pub mod engine;
+pub mod error;
+pub mod mapping;
+pub mod model;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::Router;
+use scim::provider::BoxFuture;
+use scim::sim::{
+    control_router, faults_and_metrics, AuditLog, Controls, Quirks, Servers, Simulated,
+};
+
+use crate::engine::Engine;
+pub use crate::engine::EngineConfig;
+pub use crate::error::OktaError;
+pub use crate::model::Dialect;
+use crate::model::Store;
+
+/// The IdP: its records, API tokens, control plane and provisioning engine.
+#[derive(Debug)]
+pub struct Idp {
+    pub store: Store,
+    pub tokens: Vec<String>,
+    /// The IdP's own URL, for `_links`.
+    pub base_url: String,
+    pub engine: Engine,
+    controls: Controls,
+}
+
+impl Simulated for Idp {
+    fn name(&self) -> &'static str {
+        "mock_idp"
+    }
+
+    fn audit(&self) -> &AuditLog {
+        self.store.audit()
+    }
+
+    fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
+        let org = self.store.read();
+        let parked = org.outbox.values().filter(|e| e.parked).count();
+        let s = &self.engine.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        vec![
+            ("users", "Users in every status.", org.users.len() as f64),
+            ("groups", "Groups.", org.groups.len() as f64),
+            ("apps", "Apps.", org.apps.len() as f64),
+            (
+                "outbox_pending",
+                "Outbox entries waiting for delivery or a retry.",
+                (org.outbox.len() - parked) as f64,
+            ),
+            (
+                "outbox_parked",
+                "Outbox entries parked after failing.",
+                parked as f64,
+            ),
+            (
+                "provisioned_total",
+                "Outbox entries the targets acknowledged since start.",
+                load(&s.delivered),
+            ),
+            (
+                "provisioning_failed_attempts_total",
+                "Delivery attempts that failed since start.",
+                load(&s.failed_attempts),
+            ),
+            (
+                "provisioning_parked_total",
+                "Entries parked since start.",
+                load(&s.parked),
+            ),
+            (
+                "provisioning_requests_total",
+                "SCIM requests sent since start.",
+                load(&s.requests),
+            ),
+            (
+                "provisioning_latency_seconds_sum",
+                "Accepted-to-acknowledged time of delivered entries, summed.",
+                load(&s.latency_micros_sum) / 1e6,
+            ),
+            (
+                "provisioning_latency_seconds_max",
+                "Longest accepted-to-acknowledged time since start.",
+                load(&s.latency_micros_max) / 1e6,
+            ),
+        ]
+    }
+
+    fn reset(&self) -> BoxFuture<'_, scim::error::Result<()>> {
+        Box::pin(async move {
+            self.store
+                .reset()
+                .await
+                .map_err(|e| scim::ScimError::internal(e.summary))
+        })
+    }
+}
+
+/// The management API and the control plane, with faults and metrics around the API.
+pub fn app(idp: Arc<Idp>) -> Router {
+    let sim: Arc<dyn Simulated> = idp.clone();
+    api::router(idp)
+        .merge(control_router(sim.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            sim,
+            faults_and_metrics,
+        ))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] scim::ScimError),
+    #[error("cannot build the SCIM client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// How to start the IdP.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub port: u16,
+    /// `None`: in memory only.
+    pub data: Option<PathBuf>,
+    /// API token (`Authorization: SSWS <token>`).
+    pub token: String,
+    /// Acknowledge API writes only once flushed to disk.
+    pub durable: bool,
+    pub engine: EngineConfig,
+}
+
+/// The IdP, running.
+#[derive(Debug)]
+pub struct Launched {
+    pub url: String,
+    pub idp: Arc<Idp>,
+    servers: Servers,
+}
+
+impl Launched {
+    /// Stops the API, then the engine; undelivered entries stay in the outbox.
+    pub async fn stop(self) {
+        self.servers.stop().await;
+        self.idp.engine.stop().await;
+    }
+}
+
+/// Starts the IdP on loopback and resumes its outbox.
+pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
+    let store = match &opts.data {
+        Some(dir) => Store::open(dir, opts.durable)?,
+        None => Store::temporary()?,
+    };
+    let (listener, url) = Servers::bind(opts.port)
+        .await
+        .map_err(|source| LaunchError::Bind {
+            port: opts.port,
+            source,
+        })?;
+    let idp = Arc::new(Idp {
+        store,
+        tokens: vec![opts.token],
+        base_url: url.clone(),
+        engine: Engine::new(opts.engine)?,
+        controls: Controls::new(Quirks::new([])),
+    });
+    engine::start(&idp);
+    let mut servers = Servers::default();
+    servers.serve(listener, app(idp.clone()));
+    Ok(Launched { url, idp, servers })
+}

@@ -1,0 +1,500 @@
+//! How Okta and Entra ID talk SCIM: each outbox operation becomes the request sequence the real
+//! client sends (dialects.md §1.3-§1.7 and §2.2-§2.3), answers are classified as done, worth a
+//! retry, or permanent failures.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use crate::mapping::{document, merge_into};
+use crate::model::{Dialect, Op};
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// Characters escaped in query values: spaces as %20, which every server decodes.
+const QUERY: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'<')
+    .add(b'>')
+    .add(b'=');
+
+/// Why a delivery did not complete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// 429, 5xx, a timeout or a refused connection: try again, not before `after` when the
+    /// target said so.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// The target refused the request for good (4xx) or answered nonsense.
+    Permanent(String),
+}
+
+/// What a completed delivery learnt: target ids to keep and to forget.
+#[derive(Debug, Default, PartialEq)]
+pub struct Delivered {
+    pub links: Vec<(String, String)>,
+    pub unlinks: Vec<String>,
+    pub requests: u32,
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+}
+
+/// One app's SCIM endpoint as the dialect's client sees it.
+#[derive(Debug)]
+pub struct Wire<'a> {
+    pub client: &'a reqwest::Client,
+    pub base_url: &'a str,
+    pub token: &'a str,
+    pub dialect: Dialect,
+    pub timeout: Duration,
+    pub requests: u32,
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let raw = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or_default())
+}
+
+fn excerpt(text: &str) -> String {
+    let mut t: String = text.chars().take(300).collect();
+    if t.len() < text.len() {
+        t.push('…');
+    }
+    t
+}
+
+impl Wire<'_> {
+    fn user_agent(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Okta => "Okta SCIM Client 1.0.0",
+            // Entra's User-Agent is not documented (dialects.md §2.1).
+            Dialect::Entra => "scimlab-entra-dialect",
+        }
+    }
+
+    /// Sends one request; statuses outside 2xx and `accept` become a `Failure`.
+    async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        accept: &[u16],
+    ) -> Result<Reply, Failure> {
+        self.requests += 1;
+        let url = format!("{}{path}", self.base_url.trim_end_matches('/'));
+        let content_type = match self.dialect {
+            Dialect::Okta => "application/scim+json; charset=utf-8",
+            Dialect::Entra => "application/scim+json",
+        };
+        let mut req = self
+            .client
+            .request(method.clone(), &url)
+            .timeout(self.timeout)
+            .bearer_auth(self.token)
+            .header(reqwest::header::USER_AGENT, self.user_agent())
+            .header(reqwest::header::ACCEPT, "application/scim+json");
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(b.to_string());
+        }
+        let resp = req.send().await.map_err(|e| Failure::Retry {
+            reason: format!("{method} {path}: {e}"),
+            after: None,
+        })?;
+        let status = resp.status().as_u16();
+        let after = retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| Failure::Retry {
+            reason: format!("{method} {path}: reading the answer: {e}"),
+            after: None,
+        })?;
+        if (200..300).contains(&status) || accept.contains(&status) {
+            let body = serde_json::from_str(&text).ok();
+            return Ok(Reply { status, body });
+        }
+        let reason = format!("{method} {path} answered {status}: {}", excerpt(&text));
+        if status == 429 || status == 408 || status >= 500 {
+            Err(Failure::Retry { reason, after })
+        } else {
+            Err(Failure::Permanent(reason))
+        }
+    }
+
+    fn patch(&self, operations: Vec<Value>) -> Value {
+        json!({"schemas": [PATCH_OP], "Operations": operations})
+    }
+
+    /// The op name as the dialect spells it: Entra capitalises.
+    fn op(&self, name: &str) -> String {
+        match self.dialect {
+            Dialect::Okta => name.to_owned(),
+            Dialect::Entra => {
+                let mut c = name.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// `active` as the dialect sends it: Entra sends `"True"`/`"False"` strings.
+    fn active(&self, active: bool) -> Value {
+        match (self.dialect, active) {
+            (Dialect::Okta, a) => json!(a),
+            (Dialect::Entra, true) => json!("True"),
+            (Dialect::Entra, false) => json!("False"),
+        }
+    }
+
+    /// The id of the first resource matching `attr eq "value"`, as each client looks it up.
+    async fn find(
+        &mut self,
+        endpoint: &str,
+        attr: &str,
+        value: &str,
+    ) -> Result<Option<String>, Failure> {
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+        let filter = utf8_percent_encode(&format!("{attr} eq \"{escaped}\""), QUERY).to_string();
+        let path = match (self.dialect, endpoint) {
+            (Dialect::Okta, _) => format!("/{endpoint}?filter={filter}&startIndex=1&count=100"),
+            (Dialect::Entra, "Groups") => {
+                format!("/Groups?excludedAttributes=members&filter={filter}")
+            }
+            (Dialect::Entra, _) => format!("/{endpoint}?filter={filter}"),
+        };
+        // Okta also accepts a 404 for "none" (dialects.md §1.3).
+        let reply = self.call(Method::GET, &path, None, &[404]).await?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        let first = reply
+            .body
+            .as_ref()
+            .and_then(|b| b.get("Resources"))
+            .and_then(Value::as_array)
+            .and_then(|r| r.first())
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(first)
+    }
+
+    fn created_id(reply: &Reply, what: &str) -> Result<String, Failure> {
+        reply
+            .body
+            .as_ref()
+            .and_then(|b| b.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Failure::Permanent(format!("Create new {what} returned empty {what}")))
+    }
+
+    /// Okta's profile push: read the target's user, write it back whole with the mapped
+    /// attributes merged in.
+    async fn put_profile(
+        &mut self,
+        id: &str,
+        attrs: &BTreeMap<String, String>,
+        removed: &[String],
+    ) -> Result<(), Failure> {
+        let path = format!("/Users/{id}");
+        let current = self.call(Method::GET, &path, None, &[]).await?;
+        let current = current
+            .body
+            .as_ref()
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut doc = merge_into(&current, attrs, removed);
+        doc.insert("id".into(), json!(id));
+        doc.insert("active".into(), json!(true));
+        self.call(Method::PUT, &path, Some(&Value::Object(doc)), &[])
+            .await?;
+        Ok(())
+    }
+
+    /// Entra's profile push: one operation per attribute, each with its path.
+    async fn patch_attrs(
+        &mut self,
+        id: &str,
+        changed: &[(String, Option<String>)],
+    ) -> Result<(), Failure> {
+        let ops = changed
+            .iter()
+            .map(|(path, value)| match value {
+                Some(v) => json!({"op": self.op("replace"), "path": path, "value": v}),
+                None => json!({"op": self.op("remove"), "path": path}),
+            })
+            .collect();
+        let body = self.patch(ops);
+        self.call(Method::PATCH, &format!("/Users/{id}"), Some(&body), &[])
+            .await?;
+        Ok(())
+    }
+
+    async fn create_user(
+        &mut self,
+        user: &str,
+        attrs: &BTreeMap<String, String>,
+    ) -> Result<Delivered, Failure> {
+        let user_name = attrs.get("userName").cloned().unwrap_or_default();
+        let linked = |scim_id: String, requests| Delivered {
+            links: vec![(user.to_owned(), scim_id)],
+            unlinks: Vec::new(),
+            requests,
+        };
+        let existing = self.find("Users", "userName", &user_name).await?;
+        let existing = match existing {
+            Some(id) => Some(id),
+            None => {
+                let mut doc: Map<String, Value> = document(attrs);
+                if self.dialect == Dialect::Okta {
+                    doc.insert("groups".into(), json!([]));
+                }
+                doc.insert("active".into(), json!(true));
+                let reply = self
+                    .call(Method::POST, "/Users", Some(&Value::Object(doc)), &[409])
+                    .await?;
+                if reply.status != 409 {
+                    return Ok(linked(Self::created_id(&reply, "user")?, self.requests));
+                }
+                // Someone created it since the look-up: find it and link to it.
+                let found = self.find("Users", "userName", &user_name).await?;
+                Some(found.ok_or_else(|| {
+                    Failure::Permanent(format!(
+                        "POST /Users answered 409 but no user has userName '{user_name}'"
+                    ))
+                })?)
+            }
+        };
+        let Some(id) = existing else {
+            return Err(Failure::Permanent("no target user".into()));
+        };
+        // A match is linked and gets the app profile pushed to it.
+        match self.dialect {
+            Dialect::Okta => self.put_profile(&id, attrs, &[]).await?,
+            Dialect::Entra => {
+                let all: Vec<(String, Option<String>)> = attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect();
+                self.patch_attrs(&id, &all).await?;
+            }
+        }
+        Ok(linked(id, self.requests))
+    }
+
+    async fn set_active(&mut self, id: &str, active: bool) -> Result<(), Failure> {
+        let op = match self.dialect {
+            Dialect::Okta => json!({"op": "replace", "value": {"active": active}}),
+            Dialect::Entra => {
+                json!({"op": self.op("replace"), "path": "active", "value": self.active(active)})
+            }
+        };
+        let body = self.patch(vec![op]);
+        self.call(Method::PATCH, &format!("/Users/{id}"), Some(&body), &[])
+            .await?;
+        Ok(())
+    }
+
+    async fn push_group(&mut self, group: &str, name: &str) -> Result<Delivered, Failure> {
+        let linked = |scim_id: String, requests| Delivered {
+            links: vec![(group.to_owned(), scim_id)],
+            unlinks: Vec::new(),
+            requests,
+        };
+        if self.dialect == Dialect::Entra {
+            if let Some(id) = self.find("Groups", "displayName", name).await? {
+                return Ok(linked(id, self.requests));
+            }
+        }
+        let doc = match self.dialect {
+            Dialect::Okta => json!({"schemas": [CORE_GROUP], "displayName": name, "members": []}),
+            Dialect::Entra => {
+                json!({"schemas": [CORE_GROUP], "displayName": name, "externalId": group})
+            }
+        };
+        let reply = self
+            .call(Method::POST, "/Groups", Some(&doc), &[409])
+            .await?;
+        if reply.status != 409 {
+            return Ok(linked(Self::created_id(&reply, "group")?, self.requests));
+        }
+        let found = self.find("Groups", "displayName", name).await?;
+        let id = found.ok_or_else(|| {
+            Failure::Permanent(format!(
+                "POST /Groups answered 409 but no group is named '{name}'"
+            ))
+        })?;
+        Ok(linked(id, self.requests))
+    }
+
+    async fn rename_group(&mut self, id: &str, name: &str) -> Result<(), Failure> {
+        let op = match self.dialect {
+            Dialect::Okta => json!({"op": "replace", "value": {"id": id, "displayName": name}}),
+            Dialect::Entra => {
+                json!({"op": self.op("replace"), "path": "displayName", "value": name})
+            }
+        };
+        let body = self.patch(vec![op]);
+        self.call(Method::PATCH, &format!("/Groups/{id}"), Some(&body), &[])
+            .await?;
+        Ok(())
+    }
+
+    async fn members(
+        &mut self,
+        id: &str,
+        name: &str,
+        add: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), Failure> {
+        let mut ops = Vec::new();
+        match self.dialect {
+            Dialect::Okta => {
+                // Okta resends the name with every membership push (dialects.md §1.7).
+                self.rename_group(id, name).await?;
+                for r in remove {
+                    ops.push(json!({"op": "remove", "path": format!("members[value eq \"{r}\"]")}));
+                }
+                if !add.is_empty() {
+                    let values: Vec<Value> = add
+                        .iter()
+                        .map(|(v, display)| json!({"value": v, "display": display}))
+                        .collect();
+                    ops.push(json!({"op": "add", "path": "members", "value": values}));
+                }
+            }
+            Dialect::Entra => {
+                if !remove.is_empty() {
+                    let values: Vec<Value> = remove.iter().map(|v| json!({"value": v})).collect();
+                    ops.push(json!({"op": "Remove", "path": "members", "value": values}));
+                }
+                if !add.is_empty() {
+                    let values: Vec<Value> = add
+                        .iter()
+                        .map(|(v, _)| json!({"$ref": null, "value": v}))
+                        .collect();
+                    ops.push(json!({"op": "Add", "path": "members", "value": values}));
+                }
+            }
+        }
+        let body = self.patch(ops);
+        self.call(Method::PATCH, &format!("/Groups/{id}"), Some(&body), &[])
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `op`; `link` gives the target id of an IdP user or group of this app.
+    pub async fn deliver(
+        &mut self,
+        op: &Op,
+        link: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<Delivered, Failure> {
+        let target = |id: &str| {
+            link(id).ok_or_else(|| {
+                Failure::Permanent(format!(
+                    "{id} has no id in the target: it was never created there"
+                ))
+            })
+        };
+        let done = |requests| Delivered {
+            requests,
+            ..Delivered::default()
+        };
+        match op {
+            Op::CreateUser { user, attrs } => self.create_user(user, attrs).await,
+            Op::UpdateUser {
+                user,
+                attrs,
+                changed,
+            } => {
+                let id = target(user)?;
+                match self.dialect {
+                    Dialect::Okta => {
+                        let removed: Vec<String> = changed
+                            .iter()
+                            .filter(|(_, v)| v.is_none())
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        self.put_profile(&id, attrs, &removed).await?;
+                    }
+                    Dialect::Entra => self.patch_attrs(&id, changed).await?,
+                }
+                Ok(done(self.requests))
+            }
+            Op::Deactivate { user } | Op::Reactivate { user } => {
+                let id = target(user)?;
+                self.set_active(&id, matches!(op, Op::Reactivate { .. }))
+                    .await?;
+                Ok(done(self.requests))
+            }
+            Op::DeleteUser { user } => {
+                let id = target(user)?;
+                self.call(Method::DELETE, &format!("/Users/{id}"), None, &[404])
+                    .await?;
+                Ok(Delivered {
+                    unlinks: vec![user.clone()],
+                    ..done(self.requests)
+                })
+            }
+            Op::PushGroup { group, name } => self.push_group(group, name).await,
+            Op::RenameGroup { group, name } => {
+                let id = target(group)?;
+                self.rename_group(&id, name).await?;
+                Ok(done(self.requests))
+            }
+            Op::Members {
+                group,
+                name,
+                add,
+                remove,
+            } => {
+                let id = target(group)?;
+                let add = add
+                    .iter()
+                    .map(|(u, login)| Ok((target(u)?, login.clone())))
+                    .collect::<Result<Vec<_>, Failure>>()?;
+                let remove = remove
+                    .iter()
+                    .map(|u| target(u))
+                    .collect::<Result<Vec<_>, Failure>>()?;
+                self.members(&id, name, &add, &remove).await?;
+                Ok(done(self.requests))
+            }
+            Op::DeleteGroup { group } => {
+                let id = target(group)?;
+                self.call(Method::DELETE, &format!("/Groups/{id}"), None, &[404])
+                    .await?;
+                Ok(Delivered {
+                    unlinks: vec![group.clone()],
+                    ..done(self.requests)
+                })
+            }
+        }
+    }
+}
