@@ -91,23 +91,28 @@ impl AuditLog {
         })
     }
 
-    /// Appends an event to `batch`; call `published` once the batch is applied. The caller
-    /// serialises writers, so events are chained in the order their changes were applied.
+    /// Appends an event to `batch` after `before` (the batch's previous event, if any); call
+    /// `published` once the batch is applied. The caller serialises writers, so events are
+    /// chained in the order their changes were applied.
     pub fn append(
         &self,
         batch: &mut sled::Batch,
+        before: Option<&AuditEvent>,
         kind: &str,
         subject: &str,
         data: Value,
     ) -> Result<AuditEvent> {
-        let head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let (seq, prev) = match before {
+            Some(e) => (e.seq, e.hash.clone()),
+            None => self.head.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        };
         let mut event = AuditEvent {
-            seq: head.0 + 1,
+            seq: seq + 1,
             applied: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
             kind: kind.to_owned(),
             subject: subject.to_owned(),
             data,
-            prev: head.1.clone(),
+            prev,
             hash: String::new(),
         };
         event.hash = event.digest();
@@ -313,7 +318,10 @@ impl<S: RecordState> RecordStore<S> {
             }
             let mut events = Vec::with_capacity(changes.events.len());
             for (kind, subject, data) in changes.events {
-                events.push(self.audit.append(&mut batch, &kind, &subject, data)?);
+                let event = self
+                    .audit
+                    .append(&mut batch, events.last(), &kind, &subject, data)?;
+                events.push(event);
             }
             self.tree.apply_batch(batch).map_err(ScimError::from)?;
             {
@@ -980,6 +988,7 @@ mod tests {
             let e = log
                 .append(
                     &mut batch,
+                    None,
                     "thing.changed",
                     &format!("s{i}"),
                     json!({"i": i}),
@@ -988,6 +997,27 @@ mod tests {
             tree.apply_batch(batch).unwrap();
             log.published(vec![e]);
         }
+    }
+
+    #[test]
+    fn events_of_one_batch_chain_one_after_another() {
+        let (db, log) = log();
+        append(&db, &log, 1);
+        let mut batch = sled::Batch::default();
+        let first = log.append(&mut batch, None, "a", "s", json!({})).unwrap();
+        let second = log
+            .append(&mut batch, Some(&first), "b", "s", json!({}))
+            .unwrap();
+        db.open_tree("t").unwrap().apply_batch(batch).unwrap();
+        log.published(vec![first, second]);
+        let kinds: Vec<String> = log
+            .since(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["thing.changed", "a", "b"]);
+        assert_eq!(log.verify().unwrap()["valid"], true);
     }
 
     #[test]
