@@ -1,5 +1,5 @@
 //! `scimlab up`: the standalone SCIM provider, mock-space and mock-teamcity (each a native API
-//! and its SCIM connector) on loopback, following DESIGN.md's start-up contract (`NAME URL token=TOKEN` lines, then
+//! and its SCIM connector) and mock-idp with one app per connector, on loopback, following DESIGN.md's start-up contract (`NAME URL token=TOKEN` lines, then
 //! `ready`; `--json` for one JSON object).
 
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 0)]
     pub port: u16,
     /// Data folder: DATA/scim (the provider), DATA/space and DATA/space-scim (mock-space),
-    /// DATA/teamcity and DATA/teamcity-scim (mock-teamcity).
+    /// DATA/teamcity and DATA/teamcity-scim (mock-teamcity), DATA/idp (mock-idp).
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     pub data: PathBuf,
     /// Bearer token clients must send (generated and printed when absent).
@@ -29,6 +29,17 @@ pub struct UpArgs {
     /// Acknowledge writes before they are flushed to disk (faster; a crash can lose the last ones).
     #[arg(long)]
     pub no_fsync: bool,
+    /// The SCIM dialect the IdP's apps speak: okta or entra.
+    #[arg(long, default_value = "okta", value_parser = parse_dialect)]
+    pub dialect: harness::targets::Dialect,
+}
+
+fn parse_dialect(text: &str) -> Result<harness::targets::Dialect, String> {
+    match text {
+        "okta" => Ok(harness::targets::Dialect::Okta),
+        "entra" => Ok(harness::targets::Dialect::Entra),
+        other => Err(format!("'{other}' is not okta or entra")),
+    }
 }
 
 /// A running provider.
@@ -100,10 +111,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         durability,
     )
     .await?;
-    let targets =
-        harness::targets::Targets::start(Some(args.data.clone()), &token, !args.no_fsync).await?;
+    let targets = harness::targets::Targets::start_with(
+        Some(args.data.clone()),
+        &token,
+        !args.no_fsync,
+        args.dialect,
+    )
+    .await?;
     let (space, teamcity) = (&targets.space, &targets.teamcity);
     let endpoints = [
+        ("idp", &targets.idp.url),
         ("scim", &running.url),
         ("space", &space.space_url),
         ("space-scim", &space.scim_url),

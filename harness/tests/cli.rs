@@ -55,7 +55,21 @@ fn ci_writes_the_report_contract_and_passes() {
         .unwrap()
         .contains("Not built yet"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("not built yet: mock-idp"), "{stdout}");
+    assert!(
+        stdout.contains("not built yet: the rest of the conformance"),
+        "{stdout}"
+    );
+    let idp_steps = report["steps"].as_array().map(|steps| {
+        steps
+            .iter()
+            .filter(|s| s["target"] == "idp" && s["ok"] == true)
+            .count()
+    });
+    assert_eq!(
+        idp_steps,
+        Some(9),
+        "joiner and leaver through the IdP to both connectors"
+    );
 }
 
 #[test]
@@ -109,7 +123,14 @@ fn start_up(data: &std::path::Path) -> (Running, std::collections::BTreeMap<Stri
     let names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["scim", "space", "space-scim", "teamcity", "teamcity-scim"]
+        [
+            "idp",
+            "scim",
+            "space",
+            "space-scim",
+            "teamcity",
+            "teamcity-scim"
+        ]
     );
     (child, endpoints)
 }
