@@ -212,15 +212,28 @@ fn page(idp: &Idp, path: &str, items: Vec<Value>, next: Option<String>, size: us
     (headers, Json(Value::Array(items))).into_response()
 }
 
-/// Okta's cursor paging over items sorted by id.
+/// The values of an id-keyed map past Okta's paging cursor, so a page renders only its own
+/// items.
+fn after<'a, V>(
+    map: &'a BTreeMap<String, V>,
+    params: &BTreeMap<String, String>,
+) -> impl Iterator<Item = &'a V> {
+    use std::ops::Bound;
+    let start = match params.get("after") {
+        Some(cursor) => Bound::Excluded(cursor.clone()),
+        None => Bound::Unbounded,
+    };
+    map.range((start, Bound::Unbounded)).map(|(_, v)| v)
+}
+
+/// The first `size` items, and the cursor of the next page when there is more.
 fn paged<'a, T: 'a>(
     items: impl Iterator<Item = (&'a str, T)>,
-    after: Option<&String>,
     size: usize,
 ) -> (Vec<T>, Option<String>) {
     let mut out = Vec::new();
     let mut last = None;
-    for (id, item) in items.filter(|(id, _)| after.is_none_or(|a| *id > a.as_str())) {
+    for (id, item) in items {
         if out.len() == size {
             return (out, last);
         }
@@ -446,7 +459,7 @@ async fn list_users(
     };
     let q = params.get("q").map(|q| q.to_lowercase());
     let org = idp.store.read();
-    let items = org.users.values().filter_map(|u| {
+    let items = after(&org.users, &params).filter_map(|u| {
         if let Some(q) = &q {
             if !profile_text(u)
                 .split('\n')
@@ -461,7 +474,7 @@ async fn list_users(
         }
         Some((u.id.as_str(), doc))
     });
-    let (items, next) = paged(items, params.get("after"), size);
+    let (items, next) = paged(items, size);
     Ok(page(&idp, "/api/v1/users", items, next, size))
 }
 
@@ -732,7 +745,7 @@ async fn list_groups(
         None => None,
     };
     let org = idp.store.read();
-    let items = org.groups.values().filter_map(|g| {
+    let items = after(&org.groups, &params).filter_map(|g| {
         if q.as_ref()
             .is_some_and(|q| !g.name.to_lowercase().starts_with(q.as_str()))
         {
@@ -744,7 +757,7 @@ async fn list_groups(
         }
         Some((g.id.as_str(), doc))
     });
-    let (items, next) = paged(items, params.get("after"), size);
+    let (items, next) = paged(items, size);
     Ok(page(&idp, "/api/v1/groups", items, next, size))
 }
 
@@ -965,10 +978,7 @@ async fn read_app(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let org = idp.store.read();
-    let a = org
-        .apps
-        .get(&id)
-        .ok_or_else(|| OktaError::not_found(&id, "AppInstance"))?;
+    let a = org.app(&id)?;
     Ok(Json(app_json(&idp, a)))
 }
 
@@ -1032,11 +1042,7 @@ async fn app_lifecycle(
     State(idp): State<Shared>,
     Path((id, op)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    let active = match op.as_str() {
-        "activate" => true,
-        "deactivate" => false,
-        _ => return Err(OktaError::not_found(&op, "Lifecycle operation")),
-    };
+    let active = switch(&op)?;
     let event = if active {
         ("application.lifecycle.activate", "Activate application")
     } else {
@@ -1048,6 +1054,15 @@ async fn app_lifecycle(
     })
     .await?;
     Ok(Json(json!({})))
+}
+
+/// `activate` -> on, `deactivate` -> off.
+fn switch(op: &str) -> Result<bool> {
+    match op {
+        "activate" => Ok(true),
+        "deactivate" => Ok(false),
+        _ => Err(OktaError::not_found(op, "Lifecycle operation")),
+    }
 }
 
 /// Okta deletes only inactive apps. The app's outbox goes with it.
@@ -1093,10 +1108,7 @@ async fn read_connection(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let org = idp.store.read();
-    let a = org
-        .apps
-        .get(&id)
-        .ok_or_else(|| OktaError::not_found(&id, "AppInstance"))?;
+    let a = org.app(&id)?;
     Ok(Json(connection_json(&idp, a)))
 }
 
@@ -1153,11 +1165,7 @@ async fn connection_lifecycle(
     State(idp): State<Shared>,
     Path((id, op)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let enabled = match op.as_str() {
-        "activate" => true,
-        "deactivate" => false,
-        _ => return Err(OktaError::not_found(&op, "Lifecycle operation")),
-    };
+    let enabled = switch(&op)?;
     edit_app(
         &idp,
         &id,
@@ -1203,10 +1211,7 @@ async fn list_features(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let org = idp.store.read();
-    let a = org
-        .apps
-        .get(&id)
-        .ok_or_else(|| OktaError::not_found(&id, "AppInstance"))?;
+    let a = org.app(&id)?;
     Ok(Json(json!([feature_json(&idp, a)])))
 }
 
@@ -1219,10 +1224,7 @@ async fn read_feature(
         return Err(OktaError::not_found(&feature, "ApplicationFeature"));
     }
     let org = idp.store.read();
-    let a = org
-        .apps
-        .get(&id)
-        .ok_or_else(|| OktaError::not_found(&id, "AppInstance"))?;
+    let a = org.app(&id)?;
     Ok(Json(feature_json(&idp, a)))
 }
 
@@ -1294,15 +1296,6 @@ fn app_user_json(idp: &Idp, org: &Org, app: &str, user: &User, direct: Option<&A
     })
 }
 
-/// Users assigned directly or through a group.
-fn assigned(org: &Org, app: &str, user: &str) -> bool {
-    org.app_users
-        .contains_key(&(app.to_owned(), user.to_owned()))
-        || org
-            .groups_of(user)
-            .any(|g| org.app_groups.contains_key(&(app.to_owned(), g.to_owned())))
-}
-
 async fn list_app_users(
     _: Admin,
     State(idp): State<Shared>,
@@ -1311,18 +1304,14 @@ async fn list_app_users(
 ) -> Result<Response> {
     let size = limit(&params, 500, 500)?;
     let org = idp.store.read();
-    if !org.apps.contains_key(&app) {
-        return Err(OktaError::not_found(&app, "AppInstance"));
-    }
-    let items = org
-        .users
-        .values()
-        .filter(|u| assigned(&org, &app, &u.id))
+    org.app(&app)?;
+    let items = after(&org.users, &params)
+        .filter(|u| org.is_assigned(&app, &u.id))
         .map(|u| {
             let direct = org.app_users.get(&(app.clone(), u.id.clone()));
             (u.id.as_str(), app_user_json(&idp, &org, &app, u, direct))
         });
-    let (items, next) = paged(items, params.get("after"), size);
+    let (items, next) = paged(items, size);
     Ok(page(
         &idp,
         &format!("/api/v1/apps/{app}/users"),
@@ -1341,7 +1330,7 @@ async fn read_app_user(
     let u = org
         .users
         .get(&user)
-        .filter(|u| assigned(&org, &app, &u.id))
+        .filter(|u| org.is_assigned(&app, &u.id))
         .ok_or_else(|| OktaError::not_found(&user, "AppUser"))?;
     let direct = org.app_users.get(&(app.clone(), user.clone()));
     Ok(Json(app_user_json(&idp, &org, &app, u, direct)))
@@ -1441,9 +1430,7 @@ async fn list_app_groups(
     Path(app): Path<String>,
 ) -> Result<Json<Value>> {
     let org = idp.store.read();
-    if !org.apps.contains_key(&app) {
-        return Err(OktaError::not_found(&app, "AppInstance"));
-    }
+    org.app(&app)?;
     let items: Vec<Value> = org
         .app_groups
         .values()
@@ -1551,9 +1538,7 @@ async fn list_pushes(
     Path(app): Path<String>,
 ) -> Result<Json<Value>> {
     let org = idp.store.read();
-    if !org.apps.contains_key(&app) {
-        return Err(OktaError::not_found(&app, "AppInstance"));
-    }
+    org.app(&app)?;
     Ok(Json(Value::Array(
         org.pushes
             .values()
@@ -1693,9 +1678,7 @@ async fn list_outbox(
         }
     };
     let org = idp.store.read();
-    if !org.apps.contains_key(&app) {
-        return Err(OktaError::not_found(&app, "AppInstance"));
-    }
+    org.app(&app)?;
     Ok(Json(Value::Array(
         org.app_outbox(&app)
             .filter(|e| parked_only.is_none_or(|p| e.parked == p))

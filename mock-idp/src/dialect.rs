@@ -48,6 +48,17 @@ pub struct Delivered {
     pub requests: u32,
 }
 
+impl Delivered {
+    /// `id` now has `scim_id` in the target.
+    fn linked(id: &str, scim_id: String, requests: u32) -> Delivered {
+        Delivered {
+            links: vec![(id.to_owned(), scim_id)],
+            unlinks: Vec::new(),
+            requests,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Reply {
     status: u16,
@@ -262,11 +273,6 @@ impl Wire<'_> {
         attrs: &BTreeMap<String, String>,
     ) -> Result<Delivered, Failure> {
         let user_name = attrs.get("userName").cloned().unwrap_or_default();
-        let linked = |scim_id: String, requests| Delivered {
-            links: vec![(user.to_owned(), scim_id)],
-            unlinks: Vec::new(),
-            requests,
-        };
         let existing = self.find("Users", "userName", &user_name).await?;
         let existing = match existing {
             Some(id) => Some(id),
@@ -280,7 +286,11 @@ impl Wire<'_> {
                     .call(Method::POST, "/Users", Some(&Value::Object(doc)), &[409])
                     .await?;
                 if reply.status != 409 {
-                    return Ok(linked(Self::created_id(&reply, "user")?, self.requests));
+                    return Ok(Delivered::linked(
+                        user,
+                        Self::created_id(&reply, "user")?,
+                        self.requests,
+                    ));
                 }
                 // Someone created it since the look-up: find it and link to it.
                 let found = self.find("Users", "userName", &user_name).await?;
@@ -305,7 +315,7 @@ impl Wire<'_> {
                 self.patch_attrs(&id, &all).await?;
             }
         }
-        Ok(linked(id, self.requests))
+        Ok(Delivered::linked(user, id, self.requests))
     }
 
     async fn set_active(&mut self, id: &str, active: bool) -> Result<(), Failure> {
@@ -322,14 +332,9 @@ impl Wire<'_> {
     }
 
     async fn push_group(&mut self, group: &str, name: &str) -> Result<Delivered, Failure> {
-        let linked = |scim_id: String, requests| Delivered {
-            links: vec![(group.to_owned(), scim_id)],
-            unlinks: Vec::new(),
-            requests,
-        };
         if self.dialect == Dialect::Entra {
             if let Some(id) = self.find("Groups", "displayName", name).await? {
-                return Ok(linked(id, self.requests));
+                return Ok(Delivered::linked(group, id, self.requests));
             }
         }
         let doc = match self.dialect {
@@ -342,7 +347,11 @@ impl Wire<'_> {
             .call(Method::POST, "/Groups", Some(&doc), &[409])
             .await?;
         if reply.status != 409 {
-            return Ok(linked(Self::created_id(&reply, "group")?, self.requests));
+            return Ok(Delivered::linked(
+                group,
+                Self::created_id(&reply, "group")?,
+                self.requests,
+            ));
         }
         let found = self.find("Groups", "displayName", name).await?;
         let id = found.ok_or_else(|| {
@@ -350,7 +359,7 @@ impl Wire<'_> {
                 "POST /Groups answered 409 but no group is named '{name}'"
             ))
         })?;
-        Ok(linked(id, self.requests))
+        Ok(Delivered::linked(group, id, self.requests))
     }
 
     async fn rename_group(&mut self, id: &str, name: &str) -> Result<(), Failure> {

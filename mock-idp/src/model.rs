@@ -383,6 +383,21 @@ impl Org {
         set_range(&self.user_groups, user)
     }
 
+    /// An app, or Okta's 404.
+    pub fn app(&self, id: &str) -> Result<&App, OktaError> {
+        self.apps
+            .get(id)
+            .ok_or_else(|| OktaError::not_found(id, "AppInstance"))
+    }
+
+    /// Assigned to the app directly or through a group.
+    pub fn is_assigned(&self, app: &str, user: &str) -> bool {
+        self.app_users.contains_key(&pair(app, user))
+            || self
+                .groups_of(user)
+                .any(|g| self.app_groups.contains_key(&pair(app, g)))
+    }
+
     pub fn link(&self, app: &str, id: &str) -> Option<&str> {
         self.links.get(&pair(app, id)).map(|l| l.scim_id.as_str())
     }
