@@ -806,21 +806,31 @@ impl<'a> Tx<'a> {
 
     /// Deletes an app with its assignments, outbox, links and sync state.
     pub fn delete_app(&mut self, id: &str) {
-        for rec in self.org.records() {
-            let mine = match &rec {
-                Record::AppUser(a) => a.app == id,
-                Record::AppGroup(a) => a.app == id,
-                Record::Push(p) => p.app == id,
-                Record::UserSync(s) => s.app == id,
-                Record::GroupSync(s) => s.app == id,
-                Record::Link(l) => l.app == id,
-                Record::Entry(e) => e.app == id,
-                _ => false,
-            };
-            if mine {
-                self.dropped.push(rec);
-            }
-        }
+        let org = self.org;
+        let dropped = &mut self.dropped;
+        dropped.extend(range_of(&org.app_users, id).map(|(_, a)| Record::AppUser(a.clone())));
+        dropped.extend(range_of(&org.app_groups, id).map(|(_, a)| Record::AppGroup(a.clone())));
+        dropped.extend(range_of(&org.pushes, id).map(|(_, p)| Record::Push(p.clone())));
+        dropped.extend(org.app_outbox(id).cloned().map(Record::Entry));
+        let mine = |(app, _): &&Pair| app == id;
+        dropped.extend(
+            org.user_syncs
+                .iter()
+                .filter(|(k, _)| mine(k))
+                .map(|(_, v)| Record::UserSync(v.clone())),
+        );
+        dropped.extend(
+            org.group_syncs
+                .iter()
+                .filter(|(k, _)| mine(k))
+                .map(|(_, v)| Record::GroupSync(v.clone())),
+        );
+        dropped.extend(
+            org.links
+                .iter()
+                .filter(|(k, _)| mine(k))
+                .map(|(_, v)| Record::Link(v.clone())),
+        );
         self.apps.set(id.to_owned(), None);
     }
 

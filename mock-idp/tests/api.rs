@@ -89,6 +89,29 @@ async fn bad_requests_get_okta_errors() {
         .call("DELETE", &format!("/api/v1/apps/{app}"), None)
         .await;
     assert_eq!((s, e["errorCode"].as_str().unwrap()), (403, "E0000056"));
+    // An inactive app goes with its assignments and its undeliverable outbox.
+    api.ok(
+        "POST",
+        &format!("/api/v1/apps/{app}/users"),
+        Some(json!({"id": ann})),
+    )
+    .await;
+    assert_eq!(api.outbox(&app).await.len(), 1);
+    api.ok(
+        "POST",
+        &format!("/api/v1/apps/{app}/lifecycle/deactivate"),
+        None,
+    )
+    .await;
+    api.ok("DELETE", &format!("/api/v1/apps/{app}"), None).await;
+    let (s, _) = api
+        .call("GET", &format!("/api/v1/apps/{app}/outbox"), None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call("GET", &format!("/api/v1/apps/{app}/users/{ann}"), None)
+        .await;
+    assert_eq!(s, 404);
     idp.stop().await;
 }
 
