@@ -24,6 +24,9 @@ pub struct ConformanceArgs {
     /// HTTP Basic credentials as USER:PASSWORD.
     #[arg(long)]
     pub basic: Option<String>,
+    /// A token that authenticates but may not read /Users, to check for 403 (P-AUTH-04).
+    #[arg(long)]
+    pub limited_token: Option<String>,
     /// Run only the checks of this profile.
     #[arg(long, value_enum)]
     pub profile: Option<ProfileArg>,
@@ -36,6 +39,9 @@ pub struct ConformanceArgs {
     /// File of waivers, one per line: `CHECK-ID: reason` (`#` starts a comment).
     #[arg(long)]
     pub waivers: Option<PathBuf>,
+    /// Longest the whole run may take, in seconds; checks still running then are reported blocked.
+    #[arg(long, default_value_t = conformance::DEFAULT_DEADLINE.as_secs())]
+    pub time_limit: u64,
     /// Fail on SHOULD findings too.
     #[arg(long)]
     pub strict: bool,
@@ -79,7 +85,7 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         (None, Some(b)) => Auth::Basic(b.clone()),
         (None, None) => Auth::None,
     };
-    if args.url.starts_with("http://") && !is_loopback(&args.url) {
+    if args.url.starts_with("http://") && !conformance::is_loopback(&args.url) {
         eprintln!("warning: {} is not loopback and uses plain http: credentials cross the network unencrypted (RFC 7644 §7.1 requires TLS)", args.url);
     }
     let options = Options {
@@ -96,6 +102,8 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
             .map(read_waivers)
             .transpose()?
             .unwrap_or_default(),
+        limited_auth: args.limited_token.clone().map(Auth::Bearer),
+        deadline: Some(std::time::Duration::from_secs(args.time_limit)),
     };
     let target = Target::new(&args.url, auth).context("cannot build the HTTP client")?;
     let run = conformance::run(target, options).await;
@@ -114,15 +122,4 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn is_loopback(url: &str) -> bool {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
-    host == "localhost" || host.starts_with("127.") || url.contains("://[::1]")
 }

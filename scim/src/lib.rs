@@ -23,6 +23,7 @@ pub mod patch;
 pub mod path;
 pub mod provider;
 pub mod query;
+mod quirks;
 pub mod resource;
 pub mod schema;
 pub mod server;

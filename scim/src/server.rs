@@ -227,16 +227,22 @@ impl FromRequest<Shared> for JsonBody {
                 ));
             }
         }
+        let config = state.provider.config();
+        let limit = if req.uri().path().ends_with("/Bulk") {
+            format!(
+                "bulk.maxPayloadSize, {} bytes",
+                config.bulk_max_payload_bytes
+            )
+        } else {
+            format!("{} bytes", config.max_body_bytes)
+        };
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             let status = rejection.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
                 ScimError::new(
                     413,
                     None,
-                    format!(
-                        "the request body is larger than this endpoint accepts ({})",
-                        rejection.body_text()
-                    ),
+                    format!("the request body is larger than this endpoint accepts ({limit})"),
                 )
             } else {
                 ScimError::invalid_syntax(format!(

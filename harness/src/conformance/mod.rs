@@ -15,7 +15,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use target::{Auth, Exchange, Target};
+pub use checks::definitions;
+pub use target::{is_loopback, Auth, Exchange, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -56,6 +57,8 @@ pub enum Outcome {
     Skipped(String),
     Blocked(String),
     Waived(String),
+    /// An informational check's observation: recorded, never a failure.
+    Noted(String),
 }
 
 /// The result of one check, with the wire log that supports it.
@@ -78,7 +81,14 @@ pub struct Options {
     pub select: Vec<String>,
     /// Check id -> reason: failures of these are reported as waived.
     pub waivers: Vec<(String, String)>,
+    /// A credential that authenticates but lacks permission (for P-AUTH-04).
+    pub limited_auth: Option<Auth>,
+    /// Longest the whole run may take; checks not finished by then are reported blocked.
+    pub deadline: Option<std::time::Duration>,
 }
+
+/// The run's time limit when none is given.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The state shared by the checks of one run.
 #[derive(Debug)]
@@ -89,6 +99,9 @@ pub struct Cx {
     pub prefix: String,
     /// The server's ServiceProviderConfig, when it could be read.
     pub spc: Option<Value>,
+    /// The schemas /Schemas lists (empty when it could not be read); test data is drawn from them.
+    pub schemas: Vec<Value>,
+    deadline: Instant,
     created: Mutex<Vec<String>>,
 }
 
@@ -99,6 +112,28 @@ impl Cx {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(location);
+    }
+
+    /// The discovered schema with this URN.
+    pub fn schema(&self, urn: &str) -> Option<&Value> {
+        self.schemas.iter().find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(urn))
+        })
+    }
+
+    pub fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// `filter.maxResults`, when advertised.
+    pub fn max_results(&self) -> Option<u64> {
+        self.spc
+            .as_ref()?
+            .get("filter")?
+            .get("maxResults")?
+            .as_u64()
     }
 
     pub fn supports(&self, feature: &str) -> bool {
@@ -162,11 +197,38 @@ impl<'a> Section<'a> {
             return;
         }
         let outcome = match result {
+            Err(_) if self.cx.out_of_time() => {
+                Outcome::Blocked("the run's time limit was reached".into())
+            }
             Ok(()) => Outcome::Passed,
+            Err(why) if why.starts_with(checks::NOT_SUPPORTED) => Outcome::Skipped(why),
             Err(why) => match self.cx.options.waivers.iter().find(|(w, _)| w == id) {
                 Some((_, reason)) => Outcome::Waived(format!("{why} (waived: {reason})")),
                 None => Outcome::Failed(why),
             },
+        };
+        self.results.push(CheckResult {
+            def,
+            outcome,
+            exchanges,
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+
+    /// Records what an informational check observed.
+    pub fn note(
+        &mut self,
+        id: &'static str,
+        started: Instant,
+        observed: Result<String, String>,
+        exchanges: Vec<Exchange>,
+    ) {
+        let Some(def) = checks::def(id).filter(|d| self.cx.selected(d)) else {
+            return;
+        };
+        let outcome = match observed {
+            Ok(seen) => Outcome::Noted(seen),
+            Err(why) => Outcome::Blocked(why),
         };
         self.results.push(CheckResult {
             def,
@@ -247,11 +309,21 @@ pub async fn run(target: Target, options: Options) -> Run {
         .await
         .ok()
         .and_then(|e| e.json());
+    let schemas = target
+        .get("/Schemas")
+        .await
+        .ok()
+        .and_then(|e| e.json())
+        .and_then(|b| b["Resources"].as_array().cloned())
+        .unwrap_or_default();
+    let deadline = clock + options.deadline.unwrap_or(DEFAULT_DEADLINE);
     let cx = Cx {
         target,
         options,
         prefix,
         spc,
+        schemas,
+        deadline,
         created: Mutex::new(Vec::new()),
     };
     let sections = futures::future::join_all(checks::sections(&cx)).await;
@@ -268,15 +340,19 @@ pub async fn run(target: Target, options: Options) -> Run {
     }
 }
 
-/// Deletes what the run created, newest first (groups before the users they hold).
+/// Deletes what the run created, newest first (groups before the users they hold), then
+/// whatever still carries the run's prefix: a server that answered a create oddly (no
+/// location, 200 for 201) must not be left holding the suite's test data.
 async fn cleanup(cx: &Cx) -> Vec<(String, String)> {
-    let created: Vec<String> = cx
+    let mut created: Vec<String> = cx
         .created
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .drain(..)
         .rev()
         .collect();
+    let extra = stragglers(cx, &created).await;
+    created.extend(extra);
     let mut left = Vec::new();
     for location in created {
         match cx
@@ -290,6 +366,39 @@ async fn cleanup(cx: &Cx) -> Vec<(String, String)> {
         }
     }
     left
+}
+
+/// Paths of resources whose names start with the run prefix and that were not registered.
+async fn stragglers(cx: &Cx, registered: &[String]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (endpoint, attribute) in [
+        ("/Groups", "displayName"),
+        ("/Users", "userName"),
+        ("/Users", "externalId"),
+        ("/Users", "displayName"),
+    ] {
+        let filter = format!("{attribute} sw \"{}\"", cx.prefix);
+        let query =
+            percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC);
+        let Ok(e) = cx
+            .target
+            .get(&format!("{endpoint}?count=1000&filter={query}"))
+            .await
+        else {
+            continue;
+        };
+        let listed = e
+            .json()
+            .and_then(|b| b["Resources"].as_array().cloned())
+            .unwrap_or_default();
+        for id in listed.iter().filter_map(|r| r["id"].as_str()) {
+            let path = format!("{endpoint}/{id}");
+            if !found.contains(&path) && !registered.iter().any(|l| l.ends_with(&path)) {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 fn uuid_like() -> String {

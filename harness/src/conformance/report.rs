@@ -22,16 +22,20 @@ fn is_blocked(o: &Outcome) -> bool {
 fn is_waived(o: &Outcome) -> bool {
     matches!(o, Outcome::Waived(_))
 }
+fn is_noted(o: &Outcome) -> bool {
+    matches!(o, Outcome::Noted(_))
+}
 
 /// An outcome's name and the test that recognises it.
 type OutcomeKind = (&'static str, fn(&Outcome) -> bool);
 
-const OUTCOMES: [OutcomeKind; 5] = [
+const OUTCOMES: [OutcomeKind; 6] = [
     ("passed", is_passed),
     ("failed", is_failed),
     ("skipped", is_skipped),
     ("blocked", is_blocked),
     ("waived", is_waived),
+    ("noted", is_noted),
 ];
 const LEVELS: [(&str, Level); 4] = [
     ("MUST", Level::Must),
@@ -80,9 +84,11 @@ pub fn to_json(run: &Run, strict: bool) -> Value {
 fn reason(o: &Outcome) -> Option<&str> {
     match o {
         Outcome::Passed => None,
-        Outcome::Failed(r) | Outcome::Skipped(r) | Outcome::Blocked(r) | Outcome::Waived(r) => {
-            Some(r)
-        }
+        Outcome::Failed(r)
+        | Outcome::Skipped(r)
+        | Outcome::Blocked(r)
+        | Outcome::Waived(r)
+        | Outcome::Noted(r) => Some(r),
     }
 }
 
@@ -96,7 +102,9 @@ pub fn to_junit(run: &Run) -> Result<String, quick_junit::SerializeError> {
         let mut suite = TestSuite::new(section);
         for r in run.results.iter().filter(|r| r.def.section == section) {
             let status = match &r.outcome {
-                Outcome::Passed | Outcome::Waived(_) => TestCaseStatus::success(),
+                Outcome::Passed | Outcome::Waived(_) | Outcome::Noted(_) => {
+                    TestCaseStatus::success()
+                }
                 Outcome::Failed(why) => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     s.set_message(why.clone());
@@ -178,6 +186,7 @@ pub fn to_terminal(run: &Run, strict: bool) -> String {
             Outcome::Skipped(_) => "skip",
             Outcome::Blocked(_) => "blkd",
             Outcome::Waived(_) => "wavd",
+            Outcome::Noted(_) => "note",
         };
         out.push_str(&format!(
             "{tag} {:<12} {:<6} {}: {}\n",
@@ -188,13 +197,14 @@ pub fn to_terminal(run: &Run, strict: bool) -> String {
         ));
     }
     out.push_str(&format!(
-        "conformance {}: {} passed, {} failed, {} skipped, {} blocked, {} waived in {:.2} s ({} MUST failed)\n",
+        "conformance {}: {} passed, {} failed, {} skipped, {} blocked, {} waived, {} noted in {:.2} s ({} MUST failed)\n",
         verdict(run, strict),
         run.count(None, is_passed),
         run.count(None, is_failed),
         run.count(None, is_skipped),
         run.count(None, is_blocked),
         run.count(None, is_waived),
+        run.count(None, is_noted),
         run.seconds,
         run.count(Some(Level::Must), is_failed),
     ));

@@ -74,6 +74,14 @@ impl Target {
         })
     }
 
+    /// The same server reached with another credential.
+    pub fn with_auth(&self, auth: Auth) -> Target {
+        Target {
+            auth,
+            ..self.clone()
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Result<Exchange, String> {
         self.send(Method::GET, path, None, &[]).await
     }
@@ -186,6 +194,18 @@ impl Target {
             });
         }
     }
+}
+
+/// True when the URL's host is on loopback.
+pub fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost" || host.starts_with("127.") || url.contains("://[::1]")
 }
 
 /// Keeps the scheme and hides the credential.

@@ -15,6 +15,11 @@ const ENTRA: &[Profile] = &[Profile::Entra];
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+/// How a check's error says the server does not offer an optional feature (reported skipped).
+pub const NOT_SUPPORTED: &str = "not supported by the server: ";
 
 macro_rules! defs {
     ($($id:literal, $section:literal, $level:ident, $profiles:ident, $ro:literal, $title:literal, $req:literal;)*) => {
@@ -25,10 +30,12 @@ macro_rules! defs {
 defs! {
     "P-DISC-01", "RFC 7644 §4", Must, ALL, true, "ServiceProviderConfig is served", "GET /ServiceProviderConfig returns 200 with the ServiceProviderConfig schema URN in schemas.";
     "P-DISC-02", "RFC 7643 §5", Must, ALL, true, "ServiceProviderConfig is complete", "patch, bulk, filter, changePassword, sort, etag and authenticationSchemes are present with the right JSON types.";
+    "P-DISC-03", "RFC 7643 §5", Must, ALL, false, "Capabilities match behaviour", "What ServiceProviderConfig advertises holds: PATCH works when patch is true (501 when false), Bulk answers when bulk is true (501 when false), ETags come when etag is true, no page exceeds filter.maxResults.";
     "P-DISC-04", "RFC 7644 §4", Must, ALL, true, "ResourceTypes is a ListResponse", "GET /ResourceTypes returns a ListResponse of ResourceType resources.";
     "P-DISC-05", "RFC 7643 §6", Must, ALL, true, "ResourceTypes are complete", "Each ResourceType has name, endpoint and schema; each schemaExtensions entry has schema and a boolean required.";
     "P-DISC-06", "RFC 7644 §4", Must, ALL, true, "One ResourceType by name", "GET /ResourceTypes/{name} returns the single ResourceType, not a ListResponse.";
     "P-DISC-07", "RFC 7644 §4", Must, ALL, true, "Schemas is a ListResponse", "GET /Schemas returns every supported schema in a ListResponse.";
+    "P-DISC-08", "RFC 7644 §4", May, ALL, true, "One Schema by URN", "GET /Schemas/{URN} returns that single Schema.";
     "P-DISC-09", "RFC 7643 §7", Must, ALL, true, "Attribute definitions are complete", "Every attribute has name, type, multiValued, required, caseExact, mutability, returned and uniqueness with legal values.";
     "P-DISC-10", "RFC 7643 §6-7", Must, ALL, true, "Referenced schemas exist", "Every schema and extension URN a ResourceType names is in /Schemas.";
     "P-DISC-11", "RFC 7644 §4", Must, ALL, true, "Discovery ignores paging", "Sort and pagination parameters on discovery endpoints are ignored: the full set comes back.";
@@ -37,12 +44,20 @@ defs! {
     "P-AUTH-01", "RFC 7644 §3.12", Should, ALL, true, "No credential, 401", "A missing or invalid credential on a resource endpoint gets 401.";
     "P-AUTH-02", "RFC 7235 §3.1", Must, ALL, true, "401 carries WWW-Authenticate", "Every 401 response carries a WWW-Authenticate header.";
     "P-AUTH-03", "RFC 7644 §3.12", Must, ALL, true, "401 body is a SCIM Error", "The 401 body is a SCIM Error with status \"401\".";
+    "P-AUTH-04", "RFC 7644 §3.12", Should, ALL, true, "No permission, 403", "A caller that is authenticated but lacks permission gets 403, not 404 or 500.";
+    "P-SEC-01", "RFC 7644 §7.1", Must, ALL, true, "TLS off loopback", "A provider reached over the network uses TLS (https); plain http is acceptable only on loopback.";
+    "P-VERS-01", "RFC 7644 §3.13", Must, ALL, true, "Unknown versions are refused", "A request under an unsupported version prefix (/v9/Users) is refused with a 4xx.";
+    "P-MEDIA-01", "RFC 7644 §3.8", Must, ALL, false, "UTF-8 scim+json bodies are accepted", "A UTF-8 body sent as application/scim+json, non-ASCII text included, is accepted and stored as sent.";
     "P-MEDIA-02", "RFC 7644 §3.8", Must, ALL, true, "application/scim+json is honoured", "With Accept: application/scim+json the response is JSON.";
     "P-MEDIA-03", "RFC 7644 §3.8", Should, ALL, true, "application/json is accepted", "With Accept: application/json the server answers JSON, not 406.";
     "P-MEDIA-04", "RFC 7644 §3.8", Should, ALL, true, "Responses are application/scim+json", "The response Content-Type is application/scim+json.";
     "P-MEDIA-05", "RFC 7644 §3.12", Must, ALL, false, "Malformed JSON is a 400", "A malformed JSON body gets 400 with a SCIM Error (scimType invalidSyntax SHOULD be set).";
     "P-MEDIA-06", "RFC 7644 §3.4.2", Should, ALL, true, "Unknown parameters are ignored", "Unrecognised query parameters are ignored, not rejected.";
     "P-ERR-05", "RFC 7644 §3.12", Should, ALL, true, "Unknown path is a SCIM 404", "A request to an unknown endpoint gets 404 with a SCIM Error.";
+    "P-ERR-01", "RFC 7644 §3.12", Must, ALL, false, "Errors carry the Error schema", "Every 4xx and 5xx has a JSON body whose schemas is [urn:ietf:params:scim:api:messages:2.0:Error].";
+    "P-ERR-02", "RFC 7644 §3.12", Must, ALL, false, "Error status is a string", "The error status is the HTTP code as a JSON string equal to the response status.";
+    "P-ERR-03", "RFC 7644 §3.12", Must, ALL, false, "scimType is a known keyword", "scimType, when present, is one of the RFC's keywords and fits the status (409 for uniqueness, 400 for the rest).";
+    "P-ERR-04", "RFC 7644 §3.12", Must, ALL, false, "detail is a string", "detail, when present, is a string.";
     "P-READ-02", "RFC 7644 §3.12", Should, ALL, true, "Unknown id is a SCIM 404", "GET on an unknown id gets 404 with a SCIM Error whose status is \"404\".";
     "P-CREATE-01", "RFC 7644 §3.3", Must, ALL, false, "POST creates with 201", "POST to a resource endpoint returns 201 Created.";
     "P-CREATE-02", "RFC 7644 §3.3", Must, ALL, false, "201 has Location", "The 201 carries a Location header equal to meta.location.";
@@ -52,6 +67,29 @@ defs! {
     "P-CREATE-06", "RFC 7644 §3.3.1", Must, ALL, false, "meta.resourceType is set", "meta.resourceType is the endpoint's resource type (User on /Users).";
     "P-CREATE-07", "RFC 7644 §3.12", Should, ALL, false, "Wrong value type is 400", "A value of the wrong type (active: \"yes\") gets 400 invalidValue, not 500.";
     "P-CREATE-08", "RFC 7644 §3.12", Must, ALL, false, "Failed create creates nothing", "After a failed create, a filter finds no such resource.";
+    "P-USER-02", "RFC 7643 §4.1", Must, ALL, false, "userName is unique whatever its case", "userName is unique (caseExact false): the same name in another case gets 409 uniqueness.";
+    "P-SCHEMA-02", "RFC 7643 §3.1", Must, ALL, false, "ids are stable and unique", "id is issued by the server, stable across reads, unique across resources and never \"bulkId\".";
+    "P-SCHEMA-05", "RFC 7643 §2.3.5", Must, ALL, false, "dateTimes are xsd:dateTime", "meta.created, meta.lastModified and every dateTime attribute are valid xsd:dateTime values.";
+    "P-SCHEMA-06", "RFC 7643 §2.3", Must, ALL, false, "Values have their schema types", "Every returned attribute has the JSON type its schema declares (booleans are true/false, complex values are objects).";
+    "P-SCHEMA-07", "RFC 7643 §2.1", Must, ALL, false, "Attribute names ignore case", "USERNAME in a request body works like userName.";
+    "P-SCHEMA-08", "RFC 7643 §2.5", Must, ALL, false, "null and [] unassign", "A null value or an empty array leaves the attribute unassigned: a later GET omits it or returns it empty.";
+    "P-SCHEMA-09", "RFC 7643 §2.4", Must, ALL, false, "At most one primary", "At most one value of a multi-valued attribute has primary true.";
+    "P-SCHEMA-10", "RFC 7643 §2.2", Must, ALL, false, "readOnly input is ignored", "id, meta and groups supplied on create or replace never change what the server holds.";
+    "P-SCHEMA-11", "RFC 7643 §2.2", Must, ALL, false, "immutable is set once", "An immutable attribute can be set at creation and is refused a later change.";
+    "P-SCHEMA-13", "RFC 7643 §2.2", Must, ALL, false, "returned: always is always there", "Attributes the schema marks returned: always come back whatever attributes asks for.";
+    "P-SCHEMA-14", "RFC 7643 §2.2", Must, ALL, false, "returned: request only on request", "Attributes the schema marks returned: request come back only when named in attributes.";
+    "P-PUT-02", "RFC 7644 §3.5.1", Must, ALL, false, "PUT replaces every writable value", "Every readWrite value in a PUT body (one per attribute of the discovered User schema) is what a later GET shows.";
+    "P-PUT-03", "RFC 7644 §3.5.1", Should, ALL, false, "PUT of a set immutable value is mutability", "A PUT that changes a set immutable attribute gets 400 mutability.";
+    "P-PUT-04", "RFC 7644 §3.5.1", Must, ALL, false, "PUT ignores readOnly values", "id, meta.created and groups in a PUT body leave the stored values unchanged.";
+    "P-PUT-05", "RFC 7644 §3.5.1", Must, ALL, false, "PUT needs required attributes", "A PUT without userName gets 400.";
+    "P-PUT-07", "RFC 7644 §3.12", Should, ALL, false, "PUT to a taken userName is 409", "A PUT that would duplicate a unique value gets 409 uniqueness.";
+    "P-PUT-08", "RFC 7643 §3.1", Must, ALL, false, "PUT moves lastModified and version", "After a PUT that changes something, meta.lastModified moves forward (and meta.version changes when etag is on).";
+    "P-DELETE-03", "RFC 7644 §3.6", Must, ALL, false, "Deleted is gone from queries", "A deleted resource appears in no later list, filter or .search.";
+    "P-DELETE-04", "RFC 7644 §3.6", Should, ALL, false, "A deleted name can be reused", "After a delete, creating the same userName succeeds.";
+    "X-INFO-06", "RFC 7644 §3.6", Info, ALL, false, "Hard or soft delete", "Whether DELETE removes the resource or only deactivates it.";
+    "I-OKTA-03", "Okta SCIM SPEC test R8", Must, OKTA, false, "Okta re-POST is 409", "Re-POSTing an existing userName gets 409.";
+    "I-OKTA-06", "Okta SCIM guide", Must, OKTA, false, "Okta password is write-only", "A password sent on create is accepted and never returned.";
+    "I-ENTRA-09", "Entra SCIM tutorial", Must, ENTRA, false, "Values come back as sent", "Multi-valued values (type, value, primary) are stored and returned exactly as sent.";
     "P-USER-01", "RFC 7643 §4.1", Must, ALL, false, "userName is required", "POST without userName gets 400.";
     "P-READ-01", "RFC 7644 §3.4.1", Must, ALL, false, "GET by id", "GET {endpoint}/{id} returns 200 and the resource with that id.";
     "P-SCHEMA-01", "RFC 7643 §3", Must, ALL, false, "schemas lists the core URN", "Every returned resource has a schemas array holding its core schema URN.";
@@ -67,41 +105,121 @@ defs! {
     "P-LIST-02", "RFC 7644 §3.4.2", Must, ALL, false, "totalResults is an integer", "The ListResponse has an integer totalResults.";
     "P-LIST-03", "RFC 7644 §3.4.2", Must, ALL, false, "Resources is present", "Resources (exact key) is present whenever totalResults > 0.";
     "P-LIST-05", "RFC 7644 §3.4.2", Must, ALL, false, "No match is 200 with 0", "A query matching nothing returns 200 with totalResults 0, not 404.";
+    "P-LIST-04", "RFC 7644 §3.4.2", Must, ALL, false, "Pages carry startIndex and itemsPerPage", "startIndex and itemsPerPage are present when results are paginated.";
+    "P-LIST-06", "RFC 7644 §3.4.2", Must, ALL, false, "Too many is tooMany", "A request for more than filter.maxResults resources gets at most maxResults, or 400 tooMany.";
+    "P-LIST-07", "RFC 7644 §3.4.2.1", May, ALL, false, "Root query spans types", "GET on the server root with a filter returns matching resources of every type.";
     "P-FILTER-01", "RFC 7644 §3.4.2.2", Must, ALL, false, "eq and ne", "eq and ne select exactly the equal and unequal resources.";
     "P-FILTER-02", "RFC 7644 §3.4.2.2", Must, ALL, false, "co, sw, ew", "co, sw and ew match substring, prefix and suffix.";
     "P-FILTER-03", "RFC 7644 §3.4.2.2", Must, ALL, false, "pr", "pr matches attributes with a value and excludes unassigned ones.";
+    "P-FILTER-04", "RFC 7644 §3.4.2.2", Must, ALL, false, "gt, ge, lt, le", "Ordering operators compare strings lexically and dateTimes chronologically.";
+    "P-FILTER-05", "RFC 7644 §3.4.2.2", Must, ALL, false, "Ordering a boolean is invalidFilter", "gt, ge, lt or le on a Boolean gets 400 invalidFilter.";
     "P-FILTER-06", "RFC 7644 §3.4.2.2", Must, ALL, false, "Names and operators ignore case", "USERNAME EQ \"x\" works like userName eq \"x\".";
     "P-FILTER-07", "RFC 7644 §3.4.2.2", Must, ALL, false, "caseExact is followed", "userName (caseExact false) matches in any case.";
     "P-FILTER-08", "RFC 7644 §3.4.2.2", Must, ALL, false, "and binds tighter than or", "a or b and c means a or (b and c).";
+    "P-FILTER-09", "RFC 7644 §3.4.2.2", Must, ALL, false, "Parentheses and not", "Parentheses override precedence, and not (...) negates a group.";
+    "P-FILTER-10", "RFC 7644 §3.4.2.2", Must, ALL, false, "Any value of a multi-valued attribute", "emails.value matches when any email matches, not only the primary one.";
+    "P-FILTER-11", "RFC 7644 §3.4.2.2", Must, ALL, false, "Value filters and sub-attributes", "emails[type eq \"work\" and value co \"x\"] and name.givenName eq \"x\" work.";
     "P-FILTER-12", "RFC 7644 §3.4.2.2", Must, ALL, false, "Bad filter is invalidFilter", "An invalid filter gets 400 with scimType invalidFilter.";
+    "P-FILTER-13", "RFC 7644 §3.4.2.2", Must, ALL, false, "Every literal parses", "Strings with escaped quotes, true, false and null are valid comparison values.";
+    "P-FILTER-14", "RFC 7644 §3.4.2.2", May, ALL, false, "Filter on schemas", "schemas eq \"<extension URN>\" selects the resources carrying that schema.";
+    "P-FILTER-15", "RFC 7644 §3.12", Should, ALL, true, "Unsupported filter is refused", "With filter.supported false, a filter gets 400 invalidFilter or 501, never an unfiltered list.";
+    "X-INFO-01", "RFC 7644 §3.4.2.2", Info, ALL, true, "Filter on an undefined attribute", "The answer to a filter on an attribute no schema defines.";
+    "I-ENTRA-05", "Entra SCIM tutorial", Must, ENTRA, false, "Entra's look-up filters", "userName eq, externalId eq, emails[type eq \"work\"].value eq and displayName eq, joined with and, all work.";
+    "I-OKTA-02", "Okta SCIM SPEC test R9", Must, OKTA, false, "Okta finds userName in any case", "userName eq in another case finds the user.";
     "P-PAGE-01", "RFC 7644 §3.4.2.4", Must, ALL, false, "startIndex is 1-based", "startIndex=k returns the k-th match first and echoes startIndex k.";
     "P-PAGE-02", "RFC 7644 §3.4.2.4", Must, ALL, false, "startIndex below 1 is 1", "startIndex 0 is treated as 1.";
     "P-PAGE-03", "RFC 7644 §3.4.2.4", Must, ALL, false, "count=0", "count=0 returns totalResults and no resources.";
+    "P-PAGE-04", "RFC 7644 §3.4.2.4", Must, ALL, false, "Negative count is 0", "count=-1 is treated as 0: totalResults and no resources.";
     "P-PAGE-05", "RFC 7644 §3.4.2.4", Must, ALL, false, "Pages respect count", "No page holds more than count resources, and itemsPerPage equals their number.";
     "P-PAGE-06", "RFC 7644 §3.4.2.4", Must, ALL, false, "Pages cover everything once", "Walking all pages yields each resource exactly once.";
+    "P-PAGE-07", "RFC 7643 §5", Must, ALL, false, "maxResults caps pages", "With no count, or a count above filter.maxResults, no more than maxResults resources come back.";
+    "I-OKTA-01", "Okta SCIM SPEC test R1", Must, OKTA, false, "Okta's first page", "count=1&startIndex=1 returns numeric totalResults, startIndex and itemsPerPage.";
     "P-PATCH-02", "RFC 7644 §3.5.2", Must, ALL, false, "PatchOp message is checked", "A body without the PatchOp schema or with an empty Operations array gets 400 (invalidSyntax).";
+    "P-PATCH-01", "RFC 7644 §3.5.2", Should, ALL, false, "PATCH unsupported is 501", "With patch.supported false, PATCH gets 501.";
+    "P-PATCH-03", "RFC 7644 §3.5.2", Must, ALL, false, "PATCH answers 200 or 204", "A successful PATCH returns 200 with the resource or 204; 200 when attributes is sent.";
     "P-PATCH-04", "RFC 7644 §3.5.2", Must, ALL, false, "Operations apply in order", "add then replace of the same attribute leaves the replaced value.";
     "P-PATCH-05", "RFC 7644 §3.5.2", Must, ALL, false, "PATCH is atomic", "When one operation fails, none is applied and an error is returned.";
     "P-PATCH-06", "RFC 7644 §3.5.2.1", Must, ALL, false, "Pathless add merges", "add without path merges the value object's attributes into the resource.";
     "P-PATCH-07", "RFC 7644 §3.5.2.1", Must, ALL, false, "add appends to multi-valued", "add to a multi-valued attribute appends the values.";
+    "P-PATCH-08", "RFC 7644 §3.5.2.1", Must, ALL, false, "add sets single-valued and complex", "add on a single-valued attribute sets it; on a complex one it sets the given sub-attributes and keeps the rest.";
+    "P-PATCH-09", "RFC 7644 §3.5.2.1", Should, ALL, false, "Adding what is there changes nothing", "add of a value already present succeeds and leaves meta.lastModified unchanged.";
+    "P-PATCH-10", "RFC 7644 §3.5.2.3", Must, ALL, false, "Pathless replace", "replace without path replaces the listed attributes (multi-valued ones wholly) and keeps the others.";
+    "P-PATCH-11", "RFC 7644 §3.5.2.3", Must, ALL, false, "replace of a multi-valued attribute", "replace on a multi-valued attribute without a filter replaces all its values.";
+    "P-PATCH-12", "RFC 7644 §3.5.2.3", Must, ALL, false, "replace with a value path", "replace on emails[type eq \"work\"].value changes only that sub-attribute of the matching value.";
     "P-PATCH-13", "RFC 7644 §3.5.2.3", Must, ALL, false, "replace with no match is noTarget", "replace with a value filter that matches nothing gets 400 noTarget and changes nothing.";
+    "P-PATCH-14", "RFC 7644 §3.5.2.3", Must, ALL, false, "replace of an unassigned attribute adds", "replace on an attribute with no value acts as add.";
+    "P-PATCH-15", "RFC 7644 §3.5.2.3", Must, ALL, false, "replace keeps other sub-attributes", "replace on name with only givenName leaves familyName as it was.";
     "P-PATCH-16", "RFC 7644 §3.5.2.2", Must, ALL, false, "remove without path is noTarget", "remove without path gets 400 with scimType noTarget.";
     "P-PATCH-17", "RFC 7644 §3.5.2.2", Must, ALL, false, "remove unassigns", "remove of a single-valued attribute leaves it unassigned.";
+    "P-PATCH-19", "RFC 7644 §3.5.2.2", Must, ALL, false, "Removing a required attribute is mutability", "remove of userName gets an error with scimType mutability.";
     "P-PATCH-20", "RFC 7644 §3.5.2", Must, ALL, false, "readOnly targets are refused", "A PATCH that replaces id fails with 400 mutability.";
+    "P-PATCH-21", "RFC 7644 §3.12", Should, ALL, false, "Bad path is invalidPath", "A malformed path or one naming an undefined attribute gets 400 invalidPath.";
+    "P-PATCH-22", "RFC 7644 §3.12", Should, ALL, false, "Wrong value type is invalidValue", "A value of the wrong type for the target attribute gets 400 invalidValue.";
+    "P-PATCH-24", "RFC 7644 §3.5.2", Must, ALL, false, "One primary after PATCH", "Setting primary true on one value leaves every other value of the attribute non-primary.";
     "P-PATCH-25", "RFC 7644 §3.12", Should, ALL, false, "PATCH of unknown id is 404", "PATCH on an unknown id gets 404.";
     "I-OKTA-05", "Okta SCIM 2.0 guide", Must, OKTA, false, "Okta deactivates pathlessly", "{op: replace, value: {active: false}} deactivates and the same with true reactivates.";
     "I-ENTRA-01", "Entra SCIM guidelines", Must, ENTRA, false, "Op names ignore case", "PATCH op is matched case-insensitively (Replace, Add, Remove).";
     "I-ENTRA-03", "Entra compatibility notes", Should, ENTRA, false, "\"False\" deactivates", "{op: Replace, path: active, value: \"False\"} (a string) deactivates the user.";
     "P-ETAG-01", "RFC 7644 §3.14", Must, ALL, false, "ETag header on resources", "Responses that carry a resource carry an ETag header.";
+    "P-ETAG-02", "RFC 7644 §3.14", Should, ALL, false, "meta.version is the ETag", "meta.version equals the ETag header.";
     "P-ETAG-03", "RFC 7232 §3.2", Should, ALL, false, "If-None-Match gives 304", "GET with If-None-Match equal to the current ETag gets 304 Not Modified.";
     "P-ETAG-04", "RFC 7232 §3.1", Must, ALL, false, "Stale If-Match gives 412", "A write with a stale If-Match gets 412 and changes nothing.";
     "P-ETAG-05", "RFC 7232", Must, ALL, false, "Matching If-Match proceeds", "A matching If-Match lets the write proceed, and the new ETag differs.";
+    "P-ETAG-06", "RFC 7232 §2.3", Must, ALL, false, "ETags follow the representation", "The ETag stays the same while the resource does not change and changes when it does.";
     "P-SORT-01", "RFC 7644 §3.4.2.3", Must, ALL, false, "sortBy sorts ascending", "sortBy=userName without sortOrder sorts ascending.";
     "P-SORT-02", "RFC 7644 §3.4.2.3", Must, ALL, false, "descending reverses", "sortOrder=descending reverses the order.";
+    "P-SORT-03", "RFC 7644 §3.4.2.3", Must, ALL, false, "Sorting follows caseExact", "userName (caseExact false) sorts ignoring case; externalId (caseExact true) sorts by code point.";
+    "P-SORT-04", "RFC 7644 §3.4.2.3", Must, ALL, false, "Missing values sort last", "Resources without the sortBy value come last ascending and first descending.";
+    "P-SORT-05", "RFC 7644 §3.4.2.3", Must, ALL, false, "Sorting by multi-valued and sub-attributes", "sortBy=emails uses the primary value; sortBy=name.givenName sorts by the sub-attribute.";
+    "X-INFO-04", "RFC 7644 §3.4.2.3", Info, ALL, true, "sortBy without sort support", "The answer to sortBy when sort.supported is false.";
     "P-ATTR-01", "RFC 7644 §3.9", Must, ALL, false, "attributes selects", "attributes=userName returns only userName plus the always-returned attributes (id).";
     "P-ATTR-02", "RFC 7644 §3.9", Must, ALL, false, "excludedAttributes drops", "excludedAttributes=emails drops emails from the resource.";
     "P-ATTR-03", "RFC 7644 §3.9", Must, ALL, false, "id cannot be excluded", "excludedAttributes has no effect on returned: always attributes such as id.";
+    "P-ATTR-04", "RFC 7644 §3.9", Must, ALL, false, "Selection on every answer", "attributes works on lists, .search and the answers to POST, PUT and PATCH.";
+    "P-ATTR-05", "RFC 7644 §3.10", Must, ALL, false, "Sub-attribute and URN names", "attributes takes sub-attribute paths and fully qualified URNs, in any case.";
+    "X-INFO-02", "RFC 7644 §3.9", Info, ALL, true, "attributes with excludedAttributes", "The answer when both attributes and excludedAttributes are sent.";
     "P-SEARCH-01", "RFC 7644 §3.4.3", Must, ALL, false, "POST .search", "POST {endpoint}/.search with a SearchRequest returns the same ListResponse as the equivalent GET.";
+    "P-SEARCH-02", "RFC 7644 §3.4.3", Must, ALL, false, ".search honours every field", "filter, attributes, excludedAttributes, sortBy, sortOrder, startIndex and count in the body are all honoured.";
+    "P-SEARCH-03", "RFC 7644 §3.4.3", May, ALL, false, "Root .search spans types", "POST /.search at the root searches every resource type.";
+    "P-SEARCH-04", "RFC 7644 §3.12", Should, ALL, false, "Bad SearchRequest is invalidSyntax", "A SearchRequest with the wrong schema or bad types gets 400 invalidSyntax.";
+    "P-GROUP-01", "RFC 7643 §4.2", Must, ALL, false, "displayName is required", "POST /Groups without displayName gets 400.";
+    "P-GROUP-02", "RFC 7643 §4.2", Must, ALL, false, "members reference ids", "members[].value is the member's id and type, when present, is User or Group.";
+    "P-USER-03", "RFC 7643 §4.1.2", Must, ALL, false, "User.groups follows /Groups", "User.groups lists the groups a user was added to through /Groups and drops them when removed.";
+    "P-SCHEMA-15", "RFC 7643 §2.3.7", Should, ALL, false, "$ref is the member's URI", "members[].$ref is the absolute URI of the referenced resource.";
+    "P-PATCH-18", "RFC 7644 §3.5.2.2", Must, ALL, false, "remove with a value path", "remove of members[value eq \"id\"] removes only that member.";
+    "X-INFO-03", "RFC 7644 §3.5.2", Info, ALL, false, "Unknown member id", "Whether a Group member whose id does not exist is accepted or refused.";
+    "X-INFO-05", "RFC 7643 §2.5", Info, ALL, false, "Empty group", "After the last member is removed: members omitted, or [].";
+    "I-OKTA-07", "Okta SCIM guide (group push)", Must, OKTA, false, "Okta group push", "PATCH members add (value array), members[value eq \"id\"] remove and displayName replace all work.";
+    "I-ENTRA-04", "Entra compatibility notes", Should, ENTRA, false, "Legacy member removal", "{op: Remove, path: members, value: [{value: id}]} removes only that member.";
+    "I-ENTRA-06", "Entra SCIM tutorial", Must, ENTRA, false, "excludedAttributes=members", "excludedAttributes=members works on GET /Groups/{id} and on filtered /Groups.";
+    "I-ENTRA-08", "Entra SCIM tutorial", Must, ENTRA, false, "Group names are unique", "A second group with the same displayName gets 409.";
+    "P-ENT-01", "RFC 7643 §4.3", Must, ALL, false, "Enterprise attributes under their URN", "Enterprise attributes sit under the extension URN key, which schemas then lists.";
+    "P-ENT-02", "RFC 7643 §4.3", Must, ALL, false, "manager is a reference", "manager.value is the manager's id; a client's manager.displayName is not stored.";
+    "P-ENT-03", "RFC 7644 §3.10", Must, ALL, false, "Qualified names everywhere", "urn:...:enterprise:2.0:User:employeeNumber works in attributes, filter and sortBy.";
+    "P-PATCH-23", "RFC 7644 §3.5.2", Must, ALL, false, "PATCH paths with the extension URN", "add, replace and remove with path urn:...:enterprise:2.0:User:department all work.";
+    "I-ENTRA-02", "Entra compatibility notes", Must, ENTRA, false, "Dotted and qualified keys", "A pathless replace with \"name.givenName\" and URN-qualified keys updates those attributes.";
+    "I-ENTRA-07", "Entra SCIM tutorial", Must, ENTRA, false, "Inactive users stay visible", "A user set active false is still returned by GET and by filters.";
+    "I-ENTRA-10", "Entra SCIM tutorial", Must, ENTRA, true, "Schemas without nulls", "/Schemas has no null values and camelCase characteristic values.";
+    "I-OKTA-04", "Okta SCIM SPEC test R11-R12", Must, OKTA, true, "Okta error bodies", "401 and 404 carry the Error schema, a string status and a non-empty detail.";
+    "P-ME-01", "RFC 7644 §3.11", May, ALL, true, "/Me is the caller", "GET /Me returns the authenticated subject's resource.";
+    "P-ME-02", "RFC 7644 §3.11", Should, ALL, true, "Unsupported /Me is 501", "When /Me is unsupported, or the subject is not a SCIM resource, the answer is 501.";
+    "P-ME-03", "RFC 7644 §3.11", Must, ALL, true, "/Me points at the real resource", "Answers through /Me carry the permanent URI in Location and meta.location, never /Me.";
+    "P-BULK-01", "RFC 7644 §3.7.3", Must, ALL, false, "Bulk answers a BulkResponse", "POST /Bulk returns 200 with a BulkResponse.";
+    "P-BULK-02", "RFC 7644 §3.7.3", Must, ALL, false, "Bulk reports every operation", "Each operation's result has method, the echoed bulkId, location (except failed POSTs) and the status a single request would get.";
+    "P-BULK-03", "RFC 7644 §3.7.3", Must, ALL, false, "Failed operations explain", "A failed operation carries its status and a SCIM Error response with a detail.";
+    "P-BULK-04", "RFC 7644 §3.7.2", Must, ALL, false, "bulkId references resolve", "bulkId:<id> in a later operation becomes the id of the resource created earlier in the request.";
+    "P-BULK-05", "RFC 7644 §3.7.2", Must, ALL, false, "Circular references end", "A bulkId cycle is resolved or its operations fail with 409, in bounded time.";
+    "P-BULK-06", "RFC 7644 §3.7.1", Must, ALL, false, "Bad operations fail alone", "A POST without bulkId or an operation without path fails with 400 invalidSyntax; the others still run.";
+    "P-BULK-07", "RFC 7644 §3.7", Must, ALL, false, "failOnErrors", "Without failOnErrors every operation runs; with failOnErrors=1 processing stops after the first error.";
+    "P-BULK-08", "RFC 7644 §3.7.4", Must, ALL, false, "maxOperations is enforced", "More than maxOperations operations gets 413 with the limit in the error.";
+    "P-BULK-09", "RFC 7644 §3.7.4", Must, ALL, false, "maxPayloadSize is enforced", "A payload above maxPayloadSize gets 413 with the limit in the error.";
+    "P-BULK-10", "RFC 7644 §3.7", Must, ALL, false, "Stale version fails the operation", "An operation whose version does not match the current ETag fails with 412.";
+    "P-BULK-11", "RFC 7644 §3.12", Should, ALL, false, "Bulk unsupported is 501", "With bulk.supported false, POST /Bulk gets 501.";
+}
+
+/// Every check the suite has, in report order.
+pub fn definitions() -> &'static [CheckDef] {
+    DEFS
 }
 
 pub fn def(id: &str) -> Option<CheckDef> {
@@ -124,6 +242,15 @@ pub fn sections(cx: &Cx) -> Vec<SectionFuture<'_>> {
         Box::pin(queries(cx)),
         Box::pin(modifications(cx)),
         Box::pin(versions_and_selection(cx)),
+        Box::pin(protocol_more::section(cx)),
+        Box::pin(users::section(cx)),
+        Box::pin(generated::section(cx)),
+        Box::pin(filters::section(cx)),
+        Box::pin(patches::section(cx)),
+        Box::pin(selection::section(cx)),
+        Box::pin(groups::section(cx)),
+        Box::pin(extension::section(cx)),
+        Box::pin(bulk::section(cx)),
     ]
 }
 
@@ -139,6 +266,29 @@ macro_rules! check {
     };
 }
 
+/// Runs an informational check: `$body` returns `Result<String, String>`, the observation.
+macro_rules! note {
+    ($sec:expr, $id:literal, $log:ident => $body:block) => {
+        if $sec.wants($id) {
+            let started = Instant::now();
+            let mut $log: Vec<Exchange> = Vec::new();
+            let observed: Result<String, String> = async { $body }.await;
+            $sec.note($id, started, observed, $log);
+        }
+    };
+}
+
+// After the macros, which the sections use.
+mod bulk;
+mod extension;
+mod filters;
+mod generated;
+mod groups;
+mod patches;
+mod protocol_more;
+mod selection;
+mod users;
+
 /// Sends a request and keeps the exchange in the check's log.
 async fn call(
     cx: &Cx,
@@ -148,6 +298,9 @@ async fn call(
     body: Option<&Value>,
     headers: &[(&str, &str)],
 ) -> Result<Exchange, String> {
+    if cx.out_of_time() {
+        return Err("the run's time limit was reached".into());
+    }
     let e = cx.target.send(method, path, body, headers).await?;
     log.push(e.clone());
     Ok(e)
@@ -227,6 +380,110 @@ fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The error of a check whose optional feature the server does not offer.
+fn unsupported(why: impl std::fmt::Display) -> String {
+    format!("{NOT_SUPPORTED}{why}")
+}
+
+/// Registers for clean-up whatever resource a successful answer created.
+fn keep(cx: &Cx, e: &Exchange) {
+    if (200..300).contains(&e.status) {
+        let location = e
+            .json()
+            .and_then(|b| b["meta"]["location"].as_str().map(str::to_owned))
+            .or_else(|| e.header("location").map(str::to_owned));
+        if let Some(loc) = location {
+            cx.created(loc);
+        }
+    }
+}
+
+/// GET that must answer 200 with JSON.
+async fn get_json(cx: &Cx, log: &mut Vec<Exchange>, path: &str) -> Result<Value, String> {
+    let e = call(cx, log, Method::GET, path, None, &[]).await?;
+    status(&e, &[200])?;
+    body(&e)
+}
+
+/// A POST whose created resource, if any, is registered for clean-up.
+async fn post(cx: &Cx, log: &mut Vec<Exchange>, path: &str, b: &Value) -> Result<Exchange, String> {
+    let e = call(cx, log, Method::POST, path, Some(b), &[]).await?;
+    keep(cx, &e);
+    Ok(e)
+}
+
+/// The userNames of a ListResponse, without the run prefix, in the order given.
+fn user_names(cx: &Cx, list: &Value) -> Vec<String> {
+    resources(list)
+        .iter()
+        .filter_map(|u| u["userName"].as_str())
+        .map(|n| n.trim_start_matches(&cx.prefix).to_owned())
+        .collect()
+}
+
+/// The userNames a filter selects, without the run prefix, sorted.
+async fn matching(cx: &Cx, log: &mut Vec<Exchange>, filter: &str) -> Result<Vec<String>, String> {
+    let b = get_json(
+        cx,
+        log,
+        &format!("/Users?count=100&filter={}", encode(filter)),
+    )
+    .await?;
+    let mut names = user_names(cx, &b);
+    names.sort();
+    Ok(names)
+}
+
+/// A PATCH that must succeed; returns the resource as a GET shows it afterwards.
+async fn patched(
+    cx: &Cx,
+    log: &mut Vec<Exchange>,
+    path: &str,
+    ops: Value,
+) -> Result<Value, String> {
+    if !cx.supports("patch") {
+        return Err(unsupported("patch.supported is false"));
+    }
+    let e = call(cx, log, Method::PATCH, path, Some(&patch_op(ops)), &[]).await?;
+    status(&e, &[200, 204])?;
+    get_json(cx, log, path).await
+}
+
+/// Creates users for a section (each a `user(cx, name)` changed by `tweak`); the error says
+/// which could not be made.
+async fn population(
+    cx: &Cx,
+    names: &[&str],
+    tweak: impl Fn(usize, &mut Value),
+) -> Result<Vec<(String, Value)>, String> {
+    let mut made = Vec::new();
+    let mut failed = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let mut u = user(cx, n);
+        tweak(i, &mut u);
+        match cx.target.send(Method::POST, "/Users", Some(&u), &[]).await {
+            Ok(e) if e.status == 201 => {
+                keep(cx, &e);
+                let b = e.json().unwrap_or(Value::Null);
+                match b["id"].as_str() {
+                    Some(id) => made.push((format!("/Users/{id}"), b.clone())),
+                    None => failed.push(format!("creating {n}: the 201 has no id")),
+                }
+            }
+            Ok(e) => failed.push(format!("creating {n}: {}", e.status)),
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.is_empty() {
+        Ok(made)
+    } else {
+        Err(format!(
+            "test users could not be created: {}",
+            failed.join("; ")
+        ))
+    }
+}
+
 async fn discovery(cx: &Cx) -> Vec<CheckResult> {
     let mut s = Section::new(cx);
     check!(s, "P-DISC-01", log => {
@@ -257,7 +514,9 @@ async fn discovery(cx: &Cx) -> Vec<CheckResult> {
     });
     check!(s, "P-DISC-05", log => {
         let e = call(cx, &mut log, Method::GET, "/ResourceTypes", None, &[]).await?;
-        for rt in resources(&body(&e)?) {
+        let listed = resources(&body(&e)?);
+        ensure(!listed.is_empty(), || "/ResourceTypes lists no ResourceType to examine".into())?;
+        for rt in listed {
             for k in ["name", "endpoint", "schema"] {
                 ensure(rt[k].is_string(), || format!("ResourceType lacks a string {k}: {rt}"))?;
             }
@@ -301,13 +560,17 @@ async fn discovery(cx: &Cx) -> Vec<CheckResult> {
             }
             a["subAttributes"].as_array().into_iter().flatten().try_for_each(attr_ok)
         }
-        for schema in resources(&body(&e)?) {
+        let listed = resources(&body(&e)?);
+        ensure(!listed.is_empty(), || "/Schemas lists no schema to examine".into())?;
+        for schema in listed {
             schema["attributes"].as_array().ok_or_else(|| format!("schema {} has no attributes array", schema["id"]))?.iter().try_for_each(attr_ok)?;
         }
         Ok(())
     });
     check!(s, "P-DISC-10", log => {
-        let _ = &mut log;
+        let e = call(cx, &mut log, Method::GET, "/ResourceTypes", None, &[]).await?;
+        let types = resources(&body(&e)?);
+        ensure(!types.is_empty() && !schema_ids.is_empty(), || "no ResourceType or no schema was listed".into())?;
         for rt in &types {
             let mut urns: Vec<&str> = rt["schema"].as_str().into_iter().collect();
             urns.extend(rt["schemaExtensions"].as_array().into_iter().flatten().filter_map(|e| e["schema"].as_str()));
@@ -320,7 +583,7 @@ async fn discovery(cx: &Cx) -> Vec<CheckResult> {
     check!(s, "P-DISC-11", log => {
         let all = body(&call(cx, &mut log, Method::GET, "/Schemas", None, &[]).await?)?;
         let paged = body(&call(cx, &mut log, Method::GET, "/Schemas?startIndex=2&count=1&sortBy=name", None, &[]).await?)?;
-        ensure(resources(&all).len() == resources(&paged).len(), || format!("paging changed /Schemas: {} vs {} schemas", resources(&all).len(), resources(&paged).len()))
+        ensure(!resources(&all).is_empty() && resources(&all).len() == resources(&paged).len(), || format!("paging changed /Schemas: {} vs {} schemas", resources(&all).len(), resources(&paged).len()))
     });
     check!(s, "P-DISC-12", log => {
         let e = call(cx, &mut log, Method::GET, &format!("/ResourceTypes?filter={}", encode("name eq \"User\"")), None, &[]).await?;
@@ -414,9 +677,7 @@ async fn user_lifecycle(cx: &Cx) -> Vec<CheckResult> {
         body["id"] = json!("client-chosen-id");
         body["password"] = json!("Scimlab-pw-1");
         let e = call(cx, &mut log, Method::POST, "/Users", Some(&body), &[]).await?;
-        if let Some(loc) = e.json().and_then(|b| b["meta"]["location"].as_str().map(str::to_owned)) {
-            cx.created(loc);
-        }
+        keep(cx, &e);
         created = Some(e.clone());
         status(&e, &[201])
     });
@@ -475,9 +736,7 @@ async fn user_lifecycle(cx: &Cx) -> Vec<CheckResult> {
         dup["userName"] = json!(format!("{}LIFE", cx.prefix));
         dup["externalId"] = json!(format!("{}other", cx.prefix));
         let e = call(cx, &mut log, Method::POST, "/Users", Some(&dup), &[]).await?;
-        if let Some(loc) = e.json().and_then(|b| b["meta"]["location"].as_str().map(str::to_owned)) {
-            cx.created(loc);
-        }
+        keep(cx, &e);
         scim_error(&e, 409, Some("uniqueness"))
     });
     check!(s, "P-READ-01", log => {
@@ -541,9 +800,7 @@ async fn user_lifecycle(cx: &Cx) -> Vec<CheckResult> {
         let mut bad = user(cx, "typed");
         bad["active"] = json!("yes");
         let e = call(cx, &mut log, Method::POST, "/Users", Some(&bad), &[]).await?;
-        if let Some(loc) = e.json().and_then(|b| b["meta"]["location"].as_str().map(str::to_owned)) {
-            cx.created(loc);
-        }
+        keep(cx, &e);
         scim_error(&e, 400, Some("invalidValue"))
     });
     check!(s, "P-CREATE-08", log => {
@@ -559,25 +816,6 @@ async fn user_lifecycle(cx: &Cx) -> Vec<CheckResult> {
 async fn queries(cx: &Cx) -> Vec<CheckResult> {
     let mut s = Section::new(cx);
     let names = ["qa-alpha", "qa-bravo", "qa-charlie", "qa-delta"];
-    let mut setup = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        let mut u = user(cx, n);
-        if i % 2 == 0 {
-            u["title"] = json!("Engineer");
-        }
-        match cx.target.send(Method::POST, "/Users", Some(&u), &[]).await {
-            Ok(e) if e.status == 201 => {
-                if let Some(loc) = e
-                    .json()
-                    .and_then(|b| b["meta"]["location"].as_str().map(str::to_owned))
-                {
-                    cx.created(loc);
-                }
-            }
-            Ok(e) => setup.push(format!("creating {n}: {}", e.status)),
-            Err(e) => setup.push(e),
-        }
-    }
     let ids = [
         "P-LIST-01",
         "P-LIST-02",
@@ -596,39 +834,18 @@ async fn queries(cx: &Cx) -> Vec<CheckResult> {
         "P-PAGE-05",
         "P-PAGE-06",
     ];
-    if !setup.is_empty() {
-        s.block(
-            &ids,
-            &format!("test users could not be created: {}", setup.join("; ")),
-        );
+    let made = population(cx, &names, |i, u| {
+        if i % 2 == 0 {
+            u["title"] = json!("Engineer");
+        }
+    })
+    .await;
+    if let Err(why) = made {
+        s.block(&ids, &why);
         return s.finish();
     }
     let p = cx.prefix.clone();
     let mine = format!("userName sw \"{p}qa-\"");
-    /// The userNames a filter selects, without the run prefix, sorted.
-    async fn matching(
-        cx: &Cx,
-        log: &mut Vec<Exchange>,
-        filter: &str,
-    ) -> Result<Vec<String>, String> {
-        let e = call(
-            cx,
-            log,
-            Method::GET,
-            &format!("/Users?count=100&filter={}", encode(filter)),
-            None,
-            &[],
-        )
-        .await?;
-        status(&e, &[200])?;
-        let mut names: Vec<String> = resources(&body(&e)?)
-            .iter()
-            .filter_map(|u| u["userName"].as_str())
-            .map(|n| n.trim_start_matches(&cx.prefix).to_owned())
-            .collect();
-        names.sort();
-        Ok(names)
-    }
     fn same(got: Vec<String>, want: &[&str], filter: &str) -> Result<(), String> {
         ensure(got == want, || {
             format!("filter {filter} selected {got:?}, expected {want:?}")
@@ -716,15 +933,9 @@ async fn queries(cx: &Cx) -> Vec<CheckResult> {
 }
 
 /// Creates a user for a section's own use; its location is registered for clean-up.
-async fn own_user(cx: &Cx, name: &str) -> Result<(String, Value), String> {
-    let e = cx
-        .target
-        .send(Method::POST, "/Users", Some(&user(cx, name)), &[])
-        .await?;
+async fn own_user(cx: &Cx, log: &mut Vec<Exchange>, name: &str) -> Result<(String, Value), String> {
+    let e = post(cx, log, "/Users", &user(cx, name)).await?;
     let b = e.json().unwrap_or(Value::Null);
-    if let Some(loc) = b["meta"]["location"].as_str() {
-        cx.created(loc.to_owned());
-    }
     match (e.status, b["id"].as_str()) {
         (201, Some(id)) => Ok((format!("/Users/{id}"), b)),
         _ => Err(format!("creating a test user failed with {}", e.status)),
@@ -759,7 +970,7 @@ async fn modifications(cx: &Cx) -> Vec<CheckResult> {
         );
         return s.finish();
     }
-    let path = match own_user(cx, "patched").await {
+    let path = match own_user(cx, &mut Vec::new(), "patched").await {
         Ok((path, _)) => path,
         Err(why) => {
             s.block(&ids, &why);
@@ -857,7 +1068,7 @@ async fn versions_and_selection(cx: &Cx) -> Vec<CheckResult> {
         "P-ATTR-03",
         "P-SEARCH-01",
     ];
-    let path = match own_user(cx, "sel-b").await {
+    let path = match own_user(cx, &mut Vec::new(), "sel-b").await {
         Ok((path, _)) => path,
         Err(why) => {
             s.block(&etag_ids, &why);
@@ -865,7 +1076,7 @@ async fn versions_and_selection(cx: &Cx) -> Vec<CheckResult> {
             return s.finish();
         }
     };
-    if let Err(why) = own_user(cx, "sel-a").await {
+    if let Err(why) = own_user(cx, &mut Vec::new(), "sel-a").await {
         s.block(&["P-SORT-01", "P-SORT-02", "P-SEARCH-01"], &why);
     }
     if cx.supports("etag") {
