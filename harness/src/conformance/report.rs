@@ -122,6 +122,9 @@ pub fn to_junit(run: &Run) -> Result<String, quick_junit::SerializeError> {
                 status,
             );
             case.set_time(std::time::Duration::from_secs_f64(r.millis / 1000.0));
+            if let Outcome::Noted(seen) = &r.outcome {
+                case.set_system_out(seen.clone());
+            }
             suite.add_test_case(case);
         }
         report.add_test_suite(suite);
@@ -222,4 +225,66 @@ pub fn write(run: &Run, dir: &Path, strict: bool) -> std::io::Result<()> {
         to_junit(run).map_err(std::io::Error::other)?,
     )?;
     std::fs::write(dir.join("summary.md"), to_markdown(run, strict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{definitions, CheckResult, Exchange};
+
+    fn result(id: &str, outcome: Outcome, exchanges: Vec<Exchange>) -> CheckResult {
+        let def = *definitions()
+            .iter()
+            .find(|d| d.id == id)
+            .expect("a known id");
+        CheckResult {
+            def,
+            outcome,
+            exchanges,
+            millis: 2.0,
+        }
+    }
+
+    fn sample_run() -> Run {
+        let missing = Exchange::canned(
+            "GET",
+            "http://127.0.0.1:1/Users/x",
+            404,
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":404}"#,
+        );
+        Run {
+            target: "http://127.0.0.1:1".into(),
+            started: "2026-11-23T10:00:00.000Z".into(),
+            finished: "2026-11-23T10:00:01.000Z".into(),
+            seconds: 1.0,
+            results: vec![
+                result("P-DISC-01", Outcome::Passed, Vec::new()),
+                result(
+                    "P-READ-02",
+                    Outcome::Failed("expected status \"404\" (a string), got 404".into()),
+                    vec![missing],
+                ),
+                result(
+                    "P-ME-01",
+                    Outcome::Skipped("/Me is not supported (501)".into()),
+                    Vec::new(),
+                ),
+                result(
+                    "X-INFO-06",
+                    Outcome::Noted("hard delete".into()),
+                    Vec::new(),
+                ),
+            ],
+            left_behind: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn reports_keep_their_shape() {
+        let run = sample_run();
+        insta::assert_snapshot!("terminal", to_terminal(&run, false));
+        insta::assert_snapshot!("markdown", to_markdown(&run, false));
+        insta::assert_snapshot!("junit", to_junit(&run).expect("serialises"));
+        insta::assert_json_snapshot!("json", to_json(&run, false), {".version" => "[version]"});
+    }
 }

@@ -54,6 +54,22 @@ impl Exchange {
         self.parsed.clone()
     }
 
+    /// A fixed exchange for report tests.
+    #[cfg(test)]
+    pub(crate) fn canned(method: &str, url: &str, status: u16, body: &str) -> Exchange {
+        Exchange {
+            method: method.into(),
+            url: url.into(),
+            request_headers: vec![("authorization".into(), "Bearer ****".into())],
+            request_body: None,
+            status,
+            response_headers: vec![("content-type".into(), "application/scim+json".into())],
+            response_body: body.into(),
+            millis: 1.0,
+            parsed: serde_json::from_str(body).ok(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.response_headers
             .iter()
