@@ -2,6 +2,7 @@
 
 mod ci;
 mod conformance_cmd;
+mod scenario_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ enum Command {
     /// RFC 7643/7644 conformance suite against any SCIM base URL.
     Conformance(conformance_cmd::ConformanceArgs),
     /// Run joiner / mover / leaver scenario files.
-    Scenario(NotYet),
+    Scenario(scenario_cmd::ScenarioArgs),
     /// Sync latency and throughput under load.
     Load(NotYet),
     /// Render or merge reports.
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
         Command::Up(args) => runtime.block_on(serve::up(args)),
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Conformance(args) => runtime.block_on(conformance_cmd::run(args)),
-        Command::Scenario(_) => return not_yet("scenario", 7),
+        Command::Scenario(args) => runtime.block_on(scenario_cmd::run(args)),
         Command::Load(_) => return not_yet("load", 8),
         Command::Report(_) => return not_yet("report", 8),
     };

@@ -127,6 +127,21 @@ impl Targets {
         durable: bool,
         dialect: Dialect,
     ) -> Result<Targets, TargetsError> {
+        let policies = (
+            mock_space::Policy::default_policy(),
+            mock_teamcity::Policy::default_policy(),
+        );
+        Self::start_with_policies(data, token, durable, dialect, policies).await
+    }
+
+    /// As `start_with`, the connectors mapping groups to permissions by these policies.
+    pub async fn start_with_policies(
+        data: Option<PathBuf>,
+        token: &str,
+        durable: bool,
+        dialect: Dialect,
+        (space_policy, teamcity_policy): (mock_space::Policy, mock_teamcity::Policy),
+    ) -> Result<Targets, TargetsError> {
         let lenient = dialect == Dialect::Entra;
         let space = mock_space::launch(mock_space::Options {
             port: 0,
@@ -134,7 +149,7 @@ impl Targets {
             data: data.clone(),
             token: token.into(),
             scim_token: token.into(),
-            policy: mock_space::Policy::default_policy(),
+            policy: space_policy,
             durable,
             lenient,
         })
@@ -145,7 +160,7 @@ impl Targets {
             data: data.clone(),
             token: token.into(),
             scim_token: token.into(),
-            policy: mock_teamcity::Policy::default_policy(),
+            policy: teamcity_policy,
             durable,
             lenient,
         })

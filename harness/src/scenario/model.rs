@@ -1,0 +1,484 @@
+//! Scenario files (`scenarios/*.yaml`): steps in the IdP's vocabulary, expectations in each
+//! target's own. Parsing checks the shape (serde) and then the meaning (users hired before they
+//! are used, groups declared, durations readable); every error names the file and line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}: {message}", file.display())]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialectName {
+    Okta,
+    Entra,
+}
+
+impl DialectName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialectName::Okta => "okta",
+            DialectName::Entra => "entra",
+        }
+    }
+}
+
+fn both_dialects() -> Vec<DialectName> {
+    vec![DialectName::Okta, DialectName::Entra]
+}
+
+/// The policy files (in `scenarios/policies/`, without `.toml`) the targets run with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    #[serde(default = "Policies::default_space")]
+    pub space: String,
+    #[serde(default = "Policies::default_teamcity")]
+    pub teamcity: String,
+}
+
+impl Policies {
+    fn default_space() -> String {
+        "space-idp".into()
+    }
+    fn default_teamcity() -> String {
+        "teamcity-idp".into()
+    }
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            space: Self::default_space(),
+            teamcity: Self::default_teamcity(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The dialects the IdP runs the scenario in (both unless narrowed).
+    #[serde(default = "both_dialects")]
+    pub dialects: Vec<DialectName>,
+    #[serde(default)]
+    pub policies: Policies,
+    /// IdP groups created up front, assigned and pushed to both apps.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(deserialize_with = "one_key_maps")]
+    pub steps: Vec<Step>,
+}
+
+/// The YAML reader wants tags (`!hire`) for enums; scenarios write steps as one-key maps
+/// (`- hire: {...}`), which the JSON reading of the same values understands.
+fn one_key_maps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
+    let raw: Vec<Value> = Vec::deserialize(d)?;
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v)
+                .map_err(|e| serde::de::Error::custom(format!("step {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hire {
+    pub user: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub profile: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRef {
+    pub user: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    pub user: String,
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Move {
+    pub user: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    pub group: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    pub user: String,
+    pub profile: Map<String, Value>,
+}
+
+/// One step, in the IdP's vocabulary: a map with one key, the step's name (`- hire: {...}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    Hire(Hire),
+    Update(Update),
+    Join(Membership),
+    Leave(Membership),
+    Move(Move),
+    Rename(Rename),
+    Suspend(UserRef),
+    Unsuspend(UserRef),
+    /// Deactivate: the leaver.
+    Terminate(UserRef),
+    /// Activate a terminated user again.
+    Rehire(UserRef),
+    Delete(UserRef),
+    /// A pause, e.g. `wait: 500ms`.
+    Wait(String),
+    Expect(Expect),
+}
+
+impl Step {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Hire(_) => "hire",
+            Step::Update(_) => "update",
+            Step::Join(_) => "join",
+            Step::Leave(_) => "leave",
+            Step::Move(_) => "move",
+            Step::Rename(_) => "rename",
+            Step::Suspend(_) => "suspend",
+            Step::Unsuspend(_) => "unsuspend",
+            Step::Terminate(_) => "terminate",
+            Step::Rehire(_) => "rehire",
+            Step::Delete(_) => "delete",
+            Step::Wait(_) => "wait",
+            Step::Expect(_) => "expect",
+        }
+    }
+}
+
+/// What must hold on each target by the deadline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default = "Expect::default_within")]
+    pub within: String,
+    #[serde(default)]
+    pub space: Vec<SpaceExpect>,
+    #[serde(default)]
+    pub teamcity: Vec<TeamCityExpect>,
+}
+
+impl Expect {
+    fn default_within() -> String {
+        "5s".into()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// No role or permission anywhere (an absent user has none either).
+    None,
+}
+
+/// In Space's vocabulary: project roles of a profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceExpect {
+    pub user: String,
+    /// With `roles`: exactly these roles on this project key.
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    #[serde(default)]
+    pub access: Option<Access>,
+    /// The profile is readable and active (`true`) or archived (`false`).
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// In TeamCity's vocabulary: permissions of a user on a project (subprojects inherit).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamCityExpect {
+    pub user: String,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub may: Vec<String>,
+    #[serde(default)]
+    pub may_not: Vec<String>,
+    #[serde(default)]
+    pub access: Option<Access>,
+}
+
+/// `500ms`, `2s`, `1.5s`, `1m`.
+pub fn duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = number
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// The line (1-based) each step starts on: the list items of `steps:` at its first item's indent.
+fn step_lines(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim_end() == "steps:") else {
+        return Vec::new();
+    };
+    let mut indent = None;
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate().skip(start + 1) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let depth = line.len() - trimmed.len();
+        if depth == 0 && !trimmed.starts_with('-') {
+            break;
+        }
+        if trimmed.starts_with('-') && *indent.get_or_insert(depth) == depth {
+            out.push(i + 1);
+        }
+    }
+    out
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_owned(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| ScenarioError {
+            file: path.to_owned(),
+            line: e.location().map_or(0, |l| l.line()),
+            message: e.to_string(),
+        })?;
+        let lines = step_lines(text);
+        scenario
+            .validate()
+            .map_err(|(step, message)| ScenarioError {
+                file: path.to_owned(),
+                line: step.and_then(|i| lines.get(i).copied()).unwrap_or(1),
+                message,
+            })?;
+        Ok(scenario)
+    }
+
+    /// The meaning: who exists when, which groups there are. `Err` carries the step index.
+    fn validate(&self) -> Result<(), (Option<usize>, String)> {
+        if self.dialects.is_empty() {
+            return Err((None, "dialects is empty".into()));
+        }
+        let mut groups: Vec<String> = Vec::new();
+        for g in &self.groups {
+            if groups.contains(g) {
+                return Err((None, format!("group {g:?} is declared twice")));
+            }
+            groups.push(g.clone());
+        }
+        let mut hired: Vec<&str> = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let fail = |message: String| {
+                Err((
+                    Some(i),
+                    format!("step {} ({}): {message}", i + 1, step.kind()),
+                ))
+            };
+            let known_group = |g: &str, groups: &[String]| groups.iter().any(|x| x == g);
+            let users: Vec<&str> = match step {
+                Step::Hire(h) => {
+                    if hired.contains(&h.user.as_str()) {
+                        return fail(format!("{} is already hired", h.user));
+                    }
+                    if let Some(g) = h.groups.iter().find(|g| !known_group(g, &groups)) {
+                        return fail(format!("group {g:?} is not declared under groups"));
+                    }
+                    if !valid_user(&h.user) {
+                        return fail(format!(
+                            "user {:?}: use letters, digits, '.', '-' or '_'",
+                            h.user
+                        ));
+                    }
+                    hired.push(&h.user);
+                    Vec::new()
+                }
+                Step::Join(m) | Step::Leave(m) => {
+                    if !known_group(&m.group, &groups) {
+                        return fail(format!("group {:?} is not declared under groups", m.group));
+                    }
+                    vec![&m.user]
+                }
+                Step::Move(m) => {
+                    if let Some(g) = [&m.from, &m.to]
+                        .into_iter()
+                        .find(|g| !known_group(g, &groups))
+                    {
+                        return fail(format!("group {g:?} is not declared under groups"));
+                    }
+                    vec![&m.user]
+                }
+                Step::Rename(r) => {
+                    let Some(at) = groups.iter().position(|g| *g == r.group) else {
+                        return fail(format!("group {:?} is not declared under groups", r.group));
+                    };
+                    if known_group(&r.to, &groups) {
+                        return fail(format!("a group is already called {:?}", r.to));
+                    }
+                    groups[at] = r.to.clone();
+                    Vec::new()
+                }
+                Step::Update(u) => vec![&u.user],
+                Step::Suspend(u)
+                | Step::Unsuspend(u)
+                | Step::Terminate(u)
+                | Step::Rehire(u)
+                | Step::Delete(u) => vec![&u.user],
+                Step::Wait(w) => {
+                    if duration(w).is_none() {
+                        return fail(format!("{w:?} is not a duration (500ms, 2s, 1m)"));
+                    }
+                    Vec::new()
+                }
+                Step::Expect(e) => {
+                    if duration(&e.within).is_none() {
+                        return fail(format!("within {:?} is not a duration", e.within));
+                    }
+                    for s in &e.space {
+                        if s.access.is_none()
+                            && s.active.is_none()
+                            && (s.project.is_none() || s.roles.is_none())
+                        {
+                            return fail(format!("space expectation for {} needs project and roles, access or active", s.user));
+                        }
+                    }
+                    for t in &e.teamcity {
+                        if t.access.is_none()
+                            && (t.project.is_none() || (t.may.is_empty() && t.may_not.is_empty()))
+                        {
+                            return fail(format!("teamcity expectation for {} needs project with may / may_not, or access", t.user));
+                        }
+                    }
+                    e.space
+                        .iter()
+                        .map(|s| s.user.as_str())
+                        .chain(e.teamcity.iter().map(|t| t.user.as_str()))
+                        .collect()
+                }
+            };
+            if let Some(u) = users.into_iter().find(|u| !hired.contains(u)) {
+                return fail(format!("user {u:?} is not hired by an earlier step"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_user(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(Path::new("t.yaml"), text)
+    }
+
+    #[test]
+    fn a_scenario_parses() {
+        let s = parse(
+            "name: joiner\ngroups: [Engineering]\nsteps:\n  - hire: {user: alice, groups: [Engineering]}\n  - wait: 100ms\n  - expect:\n      within: 2s\n      space: [{user: alice, project: BACKEND, roles: [member]}]\n",
+        )
+        .unwrap();
+        assert_eq!(s.steps.len(), 3);
+        assert_eq!(s.dialects, both_dialects());
+        assert_eq!(s.policies.space, "space-idp");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse("name: x\nsteps:\n  - hire: {user: alice}\n  - fire: {user: alice}\n")
+            .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let e = parse("name: x\ngroups: [A]\nsteps:\n  - hire: {user: alice}\n\n  - join: {user: bob, group: A}\n").unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("\"bob\" is not hired"), "{e}");
+        assert!(e.to_string().starts_with("t.yaml:6: step 2 (join)"), "{e}");
+        let e = parse("name: x\nsteps:\n  - hire: {user: a, groups: [Nope]}\n").unwrap_err();
+        assert!(e.message.contains("not declared"), "{e}");
+        let e = parse("name: x\nsteps:\n  - wait: soon\n").unwrap_err();
+        assert!(e.message.contains("not a duration"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(duration("2m"), Some(Duration::from_secs(120)));
+        for bad in ["", "5", "s", "-1s", "1h", "NaNs"] {
+            assert_eq!(duration(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the text, parsing answers (an error or a scenario), never a panic.
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn durations_never_panic(text in "\\PC{0,12}") {
+            let _ = duration(&text);
+        }
+    }
+}

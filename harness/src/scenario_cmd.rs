@@ -1,0 +1,65 @@
+//! `scimlab scenario`: loads scenario files (every one first, so a bad file fails before any
+//! server starts), runs each in its dialects on fresh embedded servers, writes report.json.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use harness::scenario::{self, Scenario};
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// Scenario files (default: every scenarios/*.yaml).
+    pub files: Vec<PathBuf>,
+    /// Where the policy files the scenarios name are.
+    #[arg(long, default_value = "scenarios/policies")]
+    pub policies: PathBuf,
+    /// Only this dialect (default: the dialects each scenario lists).
+    #[arg(long, value_parser = ["okta", "entra"])]
+    pub dialect: Option<String>,
+    /// Where report.json goes (default: reports/scenario-<UTC timestamp>).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
+    let files = if args.files.is_empty() {
+        scenario::files_in(std::path::Path::new("scenarios")).context("cannot list scenarios/")?
+    } else {
+        args.files.clone()
+    };
+    let loaded: Vec<(PathBuf, Scenario)> = files
+        .iter()
+        .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
+        .collect::<Result<_, _>>()?;
+    let mut runs = Vec::new();
+    for (file, s) in &loaded {
+        for dialect in s.dialects.iter().filter(|d| {
+            args.dialect
+                .as_deref()
+                .is_none_or(|want| want == d.as_str())
+        }) {
+            runs.push(scenario::run::run(s, file, *dialect, &args.policies).await?);
+        }
+    }
+    let dir = args.report.clone().unwrap_or_else(|| {
+        PathBuf::from("reports").join(format!(
+            "scenario-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&scenario::to_json(&runs))?,
+    )
+    .with_context(|| format!("cannot write {}", dir.display()))?;
+    print!("{}", scenario::to_terminal(&runs));
+    println!("report: {}", dir.display());
+    Ok(if runs.iter().all(|r| r.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

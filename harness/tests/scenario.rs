@@ -1,0 +1,75 @@
+//! Scenario files end to end: every shipped scenario holds in both dialects on fresh embedded
+//! servers, and a wrong expectation fails with the access that contradicts it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+
+use harness::scenario::{self, model::DialectName, Scenario};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[tokio::test]
+async fn every_shipped_scenario_holds_in_both_dialects() {
+    let files = scenario::files_in(&root().join("scenarios")).unwrap();
+    assert!(files.len() >= 7, "{files:?}");
+    let mut failed = Vec::new();
+    for file in &files {
+        let s = Scenario::load(file).unwrap();
+        for dialect in &s.dialects {
+            let run = scenario::run::run(&s, file, *dialect, &root().join("scenarios/policies"))
+                .await
+                .unwrap();
+            if !run.passed {
+                failed.push(scenario::to_terminal(&[run]));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join(""));
+}
+
+#[tokio::test]
+async fn stale_access_is_reported_with_the_route_that_grants_it() {
+    let text = "name: wrong\ngroups: [Engineering]\nsteps:\n  - hire: {user: zed, groups: [Engineering]}\n  - expect:\n      within: 300ms\n      space: [{user: zed, access: none}]\n      teamcity: [{user: zed, project: Backend, may_not: [run_build]}]\n";
+    let s = Scenario::parse(Path::new("wrong.yaml"), text).unwrap();
+    let run = scenario::run::run(
+        &s,
+        Path::new("wrong.yaml"),
+        DialectName::Okta,
+        &root().join("scenarios/policies"),
+    )
+    .await
+    .unwrap();
+    assert!(!run.passed);
+    let step = &run.steps[1];
+    assert!(!step.ok);
+    assert!(
+        step.detail
+            .contains("space: zed: excess access: BACKEND member (via team:"),
+        "{}",
+        step.detail
+    );
+    assert!(
+        step.detail
+            .contains("teamcity: zed: on Backend: missing [], excess [\"run_build\"]"),
+        "{}",
+        step.detail
+    );
+}
+
+#[tokio::test]
+async fn a_policy_that_does_not_exist_is_an_error_not_a_pass() {
+    let text = "name: x\npolicies: {space: nope}\nsteps:\n  - hire: {user: a}\n";
+    let s = Scenario::parse(Path::new("x.yaml"), text).unwrap();
+    let err = scenario::run::run(
+        &s,
+        Path::new("x.yaml"),
+        DialectName::Okta,
+        &root().join("scenarios/policies"),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
