@@ -292,12 +292,24 @@ impl Scenario {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| ScenarioError {
-            file: path.to_owned(),
-            line: e.location().map_or(0, |l| l.line()),
-            message: e.to_string(),
-        })?;
         let lines = step_lines(text);
+        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            // A step's own error comes from `one_key_maps`, which the YAML reader cannot place.
+            let step = message
+                .strip_prefix("steps: step ")
+                .or_else(|| message.strip_prefix("step "))
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            ScenarioError {
+                file: path.to_owned(),
+                line: step
+                    .and_then(|n| lines.get(n.checked_sub(1)?).copied())
+                    .or_else(|| e.location().map(|l| l.line()))
+                    .unwrap_or(0),
+                message,
+            }
+        })?;
         scenario
             .validate()
             .map_err(|(step, message)| ScenarioError {
