@@ -5,8 +5,11 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+/// `scimlab`, run from the repository root as the README does.
 fn scimlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scimlab"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimlab"));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd
 }
 
 #[test]
@@ -56,9 +59,13 @@ fn ci_writes_the_report_contract_and_passes() {
         .contains("Not built yet"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("not built yet: the rest of the conformance"),
+        stdout.contains("not built yet: the computed permission oracle"),
         "{stdout}"
     );
+    let scenarios = &report["summary"]["scenarios"];
+    assert_eq!(scenarios["failed"], 0, "{stdout}");
+    assert!(scenarios["runs"].as_u64().unwrap() >= 14, "{scenarios}");
+    assert!(dir.path().join("scenarios/report.json").exists());
     let idp_steps = report["steps"].as_array().map(|steps| {
         steps
             .iter()
@@ -74,7 +81,7 @@ fn ci_writes_the_report_contract_and_passes() {
 
 #[test]
 fn subcommands_not_built_yet_say_so_and_exit_2() {
-    for cmd in ["scenario", "load", "report"] {
+    for cmd in ["load", "report"] {
         let out = scimlab()
             .args([cmd, "http://127.0.0.1:1/"])
             .output()
@@ -85,6 +92,42 @@ fn subcommands_not_built_yet_say_so_and_exit_2() {
             "{cmd}"
         );
     }
+}
+
+#[test]
+fn scenario_runs_a_file_and_names_the_line_of_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scimlab()
+        .args([
+            "scenario",
+            "scenarios/leaver.yaml",
+            "--dialect",
+            "entra",
+            "--report",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("pass leaver [entra]"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["runs"], 1);
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: bad\nsteps:\n  - hire: {user: a}\n  - terminate: {user: b}\n",
+    )
+    .unwrap();
+    let out = scimlab().arg("scenario").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:4: step 2 (terminate): user \"b\" is not hired"),
+        "{stderr}"
+    );
 }
 
 /// A running `scimlab up`, killed (SIGKILL) when dropped, so a failing test leaves no server behind.
