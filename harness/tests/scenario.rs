@@ -30,18 +30,22 @@ async fn every_shipped_scenario_holds_in_both_dialects() {
     assert!(failed.is_empty(), "{}", failed.join(""));
 }
 
-#[tokio::test]
-async fn stale_access_is_reported_with_the_route_that_grants_it() {
-    let text = "name: wrong\ngroups: [Engineering]\nsteps:\n  - hire: {user: zed, groups: [Engineering]}\n  - expect:\n      within: 300ms\n      space: [{user: zed, access: none}]\n      teamcity: [{user: zed, project: Backend, may_not: [run_build]}]\n";
-    let s = Scenario::parse(Path::new("wrong.yaml"), text).unwrap();
-    let run = scenario::run::run(
+/// Runs a scenario given as text in the Okta dialect.
+async fn run_text(text: &str) -> Result<scenario::ScenarioRun, scenario::RunError> {
+    let s = Scenario::parse(Path::new("inline.yaml"), text).unwrap();
+    scenario::run::run(
         &s,
-        Path::new("wrong.yaml"),
+        Path::new("inline.yaml"),
         DialectName::Okta,
         &root().join("scenarios/policies"),
     )
     .await
-    .unwrap();
+}
+
+#[tokio::test]
+async fn stale_access_is_reported_with_the_route_that_grants_it() {
+    let text = "name: wrong\ngroups: [Engineering]\nsteps:\n  - hire: {user: zed, groups: [Engineering]}\n  - expect:\n      within: 300ms\n      space: [{user: zed, access: none}]\n      teamcity: [{user: zed, project: Backend, may_not: [run_build]}]\n";
+    let run = run_text(text).await.unwrap();
     assert!(!run.passed);
     let step = &run.steps[1];
     assert!(!step.ok);
@@ -62,14 +66,6 @@ async fn stale_access_is_reported_with_the_route_that_grants_it() {
 #[tokio::test]
 async fn a_policy_that_does_not_exist_is_an_error_not_a_pass() {
     let text = "name: x\npolicies: {space: nope}\nsteps:\n  - hire: {user: a}\n";
-    let s = Scenario::parse(Path::new("x.yaml"), text).unwrap();
-    let err = scenario::run::run(
-        &s,
-        Path::new("x.yaml"),
-        DialectName::Okta,
-        &root().join("scenarios/policies"),
-    )
-    .await
-    .unwrap_err();
+    let err = run_text(text).await.unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }

@@ -13,6 +13,9 @@ use super::model::{self, Access, DialectName, Scenario, SpaceExpect, Step, TeamC
 use crate::targets::{Dialect, Targets};
 
 const TOKEN: &str = "scimlab-scenario";
+
+/// Why one expectation does not hold on what a target shows (`None` when it holds).
+type Judge<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
 /// How often an expectation is read again while it does not hold.
 const POLL: Duration = Duration::from_millis(25);
 
@@ -316,34 +319,34 @@ impl World {
     /// Every expectation that does not hold now, with what was seen instead.
     async fn misses(&self, space: &[SpaceExpect], teamcity: &[TeamCityExpect]) -> Vec<String> {
         let mut out = Vec::new();
-        for e in space {
-            let seen = match self
-                .permissions(&self.targets.space.space_url, &e.user)
-                .await
-            {
-                Ok(seen) => seen,
-                Err(why) => {
-                    out.push(why);
-                    continue;
+        let space_url = &self.targets.space.space_url;
+        let teamcity_url = &self.targets.teamcity.teamcity_url;
+        for (target, base, user, miss) in space
+            .iter()
+            .map(|e| {
+                (
+                    "space",
+                    space_url,
+                    &e.user,
+                    Box::new(move |seen: Option<&Value>| space_miss(e, seen)) as Judge<'_>,
+                )
+            })
+            .chain(teamcity.iter().map(|e| {
+                (
+                    "teamcity",
+                    teamcity_url,
+                    &e.user,
+                    Box::new(move |seen: Option<&Value>| teamcity_miss(e, seen)) as Judge<'_>,
+                )
+            }))
+        {
+            match self.permissions(base, user).await {
+                Ok(seen) => {
+                    if let Some(why) = miss(seen.as_ref()) {
+                        out.push(format!("{target}: {user}: {why}"));
+                    }
                 }
-            };
-            if let Some(miss) = space_miss(e, seen.as_ref()) {
-                out.push(format!("space: {}: {miss}", e.user));
-            }
-        }
-        for e in teamcity {
-            let seen = match self
-                .permissions(&self.targets.teamcity.teamcity_url, &e.user)
-                .await
-            {
-                Ok(seen) => seen,
-                Err(why) => {
-                    out.push(why);
-                    continue;
-                }
-            };
-            if let Some(miss) = teamcity_miss(e, seen.as_ref()) {
-                out.push(format!("teamcity: {}: {miss}", e.user));
+                Err(why) => out.push(why),
             }
         }
         out
