@@ -237,12 +237,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         report_dir.join("summary.md"),
         summary_markdown(&steps, verdict),
     )?;
-    let scenario_dir = report_dir.join("scenarios");
-    std::fs::create_dir_all(&scenario_dir)?;
-    std::fs::write(
-        scenario_dir.join("report.json"),
-        serde_json::to_string_pretty(&scenario::to_json(&scenario_runs))?,
-    )?;
+    scenario::write(&scenario_runs, &report_dir.join("scenarios"))?;
     for (target, suite) in &suites {
         conformance_report::write(
             suite,

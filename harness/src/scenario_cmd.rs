@@ -18,7 +18,7 @@ pub struct ScenarioArgs {
     /// Only this dialect (default: the dialects each scenario lists).
     #[arg(long, value_parser = ["okta", "entra"])]
     pub dialect: Option<String>,
-    /// Where report.json goes (default: reports/scenario-<UTC timestamp>).
+    /// Where report.json, junit.xml and summary.md go (default: reports/scenario-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
 }
@@ -49,12 +49,8 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
         ))
     });
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_string_pretty(&scenario::to_json(&runs))?,
-    )
-    .with_context(|| format!("cannot write {}", dir.display()))?;
+    scenario::write(&runs, &dir)
+        .with_context(|| format!("cannot write the report to {}", dir.display()))?;
     print!("{}", scenario::to_terminal(&runs));
     println!("report: {}", dir.display());
     Ok(if runs.iter().all(|r| r.passed) {

@@ -114,6 +114,9 @@ fn scenario_runs_a_file_and_names_the_line_of_a_bad_one() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["summary"]["runs"], 1);
+    for file in ["junit.xml", "summary.md"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(

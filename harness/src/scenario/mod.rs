@@ -57,3 +57,107 @@ pub fn to_terminal(runs: &[ScenarioRun]) -> String {
     ));
     out
 }
+
+/// JUnit XML: one suite per scenario file and dialect, one case per step.
+pub fn to_junit(runs: &[ScenarioRun]) -> Result<String, quick_junit::SerializeError> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("scimlab scenario");
+    for r in runs {
+        let mut suite = TestSuite::new(format!("{} [{}]", r.name, r.dialect));
+        for s in &r.steps {
+            let status = if s.ok {
+                TestCaseStatus::success()
+            } else {
+                let mut failed = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                failed.set_message(s.detail.clone());
+                failed
+            };
+            let mut case = TestCase::new(format!("step {} ({})", s.index, s.kind), status);
+            case.set_time(std::time::Duration::from_secs_f64(s.millis / 1000.0));
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string()
+}
+
+/// A Markdown summary: a table of runs, then every failing step.
+pub fn to_markdown(runs: &[ScenarioRun]) -> String {
+    let failed = runs.iter().filter(|r| !r.passed).count();
+    let mut md = format!(
+        "# Scenarios: {} passed, {failed} failed\n\n| scenario | dialect | verdict | seconds | file |\n|---|---|---|---|---|\n",
+        runs.len() - failed
+    );
+    for r in runs {
+        let verdict = if r.passed { "pass" } else { "**fail**" };
+        md.push_str(&format!(
+            "| {} | {} | {verdict} | {:.2} | `{}` |\n",
+            r.name, r.dialect, r.seconds, r.file
+        ));
+    }
+    for r in runs.iter().filter(|r| !r.passed) {
+        md.push_str(&format!("\n## {} [{}]\n\n", r.name, r.dialect));
+        for s in r.steps.iter().filter(|s| !s.ok) {
+            md.push_str(&format!("- step {} ({}): {}\n", s.index, s.kind, s.detail));
+        }
+    }
+    md
+}
+
+/// Writes report.json, junit.xml and summary.md into `dir`.
+pub fn write(runs: &[ScenarioRun], dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(&to_json(runs)).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("report.json"), json)?;
+    std::fs::write(
+        dir.join("junit.xml"),
+        to_junit(runs).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::write(dir.join("summary.md"), to_markdown(runs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use run::StepResult;
+
+    fn runs() -> Vec<ScenarioRun> {
+        let step = |index, kind, ok, detail: &str| StepResult {
+            index,
+            kind,
+            ok,
+            detail: detail.into(),
+            millis: 12.5,
+        };
+        vec![
+            ScenarioRun {
+                file: "scenarios/leaver.yaml".into(),
+                name: "leaver".into(),
+                dialect: "okta",
+                passed: true,
+                seconds: 0.25,
+                steps: vec![step(1, "hire", true, ""), step(2, "expect", true, "2 expectations held")],
+            },
+            ScenarioRun {
+                file: "scenarios/transfer.yaml".into(),
+                name: "team transfer".into(),
+                dialect: "entra",
+                passed: false,
+                seconds: 5.5,
+                steps: vec![
+                    step(1, "hire", true, ""),
+                    step(2, "expect", false, "after 5s: space: bob: on WEB: missing [], excess [\"member (via team:t1)\"]"),
+                ],
+            },
+        ]
+    }
+
+    #[test]
+    fn reports_keep_their_shape() {
+        let runs = runs();
+        insta::assert_snapshot!("terminal", to_terminal(&runs));
+        insta::assert_snapshot!("markdown", to_markdown(&runs));
+        insta::assert_snapshot!("junit", to_junit(&runs).expect("serialises"));
+        insta::assert_json_snapshot!("json", to_json(&runs), {".version" => "[version]"});
+    }
+}
