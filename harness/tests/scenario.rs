@@ -69,3 +69,25 @@ async fn a_policy_that_does_not_exist_is_an_error_not_a_pass() {
     let err = run_text(text).await.unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+/// A target that keeps a leaver's tokens working (the mocks' named quirks) fails the leaver
+/// guarantee, naming the token.
+#[tokio::test]
+async fn tokens_that_survive_a_leave_are_caught() {
+    let text = "name: leaky\ngroups: [Engineering]\nsteps:\n  - quirks: {on: space, quirks: [deactivate-keeps-tokens]}\n  - quirks: {on: teamcity, quirks: [token-delete-ignored]}\n  - hire: {user: leo, groups: [Engineering]}\n  - token: {user: leo, on: space}\n  - token: {user: leo, on: teamcity}\n  - terminate: {user: leo}\n  - expect:\n      within: 500ms\n      space: [{user: leo, tokens: refused}]\n      teamcity: [{user: leo, tokens: refused}]\n";
+    let run = run_text(text).await.unwrap();
+    let step = run.steps.last().unwrap();
+    assert!(!step.ok, "{step:?}");
+    assert!(
+        step.detail
+            .contains("space: leo: tokens should be refused: token 1 answered 200"),
+        "{}",
+        step.detail
+    );
+    assert!(
+        step.detail
+            .contains("teamcity: leo: tokens should be refused: token 2 answered 200"),
+        "{}",
+        step.detail
+    );
+}

@@ -140,6 +140,31 @@ pub struct Update {
     pub profile: Map<String, Value>,
 }
 
+/// The targets a scenario can reach natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetName {
+    Space,
+    Teamcity,
+}
+
+/// A personal access token the user creates in a target's own API (not through the IdP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenStep {
+    pub user: String,
+    pub on: TargetName,
+}
+
+/// Switches a target's named quirks (see each mock's `/_sim/quirks`), to show a misbehaving
+/// target being caught.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuirkStep {
+    pub on: TargetName,
+    pub quirks: Vec<String>,
+}
+
 /// One step, in the IdP's vocabulary: a map with one key, the step's name (`- hire: {...}`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -159,6 +184,9 @@ pub enum Step {
     Delete(UserRef),
     /// A pause, e.g. `wait: 500ms`.
     Wait(String),
+    /// The user creates a personal token on a target.
+    Token(TokenStep),
+    Quirks(QuirkStep),
     Expect(Expect),
 }
 
@@ -177,6 +205,8 @@ impl Step {
             Step::Rehire(_) => "rehire",
             Step::Delete(_) => "delete",
             Step::Wait(_) => "wait",
+            Step::Token(_) => "token",
+            Step::Quirks(_) => "quirks",
             Step::Expect(_) => "expect",
         }
     }
@@ -198,6 +228,14 @@ impl Expect {
     fn default_within() -> String {
         "5s".into()
     }
+}
+
+/// Whether the user's personal tokens on a target still work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tokens {
+    Accepted,
+    Refused,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -222,6 +260,9 @@ pub struct SpaceExpect {
     /// The profile is readable and active (`true`) or archived (`false`).
     #[serde(default)]
     pub active: Option<bool>,
+    /// Every token the user created on Space (`token` steps) is accepted, or refused.
+    #[serde(default)]
+    pub tokens: Option<Tokens>,
 }
 
 /// In TeamCity's vocabulary: permissions of a user on a project (subprojects inherit).
@@ -237,6 +278,9 @@ pub struct TeamCityExpect {
     pub may_not: Vec<String>,
     #[serde(default)]
     pub access: Option<Access>,
+    /// Every token the user created on TeamCity (`token` steps) is accepted, or refused.
+    #[serde(default)]
+    pub tokens: Option<Tokens>,
 }
 
 /// `500ms`, `2s`, `1.5s`, `1m`.
@@ -333,6 +377,7 @@ impl Scenario {
             groups.push(g.clone());
         }
         let mut hired: Vec<&str> = Vec::new();
+        let mut tokens: Vec<(&str, TargetName)> = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             let fail = |message: String| {
                 Err((
@@ -384,6 +429,11 @@ impl Scenario {
                     Vec::new()
                 }
                 Step::Update(u) => vec![&u.user],
+                Step::Token(t) => {
+                    tokens.push((&t.user, t.on));
+                    vec![&t.user]
+                }
+                Step::Quirks(_) => Vec::new(),
                 Step::Suspend(u)
                 | Step::Unsuspend(u)
                 | Step::Terminate(u)
@@ -399,8 +449,24 @@ impl Scenario {
                     if duration(&e.within).is_none() {
                         return fail(format!("within {:?} is not a duration", e.within));
                     }
+                    let tokenless = e
+                        .space
+                        .iter()
+                        .filter(|s| s.tokens.is_some())
+                        .map(|s| (s.user.as_str(), TargetName::Space))
+                        .chain(
+                            e.teamcity
+                                .iter()
+                                .filter(|t| t.tokens.is_some())
+                                .map(|t| (t.user.as_str(), TargetName::Teamcity)),
+                        )
+                        .find(|wanted| !tokens.contains(wanted));
+                    if let Some((user, on)) = tokenless {
+                        return fail(format!("a tokens expectation for {user} on {on:?} needs an earlier token step there (else it holds vacuously)"));
+                    }
                     for s in &e.space {
-                        if s.access.is_none()
+                        if s.tokens.is_none()
+                            && s.access.is_none()
                             && s.active.is_none()
                             && (s.project.is_none() || s.roles.is_none())
                         {
@@ -408,7 +474,8 @@ impl Scenario {
                         }
                     }
                     for t in &e.teamcity {
-                        if t.access.is_none()
+                        if t.tokens.is_none()
+                            && t.access.is_none()
                             && (t.project.is_none() || (t.may.is_empty() && t.may_not.is_empty()))
                         {
                             return fail(format!("teamcity expectation for {} needs project with may / may_not, or access", t.user));
@@ -467,6 +534,8 @@ mod tests {
         assert!(e.to_string().starts_with("t.yaml:6: step 2 (join)"), "{e}");
         let e = parse("name: x\nsteps:\n  - hire: {user: a, groups: [Nope]}\n").unwrap_err();
         assert!(e.message.contains("not declared"), "{e}");
+        let e = parse("name: x\nsteps:\n  - hire: {user: a}\n  - expect: {space: [{user: a, tokens: refused}]}\n").unwrap_err();
+        assert!(e.message.contains("needs an earlier token step"), "{e}");
         let e = parse("name: x\nsteps:\n  - wait: soon\n").unwrap_err();
         assert!(e.message.contains("not a duration"), "{e}");
     }

@@ -9,7 +9,9 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::model::{self, Access, DialectName, Scenario, SpaceExpect, Step, TeamCityExpect};
+use super::model::{
+    self, Access, DialectName, Scenario, SpaceExpect, Step, TargetName, TeamCityExpect, Tokens,
+};
 use crate::targets::{Dialect, Targets};
 
 const TOKEN: &str = "scimlab-scenario";
@@ -58,6 +60,8 @@ struct World {
     targets: Targets,
     users: Vec<(String, String)>,
     groups: Vec<(String, String)>,
+    /// Personal tokens users created on the targets: (user, target, secret).
+    tokens: Vec<(String, TargetName, String)>,
 }
 
 impl World {
@@ -251,6 +255,51 @@ impl World {
                     .await
                     .map(|_| String::new())
             }
+            Step::Token(t) => {
+                // A user makes a token once the account exists: after the IdP has delivered.
+                self.delivered(Duration::from_secs(5)).await?;
+                let login = encode(&format!("username:{}", Self::login(&t.user)));
+                let (url, body, field) = match t.on {
+                    TargetName::Space => (
+                        format!(
+                            "{}/api/http/team-directory/profiles/{login}/permanent-tokens",
+                            self.targets.space.space_url
+                        ),
+                        json!({"name": format!("scenario-{}", self.tokens.len())}),
+                        "second",
+                    ),
+                    TargetName::Teamcity => (
+                        format!(
+                            "{}/app/rest/users/{login}/tokens",
+                            self.targets.teamcity.teamcity_url
+                        ),
+                        json!({"name": format!("scenario-{}", self.tokens.len())}),
+                        "value",
+                    ),
+                };
+                let (status, answer) = self.native(Method::POST, &url, Some(body), TOKEN).await?;
+                let secret = answer[field]
+                    .as_str()
+                    .filter(|_| status == 200)
+                    .ok_or_else(|| format!("POST {url}: {status} {answer}"))?;
+                self.tokens.push((t.user.clone(), t.on, secret.to_owned()));
+                Ok(String::new())
+            }
+            Step::Quirks(q) => {
+                let base = match q.on {
+                    TargetName::Space => &self.targets.space.space_url,
+                    TargetName::Teamcity => &self.targets.teamcity.teamcity_url,
+                };
+                let url = format!("{base}/_sim/quirks");
+                let (status, answer) = self
+                    .native(Method::PUT, &url, Some(json!(q.quirks)), TOKEN)
+                    .await?;
+                if status == 200 {
+                    Ok(String::new())
+                } else {
+                    Err(format!("PUT {url}: {status} {answer}"))
+                }
+            }
             Step::Wait(w) => {
                 tokio::time::sleep(model::duration(w).unwrap_or_default()).await;
                 Ok(String::new())
@@ -279,6 +328,23 @@ impl World {
                     tokio::time::sleep(POLL).await;
                 }
             }
+        }
+    }
+
+    /// Waits (at most `within`) until the IdP has delivered everything it accepted.
+    async fn delivered(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let pending = self.pending().await?;
+            if pending == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{pending} changes still in the IdP's outboxes after {within:?}"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -316,6 +382,71 @@ impl World {
         }
     }
 
+    /// A call to a target's own API with a bearer token: (status, JSON body or null).
+    async fn native(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Value>,
+        bearer: &str,
+    ) -> Result<(u16, Value), String> {
+        let mut req = self
+            .client
+            .request(method.clone(), url)
+            .bearer_auth(bearer)
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{method} {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// Why the user's tokens on a target are not in the wanted state.
+    async fn token_miss(&self, user: &str, on: TargetName, want: Tokens) -> Option<String> {
+        let login = encode(&format!("username:{}", Self::login(user)));
+        let url = match on {
+            TargetName::Space => format!(
+                "{}/api/http/team-directory/profiles/{login}",
+                self.targets.space.space_url
+            ),
+            TargetName::Teamcity => format!(
+                "{}/app/rest/users/{login}",
+                self.targets.teamcity.teamcity_url
+            ),
+        };
+        let mut wrong = Vec::new();
+        for (i, (_, _, secret)) in self
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, (u, t, _))| u == user && *t == on)
+        {
+            match self.native(Method::GET, &url, None, secret).await {
+                Ok((code, _)) => {
+                    let accepted = (200..300).contains(&code);
+                    if accepted != (want == Tokens::Accepted) {
+                        wrong.push(format!("token {} answered {code}", i + 1));
+                    }
+                }
+                Err(why) => wrong.push(why),
+            }
+        }
+        (!wrong.is_empty()).then(|| {
+            let wanted = if want == Tokens::Accepted {
+                "accepted"
+            } else {
+                "refused"
+            };
+            format!("tokens should be {wanted}: {}", wrong.join(", "))
+        })
+    }
+
     /// Every expectation that does not hold now, with what was seen instead.
     async fn misses(&self, space: &[SpaceExpect], teamcity: &[TeamCityExpect]) -> Vec<String> {
         let mut out = Vec::new();
@@ -347,6 +478,24 @@ impl World {
                     }
                 }
                 Err(why) => out.push(why),
+            }
+        }
+        let wanted_tokens = space
+            .iter()
+            .filter_map(|e| e.tokens.map(|t| (&e.user, TargetName::Space, t)))
+            .chain(
+                teamcity
+                    .iter()
+                    .filter_map(|e| e.tokens.map(|t| (&e.user, TargetName::Teamcity, t))),
+            );
+        for (user, on, want) in wanted_tokens {
+            if let Some(why) = self.token_miss(user, on, want).await {
+                let target = if on == TargetName::Space {
+                    "space"
+                } else {
+                    "teamcity"
+                };
+                out.push(format!("{target}: {user}: {why}"));
             }
         }
         out
@@ -505,6 +654,7 @@ pub async fn run(
         targets,
         users: Vec::new(),
         groups: Vec::new(),
+        tokens: Vec::new(),
     };
     let mut steps = Vec::new();
     let mut setup = Ok(());
@@ -563,6 +713,7 @@ mod tests {
             roles: roles.map(|r| r.into_iter().map(str::to_owned).collect()),
             access,
             active: None,
+            tokens: None,
         }
     }
 
@@ -597,6 +748,7 @@ mod tests {
             may: vec!["run_build".into()],
             may_not: vec!["edit_project".into()],
             access: None,
+            tokens: None,
         };
         assert_eq!(teamcity_miss(&e, Some(&seen)), None);
         let e = TeamCityExpect {
@@ -612,6 +764,7 @@ mod tests {
             may: vec![],
             may_not: vec![],
             access: Some(Access::None),
+            tokens: None,
         };
         assert!(teamcity_miss(&none, Some(&seen)).is_some());
         assert_eq!(teamcity_miss(&none, None), None);
