@@ -110,7 +110,10 @@ fn scenario_runs_a_file_and_names_the_line_of_a_bad_one() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("pass leaver with live tokens [entra]"), "{stdout}");
+    assert!(
+        stdout.contains("pass leaver with live tokens [entra]"),
+        "{stdout}"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["summary"]["runs"], 1);
