@@ -568,12 +568,6 @@ async fn run_scenarios() -> anyhow::Result<Vec<scenario::ScenarioRun>> {
     let dir = Path::new("scenarios");
     let files = scenario::files_in(dir)
         .context("cannot list scenarios/ (scimlab ci runs from the repository root)")?;
-    let mut runs = Vec::new();
-    for file in files {
-        let s = scenario::Scenario::load(&file)?;
-        for dialect in &s.dialects {
-            runs.push(scenario::run::run(&s, &file, *dialect, &dir.join("policies")).await?);
-        }
-    }
-    Ok(runs)
+    let loaded = scenario::load_all(&files)?;
+    Ok(scenario::run_all(&loaded, &dir.join("policies"), None).await?)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use harness::scenario::{self, Scenario};
+use harness::scenario::{self, model::DialectName};
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
@@ -16,8 +16,8 @@ pub struct ScenarioArgs {
     #[arg(long, default_value = "scenarios/policies")]
     pub policies: PathBuf,
     /// Only this dialect (default: the dialects each scenario lists).
-    #[arg(long, value_parser = ["okta", "entra"])]
-    pub dialect: Option<String>,
+    #[arg(long, value_enum)]
+    pub dialect: Option<DialectName>,
     /// Where report.json, junit.xml and summary.md go (default: reports/scenario-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -29,20 +29,8 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.files.clone()
     };
-    let loaded: Vec<(PathBuf, Scenario)> = files
-        .iter()
-        .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
-        .collect::<Result<_, _>>()?;
-    let mut runs = Vec::new();
-    for (file, s) in &loaded {
-        for dialect in s.dialects.iter().filter(|d| {
-            args.dialect
-                .as_deref()
-                .is_none_or(|want| want == d.as_str())
-        }) {
-            runs.push(scenario::run::run(s, file, *dialect, &args.policies).await?);
-        }
-    }
+    let loaded = scenario::load_all(&files)?;
+    let runs = scenario::run_all(&loaded, &args.policies, args.dialect).await?;
     let dir = args.report.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!(
             "scenario-{}",

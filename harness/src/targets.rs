@@ -31,28 +31,32 @@ pub enum TargetsError {
     Wiring(String),
 }
 
-/// Calls the IdP's management API as an administrator would.
-async fn idp_call(
+/// Calls the IdP's management API as an administrator would; an answer other than 2xx is an
+/// error that names the call and the answer.
+pub async fn idp_call(
     client: &reqwest::Client,
     url: &str,
     token: &str,
     method: reqwest::Method,
-    path: String,
-    body: Value,
-) -> Result<Value, TargetsError> {
-    let resp = client
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let mut req = client
         .request(method.clone(), format!("{url}{path}"))
-        .header("authorization", format!("SSWS {token}"))
-        .json(&body)
+        .header("authorization", format!("SSWS {token}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
         .send()
         .await
-        .map_err(|e| TargetsError::Wiring(format!("{method} {path}: {e}")))?;
+        .map_err(|e| format!("{method} {path}: {e}"))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     if !status.is_success() {
-        return Err(TargetsError::Wiring(format!(
-            "{method} {path}: {status} {text}"
-        )));
+        return Err(format!(
+            "{method} {path}: the IdP answered {status}: {text}"
+        ));
     }
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
@@ -67,9 +71,15 @@ async fn wire_app(
     dialect: Dialect,
 ) -> Result<String, TargetsError> {
     use reqwest::Method;
-    let client = reqwest::Client::new();
-    let call = |method, path: String, body| idp_call(&client, &idp.url, token, method, path, body);
-    let apps = call(Method::GET, "/api/v1/apps".into(), Value::Null).await?;
+    let client = &reqwest::Client::new();
+    let call = |method, path: String, body: Value| async move {
+        idp_call(client, &idp.url, token, method, &path, Some(body))
+            .await
+            .map_err(TargetsError::Wiring)
+    };
+    let apps = idp_call(client, &idp.url, token, Method::GET, "/api/v1/apps", None)
+        .await
+        .map_err(TargetsError::Wiring)?;
     let existing = apps
         .as_array()
         .into_iter()

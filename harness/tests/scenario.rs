@@ -15,18 +15,16 @@ fn root() -> PathBuf {
 async fn every_shipped_scenario_holds_in_both_dialects() {
     let files = scenario::files_in(&root().join("scenarios")).unwrap();
     assert!(files.len() >= 7, "{files:?}");
-    let mut failed = Vec::new();
-    for file in &files {
-        let s = Scenario::load(file).unwrap();
-        for dialect in &s.dialects {
-            let run = scenario::run::run(&s, file, *dialect, &root().join("scenarios/policies"))
-                .await
-                .unwrap();
-            if !run.passed {
-                failed.push(scenario::to_terminal(&[run]));
-            }
-        }
-    }
+    let loaded = scenario::load_all(&files).unwrap();
+    let runs = scenario::run_all(&loaded, &root().join("scenarios/policies"), None)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 2 * files.len(), "every file in both dialects");
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| scenario::to_terminal(std::slice::from_ref(r)))
+        .collect();
     assert!(failed.is_empty(), "{}", failed.join(""));
 }
 

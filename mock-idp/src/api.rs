@@ -98,18 +98,10 @@ pub fn router(idp: Shared) -> Router {
 
 /// Gives axum's own rejections (bad query or path, wrong method) Okta's error body.
 async fn okta_errors(resp: Response) -> Response {
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"));
-    if !status.is_client_error() || is_json {
-        return resp;
-    }
-    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let (status, text) = match scim::sim::plain_rejection(resp).await {
+        Ok(rejection) => rejection,
+        Err(resp) => return resp,
+    };
     match status {
         StatusCode::METHOD_NOT_ALLOWED => OktaError::new(
             405,
@@ -1782,15 +1774,7 @@ fn compare(v: &Value, op: CompareOp, lit: &Literal) -> bool {
         (Value::Null, Literal::Null) => Ordering::Equal,
         _ => return op == CompareOp::Ne,
     };
-    match op {
-        CompareOp::Eq => ord == Ordering::Equal,
-        CompareOp::Ne => ord != Ordering::Equal,
-        CompareOp::Gt => ord == Ordering::Greater,
-        CompareOp::Ge => ord != Ordering::Less,
-        CompareOp::Lt => ord == Ordering::Less,
-        CompareOp::Le => ord != Ordering::Greater,
-        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
-    }
+    op.holds(ord)
 }
 
 /// Okta's filter and search expressions (SCIM syntax) over an API object; string comparisons

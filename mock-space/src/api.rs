@@ -83,18 +83,10 @@ pub fn router(space: Shared) -> Router {
 /// Gives the answers axum makes itself (a bad query string or path, a wrong method) the same
 /// JSON error body as every other failure.
 async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"));
-    if !status.is_client_error() || is_json {
-        return resp;
-    }
-    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let (status, text) = match scim::sim::plain_rejection(resp).await {
+        Ok(rejection) => rejection,
+        Err(resp) => return resp,
+    };
     let code = match status {
         StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "too-large",

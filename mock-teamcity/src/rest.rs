@@ -421,41 +421,51 @@ async fn replace_user(
     raw: Bytes,
 ) -> Result<Json<Value>> {
     let input: UserIn = body(&raw)?;
-    let user = tc
-        .store
+    let user = change_user(&tc, &caller, &locator, "user.updated", |server, c, user| {
+        if let Some(u) = &input.username {
+            check_username(server, u, Some(user.id))?;
+            user.username = u.clone();
+        }
+        user.name = input.name.clone();
+        user.email = input.email.clone();
+        if let Some(p) = &input.properties {
+            user.properties = p
+                .property
+                .iter()
+                .map(|p| (p.name.clone(), p.value.clone()))
+                .collect();
+        }
+        if let Some(g) = &input.groups {
+            user.groups = group_keys(server, &g.group)?;
+        }
+        if let Some(r) = &input.roles {
+            replace_roles(&tc, server, c, &Holder::User(user.id), &r.role)?;
+        }
+        Ok(json!({"username": user.username}))
+    })
+    .await?;
+    Ok(Json(user_json(&tc.store.read(), &user)))
+}
+
+/// Edits one user in one batch, recorded as `event` with the data `edit` returns; the caller
+/// needs `change_user`. Returns the user as stored.
+async fn change_user(
+    tc: &TeamCity,
+    caller: &Caller,
+    locator: &str,
+    event: &str,
+    edit: impl FnOnce(&Server, &mut scim::sim::Changes<Record>, &mut User) -> Result<Value>,
+) -> Result<User> {
+    tc.store
         .change(|server, c| {
-            caller.require(&tc, server, "change_user")?;
-            let mut user = caller.locate(server, &locator)?.clone();
-            if let Some(u) = &input.username {
-                check_username(server, u, Some(user.id))?;
-                user.username = u.clone();
-            }
-            user.name = input.name.clone();
-            user.email = input.email.clone();
-            if let Some(p) = &input.properties {
-                user.properties = p
-                    .property
-                    .iter()
-                    .map(|p| (p.name.clone(), p.value.clone()))
-                    .collect();
-            }
-            if let Some(g) = &input.groups {
-                user.groups = group_keys(server, &g.group)?;
-            }
-            if let Some(r) = &input.roles {
-                let holder = Holder::User(user.id);
-                replace_roles(&tc, server, c, &holder, &r.role)?;
-            }
-            c.event(
-                "user.updated",
-                &user.id.to_string(),
-                json!({"username": user.username}),
-            );
+            caller.require(tc, server, "change_user")?;
+            let mut user = caller.locate(server, locator)?.clone();
+            let data = edit(server, c, &mut user)?;
+            c.event(event, &user.id.to_string(), data);
             c.put(Record::User(user.clone()));
             Ok(user)
         })
-        .await?;
-    Ok(Json(user_json(&tc.store.read(), &user)))
+        .await
 }
 
 fn replace_roles(
@@ -544,32 +554,23 @@ async fn put_field(
     raw: Bytes,
 ) -> Result<Response> {
     let value = text(&raw)?;
-    tc.store
-        .change(|server, c| {
-            caller.require(&tc, server, "change_user")?;
-            let mut user = caller.locate(server, &locator)?.clone();
-            match field.as_str() {
-                "username" => {
-                    check_username(server, &value, Some(user.id))?;
-                    user.username = value.clone();
-                }
-                "name" => user.name = Some(value.clone()),
-                "email" => user.email = Some(value.clone()),
-                other => {
-                    return Err(RestError::bad_request(format!(
-                        "Field '{other}' cannot be set. Settable: username, name, email."
-                    )))
-                }
+    change_user(&tc, &caller, &locator, "user.updated", |server, _, user| {
+        match field.as_str() {
+            "username" => {
+                check_username(server, &value, Some(user.id))?;
+                user.username = value.clone();
             }
-            c.event(
-                "user.updated",
-                &user.id.to_string(),
-                json!({"field": field}),
-            );
-            c.put(Record::User(user));
-            Ok(())
-        })
-        .await?;
+            "name" => user.name = Some(value.clone()),
+            "email" => user.email = Some(value.clone()),
+            other => {
+                return Err(RestError::bad_request(format!(
+                    "Field '{other}' cannot be set. Settable: username, name, email."
+                )))
+            }
+        }
+        Ok(json!({"field": field}))
+    })
+    .await?;
     Ok(plain(value))
 }
 
@@ -594,20 +595,11 @@ async fn put_property(
     raw: Bytes,
 ) -> Result<Response> {
     let value = text(&raw)?;
-    tc.store
-        .change(|server, c| {
-            caller.require(&tc, server, "change_user")?;
-            let mut user = caller.locate(server, &locator)?.clone();
-            user.properties.insert(name.clone(), value.clone());
-            c.event(
-                "user.property.set",
-                &user.id.to_string(),
-                json!({"name": name}),
-            );
-            c.put(Record::User(user));
-            Ok(())
-        })
-        .await?;
+    change_user(&tc, &caller, &locator, "user.property.set", |_, _, user| {
+        user.properties.insert(name.clone(), value.clone());
+        Ok(json!({"name": name}))
+    })
+    .await?;
     Ok(plain(value))
 }
 
@@ -616,22 +608,19 @@ async fn delete_property(
     caller: Caller,
     Path((locator, name)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    tc.store
-        .change(|server, c| {
-            caller.require(&tc, server, "change_user")?;
-            let mut user = caller.locate(server, &locator)?.clone();
+    change_user(
+        &tc,
+        &caller,
+        &locator,
+        "user.property.removed",
+        |_, _, user| {
             if user.properties.remove(&name).is_none() {
                 return Err(RestError::not_found(format!("No property '{name}' found.")));
             }
-            c.event(
-                "user.property.removed",
-                &user.id.to_string(),
-                json!({"name": name}),
-            );
-            c.put(Record::User(user));
-            Ok(())
-        })
-        .await?;
+            Ok(json!({"name": name}))
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -34,6 +34,20 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
+    /// Whether a value that compares `ord` to the literal satisfies this operator (the
+    /// substring operators never follow from an ordering).
+    pub fn holds(self, ord: Ordering) -> bool {
+        match self {
+            CompareOp::Eq => ord == Ordering::Equal,
+            CompareOp::Ne => ord != Ordering::Equal,
+            CompareOp::Gt => ord == Ordering::Greater,
+            CompareOp::Ge => ord != Ordering::Less,
+            CompareOp::Lt => ord == Ordering::Less,
+            CompareOp::Le => ord != Ordering::Greater,
+            CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+        }
+    }
+
     fn parse(word: &str) -> Option<CompareOp> {
         Some(match word.to_ascii_lowercase().as_str() {
             "eq" => CompareOp::Eq,
@@ -775,16 +789,7 @@ fn compare(attr: &Attribute, value: &Value, op: CompareOp, operand: &Operand) ->
 }
 
 fn ordered(ord: Option<Ordering>, op: CompareOp) -> bool {
-    let Some(ord) = ord else { return false };
-    match op {
-        CompareOp::Eq => ord == Ordering::Equal,
-        CompareOp::Ne => ord != Ordering::Equal,
-        CompareOp::Gt => ord == Ordering::Greater,
-        CompareOp::Ge => ord != Ordering::Less,
-        CompareOp::Lt => ord == Ordering::Less,
-        CompareOp::Le => ord != Ordering::Greater,
-        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
-    }
+    ord.is_some_and(|ord| op.holds(ord))
 }
 
 /// One index probe: every resource whose `path` holds `value` (already case-folded as the

@@ -227,18 +227,19 @@ impl FromRequest<Shared> for JsonBody {
                 ));
             }
         }
-        let config = state.provider.config();
-        let limit = if req.uri().path().ends_with("/Bulk") {
-            format!(
-                "bulk.maxPayloadSize, {} bytes",
-                config.bulk_max_payload_bytes
-            )
-        } else {
-            format!("{} bytes", config.max_body_bytes)
-        };
+        let bulk = req.uri().path().ends_with("/Bulk");
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             let status = rejection.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
+                let config = state.provider.config();
+                let limit = if bulk {
+                    format!(
+                        "bulk.maxPayloadSize, {} bytes",
+                        config.bulk_max_payload_bytes
+                    )
+                } else {
+                    format!("{} bytes", config.max_body_bytes)
+                };
                 ScimError::new(
                     413,
                     None,

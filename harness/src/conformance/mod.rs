@@ -192,10 +192,6 @@ impl<'a> Section<'a> {
         result: Result<(), String>,
         exchanges: Vec<Exchange>,
     ) {
-        let Some(def) = checks::def(id) else { return };
-        if !self.cx.selected(&def) {
-            return;
-        }
         let outcome = match result {
             Err(_) if self.cx.out_of_time() => {
                 Outcome::Blocked("the run's time limit was reached".into())
@@ -207,12 +203,12 @@ impl<'a> Section<'a> {
                 None => Outcome::Failed(why),
             },
         };
-        self.results.push(CheckResult {
-            def,
+        self.push(
+            id,
             outcome,
             exchanges,
-            millis: started.elapsed().as_secs_f64() * 1000.0,
-        });
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
     }
 
     /// Records what an informational check observed.
@@ -223,39 +219,39 @@ impl<'a> Section<'a> {
         observed: Result<String, String>,
         exchanges: Vec<Exchange>,
     ) {
-        let Some(def) = checks::def(id).filter(|d| self.cx.selected(d)) else {
-            return;
-        };
         let outcome = match observed {
             Ok(seen) => Outcome::Noted(seen),
             Err(why) => Outcome::Blocked(why),
         };
-        self.results.push(CheckResult {
-            def,
+        self.push(
+            id,
             outcome,
             exchanges,
-            millis: started.elapsed().as_secs_f64() * 1000.0,
-        });
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
     }
 
     pub fn skip(&mut self, ids: &[&'static str], reason: &str) {
-        self.mark(ids, |r| Outcome::Skipped(r.to_owned()), reason);
+        for id in ids {
+            self.push(id, Outcome::Skipped(reason.to_owned()), Vec::new(), 0.0);
+        }
     }
 
     pub fn block(&mut self, ids: &[&'static str], reason: &str) {
-        self.mark(ids, |r| Outcome::Blocked(r.to_owned()), reason);
+        for id in ids {
+            self.push(id, Outcome::Blocked(reason.to_owned()), Vec::new(), 0.0);
+        }
     }
 
-    fn mark(&mut self, ids: &[&'static str], outcome: impl Fn(&str) -> Outcome, reason: &str) {
-        for id in ids {
-            if let Some(def) = checks::def(id).filter(|d| self.cx.selected(d)) {
-                self.results.push(CheckResult {
-                    def,
-                    outcome: outcome(reason),
-                    exchanges: Vec::new(),
-                    millis: 0.0,
-                });
-            }
+    /// Adds a check's result; a check the run did not select records nothing.
+    fn push(&mut self, id: &str, outcome: Outcome, exchanges: Vec<Exchange>, millis: f64) {
+        if let Some(def) = checks::def(id).filter(|d| self.cx.selected(d)) {
+            self.results.push(CheckResult {
+                def,
+                outcome,
+                exchanges,
+                millis,
+            });
         }
     }
 

@@ -21,6 +21,29 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Loads every file, so a bad one fails before any server starts.
+pub fn load_all(files: &[PathBuf]) -> Result<Vec<(PathBuf, Scenario)>, ScenarioError> {
+    files
+        .iter()
+        .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
+        .collect()
+}
+
+/// Runs each scenario in each of its dialects (only `only`, when given), one after another.
+pub async fn run_all(
+    loaded: &[(PathBuf, Scenario)],
+    policies: &Path,
+    only: Option<model::DialectName>,
+) -> Result<Vec<ScenarioRun>, RunError> {
+    let mut runs = Vec::new();
+    for (file, s) in loaded {
+        for dialect in s.dialects.iter().filter(|d| only.is_none_or(|o| o == **d)) {
+            runs.push(run::run(s, file, *dialect, policies).await?);
+        }
+    }
+    Ok(runs)
+}
+
 /// The JSON report of a set of runs (the source of truth).
 pub fn to_json(runs: &[ScenarioRun]) -> Value {
     let failed = runs.iter().filter(|r| !r.passed).count();

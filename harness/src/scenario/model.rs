@@ -16,7 +16,7 @@ pub struct ScenarioError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DialectName {
     Okta,
@@ -251,17 +251,12 @@ pub enum Access {
 pub struct SpaceExpect {
     pub user: String,
     /// With `roles`: exactly these roles on this project key.
-    #[serde(default)]
     pub project: Option<String>,
-    #[serde(default)]
     pub roles: Option<Vec<String>>,
-    #[serde(default)]
     pub access: Option<Access>,
     /// The profile is readable and active (`true`) or archived (`false`).
-    #[serde(default)]
     pub active: Option<bool>,
     /// Every token the user created on Space (`token` steps) is accepted, or refused.
-    #[serde(default)]
     pub tokens: Option<Tokens>,
 }
 
@@ -270,16 +265,13 @@ pub struct SpaceExpect {
 #[serde(deny_unknown_fields)]
 pub struct TeamCityExpect {
     pub user: String,
-    #[serde(default)]
     pub project: Option<String>,
     #[serde(default)]
     pub may: Vec<String>,
     #[serde(default)]
     pub may_not: Vec<String>,
-    #[serde(default)]
     pub access: Option<Access>,
     /// Every token the user created on TeamCity (`token` steps) is accepted, or refused.
-    #[serde(default)]
     pub tokens: Option<Tokens>,
 }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::model::{
     self, Access, DialectName, Scenario, SpaceExpect, Step, TargetName, TeamCityExpect, Tokens,
 };
-use crate::targets::{Dialect, Targets};
+use crate::targets::{idp_call, Dialect, Targets};
 
 const TOKEN: &str = "scimlab-scenario";
 
@@ -66,26 +66,15 @@ struct World {
 
 impl World {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let url = format!("{}{path}", self.targets.idp.url);
-        let mut req = self
-            .client
-            .request(method.clone(), &url)
-            .header("authorization", format!("SSWS {TOKEN}"));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(format!(
-                "{method} {path}: the IdP answered {status}: {text}"
-            ));
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        idp_call(
+            &self.client,
+            &self.targets.idp.url,
+            TOKEN,
+            method,
+            path,
+            body,
+        )
+        .await
     }
 
     fn user(&self, name: &str) -> Result<&str, String> {
@@ -108,7 +97,7 @@ impl World {
         format!("{name}@scimlab.test")
     }
 
-    async fn lifecycle(&self, user: &str, action: &str) -> Result<(), String> {
+    async fn lifecycle(&self, user: &str, action: &str) -> Result<String, String> {
         let id = self.user(user)?.to_owned();
         self.call(
             Method::POST,
@@ -116,17 +105,17 @@ impl World {
             None,
         )
         .await
-        .map(|_| ())
+        .map(|_| String::new())
     }
 
-    async fn membership(&self, user: &str, group: &str, join: bool) -> Result<(), String> {
+    async fn membership(&self, user: &str, group: &str, join: bool) -> Result<String, String> {
         let path = format!(
             "/api/v1/groups/{}/users/{}",
             self.group(group)?,
             self.user(user)?
         );
         let method = if join { Method::PUT } else { Method::DELETE };
-        self.call(method, &path, None).await.map(|_| ())
+        self.call(method, &path, None).await.map(|_| String::new())
     }
 
     /// Creates a group, assigns it to both apps and pushes it to both.
@@ -200,19 +189,11 @@ impl World {
                 .await
                 .map(|_| String::new())
             }
-            Step::Join(m) => self
-                .membership(&m.user, &m.group, true)
-                .await
-                .map(|_| String::new()),
-            Step::Leave(m) => self
-                .membership(&m.user, &m.group, false)
-                .await
-                .map(|_| String::new()),
+            Step::Join(m) => self.membership(&m.user, &m.group, true).await,
+            Step::Leave(m) => self.membership(&m.user, &m.group, false).await,
             Step::Move(m) => {
                 self.membership(&m.user, &m.to, true).await?;
-                self.membership(&m.user, &m.from, false)
-                    .await
-                    .map(|_| String::new())
+                self.membership(&m.user, &m.from, false).await
             }
             Step::Rename(r) => {
                 let id = self.group(&r.group)?.to_owned();
@@ -227,22 +208,10 @@ impl World {
                 }
                 Ok(String::new())
             }
-            Step::Suspend(u) => self
-                .lifecycle(&u.user, "suspend")
-                .await
-                .map(|_| String::new()),
-            Step::Unsuspend(u) => self
-                .lifecycle(&u.user, "unsuspend")
-                .await
-                .map(|_| String::new()),
-            Step::Terminate(u) => self
-                .lifecycle(&u.user, "deactivate")
-                .await
-                .map(|_| String::new()),
-            Step::Rehire(u) => self
-                .lifecycle(&u.user, "activate")
-                .await
-                .map(|_| String::new()),
+            Step::Suspend(u) => self.lifecycle(&u.user, "suspend").await,
+            Step::Unsuspend(u) => self.lifecycle(&u.user, "unsuspend").await,
+            Step::Terminate(u) => self.lifecycle(&u.user, "deactivate").await,
+            Step::Rehire(u) => self.lifecycle(&u.user, "activate").await,
             Step::Delete(u) => {
                 let id = self.user(&u.user)?.to_owned();
                 // Okta deletes in two steps: the first DELETE deactivates.
@@ -364,21 +333,10 @@ impl World {
     async fn permissions(&self, base: &str, user: &str) -> Result<Option<Value>, String> {
         let locator = format!("username:{}", Self::login(user));
         let url = format!("{base}/_sim/permissions/{}", encode(&locator));
-        let resp = self
-            .client
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        match resp.status().as_u16() {
-            404 => Ok(None),
-            200 => resp
-                .json()
-                .await
-                .map(Some)
-                .map_err(|e| format!("GET {url}: {e}")),
-            code => Err(format!("GET {url}: {code}")),
+        match self.native(Method::GET, &url, None, TOKEN).await? {
+            (404, _) => Ok(None),
+            (200, seen) if seen.is_object() => Ok(Some(seen)),
+            (code, answer) => Err(format!("GET {url}: {code} {answer}")),
         }
     }
 
