@@ -8,15 +8,114 @@ use serde_json::{json, Value};
 
 pub use mock_idp::Dialect;
 
-/// Every mock, running.
+/// Every mock, running: where each listens (the same ports across a restart), and the IdP's
+/// app ids for the Space connector and the TeamCity bridge.
 #[derive(Debug)]
 pub struct Targets {
-    pub space: mock_space::Launched,
-    pub teamcity: mock_teamcity::Launched,
-    pub idp: mock_idp::Launched,
-    /// The IdP's app ids for the Space connector and the TeamCity bridge.
+    pub space: SpaceUrls,
+    pub teamcity: TeamCityUrls,
+    pub idp: IdpUrls,
     pub space_app: String,
     pub teamcity_app: String,
+    setup: Setup,
+    running: Running,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpaceUrls {
+    pub space_url: String,
+    pub scim_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TeamCityUrls {
+    pub teamcity_url: String,
+    pub scim_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdpUrls {
+    pub url: String,
+}
+
+/// A server that can be stopped and started again: the IdP, or a target with its connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Server {
+    Idp,
+    Space,
+    Teamcity,
+}
+
+/// How the mocks were started, to start one again the same way.
+#[derive(Debug)]
+struct Setup {
+    data: Option<PathBuf>,
+    token: String,
+    durable: bool,
+    lenient: bool,
+    policies: (mock_space::Policy, mock_teamcity::Policy),
+}
+
+/// The mocks now running; `None` while one is down.
+#[derive(Debug, Default)]
+struct Running {
+    space: Option<mock_space::Launched>,
+    teamcity: Option<mock_teamcity::Launched>,
+    idp: Option<mock_idp::Launched>,
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Setup {
+    async fn space(&self, urls: Option<&SpaceUrls>) -> Result<mock_space::Launched, TargetsError> {
+        Ok(mock_space::launch(mock_space::Options {
+            port: urls.map_or(0, |u| port_of(&u.space_url)),
+            scim_port: urls.map_or(0, |u| port_of(&u.scim_url)),
+            data: self.data.clone(),
+            token: self.token.clone(),
+            scim_token: self.token.clone(),
+            policy: self.policies.0.clone(),
+            durable: self.durable,
+            lenient: self.lenient,
+        })
+        .await?)
+    }
+
+    async fn teamcity(
+        &self,
+        urls: Option<&TeamCityUrls>,
+    ) -> Result<mock_teamcity::Launched, TargetsError> {
+        Ok(mock_teamcity::launch(mock_teamcity::Options {
+            target: mock_teamcity::Target::Simulator {
+                port: urls.map_or(0, |u| port_of(&u.teamcity_url)),
+            },
+            scim_port: urls.map_or(0, |u| port_of(&u.scim_url)),
+            data: self.data.clone(),
+            token: self.token.clone(),
+            scim_token: self.token.clone(),
+            policy: self.policies.1.clone(),
+            durable: self.durable,
+            lenient: self.lenient,
+        })
+        .await?)
+    }
+
+    async fn idp(&self, urls: Option<&IdpUrls>) -> Result<mock_idp::Launched, TargetsError> {
+        Ok(mock_idp::launch(mock_idp::Options {
+            port: urls.map_or(0, |u| port_of(&u.url)),
+            data: self.data.as_ref().map(|d| d.join("idp")),
+            token: self.token.clone(),
+            durable: self.durable,
+            engine: mock_idp::EngineConfig::default(),
+        })
+        .await?)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +128,8 @@ pub enum TargetsError {
     Idp(#[from] mock_idp::LaunchError),
     #[error("cannot set up the IdP's apps: {0}")]
     Wiring(String),
+    #[error("{0:?} cannot restart: its state is in memory only (give a data folder)")]
+    InMemory(Server),
 }
 
 /// Calls the IdP's management API as an administrator would; an answer other than 2xx is an
@@ -150,53 +251,99 @@ impl Targets {
         token: &str,
         durable: bool,
         dialect: Dialect,
-        (space_policy, teamcity_policy): (mock_space::Policy, mock_teamcity::Policy),
+        policies: (mock_space::Policy, mock_teamcity::Policy),
     ) -> Result<Targets, TargetsError> {
-        let lenient = dialect == Dialect::Entra;
-        let space = mock_space::launch(mock_space::Options {
-            port: 0,
-            scim_port: 0,
-            data: data.clone(),
-            token: token.into(),
-            scim_token: token.into(),
-            policy: space_policy,
+        let setup = Setup {
+            data,
+            token: token.to_owned(),
             durable,
-            lenient,
-        })
-        .await?;
-        let teamcity = mock_teamcity::launch(mock_teamcity::Options {
-            target: mock_teamcity::Target::Simulator { port: 0 },
-            scim_port: 0,
-            data: data.clone(),
-            token: token.into(),
-            scim_token: token.into(),
-            policy: teamcity_policy,
-            durable,
-            lenient,
-        })
-        .await?;
-        let idp = mock_idp::launch(mock_idp::Options {
-            port: 0,
-            data: data.map(|d| d.join("idp")),
-            token: token.into(),
-            durable,
-            engine: mock_idp::EngineConfig::default(),
-        })
-        .await?;
+            lenient: dialect == Dialect::Entra,
+            policies,
+        };
+        let space = setup.space(None).await?;
+        let teamcity = setup.teamcity(None).await?;
+        let idp = setup.idp(None).await?;
         let space_app = wire_app(&idp, token, "Space", &space.scim_url, dialect).await?;
         let teamcity_app = wire_app(&idp, token, "TeamCity", &teamcity.scim_url, dialect).await?;
         Ok(Targets {
-            space,
-            teamcity,
-            idp,
+            space: SpaceUrls {
+                space_url: space.space_url.clone(),
+                scim_url: space.scim_url.clone(),
+            },
+            teamcity: TeamCityUrls {
+                teamcity_url: teamcity.teamcity_url.clone(),
+                scim_url: teamcity.scim_url.clone(),
+            },
+            idp: IdpUrls {
+                url: idp.url.clone(),
+            },
             space_app,
             teamcity_app,
+            setup,
+            running: Running {
+                space: Some(space),
+                teamcity: Some(teamcity),
+                idp: Some(idp),
+            },
         })
     }
 
+    /// Stops one server after its open requests finish; its data stays for `up`.
+    pub async fn down(&mut self, server: Server) -> Result<(), TargetsError> {
+        if self.setup.data.is_none() {
+            return Err(TargetsError::InMemory(server));
+        }
+        match server {
+            Server::Space => {
+                if let Some(s) = self.running.space.take() {
+                    s.stop().await;
+                }
+            }
+            Server::Teamcity => {
+                if let Some(s) = self.running.teamcity.take() {
+                    s.stop().await;
+                }
+            }
+            Server::Idp => {
+                if let Some(s) = self.running.idp.take() {
+                    s.stop().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped server again on its ports, from its data; a running one is left alone.
+    pub async fn up(&mut self, server: Server) -> Result<(), TargetsError> {
+        match server {
+            Server::Space if self.running.space.is_none() => {
+                self.running.space = Some(self.setup.space(Some(&self.space)).await?);
+            }
+            Server::Teamcity if self.running.teamcity.is_none() => {
+                self.running.teamcity = Some(self.setup.teamcity(Some(&self.teamcity)).await?);
+            }
+            Server::Idp if self.running.idp.is_none() => {
+                self.running.idp = Some(self.setup.idp(Some(&self.idp)).await?);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     pub async fn stop(self) {
-        self.idp.stop().await;
-        self.teamcity.stop().await;
-        self.space.stop().await;
+        let Running {
+            space,
+            teamcity,
+            idp,
+        } = self.running;
+        if let Some(idp) = idp {
+            idp.stop().await;
+        }
+        if let Some(teamcity) = teamcity {
+            teamcity.stop().await;
+        }
+        if let Some(space) = space {
+            space.stop().await;
+        }
     }
 }

@@ -74,18 +74,72 @@ async fn a_policy_that_does_not_exist_is_an_error_not_a_pass() {
 async fn tokens_that_survive_a_leave_are_caught() {
     let text = "name: leaky\ngroups: [Engineering]\nsteps:\n  - quirks: {on: space, quirks: [deactivate-keeps-tokens]}\n  - quirks: {on: teamcity, quirks: [token-delete-ignored]}\n  - hire: {user: leo, groups: [Engineering]}\n  - token: {user: leo, on: space}\n  - token: {user: leo, on: teamcity}\n  - terminate: {user: leo}\n  - expect:\n      within: 500ms\n      space: [{user: leo, tokens: refused}]\n      teamcity: [{user: leo, tokens: refused}]\n";
     let run = run_text(text).await.unwrap();
-    let step = run.steps.last().unwrap();
+    let step = &run.steps[6];
     assert!(!step.ok, "{step:?}");
+    for token in [
+        "space: leo: token 1 answered 200, due refused",
+        "teamcity: leo: token 2 answered 200, due refused",
+    ] {
+        assert!(step.detail.contains(token), "{}", step.detail);
+    }
+    let oracle = run.steps.last().unwrap();
+    assert_eq!(oracle.kind, "oracle");
     assert!(
-        step.detail
-            .contains("space: leo: tokens should be refused: token 1 answered 200"),
+        oracle
+            .detail
+            .contains("space: leo: token 1 answered 200, due refused"),
+        "the oracle judges tokens without being asked: {}",
+        oracle.detail
+    );
+}
+
+/// With no expectation written, the oracle alone catches a target that keeps a mover's old
+/// access, naming the route and the step that should have removed it; its leaver check
+/// catches a deactivation the audit log does not record.
+#[tokio::test]
+async fn the_oracle_finds_stale_access_nobody_asked_about() {
+    let text = "name: sticky\ngroups: [Engineering, Platform]\nsteps:\n  - hire: {user: max, groups: [Engineering]}\n  - quirks: {on: space, quirks: [membership-delete-ignored, deactivate-unaudited]}\n  - move: {user: max, from: Engineering, to: Platform}\n  - hire: {user: ann}\n  - join: {user: ann, group: Platform}\n  - terminate: {user: ann}\n";
+    let run = run_text(text).await.unwrap();
+    assert!(!run.passed);
+    let oracle = run.steps.last().unwrap();
+    assert_eq!((oracle.index, oracle.kind, oracle.ok), (7, "oracle", false));
+    assert!(
+        oracle
+            .detail
+            .contains("space: ann: left at step 6, but no audit event"),
         "{}",
-        step.detail
+        oracle.detail
+    );
+    let stale = oracle
+        .findings
+        .iter()
+        .find(|f| f.what == "BACKEND/member")
+        .unwrap_or_else(|| panic!("{:#?}", oracle.findings));
+    assert_eq!(
+        (stale.target, stale.kind, stale.step),
+        ("space", "excess", Some(3))
     );
     assert!(
-        step.detail
-            .contains("teamcity: leo: tokens should be refused: token 2 answered 200"),
+        stale
+            .route
+            .as_deref()
+            .is_some_and(|r| r.starts_with("team:")),
+        "{stale:?}"
+    );
+    assert!(
+        oracle
+            .findings
+            .iter()
+            .all(|f| f.target == "space" && f.user == "max"),
+        "TeamCity applied the move: {:#?}",
+        oracle.findings
+    );
+    assert!(
+        oracle
+            .detail
+            .contains("space: max: excess BACKEND/member (via team:")
+            && oracle.detail.contains("should have gone at step 3"),
         "{}",
-        step.detail
+        oracle.detail
     );
 }

@@ -401,11 +401,13 @@ async fn deactivate(
                 revoked.push(t.id.clone());
                 c.put(Record::Token(t));
             }
-            c.event(
-                "profile.deactivated",
-                &p.id,
-                json!({"revokedTokens": revoked}),
-            );
+            if !space.quirk("deactivate-unaudited") {
+                c.event(
+                    "profile.deactivated",
+                    &p.id,
+                    json!({"revokedTokens": revoked}),
+                );
+            }
             c.put(Record::Profile(p.clone()));
             Ok(p)
         })
@@ -879,7 +881,9 @@ async fn delete_membership(
                 &m.member,
                 json!({"team": m.team_id, "membership": m.id}),
             );
-            c.remove(Record::Membership(m.clone()));
+            if !space.quirk("membership-delete-ignored") {
+                c.remove(Record::Membership(m.clone()));
+            }
             Ok(())
         })
         .await?;

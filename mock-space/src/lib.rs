@@ -32,10 +32,20 @@ pub use crate::policy::Policy;
 const GROUPS: usize = 1;
 
 /// Misbehaviours the native API can be switched to, so a harness can prove it notices them.
-pub const QUIRKS: &[(&str, &str)] = &[(
-    "deactivate-keeps-tokens",
-    "deactivating a profile leaves its personal tokens working",
-)];
+pub const QUIRKS: &[(&str, &str)] = &[
+    (
+        "deactivate-keeps-tokens",
+        "deactivating a profile leaves its personal tokens working",
+    ),
+    (
+        "membership-delete-ignored",
+        "deleting a team membership answers 200 and records it, but the member stays",
+    ),
+    (
+        "deactivate-unaudited",
+        "deactivating a profile writes no audit event",
+    ),
+];
 
 /// The native simulator's state.
 #[derive(Debug)]

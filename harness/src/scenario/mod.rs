@@ -1,7 +1,9 @@
 //! `scimlab scenario`: joiner / mover / leaver scenario files run through mock-idp against both
-//! targets, each expectation read back from the target's own permission view.
+//! targets, each expectation read back from the target's own permission view, and every
+//! target compared in full with the permission oracle after the last step.
 
 pub mod model;
+pub mod oracle;
 pub mod run;
 
 use std::path::{Path, PathBuf};
@@ -123,6 +125,22 @@ pub fn to_markdown(runs: &[ScenarioRun]) -> String {
         for s in r.steps.iter().filter(|s| !s.ok) {
             md.push_str(&format!("- step {} ({}): {}\n", s.index, s.kind, s.detail));
         }
+        let findings = r.steps.last().map_or(&[][..], |s| &s.findings[..]);
+        if !findings.is_empty() {
+            md.push_str("\n| target | user | difference | grant | route | step that should have changed it |\n|---|---|---|---|---|---|\n");
+            for f in findings {
+                md.push_str(&format!(
+                    "| {} | {} | {} | `{}` | {} | {} |\n",
+                    f.target,
+                    f.user,
+                    f.kind,
+                    f.what,
+                    f.route.as_deref().unwrap_or(""),
+                    f.step
+                        .map_or("none (never granted)".to_owned(), |s| s.to_string())
+                ));
+            }
+        }
     }
     md
 }
@@ -151,6 +169,7 @@ mod tests {
             ok,
             detail: detail.into(),
             millis: 12.5,
+            findings: Vec::new(),
         };
         vec![
             ScenarioRun {
@@ -170,6 +189,17 @@ mod tests {
                 steps: vec![
                     step(1, "hire", true, ""),
                     step(2, "expect", false, "after 5s: space: bob: on WEB: missing [], excess [\"member (via team:t1)\"]"),
+                    StepResult {
+                        findings: vec![oracle::Finding {
+                            target: "space",
+                            user: "bob".into(),
+                            kind: "excess",
+                            what: "WEB/member".into(),
+                            route: Some("team:t1".into()),
+                            step: Some(2),
+                        }],
+                        ..step(3, "oracle", false, "after 20s: space: bob: excess WEB/member (via team:t1), should have gone at step 2")
+                    },
                 ],
             },
         ]

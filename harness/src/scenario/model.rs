@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub struct ScenarioError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DialectName {
     Okta,
@@ -37,7 +37,7 @@ fn both_dialects() -> Vec<DialectName> {
 }
 
 /// The policy files (in `scenarios/policies/`, without `.toml`) the targets run with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policies {
     #[serde(default = "Policies::default_space")]
@@ -64,7 +64,7 @@ impl Default for Policies {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -95,30 +95,54 @@ fn one_key_maps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::
         .collect()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hire {
     pub user: String,
-    #[serde(default)]
+    /// Hires this many people at once (`<user>-01` ...): a team, for reorganisations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub profile: Map<String, Value>,
+    /// A contract end: this long after the hire, HR's automation deactivates the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The most people one bulk hire may name.
+pub const MAX_COUNT: usize = 1000;
+
+impl Hire {
+    /// The users this step hires: `user`, or `user-01` .. `user-NN` with `count`.
+    pub fn names(&self) -> Vec<String> {
+        match self.count {
+            None => vec![self.user.clone()],
+            Some(n) => {
+                let width = n.to_string().len().max(2);
+                (1..=n)
+                    .map(|i| format!("{}-{i:0width$}", self.user))
+                    .collect()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserRef {
     pub user: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
     pub user: String,
     pub group: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Move {
     pub user: String,
@@ -126,30 +150,51 @@ pub struct Move {
     pub to: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rename {
     pub group: String,
     pub to: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
     pub user: String,
     pub profile: Map<String, Value>,
 }
 
+/// Moves every member of one group to another: a reorganisation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reorg {
+    pub from: String,
+    pub to: String,
+}
+
+/// A server the scenario can stop and start: the IdP or a target (its native API and its SCIM
+/// connector together).
+pub use crate::targets::Server;
+
 /// The targets a scenario can reach natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetName {
     Space,
     Teamcity,
 }
 
+impl TargetName {
+    pub fn server(self) -> Server {
+        match self {
+            TargetName::Space => Server::Space,
+            TargetName::Teamcity => Server::Teamcity,
+        }
+    }
+}
+
 /// A personal access token the user creates in a target's own API (not through the IdP).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenStep {
     pub user: String,
@@ -158,7 +203,7 @@ pub struct TokenStep {
 
 /// Switches a target's named quirks (see each mock's `/_sim/quirks`), to show a misbehaving
 /// target being caught.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuirkStep {
     pub on: TargetName,
@@ -166,7 +211,7 @@ pub struct QuirkStep {
 }
 
 /// One step, in the IdP's vocabulary: a map with one key, the step's name (`- hire: {...}`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     Hire(Hire),
@@ -187,10 +232,28 @@ pub enum Step {
     /// The user creates a personal token on a target.
     Token(TokenStep),
     Quirks(QuirkStep),
+    Reorg(Reorg),
+    /// The server stops (an outage): its state stays on disk, the IdP's changes wait.
+    Down(Server),
+    /// The server starts again on the same ports and data.
+    Up(Server),
+    /// Down and up again at once.
+    Restart(Server),
     Expect(Expect),
 }
 
 impl Step {
+    /// The servers the step talks to, which must be up.
+    pub fn needs(&self) -> Vec<Server> {
+        match self {
+            Step::Wait(_) | Step::Down(_) | Step::Up(_) | Step::Restart(_) => Vec::new(),
+            Step::Token(t) => vec![Server::Idp, t.on.server()],
+            Step::Quirks(q) => vec![q.on.server()],
+            Step::Expect(_) => vec![Server::Idp, Server::Space, Server::Teamcity],
+            _ => vec![Server::Idp],
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Step::Hire(_) => "hire",
@@ -207,13 +270,17 @@ impl Step {
             Step::Wait(_) => "wait",
             Step::Token(_) => "token",
             Step::Quirks(_) => "quirks",
+            Step::Reorg(_) => "reorg",
+            Step::Down(_) => "down",
+            Step::Up(_) => "up",
+            Step::Restart(_) => "restart",
             Step::Expect(_) => "expect",
         }
     }
 }
 
 /// What must hold on each target by the deadline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     #[serde(default = "Expect::default_within")]
@@ -231,14 +298,14 @@ impl Expect {
 }
 
 /// Whether the user's personal tokens on a target still work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tokens {
     Accepted,
     Refused,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     /// No role or permission anywhere (an absent user has none either).
@@ -246,7 +313,7 @@ pub enum Access {
 }
 
 /// In Space's vocabulary: project roles of a profile.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpaceExpect {
     pub user: String,
@@ -261,7 +328,7 @@ pub struct SpaceExpect {
 }
 
 /// In TeamCity's vocabulary: permissions of a user on a project (subprojects inherit).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamCityExpect {
     pub user: String,
@@ -368,8 +435,9 @@ impl Scenario {
             }
             groups.push(g.clone());
         }
-        let mut hired: Vec<&str> = Vec::new();
-        let mut tokens: Vec<(&str, TargetName)> = Vec::new();
+        let mut hired: Vec<String> = Vec::new();
+        let mut tokens: Vec<(String, TargetName)> = Vec::new();
+        let mut down: Vec<Server> = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             let fail = |message: String| {
                 Err((
@@ -378,10 +446,16 @@ impl Scenario {
                 ))
             };
             let known_group = |g: &str, groups: &[String]| groups.iter().any(|x| x == g);
+            if let Some(server) = step.needs().into_iter().find(|s| down.contains(s)) {
+                return fail(format!("{server:?} is down (an `up` step must come first)"));
+            }
             let users: Vec<&str> = match step {
                 Step::Hire(h) => {
-                    if hired.contains(&h.user.as_str()) {
-                        return fail(format!("{} is already hired", h.user));
+                    if h.count.is_some_and(|n| n == 0 || n > MAX_COUNT) {
+                        return fail(format!("count must be 1 to {MAX_COUNT}"));
+                    }
+                    if let Some(e) = h.expires.as_deref().filter(|e| duration(e).is_none()) {
+                        return fail(format!("expires {e:?} is not a duration (500ms, 2s, 1m)"));
                     }
                     if let Some(g) = h.groups.iter().find(|g| !known_group(g, &groups)) {
                         return fail(format!("group {g:?} is not declared under groups"));
@@ -392,9 +466,35 @@ impl Scenario {
                             h.user
                         ));
                     }
-                    hired.push(&h.user);
+                    for name in h.names() {
+                        if hired.contains(&name) {
+                            return fail(format!("{name} is already hired"));
+                        }
+                        hired.push(name);
+                    }
                     Vec::new()
                 }
+                Step::Reorg(r) => {
+                    if let Some(g) = [&r.from, &r.to]
+                        .into_iter()
+                        .find(|g| !known_group(g, &groups))
+                    {
+                        return fail(format!("group {g:?} is not declared under groups"));
+                    }
+                    Vec::new()
+                }
+                Step::Down(server) => {
+                    down.push(*server);
+                    Vec::new()
+                }
+                Step::Up(server) => {
+                    if !down.contains(server) {
+                        return fail(format!("{server:?} is not down"));
+                    }
+                    down.retain(|s| s != server);
+                    Vec::new()
+                }
+                Step::Restart(_) => Vec::new(),
                 Step::Join(m) | Step::Leave(m) => {
                     if !known_group(&m.group, &groups) {
                         return fail(format!("group {:?} is not declared under groups", m.group));
@@ -422,7 +522,7 @@ impl Scenario {
                 }
                 Step::Update(u) => vec![&u.user],
                 Step::Token(t) => {
-                    tokens.push((&t.user, t.on));
+                    tokens.push((t.user.clone(), t.on));
                     vec![&t.user]
                 }
                 Step::Quirks(_) => Vec::new(),
@@ -445,12 +545,12 @@ impl Scenario {
                         .space
                         .iter()
                         .filter(|s| s.tokens.is_some())
-                        .map(|s| (s.user.as_str(), TargetName::Space))
+                        .map(|s| (s.user.clone(), TargetName::Space))
                         .chain(
                             e.teamcity
                                 .iter()
                                 .filter(|t| t.tokens.is_some())
-                                .map(|t| (t.user.as_str(), TargetName::Teamcity)),
+                                .map(|t| (t.user.clone(), TargetName::Teamcity)),
                         )
                         .find(|wanted| !tokens.contains(wanted));
                     if let Some((user, on)) = tokenless {
@@ -480,9 +580,15 @@ impl Scenario {
                         .collect()
                 }
             };
-            if let Some(u) = users.into_iter().find(|u| !hired.contains(u)) {
+            if let Some(u) = users.into_iter().find(|u| !hired.iter().any(|h| h == u)) {
                 return fail(format!("user {u:?} is not hired by an earlier step"));
             }
+        }
+        if let Some(server) = down.first() {
+            return Err((
+                None,
+                format!("{server:?} is still down at the end: add an `up` step"),
+            ));
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Runs a scenario against freshly started embedded servers: drives mock-idp's management API
-//! step by step and, at each `expect`, polls the targets' permission endpoints until every
-//! expectation holds or its deadline passes.
+//! step by step; at each `expect`, and once more at the end, polls the targets until the
+//! scenario's own expectations and the permission oracle's full view hold, or a deadline passes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::model::{
-    self, Access, DialectName, Scenario, SpaceExpect, Step, TargetName, TeamCityExpect, Tokens,
+    self, Access, DialectName, Expect, Scenario, Server, SpaceExpect, Step, TargetName,
+    TeamCityExpect, Tokens,
 };
+use super::oracle::{self, Account, Oracle, Seen, TargetConfig, View};
 use crate::targets::{idp_call, Dialect, Targets};
 
 const TOKEN: &str = "scimlab-scenario";
@@ -20,6 +23,10 @@ const TOKEN: &str = "scimlab-scenario";
 type Judge<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
 /// How often an expectation is read again while it does not hold.
 const POLL: Duration = Duration::from_millis(25);
+/// How long the final oracle check waits for the targets to converge: long enough for the
+/// IdP's retry backoff after an outage.
+const SETTLE: Duration = Duration::from_secs(20);
+const TARGETS: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -29,6 +36,8 @@ pub enum RunError {
     Start(#[from] crate::targets::TargetsError),
     #[error("cannot create a data folder: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the oracle cannot run: {0}")]
+    Oracle(String),
 }
 
 /// The result of one step.
@@ -41,6 +50,9 @@ pub struct StepResult {
     pub detail: String,
     /// For an `expect`: the time until everything held (or the deadline).
     pub millis: f64,
+    /// Differences from the permission oracle at the deadline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<oracle::Finding>,
 }
 
 /// One scenario file in one dialect.
@@ -54,14 +66,51 @@ pub struct ScenarioRun {
     pub steps: Vec<StepResult>,
 }
 
-/// The IdP's ids of what the scenario named.
+/// A personal token a user made on a target, and the oracle's view it was made in.
+struct MadeToken {
+    user: String,
+    on: TargetName,
+    secret: String,
+    made: usize,
+}
+
+/// The runner's state: the IdP's ids of what the scenario named, the oracle and its history,
+/// and a copy of each target's audit log.
 struct World {
     client: reqwest::Client,
     targets: Targets,
     users: Vec<(String, String)>,
     groups: Vec<(String, String)>,
-    /// Personal tokens users created on the targets: (user, target, secret).
-    tokens: Vec<(String, TargetName, String)>,
+    tokens: Vec<MadeToken>,
+    /// Contract ends not yet reached: (user, when).
+    contracts: Vec<(String, Instant)>,
+    down: Vec<Server>,
+    oracle: Oracle,
+    /// The oracle's view after set-up (0) and after each step.
+    history: Vec<View>,
+    /// Each target's last audit event seq before each step (aligned with `history`).
+    heads: Vec<BTreeMap<TargetName, u64>>,
+    audit: BTreeMap<TargetName, Vec<Value>>,
+}
+
+/// What an `expect` (or the final check) found wrong: the scenario's own misses and the
+/// oracle's findings.
+#[derive(Default)]
+struct Verdict {
+    misses: Vec<String>,
+    findings: Vec<oracle::Finding>,
+}
+
+impl Verdict {
+    fn holds(&self) -> bool {
+        self.misses.is_empty() && self.findings.is_empty()
+    }
+
+    fn text(&self) -> String {
+        let mut all = self.misses.clone();
+        all.extend(self.findings.iter().map(ToString::to_string));
+        all.join("; ")
+    }
 }
 
 impl World {
@@ -95,6 +144,20 @@ impl World {
 
     fn login(name: &str) -> String {
         format!("{name}@scimlab.test")
+    }
+
+    fn base(&self, on: TargetName) -> &str {
+        match on {
+            TargetName::Space => &self.targets.space.space_url,
+            TargetName::Teamcity => &self.targets.teamcity.teamcity_url,
+        }
+    }
+
+    fn app(&self, on: TargetName) -> &str {
+        match on {
+            TargetName::Space => &self.targets.space_app,
+            TargetName::Teamcity => &self.targets.teamcity_app,
+        }
     }
 
     async fn lifecycle(&self, user: &str, action: &str) -> Result<String, String> {
@@ -152,32 +215,74 @@ impl World {
         Ok(())
     }
 
+    async fn hire(&mut self, name: &str, h: &model::Hire) -> Result<(), String> {
+        let mut profile = json!({"login": Self::login(name), "email": Self::login(name),
+                                 "firstName": name, "lastName": "Scenario"});
+        for (k, v) in &h.profile {
+            profile[k] = v.clone();
+        }
+        let group_ids = h
+            .groups
+            .iter()
+            .map(|g| self.group(g).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()?;
+        let u = self
+            .call(
+                Method::POST,
+                "/api/v1/users?activate=true",
+                Some(json!({"profile": profile, "groupIds": group_ids})),
+            )
+            .await?;
+        let id = u["id"]
+            .as_str()
+            .ok_or("the IdP gave the user no id")?
+            .to_owned();
+        self.users.push((name.to_owned(), id));
+        if let Some(after) = h.expires.as_deref().and_then(model::duration) {
+            self.contracts
+                .push((name.to_owned(), Instant::now() + after));
+        }
+        Ok(())
+    }
+
+    /// Deactivates the users whose contract has ended, as HR's automation would (Okta has no
+    /// expiry of its own). Waits while the IdP is down.
+    async fn expire_contracts(&mut self) -> Result<(), String> {
+        if self.down.contains(&Server::Idp) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.contracts)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.contracts = later;
+        for (user, _) in due {
+            let id = self.user(&user)?.to_owned();
+            let path = format!("/api/v1/users/{id}");
+            let status = match self.call(Method::GET, &path, None).await {
+                Ok(u) => u["status"].as_str().unwrap_or_default().to_owned(),
+                // Deleted before the contract ended: nothing to expire.
+                Err(_) => continue,
+            };
+            if status != "DEPROVISIONED" {
+                self.lifecycle(&user, "deactivate").await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn step(&mut self, step: &Step) -> Result<String, String> {
         match step {
             Step::Hire(h) => {
-                let mut profile = json!({"login": Self::login(&h.user), "email": Self::login(&h.user),
-                                         "firstName": h.user, "lastName": "Scenario"});
-                for (k, v) in &h.profile {
-                    profile[k] = v.clone();
+                let names = h.names();
+                for name in &names {
+                    self.hire(name, h).await?;
                 }
-                let group_ids = h
-                    .groups
-                    .iter()
-                    .map(|g| self.group(g).map(str::to_owned))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let u = self
-                    .call(
-                        Method::POST,
-                        "/api/v1/users?activate=true",
-                        Some(json!({"profile": profile, "groupIds": group_ids})),
-                    )
-                    .await?;
-                let id = u["id"]
-                    .as_str()
-                    .ok_or("the IdP gave the user no id")?
-                    .to_owned();
-                self.users.push((h.user.clone(), id));
-                Ok(String::new())
+                Ok(if names.len() > 1 {
+                    format!("{} hired", names.len())
+                } else {
+                    String::new()
+                })
             }
             Step::Update(u) => {
                 let id = self.user(&u.user)?.to_owned();
@@ -194,6 +299,25 @@ impl World {
             Step::Move(m) => {
                 self.membership(&m.user, &m.to, true).await?;
                 self.membership(&m.user, &m.from, false).await
+            }
+            Step::Reorg(r) => {
+                let from = self.group(&r.from)?.to_owned();
+                let members = self
+                    .call(Method::GET, &format!("/api/v1/groups/{from}/users"), None)
+                    .await?;
+                let names: Vec<String> = members
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u["id"].as_str())
+                    .filter_map(|id| self.users.iter().find(|(_, i)| i == id))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for name in &names {
+                    self.membership(name, &r.to, true).await?;
+                    self.membership(name, &r.from, false).await?;
+                }
+                Ok(format!("{} moved", names.len()))
             }
             Step::Rename(r) => {
                 let id = self.group(&r.group)?.to_owned();
@@ -228,38 +352,35 @@ impl World {
                 // A user makes a token once the account exists: after the IdP has delivered.
                 self.delivered(Duration::from_secs(5)).await?;
                 let login = encode(&format!("username:{}", Self::login(&t.user)));
-                let (url, body, field) = match t.on {
+                let (url, field) = match t.on {
                     TargetName::Space => (
                         format!(
                             "{}/api/http/team-directory/profiles/{login}/permanent-tokens",
-                            self.targets.space.space_url
+                            self.base(t.on)
                         ),
-                        json!({"name": format!("scenario-{}", self.tokens.len())}),
                         "second",
                     ),
                     TargetName::Teamcity => (
-                        format!(
-                            "{}/app/rest/users/{login}/tokens",
-                            self.targets.teamcity.teamcity_url
-                        ),
-                        json!({"name": format!("scenario-{}", self.tokens.len())}),
+                        format!("{}/app/rest/users/{login}/tokens", self.base(t.on)),
                         "value",
                     ),
                 };
+                let body = json!({"name": format!("scenario-{}", self.tokens.len())});
                 let (status, answer) = self.native(Method::POST, &url, Some(body), TOKEN).await?;
                 let secret = answer[field]
                     .as_str()
                     .filter(|_| status == 200)
                     .ok_or_else(|| format!("POST {url}: {status} {answer}"))?;
-                self.tokens.push((t.user.clone(), t.on, secret.to_owned()));
+                self.tokens.push(MadeToken {
+                    user: t.user.clone(),
+                    on: t.on,
+                    secret: secret.to_owned(),
+                    made: self.history.len(),
+                });
                 Ok(String::new())
             }
             Step::Quirks(q) => {
-                let base = match q.on {
-                    TargetName::Space => &self.targets.space.space_url,
-                    TargetName::Teamcity => &self.targets.teamcity.teamcity_url,
-                };
-                let url = format!("{base}/_sim/quirks");
+                let url = format!("{}/_sim/quirks", self.base(q.on));
                 let (status, answer) = self
                     .native(Method::PUT, &url, Some(json!(q.quirks)), TOKEN)
                     .await?;
@@ -269,34 +390,75 @@ impl World {
                     Err(format!("PUT {url}: {status} {answer}"))
                 }
             }
+            Step::Down(server) => {
+                self.targets
+                    .down(*server)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.down.push(*server);
+                Ok(String::new())
+            }
+            Step::Up(server) => {
+                self.targets.up(*server).await.map_err(|e| e.to_string())?;
+                self.down.retain(|s| s != server);
+                Ok(String::new())
+            }
+            Step::Restart(server) => {
+                self.targets
+                    .down(*server)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.targets.up(*server).await.map_err(|e| e.to_string())?;
+                Ok(String::new())
+            }
             Step::Wait(w) => {
                 tokio::time::sleep(model::duration(w).unwrap_or_default()).await;
                 Ok(String::new())
             }
             Step::Expect(e) => {
                 let within = model::duration(&e.within).unwrap_or(Duration::from_secs(5));
-                let deadline = Instant::now() + within;
-                loop {
-                    // Until the IdP has delivered every change, "no access" would hold only
-                    // because the change has not arrived yet.
-                    let pending = self.pending().await?;
-                    let misses = if pending == 0 {
-                        self.misses(&e.space, &e.teamcity).await
-                    } else {
-                        vec![format!("{pending} changes still in the IdP's outboxes")]
-                    };
-                    if misses.is_empty() {
-                        return Ok(format!(
-                            "{} expectations held",
-                            e.space.len() + e.teamcity.len()
-                        ));
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(format!("after {}: {}", e.within, misses.join("; ")));
-                    }
-                    tokio::time::sleep(POLL).await;
+                let verdict = self.converge(within, Some(e)).await?;
+                if verdict.holds() {
+                    Ok(format!(
+                        "{} expectations and the oracle held",
+                        e.space.len() + e.teamcity.len()
+                    ))
+                } else {
+                    Err(format!("after {}: {}", e.within, verdict.text()))
                 }
             }
+        }
+    }
+
+    /// Polls until the IdP has delivered everything and both the expectations (if any) and
+    /// the oracle hold, or `within` passes; the last verdict.
+    async fn converge(&mut self, within: Duration, e: Option<&Expect>) -> Result<Verdict, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.expire_contracts().await?;
+            // Until the IdP has delivered every change, "no access" would hold only because
+            // the change has not arrived yet.
+            let pending = self.pending().await?;
+            let verdict = if pending > 0 {
+                Verdict {
+                    misses: vec![format!("{pending} changes still in the IdP's outboxes")],
+                    findings: Vec::new(),
+                }
+            } else {
+                // Contracts that ended change what is due.
+                self.refresh_oracle().await?;
+                let mut misses = match e {
+                    Some(e) => self.misses(&e.space, &e.teamcity).await,
+                    None => Vec::new(),
+                };
+                let findings = self.findings().await?;
+                misses.extend(self.token_findings().await);
+                Verdict { misses, findings }
+            };
+            if verdict.holds() || Instant::now() >= deadline {
+                return Ok(verdict);
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -329,6 +491,76 @@ impl World {
         Ok(n)
     }
 
+    /// The oracle's view of the IdP now (the last one while the IdP is down).
+    async fn expected_now(&mut self) -> Result<View, String> {
+        if self.down.contains(&Server::Idp) {
+            return Ok(self.history.last().cloned().unwrap_or_default());
+        }
+        let apps: Vec<(TargetName, String)> = TARGETS
+            .iter()
+            .map(|t| (*t, self.app(*t).to_owned()))
+            .collect();
+        let state = oracle::read_idp(
+            &self.client,
+            &self.targets.idp.url,
+            TOKEN,
+            &self.users,
+            &apps,
+        )
+        .await?;
+        let names: Vec<String> = self.users.iter().map(|(n, _)| n.clone()).collect();
+        Ok(self.oracle.expected(&state, &names))
+    }
+
+    /// Records the oracle's view after a step.
+    async fn snapshot(&mut self) -> Result<(), String> {
+        let view = self.expected_now().await?;
+        self.history.push(view);
+        Ok(())
+    }
+
+    /// Replaces the latest view when something outside the steps (a contract ending) changed it.
+    async fn refresh_oracle(&mut self) -> Result<(), String> {
+        let view = self.expected_now().await?;
+        if self.history.last() != Some(&view) {
+            self.history.push(view);
+            if let Some(last) = self.heads.last().cloned() {
+                self.heads.push(last);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies new audit events of every running target.
+    async fn sync_audit(&mut self) -> Result<BTreeMap<TargetName, u64>, String> {
+        let mut heads = BTreeMap::new();
+        for t in TARGETS {
+            let known = self.audit.entry(t).or_default();
+            let mut after = known.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
+            if !self.down.contains(&t.server()) {
+                loop {
+                    let url = format!("{}/_sim/events?after={after}&limit=10000", self.base(t));
+                    let (status, page) = self.native(Method::GET, &url, None, TOKEN).await?;
+                    if status != 200 {
+                        return Err(format!("GET {url}: {status}"));
+                    }
+                    let events = page["events"].as_array().cloned().unwrap_or_default();
+                    let n = events.len();
+                    after = events
+                        .last()
+                        .and_then(|e| e["seq"].as_u64())
+                        .unwrap_or(after);
+                    self.audit.entry(t).or_default().extend(events);
+                    if n < 10000 {
+                        break;
+                    }
+                }
+            }
+            heads.insert(t, after);
+        }
+        Ok(heads)
+    }
+
     /// Reads a mock's permission view of a user; `None` when the user does not exist there.
     async fn permissions(&self, base: &str, user: &str) -> Result<Option<Value>, String> {
         let locator = format!("username:{}", Self::login(user));
@@ -338,6 +570,217 @@ impl World {
             (200, seen) if seen.is_object() => Ok(Some(seen)),
             (code, answer) => Err(format!("GET {url}: {code} {answer}")),
         }
+    }
+
+    /// The oracle's findings: every (target, user) it knows, read back in full.
+    async fn findings(&self) -> Result<Vec<oracle::Finding>, String> {
+        let mut seen = Seen::default();
+        let Some(due) = self.history.last() else {
+            return Ok(Vec::new());
+        };
+        for (target, user) in due.keys() {
+            let holding = match self.permissions(self.base(*target), user).await? {
+                None => oracle::Holding {
+                    account: Account::Absent,
+                    items: Default::default(),
+                },
+                Some(v) if *target == TargetName::Space => {
+                    let (holding, routes) = oracle::space_holding(&v);
+                    for (item, route) in routes {
+                        seen.routes.insert((*target, user.clone(), item), route);
+                    }
+                    holding
+                }
+                Some(v) => oracle::teamcity_holding(&v),
+            };
+            seen.view.insert((*target, user.clone()), holding);
+        }
+        let mut findings = oracle::compare(&self.history, &seen);
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.target == "teamcity" && f.kind == "excess")
+        {
+            f.route = self.teamcity_route(&f.user, &f.what).await;
+        }
+        Ok(findings)
+    }
+
+    /// Which of a TeamCity user's role assignments (own or through a group) grants `item`.
+    async fn teamcity_route(&self, user: &str, item: &str) -> Option<String> {
+        let base = self.base(TargetName::Teamcity);
+        let login = encode(&format!("username:{}", Self::login(user)));
+        let (_, u) = self
+            .native(
+                Method::GET,
+                &format!("{base}/app/rest/users/{login}"),
+                None,
+                TOKEN,
+            )
+            .await
+            .ok()?;
+        let mut held: Vec<(String, &str, &str)> = Vec::new();
+        let roles = |v: &Value| -> Vec<(String, String)> {
+            v["roles"]["role"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    Some((
+                        r["roleId"].as_str()?.to_owned(),
+                        r["scope"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        };
+        let own = roles(&u);
+        let mut group_roles = Vec::new();
+        for g in u["groups"]["group"].as_array().into_iter().flatten() {
+            let Some(key) = g["key"].as_str() else {
+                continue;
+            };
+            let url = format!("{base}/app/rest/userGroups/key:{}", encode(key));
+            if let Ok((200, group)) = self.native(Method::GET, &url, None, TOKEN).await {
+                let name = group["name"].as_str().unwrap_or(key).to_owned();
+                group_roles.push((format!("group {name}"), roles(&group)));
+            }
+        }
+        held.extend(
+            own.iter()
+                .map(|(r, s)| ("own role".to_owned(), r.as_str(), s.as_str())),
+        );
+        for (holder, list) in &group_roles {
+            held.extend(
+                list.iter()
+                    .map(|(r, s)| (holder.clone(), r.as_str(), s.as_str())),
+            );
+        }
+        let routes = self.oracle.teamcity_routes(item, &held);
+        (!routes.is_empty()).then(|| routes.join(", "))
+    }
+
+    /// Tokens whose state is not the one due: accepted while the user has been active on the
+    /// target ever since the token was made, refused once the account left.
+    async fn token_findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            let key = (t.on, t.user.clone());
+            let due_accepted = self.history[t.made.saturating_sub(1)..]
+                .iter()
+                .all(|v| v.get(&key).is_some_and(|h| h.account == Account::Active));
+            let want = if due_accepted {
+                Tokens::Accepted
+            } else {
+                Tokens::Refused
+            };
+            if let Some(why) = self.token_state(i, t, want).await {
+                out.push(format!("{}: {}: {why}", oracle::target_label(t.on), t.user));
+            }
+        }
+        out
+    }
+
+    /// Why a token is not in the wanted state (`None` when it is).
+    async fn token_state(&self, i: usize, t: &MadeToken, want: Tokens) -> Option<String> {
+        let login = encode(&format!("username:{}", Self::login(&t.user)));
+        let url = match t.on {
+            TargetName::Space => format!(
+                "{}/api/http/team-directory/profiles/{login}",
+                self.base(t.on)
+            ),
+            TargetName::Teamcity => format!("{}/app/rest/users/{login}", self.base(t.on)),
+        };
+        match self.native(Method::GET, &url, None, &t.secret).await {
+            Ok((code, _)) => {
+                let accepted = (200..300).contains(&code);
+                (accepted != (want == Tokens::Accepted)).then(|| {
+                    format!(
+                        "token {} answered {code}, due {}",
+                        i + 1,
+                        if want == Tokens::Accepted {
+                            "accepted"
+                        } else {
+                            "refused"
+                        }
+                    )
+                })
+            }
+            Err(why) => Some(why),
+        }
+    }
+
+    /// The leaver guarantees the audit logs must show: every hash chain intact (IdP and
+    /// targets), and for each account that left, an event on its target recording it.
+    async fn audit_misses(&mut self) -> Result<(Vec<String>, usize), String> {
+        let mut out = Vec::new();
+        for (name, base) in [
+            ("idp", self.targets.idp.url.clone()),
+            ("space", self.base(TargetName::Space).to_owned()),
+            ("teamcity", self.base(TargetName::Teamcity).to_owned()),
+        ] {
+            let url = format!("{base}/_sim/events/verify");
+            let (status, answer) = self.native(Method::GET, &url, None, TOKEN).await?;
+            if status != 200 || answer["valid"] != json!(true) {
+                out.push(format!("{name}: audit chain broken: {answer}"));
+            }
+        }
+        self.sync_audit().await?;
+        let mut leavers = 0;
+        for i in 1..self.history.len() {
+            for ((target, user), now) in &self.history[i] {
+                let was = self.history[i - 1].get(&(*target, user.clone()));
+                let Some(was) = was.filter(|w| w.account == Account::Active) else {
+                    continue;
+                };
+                if now.account == Account::Active {
+                    continue;
+                }
+                let had_tokens = self
+                    .tokens
+                    .iter()
+                    .any(|t| t.on == *target && t.user == *user && t.made <= i);
+                // Space always records the deactivation; TeamCity, with no flag, records what
+                // it took away, so only a leaver who had something shows there.
+                let kinds: &[&str] = match target {
+                    TargetName::Space => &["profile.deactivated", "profile.deleted"],
+                    TargetName::Teamcity if !was.items.is_empty() || had_tokens => &[
+                        "user.groups.changed",
+                        "roles.changed",
+                        "token.deleted",
+                        "user.deleted",
+                    ],
+                    TargetName::Teamcity => continue,
+                };
+                leavers += 1;
+                // Read before step i ran: whatever step i caused comes after it.
+                let head = self
+                    .heads
+                    .get(i - 1)
+                    .and_then(|h| h.get(target))
+                    .copied()
+                    .unwrap_or(0);
+                let events = self.audit.get(target).map(Vec::as_slice).unwrap_or(&[]);
+                let login = Self::login(user);
+                let subject = events
+                    .iter()
+                    .find(|e| e["data"]["username"] == json!(login))
+                    .and_then(|e| e["subject"].as_str());
+                let recorded = subject.is_some_and(|id| {
+                    events.iter().any(|e| {
+                        e["seq"].as_u64().is_some_and(|s| s > head)
+                            && e["subject"] == json!(id)
+                            && e["kind"].as_str().is_some_and(|k| kinds.contains(&k))
+                    })
+                });
+                if !recorded {
+                    out.push(format!(
+                        "{}: {user}: left at step {i}, but no audit event ({}) records it",
+                        oracle::target_label(*target),
+                        kinds.join(" | ")
+                    ));
+                }
+            }
+        }
+        Ok((out, leavers))
     }
 
     /// A call to a target's own API with a bearer token: (status, JSON body or null).
@@ -365,74 +808,30 @@ impl World {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    /// Why the user's tokens on a target are not in the wanted state.
-    async fn token_miss(&self, user: &str, on: TargetName, want: Tokens) -> Option<String> {
-        let login = encode(&format!("username:{}", Self::login(user)));
-        let url = match on {
-            TargetName::Space => format!(
-                "{}/api/http/team-directory/profiles/{login}",
-                self.targets.space.space_url
-            ),
-            TargetName::Teamcity => format!(
-                "{}/app/rest/users/{login}",
-                self.targets.teamcity.teamcity_url
-            ),
-        };
-        let mut wrong = Vec::new();
-        for (i, (_, _, secret)) in self
-            .tokens
-            .iter()
-            .enumerate()
-            .filter(|(_, (u, t, _))| u == user && *t == on)
-        {
-            match self.native(Method::GET, &url, None, secret).await {
-                Ok((code, _)) => {
-                    let accepted = (200..300).contains(&code);
-                    if accepted != (want == Tokens::Accepted) {
-                        wrong.push(format!("token {} answered {code}", i + 1));
-                    }
-                }
-                Err(why) => wrong.push(why),
-            }
-        }
-        (!wrong.is_empty()).then(|| {
-            let wanted = if want == Tokens::Accepted {
-                "accepted"
-            } else {
-                "refused"
-            };
-            format!("tokens should be {wanted}: {}", wrong.join(", "))
-        })
-    }
-
     /// Every expectation that does not hold now, with what was seen instead.
     async fn misses(&self, space: &[SpaceExpect], teamcity: &[TeamCityExpect]) -> Vec<String> {
         let mut out = Vec::new();
-        let space_url = &self.targets.space.space_url;
-        let teamcity_url = &self.targets.teamcity.teamcity_url;
-        for (target, base, user, miss) in space
+        for (target, user, miss) in space
             .iter()
             .map(|e| {
                 (
-                    "space",
-                    space_url,
+                    TargetName::Space,
                     &e.user,
                     Box::new(move |seen: Option<&Value>| space_miss(e, seen)) as Judge<'_>,
                 )
             })
             .chain(teamcity.iter().map(|e| {
                 (
-                    "teamcity",
-                    teamcity_url,
+                    TargetName::Teamcity,
                     &e.user,
                     Box::new(move |seen: Option<&Value>| teamcity_miss(e, seen)) as Judge<'_>,
                 )
             }))
         {
-            match self.permissions(base, user).await {
+            match self.permissions(self.base(target), user).await {
                 Ok(seen) => {
                     if let Some(why) = miss(seen.as_ref()) {
-                        out.push(format!("{target}: {user}: {why}"));
+                        out.push(format!("{}: {user}: {why}", oracle::target_label(target)));
                     }
                 }
                 Err(why) => out.push(why),
@@ -447,13 +846,12 @@ impl World {
                     .filter_map(|e| e.tokens.map(|t| (&e.user, TargetName::Teamcity, t))),
             );
         for (user, on, want) in wanted_tokens {
-            if let Some(why) = self.token_miss(user, on, want).await {
-                let target = if on == TargetName::Space {
-                    "space"
-                } else {
-                    "teamcity"
-                };
-                out.push(format!("{target}: {user}: {why}"));
+            for (i, t) in self.tokens.iter().enumerate() {
+                if t.user == *user && t.on == on {
+                    if let Some(why) = self.token_state(i, t, want).await {
+                        out.push(format!("{}: {user}: {why}", oracle::target_label(on)));
+                    }
+                }
             }
         }
         out
@@ -581,6 +979,59 @@ fn teamcity_miss(e: &TeamCityExpect, seen: Option<&Value>) -> Option<String> {
     None
 }
 
+/// The targets' fixed configuration the oracle needs, read from their own APIs.
+async fn target_config(
+    client: &reqwest::Client,
+    targets: &Targets,
+) -> Result<TargetConfig, String> {
+    let get = |url: String| async move {
+        let resp = client
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: {}", resp.status()));
+        }
+        resp.json::<Value>()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))
+    };
+    let projects = get(format!(
+        "{}/api/http/projects?$top=1000",
+        targets.space.space_url
+    ))
+    .await?;
+    let space_public = projects["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["private"] == json!(false))
+        .filter_map(|p| p["key"].as_str().or_else(|| p["key"]["key"].as_str()))
+        .map(str::to_owned)
+        .collect();
+    let tc = &targets.teamcity.teamcity_url;
+    let roles = oracle::teamcity_roles(&get(format!("{tc}/app/rest/roles")).await?);
+    let teamcity_parents = get(format!("{tc}/app/rest/projects")).await?["project"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p["id"].as_str()?.to_owned(),
+                p["parentProjectId"].as_str().map(str::to_owned),
+            ))
+        })
+        .collect();
+    Ok(TargetConfig {
+        space_public,
+        teamcity_roles: roles,
+        teamcity_parents,
+    })
+}
+
 /// Runs `scenario` (read from `file`) in `dialect` with policies from `policies_dir`.
 pub async fn run(
     scenario: &Scenario,
@@ -604,52 +1055,41 @@ pub async fn run(
         TOKEN,
         false,
         idp_dialect,
-        (space_policy, teamcity_policy),
+        (space_policy.clone(), teamcity_policy.clone()),
     )
     .await?;
+    let client = reqwest::Client::new();
+    let oracle = match target_config(&client, &targets).await.and_then(|config| {
+        Oracle::new(
+            space_policy,
+            teamcity_policy,
+            config,
+            dialect == DialectName::Entra,
+        )
+        .map_err(|e| e.to_string())
+    }) {
+        Ok(o) => o,
+        Err(why) => {
+            targets.stop().await;
+            return Err(RunError::Oracle(why));
+        }
+    };
     let mut world = World {
-        client: reqwest::Client::new(),
+        client,
         targets,
         users: Vec::new(),
         groups: Vec::new(),
         tokens: Vec::new(),
+        contracts: Vec::new(),
+        down: Vec::new(),
+        oracle,
+        history: Vec::new(),
+        heads: Vec::new(),
+        audit: BTreeMap::new(),
     };
-    let mut steps = Vec::new();
-    let mut setup = Ok(());
-    for g in &scenario.groups {
-        setup = world.create_group(g).await;
-        if setup.is_err() {
-            break;
-        }
-    }
-    if let Err(why) = setup {
-        steps.push(StepResult {
-            index: 0,
-            kind: "groups",
-            ok: false,
-            detail: why,
-            millis: 0.0,
-        });
-    } else {
-        for (i, step) in scenario.steps.iter().enumerate() {
-            let at = Instant::now();
-            let outcome = world.step(step).await;
-            let ok = outcome.is_ok();
-            steps.push(StepResult {
-                index: i + 1,
-                kind: step.kind(),
-                ok,
-                detail: outcome.unwrap_or_else(|e| e),
-                millis: at.elapsed().as_secs_f64() * 1000.0,
-            });
-            if !ok && !matches!(step, Step::Expect(_)) {
-                // A step the IdP refused leaves the rest meaningless.
-                break;
-            }
-        }
-    }
+    let steps = world.play(scenario).await;
     world.targets.stop().await;
-    let passed = steps.iter().all(|s| s.ok) && steps.len() == scenario.steps.len();
+    let passed = steps.iter().all(|s| s.ok) && steps.len() == scenario.steps.len() + 1;
     Ok(ScenarioRun {
         file: file.display().to_string(),
         name: scenario.name.clone(),
@@ -658,6 +1098,100 @@ pub async fn run(
         seconds: started.elapsed().as_secs_f64(),
         steps,
     })
+}
+
+impl World {
+    /// Set-up, every step, then the final oracle check; stops at the first step that fails
+    /// (an `expect` apart), since the rest would be meaningless.
+    async fn play(&mut self, scenario: &Scenario) -> Vec<StepResult> {
+        let mut steps = Vec::new();
+        let result = |index, kind, outcome: Result<String, String>, at: Instant| StepResult {
+            index,
+            kind,
+            ok: outcome.is_ok(),
+            detail: outcome.unwrap_or_else(|e| e),
+            millis: at.elapsed().as_secs_f64() * 1000.0,
+            findings: Vec::new(),
+        };
+        let at = Instant::now();
+        let mut setup = Ok(String::new());
+        for g in &scenario.groups {
+            setup = self.create_group(g).await.map(|_| String::new());
+            if setup.is_err() {
+                break;
+            }
+        }
+        if let Err(why) = self.begin_step().await {
+            setup = Err(why);
+        }
+        if let Err(why) = setup {
+            steps.push(result(0, "groups", Err(why), at));
+            return steps;
+        }
+        for (i, step) in scenario.steps.iter().enumerate() {
+            let at = Instant::now();
+            let mut outcome = match self.expire_contracts().await {
+                Ok(()) => self.step(step).await,
+                Err(why) => Err(why),
+            };
+            if let Err(why) = self.begin_step().await {
+                outcome = outcome.and(Err(why));
+            }
+            let ok = outcome.is_ok();
+            steps.push(result(i + 1, step.kind(), outcome, at));
+            if !ok && !matches!(step, Step::Expect(_)) {
+                return steps;
+            }
+        }
+        let at = Instant::now();
+        let mut last = match self.settle().await {
+            Ok((verdict, detail)) => {
+                let mut r = result(
+                    scenario.steps.len() + 1,
+                    "oracle",
+                    if verdict.holds() {
+                        Ok(detail)
+                    } else {
+                        Err(format!("after {SETTLE:?}: {}", verdict.text()))
+                    },
+                    at,
+                );
+                r.findings = verdict.findings;
+                r
+            }
+            Err(why) => result(scenario.steps.len() + 1, "oracle", Err(why), at),
+        };
+        if let Some(failed_expect) = steps.iter_mut().rev().find(|s| !s.ok && s.kind == "expect") {
+            // The report keeps the oracle's findings with the check that saw them last.
+            failed_expect.findings.clone_from(&last.findings);
+        }
+        last.millis = at.elapsed().as_secs_f64() * 1000.0;
+        steps.push(last);
+        steps
+    }
+
+    /// After set-up and after each step: the oracle's view and the audit heads it follows.
+    async fn begin_step(&mut self) -> Result<(), String> {
+        let heads = self.sync_audit().await?;
+        self.heads.push(heads);
+        self.snapshot().await
+    }
+
+    /// The final check: everything delivered, every target equal to the oracle, every token
+    /// in the state due, and the audit guarantees.
+    async fn settle(&mut self) -> Result<(Verdict, String), String> {
+        let mut verdict = self.converge(SETTLE, None).await?;
+        let (audit, leavers) = self.audit_misses().await?;
+        verdict.misses.extend(audit);
+        let accounts = self.history.last().map_or(0, BTreeMap::len);
+        Ok((
+            verdict,
+            format!(
+                "{accounts} accounts equal to the oracle, {} tokens as due, audit chains intact, {leavers} leavers recorded",
+                self.tokens.len()
+            ),
+        ))
+    }
 }
 
 #[cfg(test)]
