@@ -237,17 +237,7 @@ pub struct RecordStore<S> {
 impl<S: RecordState> RecordStore<S> {
     /// Opens the store in `dir`; `durable` acknowledges a change only after a flush.
     pub fn open(dir: &std::path::Path, durable: bool) -> Result<RecordStore<S>> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| {
-                ScimError::internal(format!(
-                    "cannot open the database in {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        Self::with_db(db, durable)
+        Self::with_db(crate::store::open_folder(dir)?, durable)
     }
 
     pub fn temporary() -> Result<RecordStore<S>> {

@@ -141,18 +141,41 @@ pub struct Change<'a> {
     pub new: Option<&'a Map<String, Value>>,
 }
 
-impl Store {
-    pub fn open(path: &Path, defs: &[ResourceDef], durability: Durability) -> Result<Store> {
-        let db = sled::Config::new()
+/// How long an open waits for a stopped instance in the same process to let go of the folder:
+/// sled's background flusher holds the lock until its next tick (500 ms).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens (or creates) a sled database in `path`. A restart in the same process can come before
+/// the previous instance's flusher has released the folder's lock: wait for it, briefly.
+pub fn open_folder(path: &Path) -> Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| {
-                ScimError::internal(format!(
+        {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as an `Other` I/O error with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(ScimError::internal(format!(
                     "cannot open the database in {}: {e}",
                     path.display()
-                ))
-            })?;
+                )))
+            }
+        }
+    }
+}
+
+impl Store {
+    pub fn open(path: &Path, defs: &[ResourceDef], durability: Durability) -> Result<Store> {
+        let db = open_folder(path)?;
         Self::with_db(db, defs, durability)
     }
 

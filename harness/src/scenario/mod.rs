@@ -4,6 +4,7 @@
 
 pub mod model;
 pub mod oracle;
+pub mod random;
 pub mod run;
 
 use std::path::{Path, PathBuf};

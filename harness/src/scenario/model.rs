@@ -80,6 +80,18 @@ pub struct Scenario {
     pub groups: Vec<String>,
     #[serde(deserialize_with = "one_key_maps")]
     pub steps: Vec<Step>,
+    /// How long the final oracle check waits for the targets to converge (default 20s, long
+    /// enough for the IdP's retry backoff after an outage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<String>,
+}
+
+impl Scenario {
+    /// The scenario as a file `parse` reads back: steps as one-key maps.
+    pub fn to_yaml(&self) -> Result<String, String> {
+        let value = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        serde_yaml_ng::to_string(&value).map_err(|e| e.to_string())
+    }
 }
 
 /// The YAML reader wants tags (`!hire`) for enums; scenarios write steps as one-key maps
@@ -427,6 +439,9 @@ impl Scenario {
     fn validate(&self) -> Result<(), (Option<usize>, String)> {
         if self.dialects.is_empty() {
             return Err((None, "dialects is empty".into()));
+        }
+        if let Some(settle) = self.settle.as_deref().filter(|t| duration(t).is_none()) {
+            return Err((None, format!("settle {settle:?} is not a duration")));
         }
         let mut groups: Vec<String> = Vec::new();
         for g in &self.groups {

@@ -23,8 +23,8 @@ const TOKEN: &str = "scimlab-scenario";
 type Judge<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
 /// How often an expectation is read again while it does not hold.
 const POLL: Duration = Duration::from_millis(25);
-/// How long the final oracle check waits for the targets to converge: long enough for the
-/// IdP's retry backoff after an outage.
+/// How long the final oracle check waits for the targets to converge unless the scenario says:
+/// long enough for the IdP's retry backoff after an outage.
 const SETTLE: Duration = Duration::from_secs(20);
 const TARGETS: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
 
@@ -230,7 +230,9 @@ impl World {
             .call(
                 Method::POST,
                 "/api/v1/users?activate=true",
-                Some(json!({"profile": profile, "groupIds": group_ids})),
+                // With a password the user is ACTIVE (has signed in), so suspend applies.
+                Some(json!({"profile": profile, "groupIds": group_ids,
+                            "credentials": {"password": {"value": "Scenario-pass-1"}}})),
             )
             .await?;
         let id = u["id"]
@@ -1144,7 +1146,12 @@ impl World {
             }
         }
         let at = Instant::now();
-        let mut last = match self.settle().await {
+        let settle = scenario
+            .settle
+            .as_deref()
+            .and_then(model::duration)
+            .unwrap_or(SETTLE);
+        let mut last = match self.settle(settle).await {
             Ok((verdict, detail)) => {
                 let mut r = result(
                     scenario.steps.len() + 1,
@@ -1152,7 +1159,7 @@ impl World {
                     if verdict.holds() {
                         Ok(detail)
                     } else {
-                        Err(format!("after {SETTLE:?}: {}", verdict.text()))
+                        Err(format!("after {settle:?}: {}", verdict.text()))
                     },
                     at,
                 );
@@ -1179,8 +1186,8 @@ impl World {
 
     /// The final check: everything delivered, every target equal to the oracle, every token
     /// in the state due, and the audit guarantees.
-    async fn settle(&mut self) -> Result<(Verdict, String), String> {
-        let mut verdict = self.converge(SETTLE, None).await?;
+    async fn settle(&mut self, within: Duration) -> Result<(Verdict, String), String> {
+        let mut verdict = self.converge(within, None).await?;
         let (audit, leavers) = self.audit_misses().await?;
         verdict.misses.extend(audit);
         let accounts = self.history.last().map_or(0, BTreeMap::len);
