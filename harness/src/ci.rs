@@ -563,5 +563,5 @@ async fn run_scenarios() -> anyhow::Result<Vec<scenario::ScenarioRun>> {
     let files = scenario::files_in(dir)
         .context("cannot list scenarios/ (scimlab ci runs from the repository root)")?;
     let loaded = scenario::load_all(&files)?;
-    Ok(scenario::run_all(&loaded, &dir.join("policies"), None).await?)
+    Ok(scenario::run_all(&loaded, &dir.join("policies"), None, None).await?)
 }

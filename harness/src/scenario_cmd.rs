@@ -1,5 +1,6 @@
 //! `scimlab scenario`: loads scenario files (every one first, so a bad file fails before any
-//! server starts), runs each in its dialects on fresh embedded servers, writes report.json.
+//! server starts), runs each in its dialects on fresh embedded servers (or on remote ones from
+//! `--targets`), writes report.json.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ pub struct ScenarioArgs {
     /// Where report.json, junit.xml and summary.md go (default: reports/scenario-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Run against servers already running (a TOML file: `dialect`, `[idp]`, `[space]`,
+    /// `[teamcity]` with `url` and `token`) instead of fresh embedded ones.
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
 }
 
 pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
@@ -30,7 +35,12 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         args.files.clone()
     };
     let loaded = scenario::load_all(&files)?;
-    let runs = scenario::run_all(&loaded, &args.policies, args.dialect).await?;
+    let remote = args
+        .targets
+        .as_deref()
+        .map(scenario::run::Remote::load)
+        .transpose()?;
+    let runs = scenario::run_all(&loaded, &args.policies, args.dialect, remote.as_ref()).await?;
     let dir = args.report.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!(
             "scenario-{}",

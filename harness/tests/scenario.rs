@@ -16,7 +16,7 @@ async fn every_shipped_scenario_holds_in_both_dialects() {
     let files = scenario::files_in(&root().join("scenarios")).unwrap();
     assert!(files.len() >= 7, "{files:?}");
     let loaded = scenario::load_all(&files).unwrap();
-    let runs = scenario::run_all(&loaded, &root().join("scenarios/policies"), None)
+    let runs = scenario::run_all(&loaded, &root().join("scenarios/policies"), None, None)
         .await
         .unwrap();
     assert_eq!(runs.len(), 2 * files.len(), "every file in both dialects");
@@ -142,4 +142,73 @@ async fn the_oracle_finds_stale_access_nobody_asked_about() {
         "{}",
         oracle.detail
     );
+}
+
+/// `--targets`: scenarios run on servers that were already running, twice in a row (each run's
+/// people are its own; groups are reused by name), and steps that need the embedded servers
+/// are refused up front.
+#[tokio::test]
+async fn scenarios_run_against_servers_already_running_and_again() {
+    let data = tempfile::tempdir().unwrap();
+    let policies = root().join("scenarios/policies");
+    let token = "remote-token";
+    let targets = harness::targets::Targets::start_with_policies(
+        Some(data.path().to_owned()),
+        token,
+        false,
+        harness::targets::Dialect::Okta,
+        (
+            mock_space::Policy::load(&policies.join("space-idp.toml")).unwrap(),
+            mock_teamcity::Policy::load(&policies.join("teamcity-idp.toml")).unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    let file = data.path().join("remote.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "dialect = \"okta\"\n[idp]\nurl = \"{}\"\ntoken = \"{token}\"\n[space]\nurl = \"{}\"\ntoken = \"{token}\"\n[teamcity]\nurl = \"{}\"\ntoken = \"{token}\"\n",
+            targets.idp.url, targets.space.space_url, targets.teamcity.teamcity_url
+        ),
+    )
+    .unwrap();
+    let remote = scenario::run::Remote::load(&file).unwrap();
+    let loaded = scenario::load_all(&[
+        root().join("scenarios/team-transfer.yaml"),
+        root().join("scenarios/leaver.yaml"),
+    ])
+    .unwrap();
+    for round in 0..2 {
+        let runs = scenario::run_all(&loaded, &policies, None, Some(&remote))
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), 2, "the remote IdP speaks Okta only");
+        assert!(
+            runs.iter().all(|r| r.passed),
+            "round {round}: {}",
+            scenario::to_terminal(&runs)
+        );
+    }
+    let restart =
+        Scenario::parse(Path::new("r.yaml"), "name: r\nsteps:\n  - restart: space\n").unwrap();
+    let err = scenario::run::run_on(
+        &restart,
+        Path::new("r.yaml"),
+        DialectName::Okta,
+        &policies,
+        Some(&remote),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("step 1 (restart) needs the embedded servers"),
+        "{err}"
+    );
+    let bad = data.path().join("bad.toml");
+    std::fs::write(&bad, "dialect = \"okta\"\n[idp]\nurl = \"x\"\n").unwrap();
+    let err = scenario::run::Remote::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("bad.toml") && err.contains("token"), "{err}");
+    targets.stop().await;
 }

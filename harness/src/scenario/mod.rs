@@ -32,16 +32,19 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<(PathBuf, Scenario)>, ScenarioE
         .collect()
 }
 
-/// Runs each scenario in each of its dialects (only `only`, when given), one after another.
+/// Runs each scenario in each of its dialects (only `only`, when given), one after another, on
+/// fresh embedded servers or on `remote` ones (in the one dialect their IdP speaks).
 pub async fn run_all(
     loaded: &[(PathBuf, Scenario)],
     policies: &Path,
     only: Option<model::DialectName>,
+    remote: Option<&run::Remote>,
 ) -> Result<Vec<ScenarioRun>, RunError> {
+    let only = remote.map(|r| r.dialect).or(only);
     let mut runs = Vec::new();
     for (file, s) in loaded {
         for dialect in s.dialects.iter().filter(|d| only.is_none_or(|o| o == **d)) {
-            runs.push(run::run(s, file, *dialect, policies).await?);
+            runs.push(run::run_on(s, file, *dialect, policies, remote).await?);
         }
     }
     Ok(runs)

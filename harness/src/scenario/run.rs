@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::model::{
@@ -38,6 +38,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error("the oracle cannot run: {0}")]
     Oracle(String),
+    #[error("remote targets: {0}")]
+    Remote(String),
 }
 
 /// The result of one step.
@@ -78,7 +80,11 @@ struct MadeToken {
 /// and a copy of each target's audit log.
 struct World {
     client: reqwest::Client,
-    targets: Targets,
+    ends: Ends,
+    /// The embedded servers; `None` against remote ones.
+    targets: Option<Targets>,
+    /// Against remote servers, a tag that keeps this run's logins apart from earlier runs'.
+    run_tag: Option<String>,
     users: Vec<(String, String)>,
     groups: Vec<(String, String)>,
     tokens: Vec<MadeToken>,
@@ -117,8 +123,8 @@ impl World {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
         idp_call(
             &self.client,
-            &self.targets.idp.url,
-            TOKEN,
+            &self.ends.idp.url,
+            &self.ends.idp.token,
             method,
             path,
             body,
@@ -142,22 +148,39 @@ impl World {
             .ok_or_else(|| format!("no group {name}"))
     }
 
-    fn login(name: &str) -> String {
-        format!("{name}@scimlab.test")
+    fn login(&self, name: &str) -> String {
+        match &self.run_tag {
+            Some(tag) => format!("{name}.{tag}@scimlab.test"),
+            None => format!("{name}@scimlab.test"),
+        }
+    }
+
+    fn end(&self, on: TargetName) -> &Endpoint {
+        match on {
+            TargetName::Space => &self.ends.space,
+            TargetName::Teamcity => &self.ends.teamcity,
+        }
     }
 
     fn base(&self, on: TargetName) -> &str {
-        match on {
-            TargetName::Space => &self.targets.space.space_url,
-            TargetName::Teamcity => &self.targets.teamcity.teamcity_url,
-        }
+        &self.end(on).url
+    }
+
+    fn token(&self, on: TargetName) -> &str {
+        &self.end(on).token
     }
 
     fn app(&self, on: TargetName) -> &str {
         match on {
-            TargetName::Space => &self.targets.space_app,
-            TargetName::Teamcity => &self.targets.teamcity_app,
+            TargetName::Space => &self.ends.space_app,
+            TargetName::Teamcity => &self.ends.teamcity_app,
         }
+    }
+
+    fn embedded(&mut self) -> Result<&mut Targets, String> {
+        self.targets
+            .as_mut()
+            .ok_or_else(|| "remote servers cannot be stopped or started from here".to_owned())
     }
 
     async fn lifecycle(&self, user: &str, action: &str) -> Result<String, String> {
@@ -181,42 +204,70 @@ impl World {
         self.call(method, &path, None).await.map(|_| String::new())
     }
 
-    /// Creates a group, assigns it to both apps and pushes it to both.
+    /// Creates a group (on remote servers, reuses one of that name: policies match by name),
+    /// assigns it to both apps and pushes it to both.
     async fn create_group(&mut self, name: &str) -> Result<(), String> {
-        let g = self
-            .call(
-                Method::POST,
-                "/api/v1/groups",
-                Some(json!({"profile": {"name": name}})),
-            )
-            .await?;
-        let id = g["id"]
-            .as_str()
-            .ok_or("the IdP gave the group no id")?
-            .to_owned();
-        for app in [
-            self.targets.space_app.clone(),
-            self.targets.teamcity_app.clone(),
-        ] {
+        let existing = if self.run_tag.is_some() {
+            let found = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/groups?q={}", encode(name)),
+                    None,
+                )
+                .await?;
+            found
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|g| g["profile"]["name"] == json!(name))
+                .and_then(|g| g["id"].as_str())
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let g = self
+                    .call(
+                        Method::POST,
+                        "/api/v1/groups",
+                        Some(json!({"profile": {"name": name}})),
+                    )
+                    .await?;
+                g["id"]
+                    .as_str()
+                    .ok_or("the IdP gave the group no id")?
+                    .to_owned()
+            }
+        };
+        for target in TARGETS {
+            let app = self.app(target).to_owned();
             self.call(
                 Method::PUT,
                 &format!("/api/v1/apps/{app}/groups/{id}"),
                 Some(json!({})),
             )
             .await?;
-            self.call(
-                Method::POST,
-                &format!("/api/v1/apps/{app}/group-push/mappings"),
-                Some(json!({"sourceGroupId": id})),
-            )
-            .await?;
+            let path = format!("/api/v1/apps/{app}/group-push/mappings");
+            let mappings = self.call(Method::GET, &path, None).await?;
+            let pushed = mappings
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["sourceGroupId"] == json!(id));
+            if !pushed {
+                self.call(Method::POST, &path, Some(json!({"sourceGroupId": id})))
+                    .await?;
+            }
         }
         self.groups.push((name.to_owned(), id));
         Ok(())
     }
 
     async fn hire(&mut self, name: &str, h: &model::Hire) -> Result<(), String> {
-        let mut profile = json!({"login": Self::login(name), "email": Self::login(name),
+        let login = self.login(name);
+        let mut profile = json!({"login": login, "email": login,
                                  "firstName": name, "lastName": "Scenario"});
         for (k, v) in &h.profile {
             profile[k] = v.clone();
@@ -353,7 +404,7 @@ impl World {
             Step::Token(t) => {
                 // A user makes a token once the account exists: after the IdP has delivered.
                 self.delivered(Duration::from_secs(5)).await?;
-                let login = encode(&format!("username:{}", Self::login(&t.user)));
+                let login = encode(&format!("username:{}", self.login(&t.user)));
                 let (url, field) = match t.on {
                     TargetName::Space => (
                         format!(
@@ -368,7 +419,9 @@ impl World {
                     ),
                 };
                 let body = json!({"name": format!("scenario-{}", self.tokens.len())});
-                let (status, answer) = self.native(Method::POST, &url, Some(body), TOKEN).await?;
+                let (status, answer) = self
+                    .native(Method::POST, &url, Some(body), self.token(t.on))
+                    .await?;
                 let secret = answer[field]
                     .as_str()
                     .filter(|_| status == 200)
@@ -384,7 +437,7 @@ impl World {
             Step::Quirks(q) => {
                 let url = format!("{}/_sim/quirks", self.base(q.on));
                 let (status, answer) = self
-                    .native(Method::PUT, &url, Some(json!(q.quirks)), TOKEN)
+                    .native(Method::PUT, &url, Some(json!(q.quirks)), self.token(q.on))
                     .await?;
                 if status == 200 {
                     Ok(String::new())
@@ -393,7 +446,7 @@ impl World {
                 }
             }
             Step::Down(server) => {
-                self.targets
+                self.embedded()?
                     .down(*server)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -401,16 +454,22 @@ impl World {
                 Ok(String::new())
             }
             Step::Up(server) => {
-                self.targets.up(*server).await.map_err(|e| e.to_string())?;
+                self.embedded()?
+                    .up(*server)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 self.down.retain(|s| s != server);
                 Ok(String::new())
             }
             Step::Restart(server) => {
-                self.targets
+                self.embedded()?
                     .down(*server)
                     .await
                     .map_err(|e| e.to_string())?;
-                self.targets.up(*server).await.map_err(|e| e.to_string())?;
+                self.embedded()?
+                    .up(*server)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(String::new())
             }
             Step::Wait(w) => {
@@ -484,7 +543,7 @@ impl World {
     /// Changes the IdP has accepted and not yet delivered to either app.
     async fn pending(&self) -> Result<usize, String> {
         let mut n = 0;
-        for app in [&self.targets.space_app, &self.targets.teamcity_app] {
+        for app in [&self.ends.space_app, &self.ends.teamcity_app] {
             let outbox = self
                 .call(Method::GET, &format!("/api/v1/apps/{app}/outbox"), None)
                 .await?;
@@ -504,8 +563,8 @@ impl World {
             .collect();
         let state = oracle::read_idp(
             &self.client,
-            &self.targets.idp.url,
-            TOKEN,
+            &self.ends.idp.url,
+            &self.ends.idp.token,
             &self.users,
             &apps,
         )
@@ -542,7 +601,8 @@ impl World {
             if !self.down.contains(&t.server()) {
                 loop {
                     let url = format!("{}/_sim/events?after={after}&limit=10000", self.base(t));
-                    let (status, page) = self.native(Method::GET, &url, None, TOKEN).await?;
+                    let (status, page) =
+                        self.native(Method::GET, &url, None, self.token(t)).await?;
                     if status != 200 {
                         return Err(format!("GET {url}: {status}"));
                     }
@@ -564,10 +624,10 @@ impl World {
     }
 
     /// Reads a mock's permission view of a user; `None` when the user does not exist there.
-    async fn permissions(&self, base: &str, user: &str) -> Result<Option<Value>, String> {
-        let locator = format!("username:{}", Self::login(user));
-        let url = format!("{base}/_sim/permissions/{}", encode(&locator));
-        match self.native(Method::GET, &url, None, TOKEN).await? {
+    async fn permissions(&self, on: TargetName, user: &str) -> Result<Option<Value>, String> {
+        let locator = format!("username:{}", self.login(user));
+        let url = format!("{}/_sim/permissions/{}", self.base(on), encode(&locator));
+        match self.native(Method::GET, &url, None, self.token(on)).await? {
             (404, _) => Ok(None),
             (200, seen) if seen.is_object() => Ok(Some(seen)),
             (code, answer) => Err(format!("GET {url}: {code} {answer}")),
@@ -581,7 +641,7 @@ impl World {
             return Ok(Vec::new());
         };
         for (target, user) in due.keys() {
-            let holding = match self.permissions(self.base(*target), user).await? {
+            let holding = match self.permissions(*target, user).await? {
                 None => oracle::Holding {
                     account: Account::Absent,
                     items: Default::default(),
@@ -610,13 +670,14 @@ impl World {
     /// Which of a TeamCity user's role assignments (own or through a group) grants `item`.
     async fn teamcity_route(&self, user: &str, item: &str) -> Option<String> {
         let base = self.base(TargetName::Teamcity);
-        let login = encode(&format!("username:{}", Self::login(user)));
+        let token = self.token(TargetName::Teamcity);
+        let login = encode(&format!("username:{}", self.login(user)));
         let (_, u) = self
             .native(
                 Method::GET,
                 &format!("{base}/app/rest/users/{login}"),
                 None,
-                TOKEN,
+                token,
             )
             .await
             .ok()?;
@@ -641,7 +702,7 @@ impl World {
                 continue;
             };
             let url = format!("{base}/app/rest/userGroups/key:{}", encode(key));
-            if let Ok((200, group)) = self.native(Method::GET, &url, None, TOKEN).await {
+            if let Ok((200, group)) = self.native(Method::GET, &url, None, token).await {
                 let name = group["name"].as_str().unwrap_or(key).to_owned();
                 group_roles.push((format!("group {name}"), roles(&group)));
             }
@@ -683,7 +744,7 @@ impl World {
 
     /// Why a token is not in the wanted state (`None` when it is).
     async fn token_state(&self, i: usize, t: &MadeToken, want: Tokens) -> Option<String> {
-        let login = encode(&format!("username:{}", Self::login(&t.user)));
+        let login = encode(&format!("username:{}", self.login(&t.user)));
         let url = match t.on {
             TargetName::Space => format!(
                 "{}/api/http/team-directory/profiles/{login}",
@@ -714,13 +775,13 @@ impl World {
     /// targets), and for each account that left, an event on its target recording it.
     async fn audit_misses(&mut self) -> Result<(Vec<String>, usize), String> {
         let mut out = Vec::new();
-        for (name, base) in [
-            ("idp", self.targets.idp.url.clone()),
-            ("space", self.base(TargetName::Space).to_owned()),
-            ("teamcity", self.base(TargetName::Teamcity).to_owned()),
+        for (name, end) in [
+            ("idp", &self.ends.idp),
+            ("space", &self.ends.space),
+            ("teamcity", &self.ends.teamcity),
         ] {
-            let url = format!("{base}/_sim/events/verify");
-            let (status, answer) = self.native(Method::GET, &url, None, TOKEN).await?;
+            let url = format!("{}/_sim/events/verify", end.url);
+            let (status, answer) = self.native(Method::GET, &url, None, &end.token).await?;
             if status != 200 || answer["valid"] != json!(true) {
                 out.push(format!("{name}: audit chain broken: {answer}"));
             }
@@ -761,7 +822,7 @@ impl World {
                     .copied()
                     .unwrap_or(0);
                 let events = self.audit.get(target).map(Vec::as_slice).unwrap_or(&[]);
-                let login = Self::login(user);
+                let login = self.login(user);
                 let subject = events
                     .iter()
                     .find(|e| e["data"]["username"] == json!(login))
@@ -830,7 +891,7 @@ impl World {
                 )
             }))
         {
-            match self.permissions(self.base(target), user).await {
+            match self.permissions(target, user).await {
                 Ok(seen) => {
                     if let Some(why) = miss(seen.as_ref()) {
                         out.push(format!("{}: {user}: {why}", oracle::target_label(target)));
@@ -981,65 +1042,163 @@ fn teamcity_miss(e: &TeamCityExpect, seen: Option<&Value>) -> Option<String> {
     None
 }
 
-/// The targets' fixed configuration the oracle needs, read from their own APIs.
-async fn target_config(
-    client: &reqwest::Client,
-    targets: &Targets,
-) -> Result<TargetConfig, String> {
-    let get = |url: String| async move {
-        let resp = client
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("GET {url}: {}", resp.status()));
-        }
-        resp.json::<Value>()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))
-    };
-    let projects = get(format!(
-        "{}/api/http/projects?$top=1000",
-        targets.space.space_url
-    ))
-    .await?;
-    let space_public = projects["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["private"] == json!(false))
-        .filter_map(|p| p["key"].as_str().or_else(|| p["key"]["key"].as_str()))
-        .map(str::to_owned)
-        .collect();
-    let tc = &targets.teamcity.teamcity_url;
-    let roles = oracle::teamcity_roles(&get(format!("{tc}/app/rest/roles")).await?);
-    let teamcity_parents = get(format!("{tc}/app/rest/projects")).await?["project"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            Some((
-                p["id"].as_str()?.to_owned(),
-                p["parentProjectId"].as_str().map(str::to_owned),
-            ))
-        })
-        .collect();
-    Ok(TargetConfig {
-        space_public,
-        teamcity_roles: roles,
-        teamcity_parents,
-    })
+/// One server's API: its base URL and the token it takes (`SSWS` for the IdP, bearer for the
+/// targets); for a target, optionally its app's id in the IdP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub url: String,
+    pub token: String,
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
-/// Runs `scenario` (read from `file`) in `dialect` with policies from `policies_dir`.
+/// Servers already running elsewhere (`scimlab up` on another machine, say), from a TOML file:
+/// the dialect the IdP's apps speak, then `[idp]`, `[space]` and `[teamcity]` endpoints. The
+/// targets' permission and audit views (`/_sim/...`) are read, so they must be scimlab's mocks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remote {
+    pub dialect: DialectName,
+    pub idp: Endpoint,
+    pub space: Endpoint,
+    pub teamcity: Endpoint,
+}
+
+impl Remote {
+    pub fn load(path: &Path) -> Result<Remote, RunError> {
+        let bad = |why: String| RunError::Remote(format!("{}: {why}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// Every server a run talks to, resolved.
+#[derive(Debug, Clone)]
+struct Ends {
+    idp: Endpoint,
+    space: Endpoint,
+    teamcity: Endpoint,
+    space_app: String,
+    teamcity_app: String,
+}
+
+impl Ends {
+    fn embedded(targets: &Targets) -> Ends {
+        let end = |url: &str| Endpoint {
+            url: url.to_owned(),
+            token: TOKEN.to_owned(),
+            app: None,
+        };
+        Ends {
+            idp: end(&targets.idp.url),
+            space: end(&targets.space.space_url),
+            teamcity: end(&targets.teamcity.teamcity_url),
+            space_app: targets.space_app.clone(),
+            teamcity_app: targets.teamcity_app.clone(),
+        }
+    }
+
+    /// The remote IdP's app ids: as given, or the apps labelled `Space` and `TeamCity`.
+    async fn remote(client: &reqwest::Client, r: &Remote) -> Result<Ends, String> {
+        let apps = idp_call(
+            client,
+            &r.idp.url,
+            &r.idp.token,
+            Method::GET,
+            "/api/v1/apps",
+            None,
+        )
+        .await?;
+        let find = |given: &Option<String>, label: &str| {
+            given
+                .clone()
+                .or_else(|| {
+                    apps.as_array()?
+                        .iter()
+                        .find(|a| a["label"] == json!(label))?["id"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| format!("the IdP has no app labelled {label}: give its id as `app`"))
+        };
+        Ok(Ends {
+            space_app: find(&r.space.app, "Space")?,
+            teamcity_app: find(&r.teamcity.app, "TeamCity")?,
+            idp: r.idp.clone(),
+            space: r.space.clone(),
+            teamcity: r.teamcity.clone(),
+        })
+    }
+
+    /// The targets' fixed configuration the oracle needs, read from their own APIs.
+    async fn target_config(&self, client: &reqwest::Client) -> Result<TargetConfig, String> {
+        let get = |end: &Endpoint, path: &str| {
+            let url = format!("{}{path}", end.url);
+            let token = end.token.clone();
+            async move {
+                let resp = client
+                    .get(&url)
+                    .bearer_auth(token)
+                    .header("accept", "application/json")
+                    .send()
+                    .await
+                    .map_err(|e| format!("GET {url}: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("GET {url}: {}", resp.status()));
+                }
+                resp.json::<Value>()
+                    .await
+                    .map_err(|e| format!("GET {url}: {e}"))
+            }
+        };
+        let projects = get(&self.space, "/api/http/projects?$top=1000").await?;
+        let space_public = projects["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["private"] == json!(false))
+            .filter_map(|p| p["key"].as_str().or_else(|| p["key"]["key"].as_str()))
+            .map(str::to_owned)
+            .collect();
+        let roles = oracle::teamcity_roles(&get(&self.teamcity, "/app/rest/roles").await?);
+        let teamcity_parents = get(&self.teamcity, "/app/rest/projects").await?["project"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some((
+                    p["id"].as_str()?.to_owned(),
+                    p["parentProjectId"].as_str().map(str::to_owned),
+                ))
+            })
+            .collect();
+        Ok(TargetConfig {
+            space_public,
+            teamcity_roles: roles,
+            teamcity_parents,
+        })
+    }
+}
+
+/// Runs `scenario` (read from `file`) in `dialect` with policies from `policies_dir`, on fresh
+/// embedded servers.
 pub async fn run(
     scenario: &Scenario,
     file: &Path,
     dialect: DialectName,
     policies_dir: &Path,
+) -> Result<ScenarioRun, RunError> {
+    run_on(scenario, file, dialect, policies_dir, None).await
+}
+
+/// As `run`, or against `remote` servers (in their dialect) when given.
+pub async fn run_on(
+    scenario: &Scenario,
+    file: &Path,
+    dialect: DialectName,
+    policies_dir: &Path,
+    remote: Option<&Remote>,
 ) -> Result<ScenarioRun, RunError> {
     let started = Instant::now();
     let load = |name: &str| policies_dir.join(format!("{name}.toml"));
@@ -1047,21 +1206,45 @@ pub async fn run(
         .map_err(|e| RunError::Policy(scenario.policies.space.clone(), e.to_string()))?;
     let teamcity_policy = mock_teamcity::Policy::load(&load(&scenario.policies.teamcity))
         .map_err(|e| RunError::Policy(scenario.policies.teamcity.clone(), e.to_string()))?;
-    let data = tempfile::tempdir()?;
-    let idp_dialect = match dialect {
-        DialectName::Okta => Dialect::Okta,
-        DialectName::Entra => Dialect::Entra,
-    };
-    let targets = Targets::start_with_policies(
-        Some(data.path().to_owned()),
-        TOKEN,
-        false,
-        idp_dialect,
-        (space_policy.clone(), teamcity_policy.clone()),
-    )
-    .await?;
     let client = reqwest::Client::new();
-    let oracle = match target_config(&client, &targets).await.and_then(|config| {
+    let data = tempfile::tempdir()?;
+    let (targets, ends, run_tag) = match remote {
+        Some(r) => {
+            if let Some((i, step)) = scenario.steps.iter().enumerate().find(|(_, s)| {
+                matches!(
+                    s,
+                    Step::Down(_) | Step::Up(_) | Step::Restart(_) | Step::Quirks(_)
+                )
+            }) {
+                return Err(RunError::Remote(format!(
+                    "{}: step {} ({}) needs the embedded servers",
+                    file.display(),
+                    i + 1,
+                    step.kind()
+                )));
+            }
+            let ends = Ends::remote(&client, r).await.map_err(RunError::Remote)?;
+            let tag = format!("{:08x}", rand::random::<u32>());
+            (None, ends, Some(tag))
+        }
+        None => {
+            let idp_dialect = match dialect {
+                DialectName::Okta => Dialect::Okta,
+                DialectName::Entra => Dialect::Entra,
+            };
+            let targets = Targets::start_with_policies(
+                Some(data.path().to_owned()),
+                TOKEN,
+                false,
+                idp_dialect,
+                (space_policy.clone(), teamcity_policy.clone()),
+            )
+            .await?;
+            let ends = Ends::embedded(&targets);
+            (Some(targets), ends, None)
+        }
+    };
+    let oracle = match ends.target_config(&client).await.and_then(|config| {
         Oracle::new(
             space_policy,
             teamcity_policy,
@@ -1072,13 +1255,17 @@ pub async fn run(
     }) {
         Ok(o) => o,
         Err(why) => {
-            targets.stop().await;
+            if let Some(t) = targets {
+                t.stop().await;
+            }
             return Err(RunError::Oracle(why));
         }
     };
     let mut world = World {
         client,
+        ends,
         targets,
+        run_tag,
         users: Vec::new(),
         groups: Vec::new(),
         tokens: Vec::new(),
@@ -1090,7 +1277,9 @@ pub async fn run(
         audit: BTreeMap::new(),
     };
     let steps = world.play(scenario).await;
-    world.targets.stop().await;
+    if let Some(t) = world.targets.take() {
+        t.stop().await;
+    }
     let passed = steps.iter().all(|s| s.ok) && steps.len() == scenario.steps.len() + 1;
     Ok(ScenarioRun {
         file: file.display().to_string(),
