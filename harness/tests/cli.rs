@@ -59,7 +59,7 @@ fn ci_writes_the_report_contract_and_passes() {
         .contains("Not built yet"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("not built yet: scenarios against remote targets"),
+        stdout.contains("not built yet: load run (issue 8)"),
         "{stdout}"
     );
     let scenarios = &report["summary"]["scenarios"];
