@@ -143,17 +143,10 @@ impl Oracle {
         config: TargetConfig,
         entra: bool,
     ) -> Result<Oracle, OracleError> {
-        let by_id = |rules: Vec<bool>| rules.iter().position(|r| *r);
-        if let Some(i) = by_id(space.rules.iter().map(|r| r.group.id.is_some()).collect()) {
+        if let Some(i) = space.rules.iter().position(|r| r.group.id.is_some()) {
             return Err(OracleError::UnknowableRule(i + 1, "the Space policy"));
         }
-        if let Some(i) = by_id(
-            teamcity
-                .rules
-                .iter()
-                .map(|r| r.group.id.is_some())
-                .collect(),
-        ) {
+        if let Some(i) = teamcity.rules.iter().position(|r| r.group.id.is_some()) {
             return Err(OracleError::UnknowableRule(i + 1, "the TeamCity policy"));
         }
         Ok(Oracle {

@@ -19,6 +19,8 @@ use crate::targets::{idp_call, Dialect, Targets};
 
 const TOKEN: &str = "scimlab-scenario";
 
+/// Each target's permission view of each user; `None` where the user does not exist.
+type Views = BTreeMap<(TargetName, String), Option<Value>>;
 /// Why one expectation does not hold on what a target shows (`None` when it holds).
 type Judge<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
 /// How often an expectation is read again while it does not hold.
@@ -299,7 +301,7 @@ impl World {
     }
 
     /// Deactivates the users whose contract has ended, as HR's automation would (Okta has no
-    /// expiry of its own). Waits while the IdP is down.
+    /// expiry of its own), and has the oracle follow. Waits while the IdP is down.
     async fn expire_contracts(&mut self) -> Result<(), String> {
         if self.down.contains(&Server::Idp) {
             return Ok(());
@@ -309,6 +311,7 @@ impl World {
             .into_iter()
             .partition(|(_, at)| *at <= now);
         self.contracts = later;
+        let mut expired = false;
         for (user, _) in due {
             let id = self.user(&user)?.to_owned();
             let path = format!("/api/v1/users/{id}");
@@ -319,7 +322,12 @@ impl World {
             };
             if status != "DEPROVISIONED" {
                 self.lifecycle(&user, "deactivate").await?;
+                expired = true;
             }
+        }
+        if expired {
+            // Outside any step: what is due changed now.
+            self.refresh_oracle().await?;
         }
         Ok(())
     }
@@ -506,14 +514,15 @@ impl World {
                     findings: Vec::new(),
                 }
             } else {
-                // Contracts that ended change what is due.
-                self.refresh_oracle().await?;
+                // One read of every user and token serves the expectations and the oracle.
+                let views = self.views().await?;
+                let tokens = self.token_answers().await;
                 let mut misses = match e {
-                    Some(e) => self.misses(&e.space, &e.teamcity).await,
+                    Some(e) => self.misses(&e.space, &e.teamcity, &views, &tokens),
                     None => Vec::new(),
                 };
-                let findings = self.findings().await?;
-                misses.extend(self.token_findings().await);
+                let findings = self.findings(&views).await;
+                misses.extend(self.token_findings(&tokens));
                 Verdict { misses, findings }
             };
             if verdict.holds() || Instant::now() >= deadline {
@@ -580,14 +589,13 @@ impl World {
         Ok(())
     }
 
-    /// Replaces the latest view when something outside the steps (a contract ending) changed it.
+    /// Replaces the latest view when something outside the steps (a contract ending) changed
+    /// what is due: the change counts as the latest step's, so views stay one per step.
     async fn refresh_oracle(&mut self) -> Result<(), String> {
         let view = self.expected_now().await?;
-        if self.history.last() != Some(&view) {
-            self.history.push(view);
-            if let Some(last) = self.heads.last().cloned() {
-                self.heads.push(last);
-            }
+        match self.history.last_mut() {
+            Some(last) => *last = view,
+            None => self.history.push(view),
         }
         Ok(())
     }
@@ -634,26 +642,33 @@ impl World {
         }
     }
 
-    /// The oracle's findings: every (target, user) it knows, read back in full.
-    async fn findings(&self) -> Result<Vec<oracle::Finding>, String> {
+    /// Each target's permission view of every user the oracle knows (every one hired).
+    async fn views(&self) -> Result<Views, String> {
+        let mut out = Views::new();
+        for (target, user) in self.history.last().into_iter().flat_map(BTreeMap::keys) {
+            let seen = self.permissions(*target, user).await?;
+            out.insert((*target, user.clone()), seen);
+        }
+        Ok(out)
+    }
+
+    /// The oracle's findings on what the targets show.
+    async fn findings(&self, views: &Views) -> Vec<oracle::Finding> {
         let mut seen = Seen::default();
-        let Some(due) = self.history.last() else {
-            return Ok(Vec::new());
-        };
-        for (target, user) in due.keys() {
-            let holding = match self.permissions(*target, user).await? {
+        for ((target, user), view) in views {
+            let holding = match view {
                 None => oracle::Holding {
                     account: Account::Absent,
                     items: Default::default(),
                 },
                 Some(v) if *target == TargetName::Space => {
-                    let (holding, routes) = oracle::space_holding(&v);
+                    let (holding, routes) = oracle::space_holding(v);
                     for (item, route) in routes {
                         seen.routes.insert((*target, user.clone(), item), route);
                     }
                     holding
                 }
-                Some(v) => oracle::teamcity_holding(&v),
+                Some(v) => oracle::teamcity_holding(v),
             };
             seen.view.insert((*target, user.clone()), holding);
         }
@@ -664,7 +679,7 @@ impl World {
         {
             f.route = self.teamcity_route(&f.user, &f.what).await;
         }
-        Ok(findings)
+        findings
     }
 
     /// Which of a TeamCity user's role assignments (own or through a group) grants `item`.
@@ -723,9 +738,9 @@ impl World {
 
     /// Tokens whose state is not the one due: accepted while the user has been active on the
     /// target ever since the token was made, refused once the account left.
-    async fn token_findings(&self) -> Vec<String> {
+    fn token_findings(&self, answers: &[Result<u16, String>]) -> Vec<String> {
         let mut out = Vec::new();
-        for (i, t) in self.tokens.iter().enumerate() {
+        for ((i, t), answer) in self.tokens.iter().enumerate().zip(answers) {
             let key = (t.on, t.user.clone());
             let due_accepted = self.history[t.made.saturating_sub(1)..]
                 .iter()
@@ -735,40 +750,29 @@ impl World {
             } else {
                 Tokens::Refused
             };
-            if let Some(why) = self.token_state(i, t, want).await {
+            if let Some(why) = token_miss(i, answer, want) {
                 out.push(format!("{}: {}: {why}", oracle::target_label(t.on), t.user));
             }
         }
         out
     }
 
-    /// Why a token is not in the wanted state (`None` when it is).
-    async fn token_state(&self, i: usize, t: &MadeToken, want: Tokens) -> Option<String> {
-        let login = encode(&format!("username:{}", self.login(&t.user)));
-        let url = match t.on {
-            TargetName::Space => format!(
-                "{}/api/http/team-directory/profiles/{login}",
-                self.base(t.on)
-            ),
-            TargetName::Teamcity => format!("{}/app/rest/users/{login}", self.base(t.on)),
-        };
-        match self.native(Method::GET, &url, None, &t.secret).await {
-            Ok((code, _)) => {
-                let accepted = (200..300).contains(&code);
-                (accepted != (want == Tokens::Accepted)).then(|| {
-                    format!(
-                        "token {} answered {code}, due {}",
-                        i + 1,
-                        if want == Tokens::Accepted {
-                            "accepted"
-                        } else {
-                            "refused"
-                        }
-                    )
-                })
-            }
-            Err(why) => Some(why),
+    /// What each token (in `tokens` order) gets when it reads its own user: a status.
+    async fn token_answers(&self) -> Vec<Result<u16, String>> {
+        let mut out = Vec::new();
+        for t in &self.tokens {
+            let login = encode(&format!("username:{}", self.login(&t.user)));
+            let url = match t.on {
+                TargetName::Space => format!(
+                    "{}/api/http/team-directory/profiles/{login}",
+                    self.base(t.on)
+                ),
+                TargetName::Teamcity => format!("{}/app/rest/users/{login}", self.base(t.on)),
+            };
+            let answer = self.native(Method::GET, &url, None, &t.secret).await;
+            out.push(answer.map(|(code, _)| code));
         }
+        out
     }
 
     /// The leaver guarantees the audit logs must show: every hash chain intact (IdP and
@@ -872,7 +876,13 @@ impl World {
     }
 
     /// Every expectation that does not hold now, with what was seen instead.
-    async fn misses(&self, space: &[SpaceExpect], teamcity: &[TeamCityExpect]) -> Vec<String> {
+    fn misses(
+        &self,
+        space: &[SpaceExpect],
+        teamcity: &[TeamCityExpect],
+        views: &Views,
+        tokens: &[Result<u16, String>],
+    ) -> Vec<String> {
         let mut out = Vec::new();
         for (target, user, miss) in space
             .iter()
@@ -891,13 +901,9 @@ impl World {
                 )
             }))
         {
-            match self.permissions(target, user).await {
-                Ok(seen) => {
-                    if let Some(why) = miss(seen.as_ref()) {
-                        out.push(format!("{}: {user}: {why}", oracle::target_label(target)));
-                    }
-                }
-                Err(why) => out.push(why),
+            let seen = views.get(&(target, user.clone())).and_then(Option::as_ref);
+            if let Some(why) = miss(seen) {
+                out.push(format!("{}: {user}: {why}", oracle::target_label(target)));
             }
         }
         let wanted_tokens = space
@@ -909,15 +915,37 @@ impl World {
                     .filter_map(|e| e.tokens.map(|t| (&e.user, TargetName::Teamcity, t))),
             );
         for (user, on, want) in wanted_tokens {
-            for (i, t) in self.tokens.iter().enumerate() {
-                if t.user == *user && t.on == on {
-                    if let Some(why) = self.token_state(i, t, want).await {
-                        out.push(format!("{}: {user}: {why}", oracle::target_label(on)));
-                    }
+            for ((i, _), answer) in self
+                .tokens
+                .iter()
+                .enumerate()
+                .zip(tokens)
+                .filter(|((_, t), _)| t.user == *user && t.on == on)
+            {
+                if let Some(why) = token_miss(i, answer, want) {
+                    out.push(format!("{}: {user}: {why}", oracle::target_label(on)));
                 }
             }
         }
         out
+    }
+}
+
+/// Why token `i` (0-based), which got `answer`, is not in the wanted state (`None` when it is).
+fn token_miss(i: usize, answer: &Result<u16, String>, want: Tokens) -> Option<String> {
+    match answer {
+        Ok(code) => {
+            let accepted = (200..300).contains(code);
+            (accepted != (want == Tokens::Accepted)).then(|| {
+                let due = if want == Tokens::Accepted {
+                    "accepted"
+                } else {
+                    "refused"
+                };
+                format!("token {} answered {code}, due {due}", i + 1)
+            })
+        }
+        Err(why) => Some(why.clone()),
     }
 }
 
