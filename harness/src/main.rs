@@ -2,13 +2,14 @@
 
 mod ci;
 mod conformance_cmd;
+mod load_cmd;
 mod scenario_cmd;
 mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,24 +33,12 @@ enum Command {
     Conformance(conformance_cmd::ConformanceArgs),
     /// Run joiner / mover / leaver scenario files.
     Scenario(scenario_cmd::ScenarioArgs),
-    /// Sync latency and throughput under load.
-    Load(NotYet),
-    /// Render or merge reports.
-    Report(NotYet),
+    /// Sync latency and throughput under load, with fault phases (--shard i/n).
+    Load(load_cmd::LoadArgs),
+    /// Render or merge load reports.
+    Report(load_cmd::ReportArgs),
     /// The main job: everything that exists, on the embedded default, one exit code.
     Ci(ci::CiArgs),
-}
-
-/// Arguments of a subcommand that is not built yet; accepted so the message is the same for all.
-#[derive(Debug, Args)]
-struct NotYet {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    _args: Vec<String>,
-}
-
-fn not_yet(name: &str, issue: u32) -> ExitCode {
-    eprintln!("scimlab {name}: not built yet (tracked in issue {issue}); nothing was run");
-    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
@@ -73,8 +62,8 @@ fn main() -> ExitCode {
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Conformance(args) => runtime.block_on(conformance_cmd::run(args)),
         Command::Scenario(args) => runtime.block_on(scenario_cmd::run(args)),
-        Command::Load(_) => return not_yet("load", 8),
-        Command::Report(_) => return not_yet("report", 8),
+        Command::Load(args) => runtime.block_on(load_cmd::run(args)),
+        Command::Report(args) => load_cmd::report(args),
     };
     match result {
         Ok(code) => code,

@@ -162,6 +162,38 @@ pub async fn idp_call(
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Assigns a group to an app (its members get accounts) and pushes it (it exists there, with
+/// its members), as an Okta administrator would; a group already pushed is left as it is.
+pub async fn assign_and_push(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    app: &str,
+    group: &str,
+) -> Result<(), String> {
+    use reqwest::Method;
+    let call = |method, path: String, body| async move {
+        idp_call(client, url, token, method, &path, body).await
+    };
+    call(
+        Method::PUT,
+        format!("/api/v1/apps/{app}/groups/{group}"),
+        Some(json!({})),
+    )
+    .await?;
+    let path = format!("/api/v1/apps/{app}/group-push/mappings");
+    let mappings = call(Method::GET, path.clone(), None).await?;
+    let pushed = mappings
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|m| m["sourceGroupId"] == json!(group));
+    if !pushed {
+        call(Method::POST, path, Some(json!({"sourceGroupId": group}))).await?;
+    }
+    Ok(())
+}
+
 /// The app labelled `label` (created when missing), pointed at `scim_url` in `dialect` with
 /// every provisioning feature on.
 async fn wire_app(

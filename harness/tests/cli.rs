@@ -54,14 +54,33 @@ fn ci_writes_the_report_contract_and_passes() {
         "smoke through the connectors: {space_steps}"
     );
     assert!(report["summary"]["smoke"]["passed"].as_u64().unwrap() >= 25);
-    assert!(std::fs::read_to_string(dir.path().join("summary.md"))
-        .unwrap()
-        .contains("Not built yet"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("not built yet: load run (issue 8)"),
-        "{stdout}"
+    let load = &report["summary"]["load"];
+    assert_eq!(load["verdict"], "pass", "{stdout}");
+    let events = &load["summary"]["events"];
+    assert!(events["sent"].as_u64().unwrap() >= 1000, "{events}");
+    assert_eq!(events["sent"], events["applied"], "{events}");
+    assert_eq!(
+        (events["lost"].as_u64(), events["pending"].as_u64()),
+        (Some(0), Some(0))
     );
+    assert_eq!(load["summary"]["oracle"]["mismatches"], 0);
+    let phases = load["summary"]["phases"].as_array().unwrap();
+    assert_eq!(
+        phases.len(),
+        5,
+        "the fault-free start and four fault phases"
+    );
+    for file in [
+        "report.json",
+        "junit.xml",
+        "summary.md",
+        "index.html",
+        "throughput.svg",
+    ] {
+        assert!(dir.path().join("load").join(file).exists(), "load/{file}");
+    }
+    assert!(stdout.contains("load pass: "), "{stdout}");
     let scenarios = &report["summary"]["scenarios"];
     assert_eq!(scenarios["failed"], 0, "{stdout}");
     assert!(scenarios["runs"].as_u64().unwrap() >= 22, "{scenarios}");
@@ -80,17 +99,24 @@ fn ci_writes_the_report_contract_and_passes() {
 }
 
 #[test]
-fn subcommands_not_built_yet_say_so_and_exit_2() {
-    for cmd in ["load", "report"] {
-        let out = scimlab()
-            .args([cmd, "http://127.0.0.1:1/"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{cmd}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("not built yet"),
-            "{cmd}"
-        );
+fn load_refuses_bad_flags_before_starting_anything() {
+    for (args, says) in [
+        (&["load", "--rate", "0"][..], "--rate"),
+        (&["load", "--faults", "5xx=200%"][..], "not within 0..100%"),
+        (
+            &["load", "--phase", "99s:5xx=1%", "--duration", "10"][..],
+            "starts after the run ends",
+        ),
+        (&["load", "--shard", "2/2"][..], "0 <= i < n"),
+        (
+            &["report", "merge", "nope-a.json", "nope-b.json"][..],
+            "nope-a.json",
+        ),
+    ] {
+        let out = scimlab().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
 

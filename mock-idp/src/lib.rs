@@ -159,6 +159,7 @@ pub struct Launched {
 impl Launched {
     /// Stops the API, then the engine; undelivered entries stay in the outbox.
     pub async fn stop(self) {
+        self.idp.controls().close();
         self.servers.stop().await;
         self.idp.engine.stop().await;
     }

@@ -194,6 +194,7 @@ pub struct Launched {
 impl Launched {
     /// Stops both servers after their open requests finish.
     pub async fn stop(self) {
+        self.space.controls().close();
         self.servers.stop().await;
     }
 }

@@ -187,6 +187,9 @@ pub struct Launched {
 impl Launched {
     /// Stops the servers after their open requests finish.
     pub async fn stop(self) {
+        if let Some(tc) = &self.teamcity {
+            tc.controls().close();
+        }
         self.servers.stop().await;
     }
 }

@@ -574,6 +574,9 @@ pub struct Controls {
     pub faults: RwLock<Faults>,
     pub quirks: Quirks,
     pub metrics: Metrics,
+    /// Turns true when the mock stops: event-stream followers are let go, so no open stream
+    /// keeps the store (and its folder lock) alive after the servers stopped.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Controls {
@@ -583,7 +586,13 @@ impl Controls {
             faults: RwLock::new(Faults::default()),
             quirks,
             metrics: Metrics::default(),
+            closing: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ends every event stream; call before stopping the servers.
+    pub fn close(&self) {
+        let _ = self.closing.send(true);
     }
 }
 
@@ -662,7 +671,12 @@ async fn events(State(sim): State<Sim>, Query(q): Query<EventsQuery>) -> Result<
     let live = sim.audit().subscribe();
     let backlog = sim.audit().since(q.after, usize::MAX)?;
     let last = backlog.last().map_or(q.after, |e| e.seq);
-    Ok(Sse::new(event_stream(backlog, live, last))
+    let mut closing = sim.controls().closing.subscribe();
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let stream = futures::StreamExt::take_until(event_stream(backlog, live, last), closed);
+    Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
 }

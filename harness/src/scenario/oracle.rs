@@ -158,6 +158,12 @@ impl Oracle {
         })
     }
 
+    /// Records accounts known to have been provisioned, for a caller that reads the IdP only
+    /// at the end (a deprovisioned account stays readable, a never-provisioned one does not).
+    pub fn provisioned(&mut self, accounts: impl IntoIterator<Item = (TargetName, String)>) {
+        self.provisioned_once.extend(accounts);
+    }
+
     /// What every user the IdP has (had) must hold on each target now.
     pub fn expected(&mut self, idp: &IdpState, users: &[String]) -> View {
         let mut out = View::new();
@@ -316,6 +322,24 @@ fn same_account(target: TargetName, due: Account, seen: Account) -> bool {
 pub struct Seen {
     pub view: View,
     pub routes: BTreeMap<(TargetName, String, String), String>,
+}
+
+impl Seen {
+    /// Adds what a target's permission view (`None`: no such user) shows of a user.
+    pub fn add(&mut self, target: TargetName, user: &str, view: Option<&Value>) {
+        let holding = match view {
+            None => Holding::none(Account::Absent),
+            Some(v) if target == TargetName::Space => {
+                let (holding, routes) = space_holding(v);
+                for (item, route) in routes {
+                    self.routes.insert((target, user.to_owned(), item), route);
+                }
+                holding
+            }
+            Some(v) => teamcity_holding(v),
+        };
+        self.view.insert((target, user.to_owned()), holding);
+    }
 }
 
 /// Every difference between the oracle's latest view and what the targets show. `history`

@@ -17,7 +17,7 @@ use super::model::{
 use super::oracle::{self, Account, Oracle, Seen, TargetConfig, View};
 use crate::targets::{idp_call, Dialect, Targets};
 
-const TOKEN: &str = "scimlab-scenario";
+pub(crate) const TOKEN: &str = "scimlab-scenario";
 
 /// Each target's permission view of each user; `None` where the user does not exist.
 type Views = BTreeMap<(TargetName, String), Option<Value>>;
@@ -244,24 +244,15 @@ impl World {
             }
         };
         for target in TARGETS {
-            let app = self.app(target).to_owned();
-            self.call(
-                Method::PUT,
-                &format!("/api/v1/apps/{app}/groups/{id}"),
-                Some(json!({})),
+            let idp = &self.ends.idp;
+            crate::targets::assign_and_push(
+                &self.client,
+                &idp.url,
+                &idp.token,
+                self.app(target),
+                &id,
             )
             .await?;
-            let path = format!("/api/v1/apps/{app}/group-push/mappings");
-            let mappings = self.call(Method::GET, &path, None).await?;
-            let pushed = mappings
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|m| m["sourceGroupId"] == json!(id));
-            if !pushed {
-                self.call(Method::POST, &path, Some(json!({"sourceGroupId": id})))
-                    .await?;
-            }
         }
         self.groups.push((name.to_owned(), id));
         Ok(())
@@ -633,13 +624,7 @@ impl World {
 
     /// Reads a mock's permission view of a user; `None` when the user does not exist there.
     async fn permissions(&self, on: TargetName, user: &str) -> Result<Option<Value>, String> {
-        let locator = format!("username:{}", self.login(user));
-        let url = format!("{}/_sim/permissions/{}", self.base(on), encode(&locator));
-        match self.native(Method::GET, &url, None, self.token(on)).await? {
-            (404, _) => Ok(None),
-            (200, seen) if seen.is_object() => Ok(Some(seen)),
-            (code, answer) => Err(format!("GET {url}: {code} {answer}")),
-        }
+        permission_view(&self.client, self.end(on), &self.login(user)).await
     }
 
     /// Each target's permission view of every user the oracle knows (every one hired).
@@ -656,21 +641,7 @@ impl World {
     async fn findings(&self, views: &Views) -> Vec<oracle::Finding> {
         let mut seen = Seen::default();
         for ((target, user), view) in views {
-            let holding = match view {
-                None => oracle::Holding {
-                    account: Account::Absent,
-                    items: Default::default(),
-                },
-                Some(v) if *target == TargetName::Space => {
-                    let (holding, routes) = oracle::space_holding(v);
-                    for (item, route) in routes {
-                        seen.routes.insert((*target, user.clone(), item), route);
-                    }
-                    holding
-                }
-                Some(v) => oracle::teamcity_holding(v),
-            };
-            seen.view.insert((*target, user.clone()), holding);
+            seen.add(*target, user, view.as_ref());
         }
         let mut findings = oracle::compare(&self.history, &seen);
         for f in findings
@@ -949,6 +920,31 @@ fn token_miss(i: usize, answer: &Result<u16, String>, want: Tokens) -> Option<St
     }
 }
 
+/// A mock's permission view of the user with `login` (`/_sim/permissions`); `None` when the
+/// user does not exist there.
+pub(crate) async fn permission_view(
+    client: &reqwest::Client,
+    end: &Endpoint,
+    login: &str,
+) -> Result<Option<Value>, String> {
+    let locator = format!("username:{login}");
+    let url = format!("{}/_sim/permissions/{}", end.url, encode(&locator));
+    let resp = client
+        .get(&url)
+        .bearer_auth(&end.token)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    match (status, serde_json::from_str::<Value>(&text)) {
+        (404, _) => Ok(None),
+        (200, Ok(seen)) if seen.is_object() => Ok(Some(seen)),
+        _ => Err(format!("GET {url}: {status} {text}")),
+    }
+}
+
 fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
@@ -1103,16 +1099,16 @@ impl Remote {
 
 /// Every server a run talks to, resolved.
 #[derive(Debug, Clone)]
-struct Ends {
-    idp: Endpoint,
-    space: Endpoint,
-    teamcity: Endpoint,
-    space_app: String,
-    teamcity_app: String,
+pub(crate) struct Ends {
+    pub(crate) idp: Endpoint,
+    pub(crate) space: Endpoint,
+    pub(crate) teamcity: Endpoint,
+    pub(crate) space_app: String,
+    pub(crate) teamcity_app: String,
 }
 
 impl Ends {
-    fn embedded(targets: &Targets) -> Ends {
+    pub(crate) fn embedded(targets: &Targets) -> Ends {
         let end = |url: &str| Endpoint {
             url: url.to_owned(),
             token: TOKEN.to_owned(),
@@ -1160,7 +1156,10 @@ impl Ends {
     }
 
     /// The targets' fixed configuration the oracle needs, read from their own APIs.
-    async fn target_config(&self, client: &reqwest::Client) -> Result<TargetConfig, String> {
+    pub(crate) async fn target_config(
+        &self,
+        client: &reqwest::Client,
+    ) -> Result<TargetConfig, String> {
         let get = |end: &Endpoint, path: &str| {
             let url = format!("{}{path}", end.url);
             let token = end.token.clone();

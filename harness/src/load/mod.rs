@@ -1,0 +1,989 @@
+//! `scimlab load`: lifecycle events at a fixed rate through the IdP's management API, the
+//! latency until each target applied them (from the targets' audit streams), fault phases on
+//! the targets, and the final state against the permission oracle.
+
+pub mod html;
+pub mod plan;
+pub mod report;
+pub mod track;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::scenario::model::{DialectName, TargetName};
+use crate::scenario::oracle::{self, Oracle, Seen};
+use crate::scenario::run::{permission_view, Endpoint, Ends, TOKEN};
+use crate::targets::{assign_and_push, idp_call, Dialect, Server, Targets, TargetsError};
+use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
+use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
+use track::{now_micros, Outcome, Tracked, Tracker, TARGETS};
+
+/// Requests in flight while the starting population is hired.
+const SETUP_CONCURRENCY: usize = 32;
+/// Problems kept verbatim in the report; the rest are counted.
+const KEPT: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Targets(#[from] TargetsError),
+    #[error("policy {0}: {1}")]
+    Policy(PathBuf, String),
+    #[error("set-up: {0}")]
+    Setup(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Faults put on both targets' native APIs (their connectors answer the IdP 503 for them) and
+/// optionally one target stopped and started again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultSpec {
+    pub latency_ms: u64,
+    pub rate_5xx: f64,
+    pub rate_429: f64,
+    pub drop: f64,
+    /// Stop this target at the phase's start and start it again after the pause.
+    pub kill: Option<(Server, Duration)>,
+}
+
+fn percent(v: &str) -> Result<f64, String> {
+    let n: f64 = v
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{v}` is not a percentage"))?;
+    if (0.0..=100.0).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("`{v}` is not within 0..100%"))
+    }
+}
+
+/// `2s`, `500ms` or plain seconds.
+fn duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("`{v}` is not a duration (2s, 500ms)");
+    let (n, scale) = if let Some(ms) = v.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (v.strip_suffix('s').unwrap_or(v), 1.0)
+    };
+    let n: f64 = n.parse().map_err(|_| bad())?;
+    if !(0.0..=3600.0).contains(&(n * scale)) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(n * scale))
+}
+
+impl FromStr for FaultSpec {
+    type Err = String;
+
+    /// `5xx=5%,429=2%,latency=20ms,drop=1%,kill=teamcity:2s`, or `none`.
+    fn from_str(s: &str) -> Result<FaultSpec, String> {
+        let mut f = FaultSpec::default();
+        for part in s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && *p != "none")
+        {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}`: expected name=value"))?;
+            match k {
+                "5xx" => f.rate_5xx = percent(v)?,
+                "429" => f.rate_429 = percent(v)?,
+                "drop" => f.drop = percent(v)?,
+                "latency" => f.latency_ms = duration(v)?.as_millis() as u64,
+                "kill" => {
+                    let (server, pause) = v.split_once(':').unwrap_or((v, "2s"));
+                    let server = match server {
+                        "space" => Server::Space,
+                        "teamcity" => Server::Teamcity,
+                        other => return Err(format!("kill: `{other}` is not space or teamcity")),
+                    };
+                    f.kill = Some((server, duration(pause)?));
+                }
+                other => {
+                    return Err(format!(
+                        "`{other}`: the faults are 5xx, 429, drop, latency and kill"
+                    ))
+                }
+            }
+        }
+        if f.rate_5xx + f.rate_429 + f.drop > 100.0 {
+            return Err(format!("`{s}`: the shares add up to more than 100%"));
+        }
+        Ok(f)
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.rate_5xx > 0.0 {
+            parts.push(format!("5xx={}%", self.rate_5xx));
+        }
+        if self.rate_429 > 0.0 {
+            parts.push(format!("429={}%", self.rate_429));
+        }
+        if self.drop > 0.0 {
+            parts.push(format!("drop={}%", self.drop));
+        }
+        if self.latency_ms > 0 {
+            parts.push(format!("latency={}ms", self.latency_ms));
+        }
+        if let Some((server, pause)) = &self.kill {
+            let name = match server {
+                Server::Space => "space",
+                Server::Teamcity => "teamcity",
+                Server::Idp => "idp",
+            };
+            parts.push(format!("kill={name}:{}s", pause.as_secs_f64()));
+        }
+        if parts.is_empty() {
+            write!(f, "none")
+        } else {
+            write!(f, "{}", parts.join(","))
+        }
+    }
+}
+
+/// From `at` seconds on, these faults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub at_s: f64,
+    pub faults: FaultSpec,
+}
+
+impl FromStr for Phase {
+    type Err = String;
+
+    /// `AT:FAULTS`, for example `20s:5xx=5%,429=2%`.
+    fn from_str(s: &str) -> Result<Phase, String> {
+        let (at, faults) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: a phase is AT:FAULTS, for example 20s:5xx=5%"))?;
+        Ok(Phase {
+            at_s: duration(at.trim())?.as_secs_f64(),
+            faults: faults.parse()?,
+        })
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s:{}", self.at_s, self.faults)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub plan: PlanOptions,
+    pub shard: Shard,
+    /// Fault phases in time order; before the first, no faults.
+    pub phases: Vec<Phase>,
+    pub dialect: DialectName,
+    /// Where `space-idp.toml` and `teamcity-idp.toml` are.
+    pub policies: PathBuf,
+    /// How long to wait for the last events to be applied after the last one was sent.
+    pub settle: Duration,
+    pub max_p99_ms: Option<f64>,
+    /// Print a progress line every second (on a terminal).
+    pub progress: bool,
+    /// The servers flush to disk before they answer (otherwise sled flushes in the background
+    /// every half second, and a stop flushes everything).
+    pub durable: bool,
+    /// Quirks to switch on before the run (`space` or `teamcity`, quirk name): to see what a
+    /// broken target looks like in the numbers.
+    pub quirks: Vec<(TargetName, String)>,
+}
+
+impl LoadOptions {
+    fn config(&self) -> LoadConfig {
+        LoadConfig {
+            rate: self.plan.rate,
+            duration_s: self.plan.duration_s,
+            ramp_s: self.plan.ramp_s,
+            users: self.plan.users,
+            max_events: self.plan.max_events,
+            mix: self.plan.mix,
+            seed: self.plan.seed,
+            dialect: self.dialect.as_str().into(),
+            phases: self.phases.iter().map(Phase::to_string).collect(),
+            max_p99_ms: self.max_p99_ms,
+            durable: self.durable,
+        }
+    }
+
+    /// The phases as the report names them, the fault-free start included.
+    fn phase_spans(&self) -> Vec<(String, f64, f64)> {
+        let mut starts: Vec<(String, f64)> = Vec::new();
+        if self.phases.first().is_none_or(|p| p.at_s > 0.0) {
+            starts.push(("none".into(), 0.0));
+        }
+        starts.extend(self.phases.iter().map(|p| (p.faults.to_string(), p.at_s)));
+        let end = self.plan.duration_s;
+        (0..starts.len())
+            .map(|i| {
+                let to = starts.get(i + 1).map_or(end, |n| n.1);
+                (starts[i].0.clone(), starts[i].1, to)
+            })
+            .collect()
+    }
+}
+
+pub fn login(user: u32) -> String {
+    format!("load-{user:07}@load.scimlab.test")
+}
+
+/// The IdP side of the run: its endpoint, the apps, the groups and the people's ids.
+struct Idp {
+    client: reqwest::Client,
+    end: Endpoint,
+    group_ids: Vec<String>,
+    user_ids: Mutex<HashMap<u32, String>>,
+}
+
+impl Idp {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        idp_call(
+            &self.client,
+            &self.end.url,
+            &self.end.token,
+            method,
+            path,
+            body,
+        )
+        .await
+    }
+
+    fn user_id(&self, user: u32) -> Result<String, String> {
+        self.user_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .cloned()
+            .ok_or_else(|| format!("{}: the IdP has not answered its hire yet", login(user)))
+    }
+
+    async fn hire(&self, user: u32, group: u8) -> Result<(), String> {
+        let login = login(user);
+        let u = self
+            .call(
+                Method::POST,
+                "/api/v1/users?activate=true",
+                Some(json!({
+                    "profile": {"login": login, "email": login, "firstName": format!("U{user}"), "lastName": "Load"},
+                    "groupIds": [self.group_ids[group as usize]],
+                    "credentials": {"password": {"value": "Load-pass-1"}},
+                })),
+            )
+            .await?;
+        let id = u["id"]
+            .as_str()
+            .ok_or_else(|| format!("the IdP gave {login} no id"))?;
+        self.user_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user, id.to_owned());
+        Ok(())
+    }
+
+    /// The IdP calls of one planned event.
+    async fn send(&self, e: &Planned) -> Result<(), String> {
+        let group = |g: Option<u8>| {
+            g.and_then(|g| self.group_ids.get(g as usize))
+                .ok_or_else(|| format!("event {}: no group", e.seq))
+        };
+        match e.kind {
+            Kind::Joiner => self.hire(e.user, e.to.unwrap_or_default()).await,
+            Kind::Mover => {
+                let id = self.user_id(e.user)?;
+                // Into the new group first, so the person never drops out of the apps.
+                let path = |g: &str| format!("/api/v1/groups/{g}/users/{id}");
+                self.call(Method::PUT, &path(group(e.to)?), None).await?;
+                self.call(Method::DELETE, &path(group(e.from)?), None)
+                    .await
+                    .map(drop)
+            }
+            Kind::Leaver => {
+                let id = self.user_id(e.user)?;
+                let path = format!("/api/v1/users/{id}/lifecycle/deactivate");
+                self.call(Method::POST, &path, None).await.map(drop)
+            }
+        }
+    }
+}
+
+fn outcome(e: &Planned) -> Outcome {
+    let name = |g: Option<u8>| GROUPS[g.unwrap_or_default() as usize % GROUPS.len()].to_owned();
+    match e.kind {
+        Kind::Joiner => Outcome::Joined(name(e.to)),
+        Kind::Mover => Outcome::Moved {
+            from: name(e.from),
+            to: name(e.to),
+        },
+        Kind::Leaver => Outcome::Left,
+    }
+}
+
+/// Puts `faults` on both targets' native APIs.
+async fn put_faults(
+    client: &reqwest::Client,
+    ends: &Ends,
+    faults: &FaultSpec,
+) -> Result<(), String> {
+    let body = json!({"latencyMs": faults.latency_ms, "rate429": faults.rate_429,
+                      "rate5xx": faults.rate_5xx, "drop": faults.drop});
+    for end in [&ends.space, &ends.teamcity] {
+        let url = format!("{}/_sim/faults", end.url);
+        let resp = client
+            .put(&url)
+            .bearer_auth(&end.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("PUT {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("PUT {url}: {}", resp.status()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the phases' faults at their times; a kill stops the target and starts it again.
+async fn run_phases(
+    phases: Vec<Phase>,
+    start: Instant,
+    client: reqwest::Client,
+    ends: Ends,
+    targets: Arc<tokio::sync::Mutex<Targets>>,
+    problems: Arc<Mutex<Vec<String>>>,
+) {
+    let note = |p: String| problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+    for phase in phases {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(phase.at_s)).into()).await;
+        if let Err(e) = put_faults(&client, &ends, &phase.faults).await {
+            note(format!("phase {phase}: {e}"));
+        }
+        if let Some((server, pause)) = phase.faults.kill {
+            let mut t = targets.lock().await;
+            if let Err(e) = t.down(server).await {
+                note(format!("phase {phase}: {e}"));
+                continue;
+            }
+            tokio::time::sleep(pause).await;
+            if let Err(e) = t.up(server).await {
+                note(format!("phase {phase}: cannot start the target again: {e}"));
+            }
+        }
+    }
+}
+
+/// One progress line a second on stderr while `stop` is false.
+async fn progress(tracker: Arc<Tracker>, start: Instant, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_sent = 0usize;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let events = tracker.snapshot();
+        let measured: Vec<&Tracked> = events.iter().filter(|e| e.phase.is_some()).collect();
+        let mut h = Hist::new();
+        for e in &measured {
+            if let Some(m) = e.overall_micros() {
+                h.record(m);
+            }
+        }
+        let in_flight = measured.iter().filter(|e| !e.done()).count();
+        eprint!(
+            "\r{:>5.0} s  {:>6} sent ({:>5}/s)  {:>6} in flight  p99 so far {:>8.1} ms   ",
+            start.elapsed().as_secs_f64(),
+            measured.len(),
+            measured.len().saturating_sub(last_sent),
+            in_flight,
+            h.summary().p99
+        );
+        let _ = std::io::stderr().flush();
+        last_sent = measured.len();
+    }
+    eprintln!();
+}
+
+/// Waits until every followed event is done, or `within` passes; returns whether all were.
+async fn settle(tracker: &Tracker, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if tracker.in_flight() == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Users with work in either app's outbox, and which of those entries are parked.
+async fn outbox_users(
+    idp: &Idp,
+    apps: &[&str],
+) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
+    let (mut pending, mut parked) = (BTreeSet::new(), BTreeSet::new());
+    for app in apps {
+        let entries = idp
+            .call(Method::GET, &format!("/api/v1/apps/{app}/outbox"), None)
+            .await?;
+        for e in entries.as_array().into_iter().flatten() {
+            let into = if e["status"] == "PARKED" {
+                &mut parked
+            } else {
+                &mut pending
+            };
+            into.extend(
+                e["subjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    Ok((pending, parked))
+}
+
+/// Runs the load on fresh embedded servers and reports it.
+pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
+    let started = chrono::Utc::now();
+    let policy = |name: &str| o.policies.join(format!("{name}.toml"));
+    let space_policy = mock_space::Policy::load(&policy("space-idp"))
+        .map_err(|e| LoadError::Policy(policy("space-idp"), e.to_string()))?;
+    let teamcity_policy = mock_teamcity::Policy::load(&policy("teamcity-idp"))
+        .map_err(|e| LoadError::Policy(policy("teamcity-idp"), e.to_string()))?;
+    let data = tempfile::tempdir()?;
+    let dialect = match o.dialect {
+        DialectName::Okta => Dialect::Okta,
+        DialectName::Entra => Dialect::Entra,
+    };
+    let targets = Targets::start_with_policies(
+        Some(data.path().to_owned()),
+        TOKEN,
+        o.durable,
+        dialect,
+        (space_policy.clone(), teamcity_policy.clone()),
+    )
+    .await?;
+    let ends = Ends::embedded(&targets);
+    let targets = Arc::new(tokio::sync::Mutex::new(targets));
+    let outcome = drive(o, &ends, targets.clone(), space_policy, teamcity_policy).await;
+    if let Ok(t) = Arc::try_unwrap(targets) {
+        t.into_inner().stop().await;
+    }
+    let recorded = outcome?;
+    Ok(LoadReport::new(
+        o.config(),
+        vec![o.shard],
+        recorded,
+        started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    ))
+}
+
+async fn drive(
+    o: &LoadOptions,
+    ends: &Ends,
+    targets: Arc<tokio::sync::Mutex<Targets>>,
+    space_policy: mock_space::Policy,
+    teamcity_policy: mock_teamcity::Policy,
+) -> Result<Recorded, LoadError> {
+    let setup_started = Instant::now();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| LoadError::Setup(e.to_string()))?;
+    let config = ends
+        .target_config(&client)
+        .await
+        .map_err(LoadError::Setup)?;
+    let mut oracle = Oracle::new(
+        space_policy,
+        teamcity_policy,
+        config,
+        o.dialect == DialectName::Entra,
+    )
+    .map_err(|e| LoadError::Setup(e.to_string()))?;
+
+    let mut group_ids = Vec::new();
+    for name in GROUPS {
+        let g = idp_call(
+            &client,
+            &ends.idp.url,
+            &ends.idp.token,
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"profile": {"name": name}})),
+        )
+        .await
+        .map_err(LoadError::Setup)?;
+        let id = g["id"]
+            .as_str()
+            .ok_or_else(|| LoadError::Setup(format!("group {name}: no id")))?;
+        for app in [&ends.space_app, &ends.teamcity_app] {
+            assign_and_push(&client, &ends.idp.url, &ends.idp.token, app, id)
+                .await
+                .map_err(LoadError::Setup)?;
+        }
+        group_ids.push(id.to_owned());
+    }
+    let idp = Arc::new(Idp {
+        client: client.clone(),
+        end: ends.idp.clone(),
+        group_ids,
+        user_ids: Mutex::new(HashMap::new()),
+    });
+
+    for (target, quirk) in &o.quirks {
+        let end = if *target == TargetName::Space {
+            &ends.space
+        } else {
+            &ends.teamcity
+        };
+        let url = format!("{}/_sim/quirks", end.url);
+        let resp = client
+            .put(&url)
+            .bearer_auth(&end.token)
+            .json(&json!([quirk]))
+            .send()
+            .await
+            .map_err(|e| LoadError::Setup(format!("PUT {url}: {e}")))?;
+        if !resp.status().is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(LoadError::Setup(format!("quirk {quirk}: {text}")));
+        }
+    }
+    let tracker = Arc::new(Tracker::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut followers = Vec::new();
+    for t in TARGETS {
+        let end = if t == TargetName::Space {
+            &ends.space
+        } else {
+            &ends.teamcity
+        };
+        followers.push(tokio::spawn(track::follow(
+            tracker.clone(),
+            client.clone(),
+            t,
+            end.url.clone(),
+            end.token.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    // The starting population, hired and provisioned before the clock starts.
+    let population: Vec<u32> = (0..o.plan.users).filter(|u| o.shard.owns(*u)).collect();
+    let hires = futures::stream::iter(population.iter().map(|&u| {
+        let (idp, tracker) = (idp.clone(), tracker.clone());
+        async move {
+            let group = plan::first_group(u);
+            let name = GROUPS[group as usize].to_owned();
+            let id = tracker.expect(Kind::Joiner, None, &login(u), 0, Outcome::Joined(name));
+            match idp.hire(u, group).await {
+                Ok(()) => {
+                    tracker.accepted(id, now_micros());
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }))
+    .buffer_unordered(SETUP_CONCURRENCY)
+    .collect::<Vec<Result<(), String>>>()
+    .await;
+    if let Some(Err(e)) = hires.into_iter().find(Result::is_err) {
+        let _ = stop_tx.send(true);
+        return Err(LoadError::Setup(format!(
+            "hiring the starting population: {e}"
+        )));
+    }
+    let setup_window =
+        Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
+    if !settle(&tracker, setup_window).await {
+        let _ = stop_tx.send(true);
+        return Err(LoadError::Setup(format!(
+            "{} of the starting population were not provisioned within {} s",
+            tracker.in_flight(),
+            setup_window.as_secs()
+        )));
+    }
+    let setup_s = setup_started.elapsed().as_secs_f64();
+
+    // The measured part: the plan at its own pace, the fault phases beside it.
+    let planned: Vec<Planned> = plan::plan(&o.plan)
+        .into_iter()
+        .filter(|e| o.shard.owns(e.user))
+        .collect();
+    let spans = o.phase_spans();
+    let phase_of = |due_s: f64| {
+        spans
+            .iter()
+            .rposition(|(_, from, _)| due_s >= *from)
+            .unwrap_or(0)
+    };
+    let problems = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let start_wall = now_micros();
+    let phases = tokio::spawn(run_phases(
+        o.phases.clone(),
+        start,
+        client.clone(),
+        ends.clone(),
+        targets.clone(),
+        problems.clone(),
+    ));
+    let show = o.progress && std::io::stderr().is_terminal();
+    let progress_task =
+        show.then(|| tokio::spawn(progress(tracker.clone(), start, stop_rx.clone())));
+    let lag = Arc::new(Mutex::new(Hist::new()));
+    let accept = Arc::new(Mutex::new(Hist::new()));
+    let mut sends = tokio::task::JoinSet::new();
+    for e in planned {
+        let due = start + Duration::from_micros(e.at_micros);
+        tokio::time::sleep_until(due.into()).await;
+        let late = Instant::now().saturating_duration_since(due);
+        lag.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(late.as_micros() as u64);
+        let phase = phase_of(e.at_micros as f64 / 1e6);
+        let id = tracker.expect(
+            e.kind,
+            Some(phase),
+            &login(e.user),
+            e.at_micros,
+            outcome(&e),
+        );
+        let (idp, tracker, problems, accept) = (
+            idp.clone(),
+            tracker.clone(),
+            problems.clone(),
+            accept.clone(),
+        );
+        sends.spawn(async move {
+            let sent = Instant::now();
+            match idp.send(&e).await {
+                Ok(()) => {
+                    tracker.accepted(id, now_micros());
+                    accept
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .record(sent.elapsed().as_micros() as u64);
+                }
+                Err(why) => {
+                    tracker.refused(id);
+                    problems
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("refused: {why}"));
+                }
+            }
+        });
+    }
+    let sending_s = start.elapsed().as_secs_f64();
+    while sends.join_next().await.is_some() {}
+    let all_applied = settle(&tracker, o.settle).await;
+    let measured_s = start.elapsed().as_secs_f64();
+    let _ = phases.await;
+    // Reads for the verdict go through the native APIs' fault layer: clear it first.
+    let cleared = put_faults(&client, ends, &FaultSpec::default()).await;
+    let _ = stop_tx.send(true);
+    for f in followers {
+        let _ = f.await;
+    }
+    if let Some(p) = progress_task {
+        let _ = p.await;
+    }
+
+    let mut problems = std::mem::take(&mut *problems.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Err(e) = cleared {
+        problems.push(format!("clearing the faults: {e}"));
+    }
+    let events = tracker.snapshot();
+    let ids = idp
+        .user_ids
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let login_to_id: HashMap<String, String> =
+        ids.iter().map(|(u, id)| (login(*u), id.clone())).collect();
+    let (pending_ids, parked_ids) = if all_applied {
+        (BTreeSet::new(), BTreeSet::new())
+    } else {
+        outbox_users(&idp, &[&ends.space_app, &ends.teamcity_app])
+            .await
+            .map_err(LoadError::Setup)?
+    };
+    let mut recorded = Recorded {
+        setup_s,
+        measured_s,
+        sending_s,
+        lag: lag.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        accept: accept.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        phases: spans
+            .iter()
+            .map(|(name, from, to)| PhaseReport {
+                name: name.clone(),
+                from_s: *from,
+                to_s: *to,
+                ..PhaseReport::default()
+            })
+            .collect(),
+        ..Recorded::default()
+    };
+    for t in TARGETS {
+        recorded
+            .per_target
+            .insert(oracle::target_label(t).to_owned(), Hist::new());
+    }
+    tally(
+        &mut recorded,
+        &events,
+        start_wall,
+        &login_to_id,
+        &pending_ids,
+        &parked_ids,
+    );
+
+    // The final state of every person this shard touched, against the oracle.
+    let mut users: Vec<(String, String)> = login_to_id.into_iter().collect();
+    users.sort();
+    let apps = [
+        (TargetName::Space, ends.space_app.clone()),
+        (TargetName::Teamcity, ends.teamcity_app.clone()),
+    ];
+    let state = oracle::read_idp(&client, &ends.idp.url, &ends.idp.token, &users, &apps)
+        .await
+        .map_err(LoadError::Setup)?;
+    let names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
+    // Everyone here was hired active into an assigned group, so provisioned on both targets.
+    oracle.provisioned(
+        TARGETS
+            .iter()
+            .flat_map(|t| names.iter().map(|n| (*t, n.clone()))),
+    );
+    let due = oracle.expected(&state, &names);
+    let reads = futures::stream::iter(due.keys().cloned().map(|(target, user)| {
+        let end = if target == TargetName::Space {
+            ends.space.clone()
+        } else {
+            ends.teamcity.clone()
+        };
+        let client = client.clone();
+        async move {
+            let view = permission_view(&client, &end, &user).await;
+            (target, user, view)
+        }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    let mut seen = Seen::default();
+    for (target, user, view) in reads {
+        match view {
+            Ok(v) => seen.add(target, &user, v.as_ref()),
+            Err(e) => problems.push(format!("reading {user}: {e}")),
+        }
+    }
+    let findings = oracle::compare(&[due], &seen);
+    let differing: BTreeSet<&String> = findings.iter().map(|f| &f.user).collect();
+    recorded.oracle_mismatches = differing.len() as u64;
+    recorded.oracle_checked = names.len() as u64;
+    recorded.findings = findings
+        .iter()
+        .take(KEPT)
+        .map(ToString::to_string)
+        .collect();
+
+    for (name, end) in [
+        ("idp", &ends.idp),
+        ("space", &ends.space),
+        ("teamcity", &ends.teamcity),
+    ] {
+        let url = format!("{}/_sim/events/verify", end.url);
+        let verdict = client.get(&url).bearer_auth(&end.token).send().await;
+        let valid = match verdict {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .ok()
+                .is_some_and(|v| v["valid"] == json!(true)),
+            Err(_) => false,
+        };
+        if !valid {
+            recorded.broken_chains.push(name.to_owned());
+        }
+    }
+    let unreadable = tracker.unreadable();
+    if unreadable > 0 {
+        problems.push(format!("{unreadable} audit events had no readable time"));
+    }
+    let total = problems.len();
+    problems.truncate(KEPT);
+    if total > KEPT {
+        problems.push(format!("... and {} more", total - KEPT));
+    }
+    recorded.problems = problems;
+    Ok(recorded)
+}
+
+/// Counts and histograms from the followed events; set-up events are left out.
+fn tally(
+    r: &mut Recorded,
+    events: &[Tracked],
+    start_wall: i64,
+    ids: &HashMap<String, String>,
+    pending_ids: &BTreeSet<String>,
+    parked_ids: &BTreeSet<String>,
+) {
+    let mut seconds: BTreeMap<u64, Second> = BTreeMap::new();
+    fn at(seconds: &mut BTreeMap<u64, Second>, s: u64) -> &mut Second {
+        seconds.entry(s).or_insert_with(|| Second {
+            second: s,
+            ..Second::default()
+        })
+    }
+    let e = &mut r.events;
+    for t in events.iter().filter(|t| t.phase.is_some()) {
+        e.sent += 1;
+        let due_second = t.due_micros / 1_000_000;
+        at(&mut seconds, due_second).sent += 1;
+        if t.refused {
+            e.refused += 1;
+            continue;
+        }
+        if let Some(p) = t.phase.and_then(|p| r.phases.get_mut(p)) {
+            p.sent += 1;
+        }
+        match t.overall_micros() {
+            Some(m) => {
+                e.applied += 1;
+                if t.superseded_anywhere() {
+                    e.superseded += 1;
+                }
+                r.overall.record(m);
+                for target in TARGETS {
+                    if let (Some(l), Some(h)) = (
+                        t.latency_micros(target),
+                        r.per_target.get_mut(oracle::target_label(target)),
+                    ) {
+                        h.record(l);
+                    }
+                }
+                if let Some(p) = t.phase.and_then(|p| r.phases.get_mut(p)) {
+                    p.applied += 1;
+                    p.latency.record(m);
+                }
+                at(&mut seconds, due_second).latency.record(m);
+                let done_at = t
+                    .applied
+                    .iter()
+                    .flatten()
+                    .max()
+                    .copied()
+                    .unwrap_or(start_wall);
+                at(
+                    &mut seconds,
+                    ((done_at - start_wall).max(0) / 1_000_000) as u64,
+                )
+                .applied += 1;
+            }
+            None => {
+                let id = ids.get(&t.user);
+                if id.is_some_and(|i| pending_ids.contains(i)) {
+                    e.pending += 1;
+                } else {
+                    e.lost += 1;
+                    if id.is_some_and(|i| parked_ids.contains(i)) {
+                        e.parked += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Every second from the first, empty ones included, so plots and merges line up.
+    let last = seconds.keys().next_back().copied().unwrap_or(0);
+    r.seconds = (0..=last)
+        .map(|s| {
+            seconds.remove(&s).unwrap_or(Second {
+                second: s,
+                ..Second::default()
+            })
+        })
+        .collect();
+}
+
+/// Writes `report.json`, `summary.md`, `junit.xml`, `latency.hgrm`, `index.html` and the SVG plots.
+pub fn write(report: &LoadReport, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("report.json"), json)?;
+    std::fs::write(dir.join("summary.md"), report.to_markdown())?;
+    std::fs::write(
+        dir.join("junit.xml"),
+        report.to_junit().map_err(std::io::Error::other)?,
+    )?;
+    std::fs::write(dir.join("latency.hgrm"), report.to_hgrm())?;
+    for (name, svg) in html::plots(report) {
+        std::fs::write(dir.join(name), svg)?;
+    }
+    std::fs::write(dir.join("index.html"), html::page(report))
+}
+
+/// Reads a `report.json` written by `write`.
+pub fn read(path: &Path) -> Result<LoadReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a load report: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_specs_parse_print_and_refuse_nonsense() {
+        let f: FaultSpec = "5xx=5%,429=2%,latency=20ms,drop=1%,kill=teamcity:2s"
+            .parse()
+            .unwrap();
+        assert_eq!(f.rate_5xx, 5.0);
+        assert_eq!(f.latency_ms, 20);
+        assert_eq!(f.kill, Some((Server::Teamcity, Duration::from_secs(2))));
+        assert_eq!(
+            f.to_string(),
+            "5xx=5%,429=2%,drop=1%,latency=20ms,kill=teamcity:2s"
+        );
+        assert_eq!("none".parse::<FaultSpec>().unwrap(), FaultSpec::default());
+        for bad in [
+            "5xx=120%",
+            "teapot=1%",
+            "kill=idp",
+            "5xx=60%,429=50%",
+            "latency=forever",
+        ] {
+            assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
+        }
+        let p: Phase = "10s:5xx=5%".parse().unwrap();
+        assert_eq!((p.at_s, p.faults.rate_5xx), (10.0, 5.0));
+        assert!("5xx=5%".parse::<Phase>().is_err());
+    }
+}

@@ -1,0 +1,593 @@
+//! The load report: one JSON document (the source of truth, with every histogram as exact
+//! `[value, count]` pairs so shards merge exactly), rendered as Markdown and JUnit XML here and
+//! as HTML with SVG plots in `html`.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Mix, Shard};
+
+/// Latencies are kept in microseconds, 3 significant digits, up to an hour.
+const HIGHEST_MICROS: u64 = 3_600_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("a histogram cannot hold {0}: {1}")]
+    Histogram(u64, String),
+    #[error("nothing to merge")]
+    Empty,
+    #[error("the shards differ in {0}: they are not parts of one run")]
+    Mismatch(&'static str),
+    #[error("shard {0} appears twice")]
+    DuplicateShard(String),
+}
+
+/// A latency histogram that serialises as its recorded `[value, count]` pairs.
+#[derive(Debug, Clone)]
+pub struct Hist(pub Histogram<u64>);
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist::new()
+    }
+}
+
+impl Hist {
+    pub fn new() -> Hist {
+        // Bounds and precision are constants the crate accepts.
+        #[allow(clippy::expect_used)]
+        Hist(Histogram::new_with_bounds(1, HIGHEST_MICROS, 3).expect("valid histogram bounds"))
+    }
+
+    /// Records `micros`, clamped into the histogram's range.
+    pub fn record(&mut self, micros: u64) {
+        let v = micros.clamp(1, HIGHEST_MICROS);
+        // In range by the clamp.
+        let _ = self.0.record(v);
+    }
+
+    pub fn add(&mut self, other: &Hist) -> Result<(), ReportError> {
+        for (v, c) in other.pairs() {
+            self.0
+                .record_n(v, c)
+                .map_err(|e| ReportError::Histogram(v, e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn pairs(&self) -> Vec<(u64, u64)> {
+        self.0
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    pub fn from_pairs(pairs: &[(u64, u64)]) -> Result<Hist, ReportError> {
+        let mut h = Hist::new();
+        for &(v, c) in pairs {
+            h.0.record_n(v, c)
+                .map_err(|e| ReportError::Histogram(v, e.to_string()))?;
+        }
+        Ok(h)
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    fn ms(micros: u64) -> f64 {
+        (micros as f64 / 1000.0 * 1000.0).round() / 1000.0
+    }
+
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        Hist::ms(self.0.value_at_quantile(q))
+    }
+
+    pub fn summary(&self) -> Latency {
+        if self.count() == 0 {
+            return Latency::default();
+        }
+        Latency {
+            count: self.count(),
+            p50: self.quantile_ms(0.5),
+            p90: self.quantile_ms(0.9),
+            p99: self.quantile_ms(0.99),
+            p999: self.quantile_ms(0.999),
+            max: Hist::ms(self.0.max()),
+        }
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.pairs().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hist, D::Error> {
+        let pairs = Vec::<(u64, u64)>::deserialize(d)?;
+        Hist::from_pairs(&pairs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Percentiles in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Events {
+    /// Events the generator sent to the IdP.
+    pub sent: u64,
+    /// The IdP refused them or could not be reached: they never entered the system.
+    pub refused: u64,
+    /// Applied on every target.
+    pub applied: u64,
+    /// Of those, applied together with a later event of the same person.
+    pub superseded: u64,
+    /// Not applied yet, with work for them still in the IdP's outbox.
+    pub pending: u64,
+    /// Accepted by the IdP, not applied, and nothing left to deliver them (must be 0).
+    pub lost: u64,
+    /// Of the lost, how many the IdP gave up on (parked after its last attempt).
+    pub parked: u64,
+}
+
+/// One fault phase of the run, and how the events sent during it fared.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub from_s: f64,
+    pub to_s: f64,
+    pub sent: u64,
+    pub applied: u64,
+    pub latency: Hist,
+}
+
+/// One second of the run, by when events were due.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Second {
+    pub second: u64,
+    pub sent: u64,
+    /// Events applied everywhere during this second (by the targets' stamps).
+    pub applied: u64,
+    pub latency: Hist,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadConfig {
+    pub rate: f64,
+    pub duration_s: f64,
+    pub ramp_s: f64,
+    pub users: u32,
+    pub max_events: Option<u64>,
+    pub mix: Mix,
+    pub seed: u64,
+    pub dialect: String,
+    pub phases: Vec<String>,
+    /// The p99 the run must stay under, if one was set.
+    pub max_p99_ms: Option<f64>,
+    /// Whether the servers flushed to disk before answering.
+    pub durable: bool,
+}
+
+/// Everything recorded; percentiles are derived from the histograms when rendering.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Recorded {
+    /// IdP acceptance -> applied on every target.
+    pub overall: Hist,
+    pub per_target: BTreeMap<String, Hist>,
+    /// Due (by the plan) -> sent: how late the generator was.
+    pub lag: Hist,
+    /// Sent -> accepted by the IdP.
+    pub accept: Hist,
+    pub events: Events,
+    pub phases: Vec<PhaseReport>,
+    pub seconds: Vec<Second>,
+    /// Users whose final state differs from the oracle's, and the first differences.
+    pub oracle_mismatches: u64,
+    pub oracle_checked: u64,
+    pub findings: Vec<String>,
+    /// Audit chains that failed to verify, by server.
+    pub broken_chains: Vec<String>,
+    /// Problems outside the events: the first few refusals, set-up trouble.
+    pub problems: Vec<String>,
+    /// Wall-clock seconds of the measured part (first event due -> last one settled).
+    pub measured_s: f64,
+    /// Wall-clock seconds from the first event due to the last one sent.
+    pub sending_s: f64,
+    pub setup_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadReport {
+    pub tool: String,
+    pub version: String,
+    pub command: String,
+    pub started: String,
+    pub finished: String,
+    pub verdict: String,
+    pub config: LoadConfig,
+    pub shards: Vec<Shard>,
+    pub summary: serde_json::Value,
+    pub recorded: Recorded,
+}
+
+impl Recorded {
+    /// What must hold for the run to pass; each failure named.
+    pub fn failures(&self, max_p99_ms: Option<f64>) -> Vec<String> {
+        let mut out = Vec::new();
+        let e = &self.events;
+        if e.lost > 0 {
+            out.push(format!(
+                "{} events lost ({} parked by the IdP)",
+                e.lost, e.parked
+            ));
+        }
+        if e.pending > 0 {
+            out.push(format!("{} events still pending at the end", e.pending));
+        }
+        if e.refused > 0 {
+            out.push(format!("the IdP refused {} events", e.refused));
+        }
+        if self.oracle_mismatches > 0 {
+            out.push(format!(
+                "{} final states differ from the oracle",
+                self.oracle_mismatches
+            ));
+        }
+        if !self.broken_chains.is_empty() {
+            out.push(format!(
+                "audit chains do not verify: {}",
+                self.broken_chains.join(", ")
+            ));
+        }
+        if let Some(max) = max_p99_ms {
+            let p99 = self.overall.summary().p99;
+            if p99 > max {
+                out.push(format!("p99 {p99} ms is over the {max} ms allowed"));
+            }
+        }
+        out
+    }
+
+    /// The report contract's `summary`.
+    pub fn summary(&self) -> serde_json::Value {
+        let mut latency = serde_json::Map::new();
+        latency.insert("overall".into(), serde_json::json!(self.overall.summary()));
+        for (t, h) in &self.per_target {
+            latency.insert(t.clone(), serde_json::json!(h.summary()));
+        }
+        let measured = self.measured_s.max(f64::EPSILON);
+        let sending = self.sending_s.max(f64::EPSILON);
+        serde_json::json!({
+            "latency_ms": latency,
+            "events": self.events,
+            "throughput": {
+                "sent_per_s": round(self.events.sent as f64 / sending),
+                "applied_per_s": round(self.events.applied as f64 / measured),
+                "measured_s": round(self.measured_s),
+            },
+            "oracle": {"mismatches": self.oracle_mismatches, "checked": self.oracle_checked},
+            "generator": {"lag_ms": self.lag.summary(), "idp_accept_ms": self.accept.summary()},
+            "phases": self.phases.iter().map(|p| serde_json::json!({
+                "name": p.name, "from_s": p.from_s, "to_s": p.to_s, "sent": p.sent,
+                "applied": p.applied, "latency_ms": p.latency.summary(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Adds another shard's record to this one: counts add, histograms merge exactly.
+    pub fn absorb(&mut self, other: &Recorded) -> Result<(), ReportError> {
+        self.overall.add(&other.overall)?;
+        for (t, h) in &other.per_target {
+            self.per_target.entry(t.clone()).or_default().add(h)?;
+        }
+        self.lag.add(&other.lag)?;
+        self.accept.add(&other.accept)?;
+        let (a, b) = (&mut self.events, &other.events);
+        a.sent += b.sent;
+        a.refused += b.refused;
+        a.applied += b.applied;
+        a.superseded += b.superseded;
+        a.pending += b.pending;
+        a.lost += b.lost;
+        a.parked += b.parked;
+        if self.phases.len() != other.phases.len() {
+            return Err(ReportError::Mismatch("fault phases"));
+        }
+        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
+            mine.sent += theirs.sent;
+            mine.applied += theirs.applied;
+            mine.latency.add(&theirs.latency)?;
+        }
+        for s in &other.seconds {
+            let i = s.second as usize;
+            while self.seconds.len() <= i {
+                let second = self.seconds.len() as u64;
+                self.seconds.push(Second {
+                    second,
+                    ..Second::default()
+                });
+            }
+            let mine = &mut self.seconds[i];
+            mine.sent += s.sent;
+            mine.applied += s.applied;
+            mine.latency.add(&s.latency)?;
+        }
+        self.oracle_mismatches += other.oracle_mismatches;
+        self.oracle_checked += other.oracle_checked;
+        self.findings.extend(other.findings.iter().cloned());
+        self.broken_chains
+            .extend(other.broken_chains.iter().cloned());
+        self.problems.extend(other.problems.iter().cloned());
+        // Shards run side by side: the merged run lasted as long as the longest.
+        self.measured_s = self.measured_s.max(other.measured_s);
+        self.sending_s = self.sending_s.max(other.sending_s);
+        self.setup_s = self.setup_s.max(other.setup_s);
+        Ok(())
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+impl LoadReport {
+    pub fn new(
+        config: LoadConfig,
+        shards: Vec<Shard>,
+        recorded: Recorded,
+        started: String,
+        finished: String,
+    ) -> LoadReport {
+        let verdict = if recorded.failures(config.max_p99_ms).is_empty() {
+            "pass"
+        } else {
+            "fail"
+        };
+        LoadReport {
+            tool: "scimlab".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            command: "load".into(),
+            started,
+            finished,
+            verdict: verdict.into(),
+            summary: recorded.summary(),
+            config,
+            shards,
+            recorded,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+
+    /// Combines the reports of the shards of one run; refuses reports of different runs.
+    pub fn merge(parts: &[LoadReport]) -> Result<LoadReport, ReportError> {
+        let (first, rest) = parts.split_first().ok_or(ReportError::Empty)?;
+        let mut recorded = first.recorded.clone();
+        let mut shards = first.shards.clone();
+        for p in rest {
+            let (a, b) = (&first.config, &p.config);
+            if a.seed != b.seed || a.mix != b.mix || a.users != b.users {
+                return Err(ReportError::Mismatch("seed, mix or users"));
+            }
+            if a.rate != b.rate || a.duration_s != b.duration_s || a.phases != b.phases {
+                return Err(ReportError::Mismatch("rate, duration or phases"));
+            }
+            for s in &p.shards {
+                if shards.contains(s) {
+                    return Err(ReportError::DuplicateShard(s.to_string()));
+                }
+                shards.push(*s);
+            }
+            recorded.absorb(&p.recorded)?;
+        }
+        shards.sort_by_key(|s| (s.count, s.index));
+        let started = parts.iter().map(|p| p.started.clone()).min();
+        let finished = parts.iter().map(|p| p.finished.clone()).max();
+        Ok(LoadReport::new(
+            first.config.clone(),
+            shards,
+            recorded,
+            started.unwrap_or_default(),
+            finished.unwrap_or_default(),
+        ))
+    }
+
+    fn latency_rows(&self) -> Vec<(String, Latency)> {
+        let r = &self.recorded;
+        let mut rows = vec![("every target".to_owned(), r.overall.summary())];
+        rows.extend(r.per_target.iter().map(|(t, h)| (t.clone(), h.summary())));
+        rows.extend(
+            r.phases
+                .iter()
+                .map(|p| (format!("phase: {}", p.name), p.latency.summary())),
+        );
+        rows
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let r = &self.recorded;
+        let c = &self.config;
+        let e = &r.events;
+        let shards: Vec<String> = self.shards.iter().map(Shard::to_string).collect();
+        let mut md = format!(
+            "# scimlab load: {}\n\n{} events/s for {} s (ramp {} s), {} people at the start, mix {}, seed {}, dialect {}, shards {}.\n\n",
+            self.verdict.to_uppercase(),
+            c.rate,
+            c.duration_s,
+            c.ramp_s,
+            c.users,
+            c.mix,
+            c.seed,
+            c.dialect,
+            shards.join(" ")
+        );
+        md.push_str("| events | sent | applied | superseded | pending | lost | parked | refused |\n|---|---|---|---|---|---|---|---|\n");
+        md.push_str(&format!(
+            "| count | {} | {} | {} | {} | {} | {} | {} |\n\n",
+            e.sent, e.applied, e.superseded, e.pending, e.lost, e.parked, e.refused
+        ));
+        md.push_str("Latency from the IdP accepting an event to the target applying it (ms):\n\n| | count | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n");
+        for (name, l) in self.latency_rows() {
+            md.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} |\n",
+                l.count, l.p50, l.p90, l.p99, l.p999, l.max
+            ));
+        }
+        let lag = r.lag.summary();
+        let accept = r.accept.summary();
+        md.push_str(&format!(
+            "\nThroughput: {} sent/s over {} s of sending; {} applied/s until the last was applied, {} s (set-up {} s).\n\
+             Generator: sent late by p99 {} ms (max {} ms); the IdP accepted in p99 {} ms.\n\
+             Oracle: {} of {} people differ.\n",
+            self.summary["throughput"]["sent_per_s"],
+            round(r.sending_s),
+            self.summary["throughput"]["applied_per_s"],
+            round(r.measured_s),
+            round(r.setup_s),
+            lag.p99,
+            lag.max,
+            accept.p99,
+            r.oracle_mismatches,
+            r.oracle_checked
+        ));
+        let failures = r.failures(c.max_p99_ms);
+        if !failures.is_empty() {
+            md.push_str("\n## Failures\n\n");
+            for f in &failures {
+                md.push_str(&format!("- {f}\n"));
+            }
+        }
+        let notes: Vec<&String> = r
+            .findings
+            .iter()
+            .chain(&r.problems)
+            .chain(&r.broken_chains)
+            .collect();
+        if !notes.is_empty() {
+            md.push_str("\n## Details\n\n");
+            for n in notes.iter().take(50) {
+                md.push_str(&format!("- {n}\n"));
+            }
+        }
+        md
+    }
+
+    pub fn to_junit(&self) -> Result<String, quick_junit::SerializeError> {
+        use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+        let r = &self.recorded;
+        let e = &r.events;
+        let p99 = r.overall.summary().p99;
+        let mut checks: Vec<(&str, Option<String>)> = vec![
+            (
+                "no event lost",
+                (e.lost > 0).then(|| format!("{} lost, {} parked", e.lost, e.parked)),
+            ),
+            (
+                "nothing pending at the end",
+                (e.pending > 0).then(|| format!("{} pending", e.pending)),
+            ),
+            (
+                "the IdP took every event",
+                (e.refused > 0).then(|| format!("{} refused", e.refused)),
+            ),
+            (
+                "final state equals the oracle",
+                (r.oracle_mismatches > 0).then(|| r.findings.join("\n")),
+            ),
+            (
+                "audit chains verify",
+                (!r.broken_chains.is_empty()).then(|| r.broken_chains.join("\n")),
+            ),
+        ];
+        if let Some(max) = self.config.max_p99_ms {
+            checks.push((
+                "p99 latency within budget",
+                (p99 > max).then(|| format!("p99 {p99} ms > {max} ms")),
+            ));
+        }
+        let mut suite = TestSuite::new("scimlab load");
+        for (name, failure) in checks {
+            let status = match failure {
+                None => TestCaseStatus::success(),
+                Some(why) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(why);
+                    s
+                }
+            };
+            suite.add_test_case(TestCase::new(name, status));
+        }
+        let mut report = Report::new("scimlab");
+        report.add_test_suite(suite);
+        report.to_string()
+    }
+
+    /// The histogram in HdrHistogram's percentile-distribution text form (`.hgrm`), in ms.
+    pub fn to_hgrm(&self) -> String {
+        let h = &self.recorded.overall.0;
+        let mut out = format!(
+            "{:>12} {:>14} {:>10} {:>14}\n\n",
+            "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+        );
+        let mut total = 0u64;
+        for v in h.iter_quantiles(1) {
+            total += v.count_since_last_iteration();
+            let q = v.quantile_iterated_to();
+            let inverse = if q < 1.0 {
+                format!("{:>14.2}", 1.0 / (1.0 - q))
+            } else {
+                format!("{:>14}", "")
+            };
+            out.push_str(&format!(
+                "{:>12.3} {:>14.12} {:>10} {inverse}\n",
+                v.value_iterated_to() as f64 / 1000.0,
+                q,
+                total
+            ));
+        }
+        let s = self.recorded.overall.summary();
+        out.push_str(&format!(
+            "#[Max = {:>12.3}, Total count = {:>12}]\n",
+            s.max, s.count
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Merging the histograms of two halves gives exactly the histogram of the whole.
+        #[test]
+        fn merged_histograms_equal_the_whole(
+            a in proptest::collection::vec(1u64..10_000_000, 0..300),
+            b in proptest::collection::vec(1u64..10_000_000, 0..300),
+        ) {
+            let (mut ha, mut hb, mut whole) = (Hist::new(), Hist::new(), Hist::new());
+            for v in &a { ha.record(*v); whole.record(*v); }
+            for v in &b { hb.record(*v); whole.record(*v); }
+            let json = serde_json::to_string(&ha).unwrap();
+            let mut merged: Hist = serde_json::from_str(&json).unwrap();
+            merged.add(&hb).unwrap();
+            prop_assert_eq!(merged.pairs(), whole.pairs());
+            prop_assert_eq!(merged.summary(), whole.summary());
+        }
+    }
+}

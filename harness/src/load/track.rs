@@ -1,0 +1,529 @@
+//! Which lifecycle events each target has applied, and when, read from the targets' audit
+//! event streams (`/_sim/events?follow=true`, server-sent events). Each target's stream is
+//! folded into a small model of its people (account, active, groups); an event counts as
+//! applied on a target at the `applied` stamp of the first audit event after which the model
+//! shows the event's outcome. When a later event of the same person is applied first, the
+//! earlier one is applied with it (superseded): the target then reflects both.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::DateTime;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::plan::Kind;
+use crate::scenario::model::TargetName;
+
+pub const TARGETS: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
+
+fn slot(t: TargetName) -> usize {
+    match t {
+        TargetName::Space => 0,
+        TargetName::Teamcity => 1,
+    }
+}
+
+/// The outcome an event must show on a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Active and in the group.
+    Joined(String),
+    /// In `to` and no longer in `from`.
+    Moved { from: String, to: String },
+    /// Deactivated (Space); out of every group (TeamCity, which has no disabled flag).
+    Left,
+}
+
+/// One event being followed. Times are microseconds since the Unix epoch, one clock for the
+/// generator and the embedded servers.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub kind: Kind,
+    /// The fault phase it was sent in; `None` for the set-up population.
+    pub phase: Option<usize>,
+    pub user: String,
+    /// When the plan had it due, relative to the run's start.
+    pub due_micros: u64,
+    pub accepted: Option<i64>,
+    pub applied: [Option<i64>; 2],
+    pub superseded: [bool; 2],
+    /// The IdP refused it or could not be reached: it never entered the system.
+    pub refused: bool,
+    outcome: Outcome,
+}
+
+impl Tracked {
+    pub fn done(&self) -> bool {
+        self.refused || (self.accepted.is_some() && self.applied.iter().all(Option::is_some))
+    }
+
+    /// Microseconds from the IdP's acceptance to the target's apply (0 if the target's stamp
+    /// came first: both stamps are read at microsecond resolution on one clock).
+    pub fn latency_micros(&self, target: TargetName) -> Option<u64> {
+        let (a, b) = (self.accepted?, self.applied[slot(target)]?);
+        Some((b - a).max(0) as u64)
+    }
+
+    /// Until every target reflected it.
+    pub fn overall_micros(&self) -> Option<u64> {
+        TARGETS
+            .iter()
+            .map(|t| self.latency_micros(*t))
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|v| v.into_iter().max())
+    }
+
+    pub fn superseded_anywhere(&self) -> bool {
+        self.superseded.iter().any(|s| *s)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Person {
+    active: bool,
+    groups: BTreeSet<String>,
+    /// Has been in a group: on TeamCity, only then does an empty list mean the person left.
+    grouped: bool,
+}
+
+/// One target as its audit stream tells it.
+#[derive(Debug, Default)]
+struct Model {
+    /// The target's subject id -> username.
+    names: HashMap<String, String>,
+    /// The target's group (team) id -> name.
+    groups: HashMap<String, String>,
+    people: HashMap<String, Person>,
+    last_seq: u64,
+}
+
+impl Model {
+    /// Folds one audit event in; returns the username it concerned, if it was about a person.
+    fn apply(&mut self, target: TargetName, e: &Value) -> Option<String> {
+        let kind = e["kind"].as_str()?;
+        let subject = e["subject"].as_str()?;
+        let data = &e["data"];
+        let name_of = |v: &Value| v.as_str().map(str::to_owned);
+        match (target, kind) {
+            (TargetName::Space, "team.created" | "team.updated")
+            | (TargetName::Teamcity, "group.created" | "group.renamed") => {
+                self.groups
+                    .insert(subject.to_owned(), name_of(&data["name"])?);
+                None
+            }
+            (TargetName::Space, "profile.created") | (TargetName::Teamcity, "user.created") => {
+                let user = name_of(&data["username"])?;
+                self.names.insert(subject.to_owned(), user.clone());
+                self.people.insert(
+                    user.clone(),
+                    Person {
+                        active: true,
+                        ..Person::default()
+                    },
+                );
+                Some(user)
+            }
+            (TargetName::Space, "profile.deleted") | (TargetName::Teamcity, "user.deleted") => {
+                let user = self.names.get(subject)?.clone();
+                self.people.remove(&user);
+                Some(user)
+            }
+            (TargetName::Space, "profile.deactivated" | "profile.reactivated") => {
+                let user = self.names.get(subject)?.clone();
+                self.people.get_mut(&user)?.active = kind == "profile.reactivated";
+                Some(user)
+            }
+            (TargetName::Space, "membership.created" | "membership.deleted") => {
+                let user = self.names.get(subject)?.clone();
+                let team = self.groups.get(data["team"].as_str()?)?.clone();
+                let person = self.people.get_mut(&user)?;
+                if kind == "membership.created" {
+                    person.groups.insert(team);
+                    person.grouped = true;
+                } else {
+                    person.groups.remove(&team);
+                }
+                Some(user)
+            }
+            (TargetName::Teamcity, "user.groups.changed") => {
+                let user = self.names.get(subject)?.clone();
+                let keys = |field: &str| -> Vec<String> {
+                    data[field]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .filter_map(|k| self.groups.get(k).cloned())
+                        .collect()
+                };
+                let (added, removed) = (keys("added"), keys("removed"));
+                let person = self.people.get_mut(&user)?;
+                person.grouped |= !added.is_empty();
+                person.groups.extend(added);
+                for g in removed {
+                    person.groups.remove(&g);
+                }
+                Some(user)
+            }
+            _ => None,
+        }
+    }
+
+    fn shows(&self, target: TargetName, user: &str, outcome: &Outcome) -> bool {
+        let Some(p) = self.people.get(user) else {
+            return false;
+        };
+        match outcome {
+            Outcome::Joined(g) => p.active && p.groups.contains(g),
+            Outcome::Moved { from, to } => p.groups.contains(to) && !p.groups.contains(from),
+            Outcome::Left => match target {
+                TargetName::Space => !p.active,
+                TargetName::Teamcity => p.grouped && p.groups.is_empty(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    models: [Model; 2],
+    events: Vec<Tracked>,
+    /// Per target and user: the ids of events not yet applied there, oldest first.
+    open: [HashMap<String, Vec<usize>>; 2],
+    /// Audit events that could not be read as JSON.
+    unreadable: u64,
+}
+
+/// The shared record of every followed event, fed by the streams and the generator.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    inner: Mutex<Inner>,
+}
+
+pub fn micros_of(stamp: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(stamp)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts following an event before it is sent, so an apply seen before the IdP's answer
+    /// is not missed. Returns its id.
+    pub fn expect(
+        &self,
+        kind: Kind,
+        phase: Option<usize>,
+        user: &str,
+        due_micros: u64,
+        outcome: Outcome,
+    ) -> usize {
+        let mut inner = self.lock();
+        let id = inner.events.len();
+        inner.events.push(Tracked {
+            kind,
+            phase,
+            user: user.to_owned(),
+            due_micros,
+            accepted: None,
+            applied: [None; 2],
+            superseded: [false; 2],
+            refused: false,
+            outcome,
+        });
+        for open in inner.open.iter_mut() {
+            open.entry(user.to_owned()).or_default().push(id);
+        }
+        id
+    }
+
+    pub fn accepted(&self, id: usize, at: i64) {
+        if let Some(e) = self.lock().events.get_mut(id) {
+            e.accepted = Some(at);
+        }
+    }
+
+    /// The IdP did not take the event: stop waiting for it.
+    pub fn refused(&self, id: usize) {
+        let mut inner = self.lock();
+        let Some(user) = inner.events.get(id).map(|e| e.user.clone()) else {
+            return;
+        };
+        inner.events[id].refused = true;
+        for open in inner.open.iter_mut() {
+            if let Some(ids) = open.get_mut(&user) {
+                ids.retain(|i| *i != id);
+            }
+        }
+    }
+
+    /// Folds one audit event of `target` in and marks what it completed.
+    fn fold(&self, target: TargetName, event: &Value) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let s = slot(target);
+        if let Some(seq) = event["seq"].as_u64() {
+            inner.models[s].last_seq = inner.models[s].last_seq.max(seq);
+        }
+        let Some(user) = inner.models[s].apply(target, event) else {
+            return;
+        };
+        let Some(at) = event["applied"].as_str().and_then(micros_of) else {
+            inner.unreadable += 1;
+            return;
+        };
+        let Some(ids) = inner.open[s].get_mut(&user) else {
+            return;
+        };
+        let model = &inner.models[s];
+        let events = &inner.events;
+        let Some(newest) = ids
+            .iter()
+            .rposition(|id| model.shows(target, &user, &events[*id].outcome))
+        else {
+            return;
+        };
+        for (i, id) in ids.drain(..=newest).enumerate() {
+            inner.events[id].applied[s] = Some(at);
+            inner.events[id].superseded[s] = i < newest;
+        }
+    }
+
+    fn last_seq(&self, target: TargetName) -> u64 {
+        self.lock().models[slot(target)].last_seq
+    }
+
+    pub fn snapshot(&self) -> Vec<Tracked> {
+        self.lock().events.clone()
+    }
+
+    pub fn unreadable(&self) -> u64 {
+        self.lock().unreadable
+    }
+
+    /// Events sent and not yet applied everywhere, and the ids of the first few of them.
+    pub fn in_flight(&self) -> usize {
+        self.lock().events.iter().filter(|e| !e.done()).count()
+    }
+}
+
+/// Follows one target's audit stream until `stop` turns true, resuming after the last event
+/// seen whenever the stream ends (a restarted target, a lagging subscriber).
+pub async fn follow(
+    tracker: Arc<Tracker>,
+    client: reqwest::Client,
+    target: TargetName,
+    base: String,
+    token: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let after = tracker.last_seq(target);
+        let url = format!("{base}/_sim/events?follow=true&after={after}");
+        let request = client.get(&url).bearer_auth(&token).send();
+        let response = tokio::select! {
+            r = request => r,
+            _ = stop.changed() => return,
+        };
+        if let Ok(mut resp) = response {
+            let mut buffer = String::new();
+            loop {
+                let chunk = tokio::select! {
+                    c = resp.chunk() => c,
+                    _ = stop.changed() => return,
+                };
+                let Ok(Some(bytes)) = chunk else { break };
+                buffer.push_str(&String::from_utf8_lossy(&bytes));
+                while let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    if let Some(event) = sse_data(&frame) {
+                        tracker.fold(target, &event);
+                    }
+                }
+            }
+        }
+        // Down or restarting: try again shortly, from where the stream stopped.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The JSON in an SSE frame's `data:` lines; `None` for keep-alives and notices.
+fn sse_data(frame: &str) -> Option<Value> {
+    let data: Vec<&str> = frame
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    if data.is_empty() {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&data.join("\n")).ok()?;
+    v.get("seq").is_some().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(seq: u64, kind: &str, subject: &str, data: Value, at: &str) -> Value {
+        json!({"seq": seq, "kind": kind, "subject": subject, "data": data,
+               "applied": format!("2026-01-01T00:00:{at}Z")})
+    }
+
+    #[test]
+    fn sse_frames_yield_events_and_skip_the_rest() {
+        assert_eq!(
+            sse_data("id: 3\nevent: x\ndata: {\"seq\":3}\n\n"),
+            Some(json!({"seq": 3}))
+        );
+        assert_eq!(sse_data(":keep-alive\n\n"), None);
+        assert_eq!(
+            sse_data("event: lagged\ndata: {\"resumeAfter\":4}\n\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_move_is_applied_when_the_old_group_is_gone_on_each_target() {
+        let t = Tracker::default();
+        let join = t.expect(
+            Kind::Joiner,
+            Some(0),
+            "ann",
+            0,
+            Outcome::Joined("Eng".into()),
+        );
+        t.accepted(join, micros_of("2026-01-01T00:00:00Z").unwrap());
+        t.fold(
+            TargetName::Space,
+            &event(1, "team.created", "t1", json!({"name": "Eng"}), "00"),
+        );
+        t.fold(
+            TargetName::Space,
+            &event(2, "team.created", "t2", json!({"name": "Ops"}), "00"),
+        );
+        t.fold(
+            TargetName::Space,
+            &event(3, "profile.created", "p1", json!({"username": "ann"}), "01"),
+        );
+        assert_eq!(t.snapshot()[join].applied[0], None, "not in the team yet");
+        t.fold(
+            TargetName::Space,
+            &event(4, "membership.created", "p1", json!({"team": "t1"}), "02"),
+        );
+        assert_eq!(
+            t.snapshot()[join].latency_micros(TargetName::Space),
+            Some(2_000_000)
+        );
+        let mv = t.expect(
+            Kind::Mover,
+            Some(0),
+            "ann",
+            0,
+            Outcome::Moved {
+                from: "Eng".into(),
+                to: "Ops".into(),
+            },
+        );
+        t.accepted(mv, micros_of("2026-01-01T00:00:03Z").unwrap());
+        t.fold(
+            TargetName::Space,
+            &event(5, "membership.created", "p1", json!({"team": "t2"}), "04"),
+        );
+        assert_eq!(t.snapshot()[mv].applied[0], None, "still in Eng");
+        t.fold(
+            TargetName::Space,
+            &event(6, "membership.deleted", "p1", json!({"team": "t1"}), "05"),
+        );
+        assert_eq!(
+            t.snapshot()[mv].latency_micros(TargetName::Space),
+            Some(2_000_000)
+        );
+        assert!(!t.snapshot()[mv].done(), "TeamCity has not applied it");
+    }
+
+    #[test]
+    fn a_later_event_applied_first_supersedes_the_earlier() {
+        let t = Tracker::default();
+        t.fold(
+            TargetName::Space,
+            &event(1, "team.created", "t1", json!({"name": "Eng"}), "00"),
+        );
+        let join = t.expect(Kind::Joiner, None, "bo", 0, Outcome::Joined("Eng".into()));
+        let leave = t.expect(Kind::Leaver, None, "bo", 0, Outcome::Left);
+        t.fold(
+            TargetName::Space,
+            &event(2, "profile.created", "p7", json!({"username": "bo"}), "01"),
+        );
+        t.fold(
+            TargetName::Space,
+            &event(3, "profile.deactivated", "p7", json!({}), "02"),
+        );
+        let seen = t.snapshot();
+        let at = micros_of("2026-01-01T00:00:02Z");
+        assert_eq!((seen[join].applied[0], seen[leave].applied[0]), (at, at));
+        assert!(seen[join].superseded[0] && !seen[leave].superseded[0]);
+    }
+
+    #[test]
+    fn on_teamcity_no_groups_means_left_only_after_some() {
+        let t = Tracker::default();
+        t.fold(
+            TargetName::Teamcity,
+            &event(1, "group.created", "SCIM_1", json!({"name": "Eng"}), "00"),
+        );
+        let join = t.expect(Kind::Joiner, None, "bo", 0, Outcome::Joined("Eng".into()));
+        let leave = t.expect(Kind::Leaver, None, "bo", 0, Outcome::Left);
+        t.fold(
+            TargetName::Teamcity,
+            &event(2, "user.created", "7", json!({"username": "bo"}), "01"),
+        );
+        let seen = t.snapshot();
+        assert_eq!(
+            (seen[join].applied[1], seen[leave].applied[1]),
+            (None, None)
+        );
+        let changed =
+            |added: &[&str], removed: &[&str]| json!({"added": added, "removed": removed});
+        t.fold(
+            TargetName::Teamcity,
+            &event(
+                3,
+                "user.groups.changed",
+                "7",
+                changed(&["SCIM_1"], &[]),
+                "03",
+            ),
+        );
+        t.fold(
+            TargetName::Teamcity,
+            &event(
+                4,
+                "user.groups.changed",
+                "7",
+                changed(&[], &["SCIM_1"]),
+                "04",
+            ),
+        );
+        let seen = t.snapshot();
+        assert_eq!(seen[join].applied[1], micros_of("2026-01-01T00:00:03Z"));
+        assert_eq!(seen[leave].applied[1], micros_of("2026-01-01T00:00:04Z"));
+        assert!(!seen[join].superseded[1]);
+    }
+}

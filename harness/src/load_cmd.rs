@@ -1,0 +1,194 @@
+//! `scimlab load` and `scimlab report`: the load run on fresh embedded servers, and rendering or
+//! merging load reports.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use harness::load::{self, plan, report::LoadReport, LoadOptions, Phase};
+use harness::scenario::model::{DialectName, TargetName};
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Lifecycle events per second, all shards together.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds over which the rate climbs from 0.
+    #[arg(long, default_value_t = 0.0)]
+    pub ramp: f64,
+    /// People employed before the first event (hired and provisioned during set-up).
+    #[arg(long, default_value_t = 1000)]
+    pub users: u32,
+    /// At most this many events.
+    #[arg(long)]
+    pub max_events: Option<u64>,
+    /// Relative weights of the event kinds.
+    #[arg(long, default_value = "joiner=40,mover=40,leaver=20")]
+    pub mix: plan::Mix,
+    /// Faults on both targets for the whole run: 5xx=5%,429=2%,latency=20ms,drop=1%,kill=teamcity:2s.
+    #[arg(long)]
+    pub faults: Option<load::FaultSpec>,
+    /// A fault phase from a time on (repeatable): 20s:5xx=5%,429=2% or 40s:none.
+    #[arg(long = "phase")]
+    pub phases: Vec<Phase>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run only this part of the user space: i/n.
+    #[arg(long, default_value = "0/1")]
+    pub shard: plan::Shard,
+    #[arg(long, value_enum, default_value = "okta")]
+    pub dialect: DialectName,
+    /// Where space-idp.toml and teamcity-idp.toml are.
+    #[arg(long, default_value = "scenarios/policies")]
+    pub policies: PathBuf,
+    /// Seconds to wait for the last events to be applied.
+    #[arg(long, default_value_t = 60.0)]
+    pub settle: f64,
+    /// Fail the run when the p99 latency is over this many ms.
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// The servers flush to disk before they answer (default: sled's background flush).
+    #[arg(long)]
+    pub durable: bool,
+    /// Switch a target's quirk on for the run (repeatable): space:membership-delete-ignored.
+    #[arg(long = "quirk", value_parser = parse_quirk)]
+    pub quirks: Vec<(TargetName, String)>,
+    /// No progress line, even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Where the reports go (default: reports/load-<UTC timestamp>).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    pub fn options(&self) -> anyhow::Result<LoadOptions> {
+        if !(self.rate > 0.0 && self.rate <= 100_000.0) {
+            anyhow::bail!("--rate must be in (0, 100000]");
+        }
+        let duration_ok = self.duration > 0.0 && self.duration <= 86_400.0;
+        if !duration_ok || !(0.0..=self.duration).contains(&self.ramp) {
+            anyhow::bail!("--duration must be in (0, 86400] s and --ramp within it");
+        }
+        if !(0.0..=3600.0).contains(&self.settle) {
+            anyhow::bail!("--settle must be in [0, 3600] s");
+        }
+        let mut phases = self.phases.clone();
+        if let Some(f) = &self.faults {
+            if phases.iter().any(|p| p.at_s == 0.0) {
+                anyhow::bail!("--faults and a --phase at 0s both say what happens at the start");
+            }
+            phases.push(Phase {
+                at_s: 0.0,
+                faults: f.clone(),
+            });
+        }
+        phases.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        if let Some(p) = phases.iter().find(|p| p.at_s >= self.duration) {
+            anyhow::bail!("phase {p} starts after the run ends ({} s)", self.duration);
+        }
+        Ok(LoadOptions {
+            plan: plan::PlanOptions {
+                rate: self.rate,
+                duration_s: self.duration,
+                ramp_s: self.ramp,
+                users: self.users,
+                max_events: self.max_events,
+                mix: self.mix,
+                seed: self.seed,
+            },
+            shard: self.shard,
+            phases,
+            dialect: self.dialect,
+            policies: self.policies.clone(),
+            settle: Duration::from_secs_f64(self.settle),
+            max_p99_ms: self.max_p99_ms,
+            progress: !self.quiet,
+            durable: self.durable,
+            quirks: self.quirks.clone(),
+        })
+    }
+}
+
+fn parse_quirk(s: &str) -> Result<(TargetName, String), String> {
+    match s.split_once(':') {
+        Some(("space", q)) => Ok((TargetName::Space, q.to_owned())),
+        Some(("teamcity", q)) => Ok((TargetName::Teamcity, q.to_owned())),
+        _ => Err(format!("`{s}`: a quirk is space:NAME or teamcity:NAME")),
+    }
+}
+
+fn default_dir(command: &str) -> PathBuf {
+    PathBuf::from("reports").join(format!(
+        "{command}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ))
+}
+
+/// Writes every format and prints the summary; the exit code follows the verdict.
+fn finish(report: &LoadReport, dir: &Path) -> anyhow::Result<ExitCode> {
+    load::write(report, dir)
+        .with_context(|| format!("cannot write the report to {}", dir.display()))?;
+    print!("{}", report.to_markdown());
+    println!("report: {}", dir.display());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let options = args.options()?;
+    let report = load::run(&options).await?;
+    let dir = args.report.clone().unwrap_or_else(|| default_dir("load"));
+    finish(&report, &dir)
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Combine the report.json files of the shards of one load run into one report.
+    Merge {
+        /// The shards' report.json files.
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
+        /// Where the merged reports go (default: reports/merged-<UTC timestamp>).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Render a load report.json again as Markdown, JUnit, HTML and SVG.
+    Render {
+        file: PathBuf,
+        #[arg(long)]
+        report: PathBuf,
+    },
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ReportCommand::Merge { files, report } => {
+            let parts = files
+                .iter()
+                .map(|f| load::read(f))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let merged = LoadReport::merge(&parts)?;
+            finish(&merged, &report.unwrap_or_else(|| default_dir("merged")))
+        }
+        ReportCommand::Render { file, report } => {
+            let loaded = load::read(&file).map_err(anyhow::Error::msg)?;
+            finish(&loaded, &report)
+        }
+    }
+}
