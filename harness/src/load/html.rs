@@ -67,8 +67,9 @@ impl Scale {
 
     /// A log scale over the values, whole decades.
     fn log_over(values: impl Iterator<Item = f64>) -> Scale {
+        // Below 0.1 ms is clock noise (an apply stamped before the IdP's answer arrived).
         let (lo, hi) = values
-            .filter(|v| *v > 0.0)
+            .map(|v| v.max(0.1))
             .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
         if lo > hi {
             return Scale::Log { min: 0.0, max: 1.0 };

@@ -554,8 +554,17 @@ async fn drive(
         user_ids: Mutex::new(HashMap::new()),
     });
 
-    for (target, quirk) in &o.quirks {
-        let end = if *target == TargetName::Space {
+    for target in TARGETS {
+        let names: Vec<&String> = o
+            .quirks
+            .iter()
+            .filter(|(t, _)| *t == target)
+            .map(|(_, q)| q)
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let end = if target == TargetName::Space {
             &ends.space
         } else {
             &ends.teamcity
@@ -564,13 +573,13 @@ async fn drive(
         let resp = client
             .put(&url)
             .bearer_auth(&end.token)
-            .json(&json!([quirk]))
+            .json(&names)
             .send()
             .await
             .map_err(|e| LoadError::Setup(format!("PUT {url}: {e}")))?;
         if !resp.status().is_success() {
             let text = resp.text().await.unwrap_or_default();
-            return Err(LoadError::Setup(format!("quirk {quirk}: {text}")));
+            return Err(LoadError::Setup(format!("quirks {names:?}: {text}")));
         }
     }
     let tracker = Arc::new(Tracker::default());

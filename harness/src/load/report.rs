@@ -573,6 +573,69 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn sample() -> LoadReport {
+        let mut r = Recorded::default();
+        for (i, ms) in [3u64, 4, 5, 8, 250].iter().enumerate() {
+            r.overall.record(ms * 1000);
+            r.per_target
+                .entry("space".into())
+                .or_default()
+                .record(ms * 900);
+            r.per_target
+                .entry("teamcity".into())
+                .or_default()
+                .record(ms * 1000);
+            r.seconds.push(Second {
+                second: i as u64,
+                sent: 1,
+                applied: 1,
+                latency: Hist::new(),
+            });
+            r.seconds[i].latency.record(ms * 1000);
+        }
+        r.events = Events {
+            sent: 6,
+            applied: 5,
+            lost: 1,
+            ..Events::default()
+        };
+        r.phases.push(PhaseReport {
+            name: "5xx=5%".into(),
+            from_s: 0.0,
+            to_s: 5.0,
+            sent: 6,
+            applied: 5,
+            latency: r.overall.clone(),
+        });
+        r.sending_s = 5.0;
+        r.measured_s = 6.0;
+        let config = LoadConfig {
+            rate: 1.2,
+            duration_s: 5.0,
+            ramp_s: 0.0,
+            users: 10,
+            max_events: None,
+            mix: Mix::default(),
+            seed: 1,
+            dialect: "okta".into(),
+            phases: vec!["0s:5xx=5%".into()],
+            max_p99_ms: Some(100.0),
+            durable: false,
+        };
+        LoadReport::new(config, vec![Shard::WHOLE], r, "t0".into(), "t1".into())
+    }
+
+    #[test]
+    fn reports_render_stably() {
+        let r = sample();
+        assert!(!r.passed());
+        insta::assert_snapshot!("load_markdown", r.to_markdown());
+        insta::assert_snapshot!("load_junit", r.to_junit().unwrap());
+        let svgs = crate::load::html::plots(&r);
+        assert_eq!(svgs.len(), 3);
+        insta::assert_snapshot!("load_throughput_svg", svgs[2].1.clone());
+    }
+
     proptest! {
         /// Merging the histograms of two halves gives exactly the histogram of the whole.
         #[test]
