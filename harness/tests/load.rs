@@ -91,7 +91,6 @@ async fn a_target_that_loses_changes_fails_the_run() {
         (TargetName::Space, "deactivate-unaudited".into()),
         (TargetName::Space, "membership-delete-ignored".into()),
     ];
-    o.settle = Duration::from_secs(3);
     let r = load::run(&o).await.unwrap();
     let md = r.to_markdown();
     assert!(!r.passed(), "{md}");

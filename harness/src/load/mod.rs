@@ -336,6 +336,31 @@ fn outcome(e: &Planned) -> Outcome {
     }
 }
 
+/// PUTs a JSON body to a mock's control plane (`/_sim/...`).
+async fn put_control(
+    client: &reqwest::Client,
+    end: &Endpoint,
+    path: &str,
+    body: &Value,
+) -> Result<(), String> {
+    let url = format!("{}{path}", end.url);
+    let resp = client
+        .put(&url)
+        .bearer_auth(&end.token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("PUT {url}: {e}"))?;
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    let status = resp.status();
+    Err(format!(
+        "PUT {url}: {status} {}",
+        resp.text().await.unwrap_or_default()
+    ))
+}
+
 /// Puts `faults` on both targets' native APIs.
 async fn put_faults(
     client: &reqwest::Client,
@@ -345,17 +370,7 @@ async fn put_faults(
     let body = json!({"latencyMs": faults.latency_ms, "rate429": faults.rate_429,
                       "rate5xx": faults.rate_5xx, "drop": faults.drop});
     for end in [&ends.space, &ends.teamcity] {
-        let url = format!("{}/_sim/faults", end.url);
-        let resp = client
-            .put(&url)
-            .bearer_auth(&end.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("PUT {url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("PUT {url}: {}", resp.status()));
-        }
+        put_control(client, end, "/_sim/faults", &body).await?;
     }
     Ok(())
 }
@@ -421,17 +436,34 @@ async fn progress(tracker: Arc<Tracker>, start: Instant, mut stop: watch::Receiv
     eprintln!();
 }
 
-/// Waits until every followed event is done, or `within` passes; returns whether all were.
-async fn settle(tracker: &Tracker, within: Duration) -> bool {
+/// Waits until every followed event is done, or `within` passes, or nothing more can come:
+/// the IdP's outboxes stayed empty while no event completed for a second. Returns whether
+/// every event was done.
+async fn settle(tracker: &Tracker, within: Duration, idp: &Idp, apps: &[&str]) -> bool {
     let deadline = Instant::now() + within;
+    let mut quiet_since: Option<(Instant, usize)> = None;
     loop {
-        if tracker.in_flight() == 0 {
+        let in_flight = tracker.in_flight();
+        if in_flight == 0 {
             return true;
         }
         if Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let drained = outbox_users(idp, apps)
+            .await
+            .is_ok_and(|(pending, parked)| pending.is_empty() && parked.is_empty());
+        quiet_since = match quiet_since {
+            Some((at, n)) if drained && n == in_flight => {
+                if at.elapsed() >= Duration::from_secs(1) {
+                    return false;
+                }
+                Some((at, n))
+            }
+            _ if drained => Some((Instant::now(), in_flight)),
+            _ => None,
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -564,33 +596,16 @@ async fn drive(
         if names.is_empty() {
             continue;
         }
-        let end = if target == TargetName::Space {
-            &ends.space
-        } else {
-            &ends.teamcity
-        };
-        let url = format!("{}/_sim/quirks", end.url);
-        let resp = client
-            .put(&url)
-            .bearer_auth(&end.token)
-            .json(&names)
-            .send()
+        let end = ends.target(target);
+        put_control(&client, end, "/_sim/quirks", &json!(names))
             .await
-            .map_err(|e| LoadError::Setup(format!("PUT {url}: {e}")))?;
-        if !resp.status().is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(LoadError::Setup(format!("quirks {names:?}: {text}")));
-        }
+            .map_err(LoadError::Setup)?;
     }
     let tracker = Arc::new(Tracker::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut followers = Vec::new();
     for t in TARGETS {
-        let end = if t == TargetName::Space {
-            &ends.space
-        } else {
-            &ends.teamcity
-        };
+        let end = ends.target(t);
         followers.push(tokio::spawn(track::follow(
             tracker.clone(),
             client.clone(),
@@ -629,7 +644,8 @@ async fn drive(
     }
     let setup_window =
         Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
-    if !settle(&tracker, setup_window).await {
+    let apps = [ends.space_app.as_str(), ends.teamcity_app.as_str()];
+    if !settle(&tracker, setup_window, &idp, &apps).await {
         let _ = stop_tx.send(true);
         return Err(LoadError::Setup(format!(
             "{} of the starting population were not provisioned within {} s",
@@ -711,7 +727,7 @@ async fn drive(
     }
     let sending_s = start.elapsed().as_secs_f64();
     while sends.join_next().await.is_some() {}
-    let all_applied = settle(&tracker, o.settle).await;
+    let all_applied = settle(&tracker, o.settle, &idp, &apps).await;
     let measured_s = start.elapsed().as_secs_f64();
     let _ = phases.await;
     // Reads for the verdict go through the native APIs' fault layer: clear it first.
@@ -739,9 +755,7 @@ async fn drive(
     let (pending_ids, parked_ids) = if all_applied {
         (BTreeSet::new(), BTreeSet::new())
     } else {
-        outbox_users(&idp, &[&ends.space_app, &ends.teamcity_app])
-            .await
-            .map_err(LoadError::Setup)?
+        outbox_users(&idp, &apps).await.map_err(LoadError::Setup)?
     };
     let mut recorded = Recorded {
         setup_s,
@@ -793,11 +807,7 @@ async fn drive(
     );
     let due = oracle.expected(&state, &names);
     let reads = futures::stream::iter(due.keys().cloned().map(|(target, user)| {
-        let end = if target == TargetName::Space {
-            ends.space.clone()
-        } else {
-            ends.teamcity.clone()
-        };
+        let end = ends.target(target).clone();
         let client = client.clone();
         async move {
             let view = permission_view(&client, &end, &user).await;

@@ -158,10 +158,7 @@ impl World {
     }
 
     fn end(&self, on: TargetName) -> &Endpoint {
-        match on {
-            TargetName::Space => &self.ends.space,
-            TargetName::Teamcity => &self.ends.teamcity,
-        }
+        self.ends.target(on)
     }
 
     fn base(&self, on: TargetName) -> &str {
@@ -1108,6 +1105,13 @@ pub(crate) struct Ends {
 }
 
 impl Ends {
+    pub(crate) fn target(&self, on: TargetName) -> &Endpoint {
+        match on {
+            TargetName::Space => &self.space,
+            TargetName::Teamcity => &self.teamcity,
+        }
+    }
+
     pub(crate) fn embedded(targets: &Targets) -> Ends {
         let end = |url: &str| Endpoint {
             url: url.to_owned(),
