@@ -29,10 +29,17 @@ pub struct CiArgs {
     /// Where to write the report (default: reports/ci-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Events per second of the load run (lower it for a debug build or a slow machine, so
+    /// the run is about the faults rather than a backlog).
+    #[arg(long, default_value_t = 50.0)]
+    pub load_rate: f64,
 }
 
 /// The main job's load run: short, with every kind of fault in turn, on durable servers.
-fn load_options() -> anyhow::Result<LoadOptions> {
+fn load_options(rate: f64) -> anyhow::Result<LoadOptions> {
+    if !(rate > 0.0 && rate <= 10_000.0) {
+        anyhow::bail!("--load-rate must be in (0, 10000]");
+    }
     let phases = [
         "6s:5xx=5%,429=2%",
         "12s:latency=20ms,drop=1%",
@@ -45,9 +52,7 @@ fn load_options() -> anyhow::Result<LoadOptions> {
     .map_err(anyhow::Error::msg)?;
     Ok(LoadOptions {
         plan: PlanOptions {
-            // A debug build (as `cargo test` runs it) is about ten times slower: a fifth of the
-            // rate keeps the run about the faults rather than a backlog.
-            rate: if cfg!(debug_assertions) { 10.0 } else { 50.0 },
+            rate,
             duration_s: 24.0,
             ramp_s: 2.0,
             users: 200,
@@ -172,6 +177,7 @@ fn field_is(v: &Value, pointer: &str, expected: Value) -> Result<(), String> {
 }
 
 pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
+    let load_options = load_options(args.load_rate)?;
     let started = Utc::now();
     let stamp = started.format("%Y%m%dT%H%M%SZ").to_string();
     let report_dir = args
@@ -230,7 +236,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     std::fs::remove_dir_all(&data_dir)
         .with_context(|| format!("cannot remove {}", data_dir.display()))?;
     let scenario_runs = run_scenarios().await?;
-    let load_report = load::run(&load_options()?).await?;
+    let load_report = load::run(&load_options).await?;
 
     let failed = steps.iter().filter(|s| !s.ok).count();
     let verdict = if failed == 0

@@ -16,7 +16,8 @@ fn scimlab() -> Command {
 fn ci_writes_the_report_contract_and_passes() {
     let dir = tempfile::tempdir().unwrap();
     let out = scimlab()
-        .args(["ci", "--report"])
+        // The test runs the debug binary, about ten times slower than release.
+        .args(["ci", "--load-rate", "10", "--report"])
         .arg(dir.path())
         .output()
         .unwrap();

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::scenario::model::{DialectName, TargetName};
 use crate::scenario::oracle::{self, Oracle, Seen};
-use crate::scenario::run::{permission_view, Endpoint, Ends, TOKEN};
+use crate::scenario::run::{permission_view, put_control, Endpoint, Ends, TOKEN};
 use crate::targets::{assign_and_push, idp_call, Dialect, Server, Targets, TargetsError};
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
@@ -210,13 +210,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     fn config(&self) -> LoadConfig {
         LoadConfig {
-            rate: self.plan.rate,
-            duration_s: self.plan.duration_s,
-            ramp_s: self.plan.ramp_s,
-            users: self.plan.users,
-            max_events: self.plan.max_events,
-            mix: self.plan.mix,
-            seed: self.plan.seed,
+            plan: self.plan.clone(),
             dialect: self.dialect.as_str().into(),
             phases: self.phases.iter().map(Phase::to_string).collect(),
             max_p99_ms: self.max_p99_ms,
@@ -336,31 +330,6 @@ fn outcome(e: &Planned) -> Outcome {
     }
 }
 
-/// PUTs a JSON body to a mock's control plane (`/_sim/...`).
-async fn put_control(
-    client: &reqwest::Client,
-    end: &Endpoint,
-    path: &str,
-    body: &Value,
-) -> Result<(), String> {
-    let url = format!("{}{path}", end.url);
-    let resp = client
-        .put(&url)
-        .bearer_auth(&end.token)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| format!("PUT {url}: {e}"))?;
-    if resp.status().is_success() {
-        return Ok(());
-    }
-    let status = resp.status();
-    Err(format!(
-        "PUT {url}: {status} {}",
-        resp.text().await.unwrap_or_default()
-    ))
-}
-
 /// Puts `faults` on both targets' native APIs.
 async fn put_faults(
     client: &reqwest::Client,
@@ -413,35 +382,27 @@ async fn progress(tracker: Arc<Tracker>, start: Instant, mut stop: watch::Receiv
             _ = tick.tick() => {}
             _ = stop.changed() => break,
         }
-        let events = tracker.snapshot();
-        let measured: Vec<&Tracked> = events.iter().filter(|e| e.phase.is_some()).collect();
-        let mut h = Hist::new();
-        for e in &measured {
-            if let Some(m) = e.overall_micros() {
-                h.record(m);
-            }
-        }
-        let in_flight = measured.iter().filter(|e| !e.done()).count();
+        let (sent, in_flight, p99) = tracker.progress();
         eprint!(
             "\r{:>5.0} s  {:>6} sent ({:>5}/s)  {:>6} in flight  p99 so far {:>8.1} ms   ",
             start.elapsed().as_secs_f64(),
-            measured.len(),
-            measured.len().saturating_sub(last_sent),
+            sent,
+            sent.saturating_sub(last_sent),
             in_flight,
-            h.summary().p99
+            p99
         );
         let _ = std::io::stderr().flush();
-        last_sent = measured.len();
+        last_sent = sent;
     }
     eprintln!();
 }
 
 /// Waits until every followed event is done, or `within` passes, or nothing more can come:
-/// the IdP's outboxes stayed empty while no event completed for a second. Returns whether
-/// every event was done.
+/// no event completed for a second and the IdP's outboxes are empty (read only then, so a
+/// backlog draining is not slowed by listing it). Returns whether every event was done.
 async fn settle(tracker: &Tracker, within: Duration, idp: &Idp, apps: &[&str]) -> bool {
     let deadline = Instant::now() + within;
-    let mut quiet_since: Option<(Instant, usize)> = None;
+    let mut last = (Instant::now(), tracker.in_flight());
     loop {
         let in_flight = tracker.in_flight();
         if in_flight == 0 {
@@ -450,19 +411,17 @@ async fn settle(tracker: &Tracker, within: Duration, idp: &Idp, apps: &[&str]) -
         if Instant::now() >= deadline {
             return false;
         }
-        let drained = outbox_users(idp, apps)
-            .await
-            .is_ok_and(|(pending, parked)| pending.is_empty() && parked.is_empty());
-        quiet_since = match quiet_since {
-            Some((at, n)) if drained && n == in_flight => {
-                if at.elapsed() >= Duration::from_secs(1) {
-                    return false;
-                }
-                Some((at, n))
+        if in_flight != last.1 {
+            last = (Instant::now(), in_flight);
+        } else if last.0.elapsed() >= Duration::from_secs(1) {
+            let drained = outbox_users(idp, apps)
+                .await
+                .is_ok_and(|(pending, parked)| pending.is_empty() && parked.is_empty());
+            if drained {
+                return false;
             }
-            _ if drained => Some((Instant::now(), in_flight)),
-            _ => None,
-        };
+            last.0 = Instant::now();
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -624,13 +583,9 @@ async fn drive(
             let group = plan::first_group(u);
             let name = GROUPS[group as usize].to_owned();
             let id = tracker.expect(Kind::Joiner, None, &login(u), 0, Outcome::Joined(name));
-            match idp.hire(u, group).await {
-                Ok(()) => {
-                    tracker.accepted(id, now_micros());
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
+            idp.hire(u, group)
+                .await
+                .map(|()| tracker.accepted(id, now_micros()))
         }
     }))
     .buffer_unordered(SETUP_CONCURRENCY)
@@ -745,13 +700,13 @@ async fn drive(
         problems.push(format!("clearing the faults: {e}"));
     }
     let events = tracker.snapshot();
-    let ids = idp
+    let login_to_id: HashMap<String, String> = idp
         .user_ids
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let login_to_id: HashMap<String, String> =
-        ids.iter().map(|(u, id)| (login(*u), id.clone())).collect();
+        .iter()
+        .map(|(u, id)| (login(*u), id.clone()))
+        .collect();
     let (pending_ids, parked_ids) = if all_applied {
         (BTreeSet::new(), BTreeSet::new())
     } else {
@@ -834,25 +789,7 @@ async fn drive(
         .map(ToString::to_string)
         .collect();
 
-    for (name, end) in [
-        ("idp", &ends.idp),
-        ("space", &ends.space),
-        ("teamcity", &ends.teamcity),
-    ] {
-        let url = format!("{}/_sim/events/verify", end.url);
-        let verdict = client.get(&url).bearer_auth(&end.token).send().await;
-        let valid = match verdict {
-            Ok(r) => r
-                .json::<Value>()
-                .await
-                .ok()
-                .is_some_and(|v| v["valid"] == json!(true)),
-            Err(_) => false,
-        };
-        if !valid {
-            recorded.broken_chains.push(name.to_owned());
-        }
-    }
+    recorded.broken_chains = ends.broken_chains(&client).await;
     let unreadable = tracker.unreadable();
     if unreadable > 0 {
         problems.push(format!("{unreadable} audit events had no readable time"));

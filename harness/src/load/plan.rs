@@ -188,31 +188,13 @@ fn arrival_micros(k: u64, rate: f64, ramp_s: f64) -> u64 {
     (seconds * 1e6) as u64
 }
 
-/// The active people, for O(1) random picks and removals.
-#[derive(Debug, Default)]
-struct Pool {
-    users: Vec<u32>,
-    position: std::collections::HashMap<u32, usize>,
-}
-
-impl Pool {
-    fn insert(&mut self, user: u32) {
-        self.position.insert(user, self.users.len());
-        self.users.push(user);
+/// Takes a random person out of `ready` in O(1).
+fn take_random(ready: &mut Vec<u32>, rng: &mut StdRng) -> Option<u32> {
+    if ready.is_empty() {
+        return None;
     }
-
-    fn take(&mut self, rng: &mut StdRng) -> Option<u32> {
-        if self.users.is_empty() {
-            return None;
-        }
-        let i = rng.random_range(0..self.users.len());
-        let user = self.users.swap_remove(i);
-        self.position.remove(&user);
-        if let Some(&moved) = self.users.get(i) {
-            self.position.insert(moved, i);
-        }
-        Some(user)
-    }
+    let i = rng.random_range(0..ready.len());
+    Some(ready.swap_remove(i))
 }
 
 /// Every event of the run, in time order, for every shard (filter with `Shard::owns`).
@@ -227,10 +209,8 @@ pub fn plan(o: &PlanOptions) -> Vec<Planned> {
         count = count.min(max);
     }
     let mut groups: Vec<Option<u8>> = (0..o.users).map(|u| Some(first_group(u))).collect();
-    let mut ready = Pool::default();
-    for u in 0..o.users {
-        ready.insert(u);
-    }
+    // Active people not cooling down.
+    let mut ready: Vec<u32> = (0..o.users).collect();
     let mut cooling: VecDeque<(u64, u32)> = VecDeque::new();
     let total = u64::from(o.mix.joiner + o.mix.mover + o.mix.leaver).max(1);
     let mut out = Vec::with_capacity(count as usize);
@@ -239,7 +219,7 @@ pub fn plan(o: &PlanOptions) -> Vec<Planned> {
         while cooling.front().is_some_and(|(until, _)| *until <= at) {
             if let Some((_, user)) = cooling.pop_front() {
                 if groups.get(user as usize).is_some_and(Option::is_some) {
-                    ready.insert(user);
+                    ready.push(user);
                 }
             }
         }
@@ -254,7 +234,7 @@ pub fn plan(o: &PlanOptions) -> Vec<Planned> {
         // Nobody free to move or let go: hire instead, so the rate holds.
         let picked = match wanted {
             Kind::Joiner => None,
-            _ => ready.take(&mut rng),
+            _ => take_random(&mut ready, &mut rng),
         };
         let event = match (wanted, picked) {
             (Kind::Mover, Some(user)) => {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Mix, Shard};
+use super::plan::{PlanOptions, Shard};
 
 /// Latencies are kept in microseconds, 3 significant digits, up to an hour.
 const HIGHEST_MICROS: u64 = 3_600_000_000;
@@ -78,7 +78,7 @@ impl Hist {
     }
 
     fn ms(micros: u64) -> f64 {
-        (micros as f64 / 1000.0 * 1000.0).round() / 1000.0
+        micros as f64 / 1000.0
     }
 
     pub fn quantile_ms(&self, q: f64) -> f64 {
@@ -165,13 +165,9 @@ pub struct Second {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadConfig {
-    pub rate: f64,
-    pub duration_s: f64,
-    pub ramp_s: f64,
-    pub users: u32,
-    pub max_events: Option<u64>,
-    pub mix: Mix,
-    pub seed: u64,
+    /// What the event plan was made from (its fields sit at the top level of `config`).
+    #[serde(flatten)]
+    pub plan: PlanOptions,
     pub dialect: String,
     pub phases: Vec<String>,
     /// The p99 the run must stay under, if one was set.
@@ -197,7 +193,7 @@ pub struct Recorded {
     pub oracle_mismatches: u64,
     pub oracle_checked: u64,
     pub findings: Vec<String>,
-    /// Audit chains that failed to verify, by server.
+    /// Audit chains that failed to verify, each with its server and why.
     pub broken_chains: Vec<String>,
     /// Problems outside the events: the first few refusals, set-up trouble.
     pub problems: Vec<String>,
@@ -223,41 +219,58 @@ pub struct LoadReport {
 }
 
 impl Recorded {
-    /// What must hold for the run to pass; each failure named.
-    pub fn failures(&self, max_p99_ms: Option<f64>) -> Vec<String> {
-        let mut out = Vec::new();
+    /// Every guarantee of a load run, by name, with why it failed (`None`: it held).
+    pub fn checks(&self, max_p99_ms: Option<f64>) -> Vec<(&'static str, Option<String>)> {
         let e = &self.events;
-        if e.lost > 0 {
-            out.push(format!(
-                "{} events lost ({} parked by the IdP)",
-                e.lost, e.parked
-            ));
-        }
-        if e.pending > 0 {
-            out.push(format!("{} events still pending at the end", e.pending));
-        }
-        if e.refused > 0 {
-            out.push(format!("the IdP refused {} events", e.refused));
-        }
-        if self.oracle_mismatches > 0 {
-            out.push(format!(
-                "{} final states differ from the oracle",
-                self.oracle_mismatches
-            ));
-        }
-        if !self.broken_chains.is_empty() {
-            out.push(format!(
-                "audit chains do not verify: {}",
-                self.broken_chains.join(", ")
-            ));
-        }
+        let mut out = vec![
+            (
+                "no event lost",
+                (e.lost > 0)
+                    .then(|| format!("{} events lost ({} parked by the IdP)", e.lost, e.parked)),
+            ),
+            (
+                "nothing pending at the end",
+                (e.pending > 0).then(|| format!("{} events still pending at the end", e.pending)),
+            ),
+            (
+                "the IdP took every event",
+                (e.refused > 0).then(|| format!("the IdP refused {} events", e.refused)),
+            ),
+            (
+                "final state equals the oracle",
+                (self.oracle_mismatches > 0).then(|| {
+                    format!(
+                        "{} final states differ from the oracle",
+                        self.oracle_mismatches
+                    )
+                }),
+            ),
+            (
+                "audit chains verify",
+                (!self.broken_chains.is_empty()).then(|| {
+                    format!(
+                        "audit chains do not verify: {}",
+                        self.broken_chains.join("; ")
+                    )
+                }),
+            ),
+        ];
         if let Some(max) = max_p99_ms {
             let p99 = self.overall.summary().p99;
-            if p99 > max {
-                out.push(format!("p99 {p99} ms is over the {max} ms allowed"));
-            }
+            out.push((
+                "p99 latency within budget",
+                (p99 > max).then(|| format!("p99 {p99} ms is over the {max} ms allowed")),
+            ));
         }
         out
+    }
+
+    /// What must hold for the run to pass and did not.
+    pub fn failures(&self, max_p99_ms: Option<f64>) -> Vec<String> {
+        self.checks(max_p99_ms)
+            .into_iter()
+            .filter_map(|(_, failure)| failure)
+            .collect()
     }
 
     /// The report contract's `summary`.
@@ -380,11 +393,13 @@ impl LoadReport {
         let mut shards = first.shards.clone();
         for p in rest {
             let (a, b) = (&first.config, &p.config);
-            if a.seed != b.seed || a.mix != b.mix || a.users != b.users {
-                return Err(ReportError::Mismatch("seed, mix or users"));
+            if a.plan != b.plan {
+                return Err(ReportError::Mismatch(
+                    "the plan (rate, duration, users, mix, seed)",
+                ));
             }
-            if a.rate != b.rate || a.duration_s != b.duration_s || a.phases != b.phases {
-                return Err(ReportError::Mismatch("rate, duration or phases"));
+            if a.phases != b.phases {
+                return Err(ReportError::Mismatch("fault phases"));
             }
             for s in &p.shards {
                 if shards.contains(s) {
@@ -426,12 +441,12 @@ impl LoadReport {
         let mut md = format!(
             "# scimlab load: {}\n\n{} events/s for {} s (ramp {} s), {} people at the start, mix {}, seed {}, dialect {}, shards {}.\n\n",
             self.verdict.to_uppercase(),
-            c.rate,
-            c.duration_s,
-            c.ramp_s,
-            c.users,
-            c.mix,
-            c.seed,
+            c.plan.rate,
+            c.plan.duration_s,
+            c.plan.ramp_s,
+            c.plan.users,
+            c.plan.mix,
+            c.plan.seed,
             c.dialect,
             shards.join(" ")
         );
@@ -471,12 +486,7 @@ impl LoadReport {
                 md.push_str(&format!("- {f}\n"));
             }
         }
-        let notes: Vec<&String> = r
-            .findings
-            .iter()
-            .chain(&r.problems)
-            .chain(&r.broken_chains)
-            .collect();
+        let notes: Vec<&String> = r.findings.iter().chain(&r.problems).collect();
         if !notes.is_empty() {
             md.push_str("\n## Details\n\n");
             for n in notes.iter().take(50) {
@@ -488,37 +498,7 @@ impl LoadReport {
 
     pub fn to_junit(&self) -> Result<String, quick_junit::SerializeError> {
         use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-        let r = &self.recorded;
-        let e = &r.events;
-        let p99 = r.overall.summary().p99;
-        let mut checks: Vec<(&str, Option<String>)> = vec![
-            (
-                "no event lost",
-                (e.lost > 0).then(|| format!("{} lost, {} parked", e.lost, e.parked)),
-            ),
-            (
-                "nothing pending at the end",
-                (e.pending > 0).then(|| format!("{} pending", e.pending)),
-            ),
-            (
-                "the IdP took every event",
-                (e.refused > 0).then(|| format!("{} refused", e.refused)),
-            ),
-            (
-                "final state equals the oracle",
-                (r.oracle_mismatches > 0).then(|| r.findings.join("\n")),
-            ),
-            (
-                "audit chains verify",
-                (!r.broken_chains.is_empty()).then(|| r.broken_chains.join("\n")),
-            ),
-        ];
-        if let Some(max) = self.config.max_p99_ms {
-            checks.push((
-                "p99 latency within budget",
-                (p99 > max).then(|| format!("p99 {p99} ms > {max} ms")),
-            ));
-        }
+        let checks = self.recorded.checks(self.config.max_p99_ms);
         let mut suite = TestSuite::new("scimlab load");
         for (name, failure) in checks {
             let status = match failure {
@@ -610,13 +590,15 @@ mod tests {
         r.sending_s = 5.0;
         r.measured_s = 6.0;
         let config = LoadConfig {
-            rate: 1.2,
-            duration_s: 5.0,
-            ramp_s: 0.0,
-            users: 10,
-            max_events: None,
-            mix: Mix::default(),
-            seed: 1,
+            plan: PlanOptions {
+                rate: 1.2,
+                duration_s: 5.0,
+                ramp_s: 0.0,
+                users: 10,
+                max_events: None,
+                mix: crate::load::plan::Mix::default(),
+                seed: 1,
+            },
             dialect: "okta".into(),
             phases: vec!["0s:5xx=5%".into()],
             max_p99_ms: Some(100.0),

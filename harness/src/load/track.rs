@@ -310,9 +310,26 @@ impl Tracker {
         self.lock().unreadable
     }
 
-    /// Events sent and not yet applied everywhere, and the ids of the first few of them.
+    /// Events sent and not yet applied everywhere.
     pub fn in_flight(&self) -> usize {
         self.lock().events.iter().filter(|e| !e.done()).count()
+    }
+
+    /// For the progress line, over the measured events (the set-up population left out):
+    /// how many were sent, how many are in flight, and the p99 (ms) of those applied.
+    pub fn progress(&self) -> (usize, usize, f64) {
+        let inner = self.lock();
+        let mut h = super::report::Hist::new();
+        let (mut sent, mut in_flight) = (0, 0);
+        for e in inner.events.iter().filter(|e| e.phase.is_some()) {
+            sent += 1;
+            match e.overall_micros() {
+                Some(m) => h.record(m),
+                None if !e.done() => in_flight += 1,
+                None => {}
+            }
+        }
+        (sent, in_flight, h.summary().p99)
     }
 }
 

@@ -430,17 +430,14 @@ impl World {
                 });
                 Ok(String::new())
             }
-            Step::Quirks(q) => {
-                let url = format!("{}/_sim/quirks", self.base(q.on));
-                let (status, answer) = self
-                    .native(Method::PUT, &url, Some(json!(q.quirks)), self.token(q.on))
-                    .await?;
-                if status == 200 {
-                    Ok(String::new())
-                } else {
-                    Err(format!("PUT {url}: {status} {answer}"))
-                }
-            }
+            Step::Quirks(q) => put_control(
+                &self.client,
+                self.end(q.on),
+                "/_sim/quirks",
+                &json!(q.quirks),
+            )
+            .await
+            .map(|()| String::new()),
             Step::Down(server) => {
                 self.embedded()?
                     .down(*server)
@@ -746,18 +743,7 @@ impl World {
     /// The leaver guarantees the audit logs must show: every hash chain intact (IdP and
     /// targets), and for each account that left, an event on its target recording it.
     async fn audit_misses(&mut self) -> Result<(Vec<String>, usize), String> {
-        let mut out = Vec::new();
-        for (name, end) in [
-            ("idp", &self.ends.idp),
-            ("space", &self.ends.space),
-            ("teamcity", &self.ends.teamcity),
-        ] {
-            let url = format!("{}/_sim/events/verify", end.url);
-            let (status, answer) = self.native(Method::GET, &url, None, &end.token).await?;
-            if status != 200 || answer["valid"] != json!(true) {
-                out.push(format!("{name}: audit chain broken: {answer}"));
-            }
-        }
+        let mut out = self.ends.broken_chains(&self.client).await;
         self.sync_audit().await?;
         let mut leavers = 0;
         for i in 1..self.history.len() {
@@ -915,6 +901,31 @@ fn token_miss(i: usize, answer: &Result<u16, String>, want: Tokens) -> Option<St
         }
         Err(why) => Some(why.clone()),
     }
+}
+
+/// PUTs a JSON body to a mock's control plane (`/_sim/...`).
+pub(crate) async fn put_control(
+    client: &reqwest::Client,
+    end: &Endpoint,
+    path: &str,
+    body: &Value,
+) -> Result<(), String> {
+    let url = format!("{}{path}", end.url);
+    let resp = client
+        .put(&url)
+        .bearer_auth(&end.token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("PUT {url}: {e}"))?;
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    let status = resp.status();
+    Err(format!(
+        "PUT {url}: {status} {}",
+        resp.text().await.unwrap_or_default()
+    ))
 }
 
 /// A mock's permission view of the user with `login` (`/_sim/permissions`); `None` when the
@@ -1105,6 +1116,28 @@ pub(crate) struct Ends {
 }
 
 impl Ends {
+    /// Every audit hash chain (the IdP's and both targets') that does not verify, with why.
+    pub(crate) async fn broken_chains(&self, client: &reqwest::Client) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, end) in [
+            ("idp", &self.idp),
+            ("space", &self.space),
+            ("teamcity", &self.teamcity),
+        ] {
+            let url = format!("{}/_sim/events/verify", end.url);
+            let answer = async {
+                let resp = client.get(&url).bearer_auth(&end.token).send().await?;
+                resp.json::<Value>().await
+            };
+            match answer.await {
+                Ok(v) if v["valid"] == json!(true) => {}
+                Ok(v) => out.push(format!("{name}: audit chain broken: {v}")),
+                Err(e) => out.push(format!("{name}: cannot verify the audit chain: {e}")),
+            }
+        }
+        out
+    }
+
     pub(crate) fn target(&self, on: TargetName) -> &Endpoint {
         match on {
             TargetName::Space => &self.space,
