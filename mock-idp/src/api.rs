@@ -1647,7 +1647,8 @@ async fn delete_push(
 // ---------------------------------------------------------------- outbox
 
 fn entry_json(e: &crate::model::Entry) -> Value {
-    json!({"seq": e.seq, "type": e.op.event_type(), "subjects": e.subjects, "op": e.op,
+    json!({"seq": e.seq, "type": e.op.event_type(), "subjects": e.subjects,
+        "sharedSubjects": e.shared, "op": e.op,
         "accepted": e.accepted, "attempts": e.attempts, "lastError": e.last_error,
         "status": if e.parked { "PARKED" } else { "PENDING" },
         "notBefore": (e.not_before > 0).then(|| chrono::DateTime::from_timestamp_millis(e.not_before).map(|t| t.to_rfc3339())).flatten()})

@@ -62,7 +62,15 @@ impl Delivered {
 #[derive(Debug)]
 struct Reply {
     status: u16,
-    body: Option<Value>,
+    text: String,
+}
+
+impl Reply {
+    /// The answer as JSON, parsed only by the calls that read it: most answers (a PATCH's
+    /// whole group) are not needed.
+    fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.text).ok()
+    }
 }
 
 /// One app's SCIM endpoint as the dialect's client sees it.
@@ -144,8 +152,7 @@ impl Wire<'_> {
             after: None,
         })?;
         if (200..300).contains(&status) || accept.contains(&status) {
-            let body = serde_json::from_str(&text).ok();
-            return Ok(Reply { status, body });
+            return Ok(Reply { status, text });
         }
         let reason = format!("{method} {path} answered {status}: {}", excerpt(&text));
         if status == 429 || status == 408 || status >= 500 {
@@ -203,7 +210,7 @@ impl Wire<'_> {
             return Ok(None);
         }
         let first = reply
-            .body
+            .json()
             .as_ref()
             .and_then(|b| b.get("Resources"))
             .and_then(Value::as_array)
@@ -216,7 +223,7 @@ impl Wire<'_> {
 
     fn created_id(reply: &Reply, what: &str) -> Result<String, Failure> {
         reply
-            .body
+            .json()
             .as_ref()
             .and_then(|b| b.get("id"))
             .and_then(Value::as_str)
@@ -235,10 +242,11 @@ impl Wire<'_> {
         let path = format!("/Users/{id}");
         let current = self.call(Method::GET, &path, None, &[]).await?;
         let current = current
-            .body
-            .as_ref()
-            .and_then(Value::as_object)
-            .cloned()
+            .json()
+            .and_then(|b| match b {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
             .unwrap_or_default();
         let mut doc = merge_into(&current, attrs, removed);
         doc.insert("id".into(), json!(id));

@@ -1,5 +1,6 @@
 //! The provisioning engine: one dispatcher per app drains its outbox. Entries that share a user
-//! or group go one at a time in outbox order; the others go concurrently. An entry leaves the
+//! or group go one at a time in outbox order, except membership changes of different users in
+//! one group; the others go concurrently. An entry leaves the
 //! outbox only when the target acknowledged it; failures are retried with exponential backoff
 //! and jitter (or after the target's `Retry-After`), then parked. A restart finds the outbox
 //! as it was and resumes; every operation can be replayed without harm (look-up before create,
@@ -35,7 +36,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            concurrency: 8,
+            concurrency: 32,
             max_attempts: 10,
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(60),
@@ -142,40 +143,66 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// Entries that may start now, and when the next held-back one falls due.
+/// What earlier or running entries hold: subjects held alone and those held shared.
+#[derive(Default)]
+struct Held<'a> {
+    alone: HashSet<&'a str>,
+    shared: HashSet<&'a str>,
+}
+
+impl<'a> Held<'a> {
+    fn admits(&self, e: &Entry) -> bool {
+        e.subjects
+            .iter()
+            .all(|s| !self.alone.contains(s.as_str()) && !self.shared.contains(s.as_str()))
+            && e.shared.iter().all(|s| !self.alone.contains(s.as_str()))
+    }
+
+    fn hold(&mut self, e: &'a Entry) {
+        self.alone.extend(e.subjects.iter().map(String::as_str));
+        self.shared.extend(e.shared.iter().map(String::as_str));
+    }
+}
+
+/// Entries that may start now, and when the next held-back one falls due. The scan stops once
+/// every free slot is taken: a completion frees a slot and starts the next scan.
 fn pick(
     org: &Org,
     app: &str,
-    busy: &HashSet<String>,
-    running: &HashSet<u64>,
+    running: &HashMap<u64, Entry>,
     slots: usize,
 ) -> (Vec<Entry>, Option<i64>) {
     let now = now_ms();
-    let mut blocked: HashSet<&str> = busy.iter().map(String::as_str).collect();
+    let mut held = Held::default();
+    running.values().for_each(|e| held.hold(e));
     let mut picked = Vec::new();
     let mut next_due: Option<i64> = None;
+    if slots == 0 {
+        return (picked, next_due);
+    }
     for e in org.app_outbox(app).take(WINDOW) {
-        if running.contains(&e.seq) {
+        if running.contains_key(&e.seq) {
             continue;
         }
-        let clear = e.subjects.iter().all(|s| !blocked.contains(s.as_str()));
-        if clear && !e.parked {
+        if !e.parked && held.admits(e) {
             if e.not_before > now {
                 next_due = Some(next_due.map_or(e.not_before, |d| d.min(e.not_before)));
-            } else if picked.len() < slots {
+            } else {
                 picked.push(e.clone());
+                if picked.len() == slots {
+                    break;
+                }
             }
         }
-        blocked.extend(e.subjects.iter().map(String::as_str));
+        held.hold(e);
     }
     (picked, next_due)
 }
 
 async fn dispatch(idp: Arc<Idp>, app: String, waker: Arc<Notify>) {
     let mut stop = idp.engine.stop.subscribe();
-    let mut running: JoinSet<Entry> = JoinSet::new();
-    let mut busy: HashSet<String> = HashSet::new();
-    let mut seqs: HashSet<u64> = HashSet::new();
+    let mut tasks: JoinSet<Entry> = JoinSet::new();
+    let mut running: HashMap<u64, Entry> = HashMap::new();
     loop {
         if *stop.borrow() {
             break;
@@ -183,7 +210,7 @@ async fn dispatch(idp: Arc<Idp>, app: String, waker: Arc<Notify>) {
         let (picked, next_due) = {
             let org = idp.store.read();
             let provisioning = org.apps.get(&app).is_some_and(|a| a.provisioning());
-            if !org.apps.contains_key(&app) && running.is_empty() {
+            if !org.apps.contains_key(&app) && tasks.is_empty() {
                 // Deleted: forget the waker under its lock, so a later wake starts afresh.
                 let mut wakers = idp.engine.wakers.lock().unwrap_or_else(|p| p.into_inner());
                 wakers.remove(&app);
@@ -191,15 +218,14 @@ async fn dispatch(idp: Arc<Idp>, app: String, waker: Arc<Notify>) {
             }
             if provisioning {
                 let slots = idp.engine.config.concurrency.saturating_sub(running.len());
-                pick(&org, &app, &busy, &seqs, slots)
+                pick(&org, &app, &running, slots)
             } else {
                 (Vec::new(), None)
             }
         };
         for entry in picked {
-            busy.extend(entry.subjects.iter().cloned());
-            seqs.insert(entry.seq);
-            running.spawn(run_entry(idp.clone(), entry));
+            running.insert(entry.seq, entry.clone());
+            tasks.spawn(run_entry(idp.clone(), entry));
         }
         let sleep = match next_due {
             Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64),
@@ -207,26 +233,22 @@ async fn dispatch(idp: Arc<Idp>, app: String, waker: Arc<Notify>) {
         };
         tokio::select! {
             _ = waker.notified() => {}
-            done = running.join_next(), if !running.is_empty() => {
+            done = tasks.join_next(), if !tasks.is_empty() => {
                 if let Some(Ok(entry)) = done {
-                    for s in &entry.subjects {
-                        busy.remove(s);
-                    }
-                    seqs.remove(&entry.seq);
+                    running.remove(&entry.seq);
                 } else {
-                    // A delivery task panicked or was cancelled: recompute what is busy.
-                    busy.clear();
-                    seqs.clear();
-                    running.abort_all();
-                    while running.join_next().await.is_some() {}
+                    // A delivery task panicked or was cancelled: start again from the outbox.
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    running.clear();
                 }
             }
             _ = tokio::time::sleep(sleep) => {}
             _ = stop.changed() => break,
         }
     }
-    running.abort_all();
-    while running.join_next().await.is_some() {}
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
 }
 
 async fn run_entry(idp: Arc<Idp>, entry: Entry) -> Entry {
@@ -397,6 +419,66 @@ async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(seq: u64, subjects: &[&str], shared: &[&str]) -> Entry {
+        Entry {
+            app: "app".into(),
+            seq,
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            shared: shared.iter().map(|s| s.to_string()).collect(),
+            op: Op::DeleteUser { user: "u".into() },
+            accepted: String::new(),
+            attempts: 0,
+            not_before: 0,
+            last_error: None,
+            parked: false,
+        }
+    }
+
+    fn picked(org: &Org, running: &[u64], slots: usize) -> Vec<u64> {
+        let running: HashMap<u64, Entry> = running
+            .iter()
+            .filter_map(|s| org.outbox.get(&("app".to_owned(), *s)).cloned())
+            .map(|e| (e.seq, e))
+            .collect();
+        pick(org, "app", &running, slots)
+            .0
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    }
+
+    #[test]
+    fn members_of_one_group_go_together_but_wait_for_the_group_itself() {
+        use scim::sim::RecordState;
+        let mut org = Org::default();
+        for e in [
+            entry(1, &["g"], &[]),     // push the group
+            entry(2, &["u1"], &["g"]), // u1 joins
+            entry(3, &["u2"], &["g"]), // u2 joins
+            entry(4, &["g"], &[]),     // rename
+            entry(5, &["u3"], &["g"]), // u3 joins after the rename
+            entry(6, &["u1"], &["g"]), // u1 leaves
+            entry(7, &["u9"], &[]),    // unrelated
+        ] {
+            org.put(Record::Entry(e));
+        }
+        assert_eq!(picked(&org, &[], 8), vec![1, 7]);
+        assert_eq!(picked(&org, &[1], 8), vec![7]);
+        org.remove(&Record::Entry(entry(1, &["g"], &[])));
+        assert_eq!(picked(&org, &[], 8), vec![2, 3, 7]);
+        assert_eq!(
+            picked(&org, &[], 2),
+            vec![2, 3],
+            "stops once the slots are full"
+        );
+        assert_eq!(picked(&org, &[2], 8), vec![3, 7]);
+        org.remove(&Record::Entry(entry(2, &["u1"], &["g"])));
+        org.remove(&Record::Entry(entry(3, &["u2"], &["g"])));
+        assert_eq!(picked(&org, &[], 8), vec![4, 7]);
+        org.remove(&Record::Entry(entry(4, &["g"], &[])));
+        assert_eq!(picked(&org, &[], 8), vec![5, 6, 7]);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_stops_at_the_cap() {

@@ -133,6 +133,8 @@ pub enum LaunchError {
     Store(#[from] scim::ScimError),
     #[error("cannot build the SCIM client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("cannot migrate the data folder: {0}")]
+    Migrate(#[from] error::OktaError),
 }
 
 /// How to start the IdP.
@@ -171,6 +173,7 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         Some(dir) => Store::open(dir, opts.durable)?,
         None => Store::temporary()?,
     };
+    model::migrate(&store).await?;
     let (listener, url) = Servers::bind(opts.port)
         .await
         .map_err(|source| LaunchError::Bind {

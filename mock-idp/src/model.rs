@@ -189,13 +189,16 @@ pub struct UserSync {
     pub attrs: BTreeMap<String, String>,
 }
 
-/// What an app was last told about a pushed group.
+/// What an app was last told about a pushed group. Its members are `MemberSync` records, one
+/// per member, so a membership change writes one small record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupSync {
     pub app: String,
     pub group: String,
     pub name: String,
+    /// Members as data folders written before `MemberSync` kept them; [`migrate`] moves them.
+    #[serde(default, skip_serializing)]
     pub members: BTreeSet<String>,
 }
 
@@ -289,8 +292,12 @@ impl Op {
 pub struct Entry {
     pub app: String,
     pub seq: u64,
-    /// Users and groups it touches: an entry waits for every earlier entry sharing one.
+    /// Users and groups it holds alone: it waits for every earlier entry naming one of them.
     pub subjects: Vec<String>,
+    /// Groups it holds alongside others: membership changes of different users in one group
+    /// go concurrently, but wait for (and hold back) that group's own create, rename and delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
     pub op: Op,
     /// When the IdP accepted the change (UTC, microseconds).
     pub accepted: String,
@@ -306,13 +313,22 @@ pub struct Entry {
 pub enum Record {
     User(User),
     Group(Group),
-    Member { group: String, user: String },
+    Member {
+        group: String,
+        user: String,
+    },
     App(App),
     AppUser(AppUser),
     AppGroup(AppGroup),
     Push(Push),
     UserSync(UserSync),
     GroupSync(GroupSync),
+    /// The app was told that `user` is a member of pushed group `group`.
+    MemberSync {
+        app: String,
+        group: String,
+        user: String,
+    },
     Link(Link),
     Entry(Entry),
     Sequence(u64),
@@ -322,6 +338,13 @@ type Pair = (String, String);
 
 fn pair(a: &str, b: &str) -> Pair {
     (a.to_owned(), b.to_owned())
+}
+
+/// (app, group, user)
+type Triple = (String, String, String);
+
+fn triple(a: &str, b: &str, c: &str) -> Triple {
+    (a.to_owned(), b.to_owned(), c.to_owned())
 }
 
 /// The IdP's state in memory, rebuilt from the records at start.
@@ -342,6 +365,7 @@ pub struct Org {
     pub pushes: BTreeMap<Pair, Push>,
     user_syncs: HashMap<Pair, UserSync>,
     group_syncs: HashMap<Pair, GroupSync>,
+    member_syncs: BTreeSet<Triple>,
     /// (app, IdP id)
     links: HashMap<Pair, Link>,
     /// (app, seq)
@@ -381,6 +405,17 @@ impl Org {
 
     pub fn groups_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         set_range(&self.user_groups, user)
+    }
+
+    /// Members of pushed group `group` as `app` was last told.
+    fn member_syncs_of<'a>(
+        &'a self,
+        app: &'a str,
+        group: &'a str,
+    ) -> impl Iterator<Item = &'a Triple> + 'a {
+        self.member_syncs
+            .range(triple(app, group, "")..)
+            .take_while(move |(a, g, _)| a == app && g == group)
     }
 
     /// An app, or Okta's 404.
@@ -446,6 +481,7 @@ impl RecordState for Org {
             Record::Push(p) => format!("push/{}/{}", p.app, p.group),
             Record::UserSync(s) => format!("usync/{}/{}", s.app, s.user),
             Record::GroupSync(s) => format!("gsync/{}/{}", s.app, s.group),
+            Record::MemberSync { app, group, user } => format!("msync/{app}/{group}/{user}"),
             Record::Link(l) => format!("link/{}/{}", l.app, l.id),
             Record::Entry(e) => format!("outbox/{}/{:020}", e.app, e.seq),
             Record::Sequence(_) => "sequence".to_owned(),
@@ -488,7 +524,13 @@ impl RecordState for Org {
                 self.user_syncs.insert(pair(&s.app, &s.user), s);
             }
             Record::GroupSync(s) => {
+                for u in &s.members {
+                    self.member_syncs.insert(triple(&s.app, &s.group, u));
+                }
                 self.group_syncs.insert(pair(&s.app, &s.group), s);
+            }
+            Record::MemberSync { app, group, user } => {
+                self.member_syncs.insert((app, group, user));
             }
             Record::Link(l) => {
                 self.links.insert(pair(&l.app, &l.id), l);
@@ -533,6 +575,9 @@ impl RecordState for Org {
             Record::GroupSync(s) => {
                 self.group_syncs.remove(&pair(&s.app, &s.group));
             }
+            Record::MemberSync { app, group, user } => {
+                self.member_syncs.remove(&triple(app, group, user));
+            }
             Record::Link(l) => {
                 self.links.remove(&pair(&l.app, &l.id));
             }
@@ -557,10 +602,42 @@ impl RecordState for Org {
         out.extend(self.pushes.values().cloned().map(Record::Push));
         out.extend(self.user_syncs.values().cloned().map(Record::UserSync));
         out.extend(self.group_syncs.values().cloned().map(Record::GroupSync));
+        out.extend(self.member_syncs.iter().cloned().map(member_sync));
         out.extend(self.links.values().cloned().map(Record::Link));
         out.extend(self.outbox.values().cloned().map(Record::Entry));
         out
     }
+}
+
+fn member_sync((app, group, user): Triple) -> Record {
+    Record::MemberSync { app, group, user }
+}
+
+/// Moves the members of `GroupSync` records written by earlier versions into `MemberSync`
+/// records, so the next write of such a group cannot drop them.
+pub async fn migrate(store: &Store) -> Result<(), OktaError> {
+    if store
+        .read()
+        .group_syncs
+        .values()
+        .all(|s| s.members.is_empty())
+    {
+        return Ok(());
+    }
+    store
+        .change(|org, c| {
+            for s in org.group_syncs.values().filter(|s| !s.members.is_empty()) {
+                for u in &s.members {
+                    c.put(member_sync(triple(&s.app, &s.group, u)));
+                }
+                c.put(Record::GroupSync(GroupSync {
+                    members: BTreeSet::new(),
+                    ..s.clone()
+                }));
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// Edits over a base map: `Some` replaces, `None` removes.
@@ -651,11 +728,15 @@ pub struct Tx<'a> {
     pushes: Layer<Pair, Push>,
     user_syncs: Layer<Pair, UserSync>,
     group_syncs: Layer<Pair, GroupSync>,
+    member_syncs: Layer<Triple, ()>,
     links: Layer<Pair, Link>,
     entries: Vec<Entry>,
     next_seq: u64,
     touched_users: BTreeSet<String>,
+    /// Groups planned whole: created, renamed, deleted, pushed or assigned.
     touched_groups: BTreeSet<String>,
+    /// (group, user) memberships planned one by one.
+    touched_members: BTreeSet<Pair>,
     events: Vec<(String, String, Value)>,
     accepted: String,
     /// Records removed wholesale (an app's).
@@ -675,11 +756,13 @@ impl<'a> Tx<'a> {
             pushes: Layer::new(),
             user_syncs: Layer::new(),
             group_syncs: Layer::new(),
+            member_syncs: Layer::new(),
             links: Layer::new(),
             entries: Vec::new(),
             next_seq: org.next_seq,
             touched_users: BTreeSet::new(),
             touched_groups: BTreeSet::new(),
+            touched_members: BTreeSet::new(),
             events: Vec::new(),
             accepted: now_micros(),
             dropped: Vec::new(),
@@ -725,7 +808,10 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put_group(&mut self, g: Group) {
-        self.touched_groups.insert(g.id.clone());
+        // Apps see a group's name and members only: a membership stamp is not a change to plan.
+        if self.group(&g.id).is_none_or(|old| old.name != g.name) {
+            self.touched_groups.insert(g.id.clone());
+        }
         self.groups.set(g.id.clone(), Some(g));
     }
 
@@ -775,7 +861,7 @@ impl<'a> Tx<'a> {
 
     pub fn set_member(&mut self, group: &str, user: &str, member: bool) {
         self.touched_users.insert(user.to_owned());
-        self.touched_groups.insert(group.to_owned());
+        self.touched_members.insert(pair(group, user));
         self.members
             .set(pair(group, user), if member { Some(()) } else { None });
     }
@@ -826,6 +912,13 @@ impl<'a> Tx<'a> {
                 .map(|(_, v)| Record::GroupSync(v.clone())),
         );
         dropped.extend(
+            org.member_syncs
+                .range(triple(id, "", "")..)
+                .take_while(|(app, _, _)| app == id)
+                .cloned()
+                .map(member_sync),
+        );
+        dropped.extend(
             org.links
                 .iter()
                 .filter(|(k, _)| mine(k))
@@ -869,7 +962,41 @@ impl<'a> Tx<'a> {
 
     /// Unlinks a pushed group and leaves it in the target.
     pub fn unlink_group(&mut self, app: &str, group: &str) {
+        self.forget_group(app, group);
+    }
+
+    fn forget_group(&mut self, app: &str, group: &str) {
+        for u in self.member_syncs_of(app, group) {
+            self.member_syncs.set(triple(app, group, &u), None);
+        }
         self.group_syncs.set(pair(app, group), None);
+    }
+
+    fn member_synced(&self, app: &str, group: &str, user: &str) -> bool {
+        let key = triple(app, group, user);
+        self.member_syncs
+            .get(&key, self.org.member_syncs.get(&key).map(|_| &()))
+            .is_some()
+    }
+
+    fn member_syncs_of(&self, app: &str, group: &str) -> Vec<String> {
+        let mut out: BTreeSet<String> = self
+            .org
+            .member_syncs_of(app, group)
+            .map(|(_, _, u)| u.clone())
+            .collect();
+        let edits = self
+            .member_syncs
+            .0
+            .range(triple(app, group, "")..)
+            .take_while(|((a, g, _), _)| a == app && g == group);
+        for ((_, _, u), edit) in edits {
+            match edit {
+                Some(()) => out.insert(u.clone()),
+                None => out.remove(u),
+            };
+        }
+        out.into_iter().collect()
     }
 
     /// Users assigned to the app directly or through an assigned group.
@@ -923,11 +1050,16 @@ impl<'a> Tx<'a> {
     }
 
     fn enqueue(&mut self, app: &str, subjects: Vec<String>, op: Op) {
+        self.enqueue_sharing(app, subjects, Vec::new(), op);
+    }
+
+    fn enqueue_sharing(&mut self, app: &str, subjects: Vec<String>, shared: Vec<String>, op: Op) {
         self.next_seq += 1;
         self.entries.push(Entry {
             app: app.to_owned(),
             seq: self.next_seq,
             subjects,
+            shared,
             op,
             accepted: self.accepted.clone(),
             attempts: 0,
@@ -942,15 +1074,28 @@ impl<'a> Tx<'a> {
     pub fn finish(mut self, c: &mut Changes<Record>) -> BTreeSet<String> {
         let apps: Vec<App> = self.apps().into_iter().filter(App::provisioning).collect();
         let users = std::mem::take(&mut self.touched_users);
+        let groups = std::mem::take(&mut self.touched_groups);
         for app in &apps {
-            let mut groups = self.touched_groups.clone();
+            let mut members = self.touched_members.clone();
             for u in &users {
                 if self.plan_user(app, u) {
-                    groups.extend(self.groups_of(u));
+                    members.extend(self.groups_of(u).into_iter().map(|g| (g, u.clone())));
                 }
             }
             for g in &groups {
                 self.plan_group(app, g);
+            }
+            let mut by_group: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (g, u) in members.into_iter().filter(|(g, _)| !groups.contains(g)) {
+                by_group.entry(g).or_default().insert(u);
+            }
+            for (g, users) in by_group {
+                if let (Some(group), Some(_)) = (self.group(&g), self.group_sync(&app.id, &g)) {
+                    if self.push(&app.id, &g).is_some_and(|p| p.active) {
+                        let name = group.name.clone();
+                        self.plan_members(app, &g, &name, users);
+                    }
+                }
             }
         }
         let woken: BTreeSet<String> = self.entries.iter().map(|e| e.app.clone()).collect();
@@ -1068,7 +1213,7 @@ impl<'a> Tx<'a> {
                         group: id.to_owned(),
                     },
                 );
-                self.group_syncs.set(key, None);
+                self.forget_group(&app.id, id);
             }
             return;
         };
@@ -1102,46 +1247,52 @@ impl<'a> Tx<'a> {
             );
             sync.name = group.name.clone();
         }
-        // Members the app knows as active users. Entra deletes a deleted user in the target,
-        // which ends its memberships there; Okta only deactivates, so they are removed.
-        let wanted: BTreeSet<String> = self
-            .members_of(id)
-            .into_iter()
-            .filter(|u| self.user_sync(&app.id, u).is_some_and(|s| s.active))
-            .collect();
-        let add: Vec<(String, String)> = wanted
-            .difference(&sync.members)
-            .map(|u| {
-                let login = self
-                    .user(u)
-                    .map(|u| u.login().to_owned())
-                    .unwrap_or_default();
-                (u.clone(), login)
-            })
-            .collect();
-        let remove: Vec<String> = sync
-            .members
-            .difference(&wanted)
-            .filter(|u| app.dialect == Dialect::Okta || self.user(u).is_some())
-            .cloned()
-            .collect();
-        if !add.is_empty() || !remove.is_empty() {
-            let mut subjects = vec![id.to_owned()];
-            subjects.extend(add.iter().map(|(u, _)| u.clone()));
-            subjects.extend(remove.iter().cloned());
-            self.enqueue(
-                &app.id,
-                subjects,
-                Op::Members {
-                    group: id.to_owned(),
-                    name: group.name.clone(),
-                    add,
-                    remove,
-                },
-            );
-        }
-        sync.members = wanted;
         self.group_syncs.set(key, Some(sync));
+        let mut candidates: BTreeSet<String> = self.members_of(id).into_iter().collect();
+        candidates.extend(self.member_syncs_of(&app.id, id));
+        self.plan_members(app, id, &group.name, candidates);
+    }
+
+    /// Queues the membership changes of `users` in pushed group `id`. A member the app knows
+    /// as an active user belongs in the target. Entra deletes a deleted user in the target,
+    /// which ends its memberships there; Okta only deactivates, so they are removed.
+    fn plan_members(&mut self, app: &App, id: &str, name: &str, users: BTreeSet<String>) {
+        let mut add: Vec<(String, String)> = Vec::new();
+        let mut remove: Vec<String> = Vec::new();
+        for u in users {
+            let wanted =
+                self.is_member(id, &u) && self.user_sync(&app.id, &u).is_some_and(|s| s.active);
+            if wanted == self.member_synced(&app.id, id, &u) {
+                continue;
+            }
+            self.member_syncs
+                .set(triple(&app.id, id, &u), wanted.then_some(()));
+            if wanted {
+                let login = self
+                    .user(&u)
+                    .map(|user| user.login().to_owned())
+                    .unwrap_or_default();
+                add.push((u, login));
+            } else if app.dialect == Dialect::Okta || self.user(&u).is_some() {
+                remove.push(u);
+            }
+        }
+        if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        let mut subjects: Vec<String> = add.iter().map(|(u, _)| u.clone()).collect();
+        subjects.extend(remove.iter().cloned());
+        self.enqueue_sharing(
+            &app.id,
+            subjects,
+            vec![id.to_owned()],
+            Op::Members {
+                group: id.to_owned(),
+                name: name.to_owned(),
+                add,
+                remove,
+            },
+        );
     }
 
     fn write(self, c: &mut Changes<Record>) {
@@ -1201,6 +1352,12 @@ impl<'a> Tx<'a> {
             |_, v| Record::GroupSync(v),
             Record::GroupSync,
         );
+        self.member_syncs.write(
+            c,
+            |k| org.member_syncs.get(k).cloned(),
+            |k, ()| member_sync(k),
+            member_sync,
+        );
         self.links.write(
             c,
             |k| org.links.get(k).cloned(),
@@ -1219,5 +1376,49 @@ impl<'a> Tx<'a> {
         for (kind, subject, data) in self.events {
             c.event(&kind, &subject, data);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn group_sync_members_of_an_older_data_folder_survive_their_group_being_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let legacy = json!({"kind": "groupSync", "value": {"app": "a", "group": "g",
+                "name": "Old", "members": ["u1", "u2"]}});
+            let records = db.open_tree("records").unwrap();
+            records
+                .insert("gsync/a/g", serde_json::to_vec(&legacy).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let synced = |store: &Store| -> Vec<String> {
+            let org = store.read();
+            org.member_syncs_of("a", "g")
+                .map(|(_, _, u)| u.clone())
+                .collect()
+        };
+        {
+            let store = Store::open(dir.path(), true).unwrap();
+            migrate(&store).await.unwrap();
+            store
+                .change(|org, c| {
+                    let mut sync = org.group_syncs[&pair("a", "g")].clone();
+                    sync.name = "New".into();
+                    c.put(Record::GroupSync(sync));
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(synced(&store), ["u1", "u2"]);
+        }
+        let store = Store::open(dir.path(), true).unwrap();
+        assert_eq!(synced(&store), ["u1", "u2"]);
+        assert_eq!(store.read().group_syncs[&pair("a", "g")].name, "New");
     }
 }

@@ -391,7 +391,8 @@ impl TeamCityBackend {
             .filter(|r| !direct_before.contains(r))
             .cloned()
             .collect();
-        for member in before.intersection(&after) {
+        let unchanged = dropped.is_empty() && added.is_empty();
+        for member in before.intersection(&after).filter(|_| !unchanged) {
             if let Some((user, true)) = self.user_of(c, member)? {
                 let path = format!("/users/id:{user}");
                 self.unassign(c, plan, member, &path, &dropped).await?;
