@@ -399,7 +399,22 @@ async fn drive(s: &mut Smoke) {
     )
     .await;
     s.step("mover: replace the title (PATCH)", Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "Staff Engineer"}]})), StatusCode::OK, |v| field_is(v, "/title", json!("Staff Engineer"))).await;
-    s.step("mover: leave the group", Method::PATCH, &format!("/Groups/{gid}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]})), StatusCode::OK, |v| if v.get("members").is_none() { Ok(()) } else { Err(format!("members left: {}", v["members"])) }).await;
+    s.step("mover: leave the group", Method::PATCH, &format!("/Groups/{gid}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]})), StatusCode::NO_CONTENT, |_| Ok(())).await;
+    s.step(
+        "mover: the group is empty",
+        Method::GET,
+        &format!("/Groups/{gid}"),
+        None,
+        StatusCode::OK,
+        |v| {
+            if v.get("members").is_none() {
+                Ok(())
+            } else {
+                Err(format!("members left: {}", v["members"]))
+            }
+        },
+    )
+    .await;
     s.step("leaver: deactivate (Okta form)", Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]})), StatusCode::OK, |v| field_is(v, "/active", json!(false))).await;
     s.step(
         "leaver: still readable while inactive",

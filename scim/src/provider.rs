@@ -1,7 +1,7 @@
 //! The service provider's operations, independent of HTTP: the axum handlers and `/Bulk` both
 //! call these, so a bulk operation behaves exactly like the single request it stands for.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt::Debug;
 use std::future::Future;
 use std::path::Path;
@@ -221,7 +221,7 @@ impl Provider {
             }
             doc.insert(k, v);
         }
-        let version = format!("W/\"{:016x}\"", hasher.finish());
+        let version = version_of(hasher);
         if let Some(Value::Object(meta)) = doc.get_mut("meta") {
             meta.insert("location".into(), Value::String(self.location(rt, id)));
             meta.insert("version".into(), Value::String(version.clone()));
@@ -309,7 +309,7 @@ impl Provider {
         let serial = self.writers.lock().await;
         let mut doc = {
             let guard = self.store.lock();
-            let mut doc = self.assemble(&guard, rt, &id, input.attrs, meta)?;
+            let mut doc = self.assemble(&guard, rt, &id, None, input.attrs, meta)?;
             keep_secrets(&mut doc, None, &input.secrets);
             doc
         };
@@ -337,7 +337,8 @@ impl Provider {
         if_match: Option<&str>,
     ) -> Result<View> {
         let input = normalize_resource(&self.defs[rt], body, self.config.leniency)?;
-        self.update(rt, id, if_match, |_| Ok(input)).await
+        let raw = self.update(rt, id, if_match, |_| Ok(input)).await?;
+        self.view(rt, id, &raw)
     }
 
     pub async fn patch(
@@ -347,6 +348,35 @@ impl Provider {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<View> {
+        let raw = self.patch_stored(rt, id, body, if_match).await?;
+        self.view(rt, id, &raw)
+    }
+
+    /// A PATCH of a Group whose client did not ask for the resource back: the answer is its
+    /// new version only (for a 204), so a large member list is neither rebuilt nor sent.
+    pub async fn patch_group_quietly(
+        &self,
+        rt: usize,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Option<String>> {
+        if self.defs[rt].kind != ResourceKind::Group {
+            return Ok(None);
+        }
+        let raw = self.patch_stored(rt, id, body, if_match).await?;
+        let mut hasher = Fnv::new();
+        hasher.write(&raw);
+        Ok(Some(version_of(hasher)))
+    }
+
+    async fn patch_stored(
+        &self,
+        rt: usize,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Vec<u8>> {
         let ops = parse_patch_request(body)?;
         let def = &self.defs[rt];
         self.update(rt, id, if_match, |old| apply_patch(def, old, &ops))
@@ -354,13 +384,14 @@ impl Provider {
     }
 
     /// Shared tail of PUT and PATCH: precondition, immutability, membership rules, write.
+    /// Returns the stored document.
     async fn update<F>(
         &self,
         rt: usize,
         id: &str,
         if_match: Option<&str>,
         change: F,
-    ) -> Result<View>
+    ) -> Result<Vec<u8>>
     where
         F: FnOnce(&Map<String, Value>) -> Result<Normalized>,
     {
@@ -380,9 +411,7 @@ impl Provider {
             check_immutable(def, &old, &input.attrs)?;
             if input.secrets.is_empty() && same_attrs(&old, &input.attrs) {
                 // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
-                drop(guard);
-                drop(serial);
-                return self.get(rt, id);
+                return Ok(raw.to_vec());
             }
             let mut meta = old.get("meta").cloned().unwrap_or_else(|| json!({}));
             let last = meta
@@ -390,7 +419,7 @@ impl Provider {
                 .and_then(Value::as_str)
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
             meta["lastModified"] = Value::String(timestamp(later_than(last)));
-            let mut doc = self.assemble(&guard, rt, id, input.attrs, meta)?;
+            let mut doc = self.assemble(&guard, rt, id, Some(&old), input.attrs, meta)?;
             keep_secrets(&mut doc, old_secrets, &input.secrets);
             (old, doc, link)
         };
@@ -408,7 +437,7 @@ impl Provider {
         )?;
         drop(serial);
         self.store.durable().await?;
-        self.view(rt, id, &raw)
+        Ok(raw)
     }
 
     pub async fn delete(&self, rt: usize, id: &str, if_match: Option<&str>) -> Result<()> {
@@ -556,12 +585,13 @@ impl Provider {
         guard: &WriteGuard<'_>,
         rt: usize,
         id: &str,
+        old: Option<&Map<String, Value>>,
         mut attrs: Map<String, Value>,
         meta: Value,
     ) -> Result<Map<String, Value>> {
         let def = &self.defs[rt];
         if def.kind == ResourceKind::Group {
-            self.check_members(guard, id, &mut attrs)?;
+            self.check_members(guard, id, old, &mut attrs)?;
         }
         let schemas: Vec<Value> = def
             .schema_urns()
@@ -578,15 +608,25 @@ impl Provider {
     }
 
     /// Members must exist; their `type` is set from what they are; duplicates collapse.
+    /// Members the group already had were checked when they joined, and a deleted resource
+    /// leaves its groups in the same write, so only newcomers are looked up.
     fn check_members(
         &self,
         _guard: &WriteGuard<'_>,
         group: &str,
+        old: Option<&Map<String, Value>>,
         attrs: &mut Map<String, Value>,
     ) -> Result<()> {
         let Some(Value::Array(members)) = attrs.get_mut("members") else {
             return Ok(());
         };
+        let known: HashMap<&str, &str> = old
+            .and_then(|o| o.get("members"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m.get("value")?.as_str()?, m.get("type")?.as_str()?)))
+            .collect();
         let mut seen = BTreeSet::new();
         let mut out = Vec::with_capacity(members.len());
         for mut m in members.drain(..) {
@@ -600,7 +640,9 @@ impl Provider {
                     "a group cannot be a member of itself",
                 ));
             }
-            let actual = if self.store.get_raw(USERS, &id)?.is_some() {
+            let actual = if let Some(known) = known.get(id.as_str()).copied() {
+                known
+            } else if self.store.get_raw(USERS, &id)?.is_some() {
                 "User"
             } else if self.store.get_raw(GROUPS, &id)?.is_some() {
                 "Group"
@@ -812,16 +854,21 @@ fn not_found(def: &ResourceDef, id: &str) -> ScimError {
 
 /// Whether the stored attributes equal the new ones (ignoring id, schemas and meta).
 fn same_attrs(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
-    let own = |m: &Map<String, Value>| -> Vec<(String, Value)> {
+    let own = |m: &Map<String, Value>| {
         m.iter()
             .filter(|(k, _)| !matches!(k.as_str(), "id" | "schemas" | "meta"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .count()
     };
-    let (mut a, mut b) = (own(old), own(new));
-    a.sort_by(|x, y| x.0.cmp(&y.0));
-    b.sort_by(|x, y| x.0.cmp(&y.0));
-    a == b
+    own(old) == own(new)
+        && old
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "id" | "schemas" | "meta"))
+            .all(|(k, v)| new.get(k) == Some(v))
+}
+
+/// The weak ETag, also `meta.version`.
+fn version_of(hasher: Fnv) -> String {
+    format!("W/\"{:016x}\"", hasher.finish())
 }
 
 /// `If-Match` holds `*` or a comma-separated list of (possibly weak) tags.
@@ -839,7 +886,10 @@ fn timestamp(t: DateTime<Utc>) -> String {
 
 /// Now, or 1 ms after `last` if the clock has not moved past it, so lastModified always advances.
 fn later_than(last: Option<DateTime<chrono::FixedOffset>>) -> DateTime<Utc> {
-    let now = Utc::now();
+    use chrono::SubsecRound;
+    // Compared at the precision it is written with, or a write in the same millisecond would
+    // keep the old lastModified.
+    let now = Utc::now().trunc_subsecs(3);
     match last {
         Some(l) if l.with_timezone(&Utc) >= now => {
             l.with_timezone(&Utc) + chrono::Duration::milliseconds(1)

@@ -528,6 +528,21 @@ async fn update(
     let rt = type_at(&state, &endpoint)?;
     let projection = Projection::from_params(&query_params(q)?);
     let precondition = if_match(&headers);
+    if method == Method::PATCH && projection.is_empty() {
+        // RFC 7644 §3.5.2 allows 204 for a PATCH; Entra asks it of groups, whose member lists
+        // can be long. Users still get their resource back.
+        let patched = state
+            .provider
+            .patch_group_quietly(rt, &id, &body, precondition)
+            .await?;
+        if let Some(version) = patched {
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&version) {
+                resp.headers_mut().insert(header::ETAG, v);
+            }
+            return Ok(resp);
+        }
+    }
     let view = if method == Method::PATCH {
         state.provider.patch(rt, &id, &body, precondition).await?
     } else {

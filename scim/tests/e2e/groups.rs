@@ -140,21 +140,34 @@ async fn i_okta_07_okta_group_push() {
         {"op": "add", "path": "members", "value": [{"value": a, "display": "oa"}, {"value": b, "display": "ob"}]}
     ])).await;
     assert_eq!(
-        r.body["members"].as_array().unwrap().len(),
+        r.status, 204,
+        "a group PATCH does not send the members back"
+    );
+    let got = s.get(&path).await;
+    assert_eq!(
+        r.headers.get("etag").and_then(|v| v.to_str().ok()),
+        got.body["meta"]["version"].as_str(),
+        "the 204 carries the new version"
+    );
+    assert_eq!(
+        got.body["members"].as_array().unwrap().len(),
         2,
         "{:?}",
-        r.body
+        got.body
     );
+    // Asking for attributes brings the resource back (RFC 7644 §3.5.2).
+    let with_members = format!("{path}?attributes=members");
     let r = s
         .patch(
-            &path,
+            &with_members,
             json!([{"op": "remove", "path": format!("members[value eq \"{a}\"]")}]),
         )
         .await;
+    assert_eq!(r.status, 200);
     assert_eq!(r.body["members"].as_array().unwrap().len(), 1);
     let r = s
         .patch(
-            &path,
+            &with_members,
             json!([{"op": "replace", "path": "members", "value": [{"value": a}]}]),
         )
         .await;
@@ -166,7 +179,7 @@ async fn i_okta_07_okta_group_push() {
         )
         .await;
     assert_eq!(
-        r.status, 200,
+        r.status, 204,
         "removing an absent member is a harmless retry"
     );
 }
