@@ -26,7 +26,7 @@ struct Args {
     #[arg(long)]
     no_fsync: bool,
     /// Deliveries in flight per app.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = mock_idp::EngineConfig::default().concurrency)]
     concurrency: usize,
     /// Attempts before an outbox entry is parked.
     #[arg(long, default_value_t = 10)]

@@ -214,14 +214,14 @@ async fn joiner_mover_leaver_rehire() {
             json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, body) = w
         .patch(
             &format!("/Groups/{platform}"),
             json!([{"op": "Add", "path": "members", "value": [{"value": ann}]}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(
         w.roles("ann").await,
         json!({"BACKEND": ["collaborator"], "INFRA": ["admin"]})
@@ -307,7 +307,7 @@ async fn renames_follow_the_policy_key() {
             json!([{"op": "replace", "path": "displayName", "value": "Eng"}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, teams) = w
         .space(Method::GET, "/api/http/team-directory/teams", None)
         .await;
@@ -325,7 +325,7 @@ async fn renames_follow_the_policy_key() {
             json!([{"op": "replace", "path": "displayName", "value": "Former Admins"}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         w.roles("bob").await,
         json!({"BACKEND": ["member"], "WEB": ["member"]})
@@ -456,7 +456,7 @@ async fn restart_keeps_everything() {
             json!([{"op": "remove", "path": "members"}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(w.roles("ann").await, json!({}));
     let (_, chain) = w.space(Method::GET, "/_sim/events/verify", None).await;
     assert_eq!(chain["valid"], true, "{chain}");

@@ -167,7 +167,7 @@ async fn joiner_mover_leaver_rehire() {
             json!([{"op": "add", "path": "members", "value": [{"value": ann}]}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(w.may("ann", "Backend", "edit_project").await);
     assert!(!w.may("ann", "Web", "view_project").await);
     assert_eq!(w.perms("ann").await["global"], json!(["administer_agent"]));
@@ -424,7 +424,7 @@ async fn failures_roll_back_and_restart_keeps_links() {
             json!([{"op": "remove", "path": "members"}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(!w.may("dee", "Backend", "run_build").await);
     let (status, _) = w.scim(Method::GET, &format!("/Users/{dee}"), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -595,7 +595,7 @@ async fn bridge_and_teamcity_restart_independently() {
             json!([{"op": "remove", "path": "members"}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(
         !tc.may("gus", "Backend", "run_build").await,
         "the restarted bridge reached the group"
@@ -614,7 +614,7 @@ async fn bridge_and_teamcity_restart_independently() {
             json!([{"op": "add", "path": "members", "value": [{"value": gus}]}]),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(tc.may("gus", "Backend", "run_build").await);
     bridge.s.stop().await;
     tc.s.stop().await;

@@ -380,20 +380,25 @@ fn apply_derived(
             .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
             .collect()
     };
-    for m in members(old) {
-        if let Some(groups) = d.groups_of.get_mut(&m) {
+    let name = |doc: Option<&Map<String, Value>>| {
+        doc.and_then(|n| n.get("displayName"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (before, after) = (members(old), members(new));
+    // A renamed group updates every member's entry; otherwise only the members who changed.
+    let renamed = name(old) != name(new);
+    for m in before.iter().filter(|m| renamed || !after.contains(*m)) {
+        if let Some(groups) = d.groups_of.get_mut(m) {
             groups.remove(id);
             if groups.is_empty() {
-                d.groups_of.remove(&m);
+                d.groups_of.remove(m);
             }
         }
     }
-    let name = new
-        .and_then(|n| n.get("displayName"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    for m in members(new) {
+    let name = name(new);
+    for m in after.into_iter().filter(|m| renamed || !before.contains(m)) {
         d.groups_of
             .entry(m)
             .or_default()
