@@ -7,12 +7,11 @@
 //! undoes the calls already made, in reverse, and answers 503 (Space unreachable or failing)
 //! or the matching SCIM error, with the SCIM side unchanged.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use reqwest::Method;
-use scim::connector::{is_active, link_str, member_ids, Call, HttpApi, Plan};
-use scim::provider::{Backend, BackendChange, BoxFuture};
+use scim::connector::{is_active, link_str, Call, HttpApi, Plan};
+use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
 use scim::{ScimError, ScimType};
@@ -128,20 +127,21 @@ impl SpaceBackend {
         &self,
         c: &BackendChange<'_>,
         plan: &mut Plan<'_>,
-    ) -> Result<Option<Value>, ScimError> {
+    ) -> Result<Links, ScimError> {
         let Some(new) = c.new else {
             if let Some(team) = link_str(c.link, "team") {
                 let path = format!("/team-directory/teams/{team}/disband");
                 plan.run(Call::new(Method::DELETE, path, None), None)
                     .await?;
             }
-            return Ok(None);
+            return Ok(Links::default());
         };
         let name = new
             .get("displayName")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let external_id = new.get("externalId").cloned();
+        let fresh = link_str(c.link, "team").is_none();
         let team = match link_str(c.link, "team") {
             Some(team) => {
                 let old_name = c
@@ -185,47 +185,45 @@ impl SpaceBackend {
             }
         };
 
-        // Memberships: SCIM member id -> Space membership id.
-        let mut memberships: BTreeMap<String, String> = c
-            .link
-            .and_then(|l| l.get("memberships"))
-            .and_then(|m| serde_json::from_value(m.clone()).ok())
-            .unwrap_or_default();
-        let wanted = member_ids(new);
-        for (member, membership) in memberships.clone() {
-            if wanted.contains(&member) {
-                continue;
-            }
-            memberships.remove(&member);
-            let profile = self.profile_of(c, &member);
+        // Memberships: each member's link holds its Space membership id.
+        for (member, link) in c.left {
+            let profile = self.profile_of(c, member);
+            let membership = match (link_str(link.as_ref(), "membership"), &profile) {
+                (Some(id), _) => id.to_owned(),
+                // Joined before memberships were linked per member: Space answers a request
+                // for an existing membership with it.
+                (None, Some(p)) => {
+                    membership_id(&plan.run(membership_call(p, &team), None).await?)?
+                }
+                (None, None) => continue,
+            };
             let path = format!("/team-directory/memberships/{membership}");
             let undo = profile.map(|p| membership_call(&p, &team));
             // A member deleted from Space took the membership along: already gone is fine.
             plan.remove(Call::new(Method::DELETE, path, None), undo)
                 .await?;
         }
-        for member in wanted {
-            if memberships.contains_key(&member) {
-                continue;
-            }
-            let Some(profile) = self.profile_of(c, &member) else {
+        // A team made now (the connector came after the group) gets every member.
+        let joining = if fresh {
+            c.members_after()
+        } else {
+            c.joined.to_vec()
+        };
+        let mut members = Vec::with_capacity(joining.len());
+        for member in &joining {
+            let Some(profile) = self.profile_of(c, member) else {
                 return Err(ScimError::bad_request(
                     ScimType::InvalidValue,
                     format!("member '{member}' is not a User provisioned to Space (Space teams hold people, not teams)"),
                 ));
             };
-            let created = plan.run(membership_call(&profile, &team), None).await?;
-            let id = created
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let id = membership_id(&plan.run(membership_call(&profile, &team), None).await?)?;
             plan.undo_with(Call::new(
                 Method::DELETE,
                 format!("/team-directory/memberships/{id}"),
                 None,
             ));
-            memberships.insert(member, id);
+            members.push((member.clone(), json!({ "membership": id })));
         }
 
         // Project roles from the policy, granted to the team.
@@ -248,9 +246,10 @@ impl SpaceBackend {
         }
         let grants: Vec<(String, String)> =
             wanted.into_iter().map(|g| (g.project, g.role)).collect();
-        Ok(Some(
-            json!({"team": team, "memberships": memberships, "grants": grants}),
-        ))
+        Ok(Links {
+            resource: Some(json!({"team": team, "grants": grants})),
+            members,
+        })
     }
 
     /// The Space profile id of a SCIM User, read from the user's stored link.
@@ -261,19 +260,25 @@ impl SpaceBackend {
 }
 
 impl Backend for SpaceBackend {
-    fn apply<'a>(
-        &'a self,
-        c: BackendChange<'a>,
-    ) -> BoxFuture<'a, Result<Option<Value>, ScimError>> {
+    fn apply<'a>(&'a self, c: BackendChange<'a>) -> BoxFuture<'a, Result<Links, ScimError>> {
         Box::pin(async move {
             let mut plan = Plan::new(&self.client);
             let result = match c.kind {
-                ResourceKind::User => self.apply_user(&c, &mut plan).await,
+                ResourceKind::User => self.apply_user(&c, &mut plan).await.map(Links::from),
                 ResourceKind::Group => self.apply_group(&c, &mut plan).await,
             };
             plan.settle(result).await
         })
     }
+}
+
+/// The id of the membership Space answered with.
+fn membership_id(answer: &Value) -> Result<String, ScimError> {
+    answer
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ScimError::new(502, None, "Space answered a membership without an id"))
 }
 
 /// SCIM User -> Space profile fields (dialects.md §5.1).

@@ -10,8 +10,8 @@
 use std::collections::BTreeSet;
 
 use axum::http::Method;
-use scim::connector::{is_active, link_str, member_ids, Call, HttpApi, Plan, PolicyGrant};
-use scim::provider::{Backend, BackendChange, BoxFuture};
+use scim::connector::{is_active, link_str, Call, HttpApi, Plan, PolicyGrant};
+use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
 use scim::{ScimError, ScimType};
@@ -289,10 +289,10 @@ impl TeamCityBackend {
                     .into_iter()
                     .filter(|r| r.on == On::Members)
                     .collect();
-                for member in c.old.map(member_ids).unwrap_or_default() {
-                    if let Some((user, true)) = self.user_of(c, &member)? {
+                for (member, _) in c.left {
+                    if let Some((user, true)) = self.user_of(c, member)? {
                         let path = format!("/users/id:{user}");
-                        self.unassign(c, plan, &member, &path, &direct).await?;
+                        self.unassign(c, plan, member, &path, &direct).await?;
                     }
                 }
                 let path = format!("/userGroups/key:{key}");
@@ -337,12 +337,13 @@ impl TeamCityBackend {
         };
 
         // Members: only active users are in the TeamCity group; leavers rejoin on reactivation.
-        let before = if link_str(c.link, "key").is_some() {
-            c.old.map(member_ids).unwrap_or_default()
+        // A group made now (the connector came after it) gets every member.
+        let fresh = link_str(c.link, "key").is_none();
+        let joining = if fresh {
+            c.members_after()
         } else {
-            BTreeSet::new()
+            c.joined.to_vec()
         };
-        let after = member_ids(new);
         let granted: Vec<RoleAt> = c
             .link
             .and_then(|l| l.get("roles"))
@@ -357,7 +358,7 @@ impl TeamCityBackend {
                 .collect()
         };
         let (direct_before, direct_after) = (direct(&granted), direct(&wanted));
-        for member in before.difference(&after) {
+        for (member, _) in c.left.iter().filter(|_| !fresh) {
             if let Some((user, true)) = self.user_of(c, member)? {
                 let path = format!("/users/id:{user}");
                 plan.remove(leave_call(&path, &key), Some(join_call(&path, &key)))
@@ -366,7 +367,7 @@ impl TeamCityBackend {
                     .await?;
             }
         }
-        for member in after.difference(&before) {
+        for member in &joining {
             let Some((user, is_active)) = self.user_of(c, member)? else {
                 return Err(ScimError::bad_request(
                     ScimType::InvalidValue,
@@ -392,7 +393,12 @@ impl TeamCityBackend {
             .cloned()
             .collect();
         let unchanged = dropped.is_empty() && added.is_empty();
-        for member in before.intersection(&after).filter(|_| !unchanged) {
+        let staying = if unchanged || fresh {
+            Vec::new()
+        } else {
+            c.staying()
+        };
+        for member in &staying {
             if let Some((user, true)) = self.user_of(c, member)? {
                 let path = format!("/users/id:{user}");
                 self.unassign(c, plan, member, &path, &dropped).await?;
@@ -503,16 +509,14 @@ impl TeamCityBackend {
 }
 
 impl Backend for TeamCityBackend {
-    fn apply<'a>(
-        &'a self,
-        c: BackendChange<'a>,
-    ) -> BoxFuture<'a, Result<Option<Value>, ScimError>> {
+    fn apply<'a>(&'a self, c: BackendChange<'a>) -> BoxFuture<'a, Result<Links, ScimError>> {
         Box::pin(async move {
             let mut plan = Plan::new(&self.client);
             let result = match c.kind {
                 ResourceKind::User => self.apply_user(&c, &mut plan).await,
                 ResourceKind::Group => self.apply_group(&c, &mut plan).await,
-            };
+            }
+            .map(Links::from);
             plan.settle(result).await
         })
     }

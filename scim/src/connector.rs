@@ -235,17 +235,6 @@ pub fn is_active(doc: &serde_json::Map<String, Value>) -> bool {
     doc.get("active").and_then(Value::as_bool).unwrap_or(true)
 }
 
-/// The ids of a Group's members.
-pub fn member_ids(group: &serde_json::Map<String, Value>) -> std::collections::BTreeSet<String> {
-    group
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
-        .collect()
-}
-
 /// 503 for a native side that is down or refusing for now: nothing was changed.
 pub fn unavailable(detail: impl std::fmt::Display) -> ScimError {
     ScimError::new(

@@ -116,6 +116,48 @@ pub fn apply_patch(
     Ok(out)
 }
 
+/// What a PATCH made only of Group member changes does, per member id in the end: the entry
+/// added (normalised), or `None` for a removal. Later operations on a member win, as they would
+/// when applied in order.
+pub type MemberOps = std::collections::BTreeMap<String, Option<Value>>;
+
+/// The member changes a PATCH consists of, if it consists of nothing else: `add` to `members`,
+/// `remove` of `members[value eq "id"]`, and Entra's `remove` of `members` with the values to
+/// remove. Anything else, or anything malformed, is `None`: [`apply_patch`] handles it and
+/// words the error.
+pub fn member_ops(def: &ResourceDef, ops: &[PatchOp]) -> Option<MemberOps> {
+    let mut out = MemberOps::new();
+    for op in ops {
+        let path = PatchPath::parse(op.path.as_deref()?).ok()?;
+        let r = def.resolve(&path.attr)?;
+        if r.attr.name != "members" || r.sub.is_some() || path.sub_after_filter.is_some() {
+            return None;
+        }
+        match (op.kind, &path.filter, op.value.as_ref()) {
+            (OpKind::Add, None, Some(v)) => {
+                for item in as_items(r.attr, v).ok()? {
+                    let id = item.get("value")?.as_str()?.to_owned();
+                    out.insert(id, Some(item));
+                }
+            }
+            (OpKind::Remove, Some(filter), _) => {
+                let record = equalities(filter)?;
+                match (record.len(), record.get("value")) {
+                    (1, Some(Value::String(id))) => out.insert(id.clone(), None),
+                    _ => return None,
+                };
+            }
+            (OpKind::Remove, None, Some(v)) if !v.is_null() => {
+                for item in as_items(r.attr, v).ok()? {
+                    out.insert(item.get("value")?.as_str()?.to_owned(), None);
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 const LENIENT: Leniency = Leniency {
     boolean_strings: true,
 };

@@ -1,6 +1,7 @@
 //! The service provider's operations, independent of HTTP: the axum handlers and `/Bulk` both
 //! call these, so a bulk operation behaves exactly like the single request it stands for.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt::Debug;
 use std::future::Future;
@@ -13,14 +14,15 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Result, ScimError};
 use crate::filter::{Compiled, Filter};
-use crate::patch::{apply_patch, parse_patch_request};
+use crate::patch::{apply_patch, member_ops, parse_patch_request, MemberOps};
 use crate::query::{project, sort_keyed, ListQuery, Projection, SortKey, SortSpec};
 use crate::resource::{check_immutable, normalize_resource, Leniency, Normalized};
 use crate::schema::{
     group_resource, user_resource, ResourceDef, ResourceKind, ENTERPRISE_USER_URN,
 };
 use crate::store::{
-    decode, encode, hash_secret, Change, Durability, Store, WriteGuard, LINK_KEY, SECRETS_KEY,
+    decode, encode, hash_secret, member_value, Change, Durability, Members, Store, WriteGuard,
+    LINK_KEY, SECRETS_KEY,
 };
 
 /// What a provider allows and advertises.
@@ -80,23 +82,70 @@ pub struct Page {
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One resource's change as a backend sees it: `old` absent for a create, `new` for a delete.
+/// A Group's documents never hold its members: who joins and who leaves is given apart, so a
+/// membership change costs the same whatever the group's size.
 #[derive(Debug)]
 pub struct BackendChange<'a> {
     pub kind: ResourceKind,
     pub id: &'a str,
     pub old: Option<&'a Map<String, Value>>,
     pub new: Option<&'a Map<String, Value>>,
+    /// A Group's members who join (every member, for a create).
+    pub joined: &'a [String],
+    /// A Group's members who leave, with the links their joining returned (every member, for a
+    /// delete).
+    pub left: &'a [(String, Option<Value>)],
     /// What the backend returned for this resource last time.
     pub link: Option<&'a Value>,
-    /// For reading other resources' links (a group's members, for example).
+    /// For reading other resources and links (a group's other members, for example), as they
+    /// were before this change.
     pub store: &'a Store,
+}
+
+impl BackendChange<'_> {
+    /// A Group's members before this change who stay.
+    pub fn staying(&self) -> Vec<String> {
+        self.store
+            .members(self.id)
+            .iter()
+            .filter_map(member_value)
+            .filter(|m| !self.left.iter().any(|(gone, _)| gone == m))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A Group's members after this change.
+    pub fn members_after(&self) -> Vec<String> {
+        let mut out = self.staying();
+        out.extend(self.joined.iter().cloned());
+        out
+    }
+}
+
+/// What a backend keeps from a change it applied.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Links {
+    /// The resource's link; `None` keeps the old one.
+    pub resource: Option<Value>,
+    /// Links of members who joined (a native membership's id, say), by member id.
+    pub members: Vec<(String, Value)>,
+}
+
+impl From<Option<Value>> for Links {
+    /// The resource's link alone.
+    fn from(resource: Option<Value>) -> Links {
+        Links {
+            resource,
+            members: Vec::new(),
+        }
+    }
 }
 
 /// The system a connector stands in front of. Each change is applied there first and stored
 /// only if that succeeded, so a failure there leaves the SCIM side unchanged.
 pub trait Backend: Send + Sync + Debug {
-    /// Applies the change; returns the link to keep with the resource (`None` keeps the old one).
-    fn apply<'a>(&'a self, change: BackendChange<'a>) -> BoxFuture<'a, Result<Option<Value>>>;
+    /// Applies the change; returns the links to keep.
+    fn apply<'a>(&'a self, change: BackendChange<'a>) -> BoxFuture<'a, Result<Links>>;
 }
 
 /// A SCIM service provider over a sled store.
@@ -203,21 +252,22 @@ impl Provider {
         stored.remove(LINK_KEY);
         let mut hasher = Fnv::new();
         hasher.write(raw);
-        let groups = match self.defs[rt].kind {
-            ResourceKind::User => self.groups_of(id)?,
-            ResourceKind::Group => Vec::new(),
+        let (groups, mut members) = match self.defs[rt].kind {
+            ResourceKind::User => (self.groups_of(id)?, Vec::new()),
+            ResourceKind::Group => (Vec::new(), self.member_view(id)),
         };
-        let mut doc = Map::with_capacity(stored.len() + 1);
+        let mut doc = Map::with_capacity(stored.len() + 2);
         for (k, mut v) in stored {
             if k == "meta" && !groups.is_empty() {
                 let g = Value::Array(groups.clone());
                 hasher.write(g.to_string().as_bytes());
                 doc.insert("groups".into(), g);
             }
-            match k.as_str() {
-                "members" => self.fill_member_refs(&mut v),
-                ENTERPRISE_USER_URN => self.fill_manager(&mut v, &mut hasher)?,
-                _ => {}
+            if k == "meta" && !members.is_empty() {
+                doc.insert("members".into(), Value::Array(std::mem::take(&mut members)));
+            }
+            if k == ENTERPRISE_USER_URN {
+                self.fill_manager(&mut v, &mut hasher)?;
             }
             doc.insert(k, v);
         }
@@ -256,8 +306,10 @@ impl Provider {
         Ok(out)
     }
 
-    fn fill_member_refs(&self, members: &mut Value) {
-        for m in members.as_array_mut().into_iter().flatten() {
+    /// A Group's members as clients see them: with `$ref`, without the connector's link.
+    fn member_view(&self, group: &str) -> Vec<Value> {
+        let mut members = client_entries(&self.store.members(group));
+        for m in &mut members {
             let Some(obj) = m.as_object_mut() else {
                 continue;
             };
@@ -271,6 +323,7 @@ impl Provider {
             };
             obj.insert("$ref".into(), Value::String(self.location(rt, &id)));
         }
+        members
     }
 
     fn fill_manager(&self, ext: &mut Value, hasher: &mut Fnv) -> Result<()> {
@@ -307,13 +360,18 @@ impl Provider {
         let now = timestamp(Utc::now());
         let meta = json!({"resourceType": def.name, "created": now, "lastModified": now});
         let serial = self.writers.lock().await;
-        let mut doc = {
+        let (mut doc, mut members) = {
             let guard = self.store.lock();
             let mut doc = self.assemble(&guard, rt, &id, None, input.attrs, meta)?;
             keep_secrets(&mut doc, None, &input.secrets);
-            doc
+            let members = Members {
+                upsert: take_members(&mut doc),
+                leave: Vec::new(),
+            };
+            (doc, members)
         };
-        self.through_backend(rt, &id, None, &mut doc, None).await?;
+        self.through_backend(rt, &id, None, &mut doc, &mut members, None)
+            .await?;
         let raw = encode(&doc)?;
         self.store.write(
             &self.store.lock(),
@@ -322,6 +380,7 @@ impl Provider {
                 id: &id,
                 old: None,
                 new: Some(&doc),
+                members,
             }],
         )?;
         drop(serial);
@@ -370,6 +429,8 @@ impl Provider {
         Ok(Some(version_of(hasher)))
     }
 
+    /// A PATCH that only adds and removes Group members touches those members alone; any other
+    /// is applied to the whole resource.
     async fn patch_stored(
         &self,
         rt: usize,
@@ -379,12 +440,17 @@ impl Provider {
     ) -> Result<Vec<u8>> {
         let ops = parse_patch_request(body)?;
         let def = &self.defs[rt];
+        if def.kind == ResourceKind::Group {
+            if let Some(changes) = member_ops(def, &ops) {
+                return self.patch_members(rt, id, if_match, changes).await;
+            }
+        }
         self.update(rt, id, if_match, |old| apply_patch(def, old, &ops))
             .await
     }
 
-    /// Shared tail of PUT and PATCH: precondition, immutability, membership rules, write.
-    /// Returns the stored document.
+    /// PUT and any PATCH but a members-only one: the change sees the whole resource, members
+    /// included, and is validated as a whole.
     async fn update<F>(
         &self,
         rt: usize,
@@ -396,8 +462,88 @@ impl Provider {
         F: FnOnce(&Map<String, Value>) -> Result<Normalized>,
     {
         let def = &self.defs[rt];
+        self.update_with(rt, id, if_match, |guard, old, secrets| {
+            let stored = match def.kind {
+                ResourceKind::Group => self.store.members(id),
+                ResourceKind::User => Vec::new(),
+            };
+            let whole = with_members(old, &stored);
+            let input = change(&whole)?;
+            check_immutable(def, &whole, &input.attrs)?;
+            if input.secrets.is_empty() && same_attrs(&whole, &input.attrs) {
+                return Ok(None);
+            }
+            let meta = touched_meta(old);
+            let mut doc = self.assemble(guard, rt, id, Some(&whole), input.attrs, meta)?;
+            keep_secrets(&mut doc, secrets, &input.secrets);
+            let members = member_changes(&stored, take_members(&mut doc));
+            Ok(Some((doc, members)))
+        })
+        .await
+    }
+
+    /// A members-only PATCH: each named member is checked and changed; the rest of the list is
+    /// never read.
+    async fn patch_members(
+        &self,
+        rt: usize,
+        id: &str,
+        if_match: Option<&str>,
+        changes: MemberOps,
+    ) -> Result<Vec<u8>> {
+        self.update_with(rt, id, if_match, |guard, old, secrets| {
+            let mut members = Members::default();
+            for (member, change) in changes {
+                let current = self.store.member(id, &member);
+                let Some(mut entry) = change else {
+                    if current.is_some() {
+                        members.leave.push(member);
+                    }
+                    continue;
+                };
+                let known = current
+                    .as_ref()
+                    .and_then(|c| c.get("type"))
+                    .and_then(Value::as_str);
+                self.check_member(guard, id, &mut entry, known)?;
+                match current {
+                    Some(current) if same_entry(&current, &entry) => {}
+                    current => members.upsert.push(carry_link(current.as_ref(), entry)),
+                }
+            }
+            if members.is_empty() {
+                return Ok(None);
+            }
+            let mut doc = old.clone();
+            doc.insert("meta".into(), touched_meta(old));
+            if let Some(secrets) = secrets {
+                doc.insert(SECRETS_KEY.into(), secrets);
+            }
+            Ok(Some((doc, members)))
+        })
+        .await
+    }
+
+    /// Shared tail of every update: precondition, the change, backend, write. `plan` gets the
+    /// stored document (a Group's without members, secrets and link apart) and returns the new
+    /// document and member changes, or `None` when nothing changes. Returns the stored bytes.
+    async fn update_with<F>(
+        &self,
+        rt: usize,
+        id: &str,
+        if_match: Option<&str>,
+        plan: F,
+    ) -> Result<Vec<u8>>
+    where
+        F: FnOnce(
+            &WriteGuard<'_>,
+            &Map<String, Value>,
+            Option<Value>,
+        ) -> Result<Option<(Map<String, Value>, Members)>>,
+    {
+        let def = &self.defs[rt];
         let serial = self.writers.lock().await;
-        let (old, mut doc, link) = {
+        let (old, mut doc, mut members, link) = {
             let guard = self.store.lock();
             let raw = self
                 .store
@@ -405,25 +551,15 @@ impl Provider {
                 .ok_or_else(|| not_found(def, id))?;
             self.check_precondition(rt, id, &raw, if_match)?;
             let mut old = decode(&raw)?;
-            let old_secrets = old.remove(SECRETS_KEY);
+            let secrets = old.remove(SECRETS_KEY);
             let link = old.remove(LINK_KEY);
-            let input = change(&old)?;
-            check_immutable(def, &old, &input.attrs)?;
-            if input.secrets.is_empty() && same_attrs(&old, &input.attrs) {
+            let Some((doc, members)) = plan(&guard, &old, secrets)? else {
                 // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
                 return Ok(raw.to_vec());
-            }
-            let mut meta = old.get("meta").cloned().unwrap_or_else(|| json!({}));
-            let last = meta
-                .get("lastModified")
-                .and_then(Value::as_str)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
-            meta["lastModified"] = Value::String(timestamp(later_than(last)));
-            let mut doc = self.assemble(&guard, rt, id, Some(&old), input.attrs, meta)?;
-            keep_secrets(&mut doc, old_secrets, &input.secrets);
-            (old, doc, link)
+            };
+            (old, doc, members, link)
         };
-        self.through_backend(rt, id, Some(&old), &mut doc, link)
+        self.through_backend(rt, id, Some(&old), &mut doc, &mut members, link)
             .await?;
         let raw = encode(&doc)?;
         self.store.write(
@@ -433,6 +569,7 @@ impl Provider {
                 id,
                 old: Some(&old),
                 new: Some(&doc),
+                members,
             }],
         )?;
         drop(serial);
@@ -453,12 +590,20 @@ impl Provider {
             decode(&raw)?
         };
         if let Some(backend) = &self.backend {
+            let left: Vec<(String, Option<Value>)> = self
+                .store
+                .members(id)
+                .iter()
+                .filter_map(|m| Some((member_value(m)?.to_owned(), m.get(LINK_KEY).cloned())))
+                .collect();
             backend
                 .apply(BackendChange {
                     kind: def.kind,
                     id,
                     old: Some(&old),
                     new: None,
+                    joined: &[],
+                    left: &left,
                     link: old.get(LINK_KEY),
                     store: &self.store,
                 })
@@ -467,22 +612,13 @@ impl Provider {
         {
             let guard = self.store.lock();
             // A deleted resource leaves every group it belonged to (RFC 7643 §4.2 consistency).
-            let now = timestamp(Utc::now());
             let mut groups = Vec::new();
             for (gid, _) in self.store.direct_groups(id) {
                 let Some(group) = self.store.get(GROUPS, &gid)? else {
                     continue;
                 };
                 let mut updated = group.clone();
-                if let Some(Value::Array(members)) = updated.get_mut("members") {
-                    members.retain(|m| m.get("value").and_then(Value::as_str) != Some(id));
-                    if members.is_empty() {
-                        updated.remove("members");
-                    }
-                }
-                if let Some(meta) = updated.get_mut("meta") {
-                    meta["lastModified"] = Value::String(now.clone());
-                }
+                updated.insert("meta".into(), touched_meta(&group));
                 groups.push((gid, group, updated));
             }
             let mut changes: Vec<Change<'_>> = groups
@@ -492,6 +628,10 @@ impl Provider {
                     id: gid,
                     old: Some(group),
                     new: Some(updated),
+                    members: Members {
+                        upsert: Vec::new(),
+                        leave: vec![id.to_owned()],
+                    },
                 })
                 .collect();
             changes.push(Change {
@@ -499,6 +639,7 @@ impl Provider {
                 id,
                 old: Some(&old),
                 new: None,
+                members: Members::default(),
             });
             self.store.write(&guard, &changes)?;
         }
@@ -524,9 +665,10 @@ impl Provider {
             let link = doc.remove(LINK_KEY);
             let before = link.clone();
             let old = doc.clone();
-            self.through_backend(rt, &id, Some(&old), &mut doc, link)
+            let mut members = Members::default();
+            self.through_backend(rt, &id, Some(&old), &mut doc, &mut members, link)
                 .await?;
-            if doc.get(LINK_KEY) != before.as_ref() {
+            if doc.get(LINK_KEY) != before.as_ref() || !members.is_empty() {
                 self.store.write(
                     &self.store.lock(),
                     &[Change {
@@ -534,6 +676,7 @@ impl Provider {
                         id: &id,
                         old: Some(&old),
                         new: Some(&doc),
+                        members,
                     }],
                 )?;
                 changed += 1;
@@ -544,14 +687,16 @@ impl Provider {
         Ok(changed)
     }
 
-    /// Hands a create or update to the backend, if there is one, and keeps the link it returns.
-    /// Uniqueness is checked first: the backend must never apply what the store would refuse.
+    /// Hands a create or update to the backend, if there is one, and keeps the links it returns
+    /// (the resource's, and those of members who joined). Uniqueness is checked first: the
+    /// backend must never apply what the store would refuse.
     async fn through_backend(
         &self,
         rt: usize,
         id: &str,
         old: Option<&Map<String, Value>>,
         doc: &mut Map<String, Value>,
+        members: &mut Members,
         link: Option<Value>,
     ) -> Result<()> {
         let Some(backend) = &self.backend else {
@@ -562,19 +707,47 @@ impl Provider {
             id,
             old,
             new: Some(doc),
+            members: Members::default(),
         }])?;
-        let returned = backend
+        let joined: Vec<String> = members
+            .upsert
+            .iter()
+            .filter_map(member_value)
+            .filter(|m| !self.store.is_member(id, m))
+            .map(str::to_owned)
+            .collect();
+        let left: Vec<(String, Option<Value>)> = members
+            .leave
+            .iter()
+            .map(|m| {
+                let link = self
+                    .store
+                    .member(id, m)
+                    .and_then(|e| e.get(LINK_KEY).cloned());
+                (m.clone(), link)
+            })
+            .collect();
+        let links = backend
             .apply(BackendChange {
                 kind: self.defs[rt].kind,
                 id,
                 old,
                 new: Some(doc),
+                joined: &joined,
+                left: &left,
                 link: link.as_ref(),
                 store: &self.store,
             })
             .await?;
-        if let Some(link) = returned.or(link) {
+        if let Some(link) = links.resource.or(link) {
             doc.insert(LINK_KEY.into(), link);
+        }
+        let mut member_links: HashMap<String, Value> = links.members.into_iter().collect();
+        for entry in &mut members.upsert {
+            let link = member_value(entry).and_then(|m| member_links.remove(m));
+            if let (Some(link), Some(obj)) = (link, entry.as_object_mut()) {
+                obj.insert(LINK_KEY.into(), link);
+            }
         }
         Ok(())
     }
@@ -607,12 +780,11 @@ impl Provider {
         Ok(doc)
     }
 
-    /// Members must exist; their `type` is set from what they are; duplicates collapse.
-    /// Members the group already had were checked when they joined, and a deleted resource
-    /// leaves its groups in the same write, so only newcomers are looked up.
+    /// Every member is checked; duplicates collapse. Members the group already had keep the
+    /// type they were stored with, so only newcomers are looked up.
     fn check_members(
         &self,
-        _guard: &WriteGuard<'_>,
+        guard: &WriteGuard<'_>,
         group: &str,
         old: Option<&Map<String, Value>>,
         attrs: &mut Map<String, Value>,
@@ -625,42 +797,13 @@ impl Provider {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|m| Some((m.get("value")?.as_str()?, m.get("type")?.as_str()?)))
+            .filter_map(|m| Some((member_value(m)?, m.get("type")?.as_str()?)))
             .collect();
         let mut seen = BTreeSet::new();
         let mut out = Vec::with_capacity(members.len());
         for mut m in members.drain(..) {
-            let Some(id) = m.get("value").and_then(Value::as_str).map(str::to_owned) else {
-                return Err(ScimError::invalid_value(
-                    "every member needs a 'value' holding the member's id",
-                ));
-            };
-            if id == group {
-                return Err(ScimError::invalid_value(
-                    "a group cannot be a member of itself",
-                ));
-            }
-            let actual = if let Some(known) = known.get(id.as_str()).copied() {
-                known
-            } else if self.store.get_raw(USERS, &id)?.is_some() {
-                "User"
-            } else if self.store.get_raw(GROUPS, &id)?.is_some() {
-                "Group"
-            } else {
-                return Err(ScimError::invalid_value(format!(
-                    "member '{id}' is neither a User nor a Group here"
-                )));
-            };
-            match m.get("type").and_then(Value::as_str) {
-                Some(t) if t != actual => {
-                    return Err(ScimError::invalid_value(format!(
-                        "member '{id}' is a {actual}, not a {t}"
-                    )));
-                }
-                _ => {
-                    m["type"] = Value::String(actual.into());
-                }
-            }
+            let known_type = member_value(&m).and_then(|id| known.get(id).copied());
+            let id = self.check_member(guard, group, &mut m, known_type)?;
             if seen.insert(id) {
                 out.push(m);
             }
@@ -670,6 +813,47 @@ impl Provider {
             attrs.remove("members");
         }
         Ok(())
+    }
+
+    /// A member must be an existing User or Group other than the group itself; its `type` is
+    /// set from what it is (`known` for a member the group already has). Returns its id.
+    fn check_member(
+        &self,
+        _guard: &WriteGuard<'_>,
+        group: &str,
+        m: &mut Value,
+        known: Option<&str>,
+    ) -> Result<String> {
+        let Some(id) = member_value(m).map(str::to_owned) else {
+            return Err(ScimError::invalid_value(
+                "every member needs a 'value' holding the member's id",
+            ));
+        };
+        if id == group {
+            return Err(ScimError::invalid_value(
+                "a group cannot be a member of itself",
+            ));
+        }
+        let actual = if let Some(known) = known {
+            known
+        } else if self.store.get_raw(USERS, &id)?.is_some() {
+            "User"
+        } else if self.store.get_raw(GROUPS, &id)?.is_some() {
+            "Group"
+        } else {
+            return Err(ScimError::invalid_value(format!(
+                "member '{id}' is neither a User nor a Group here"
+            )));
+        };
+        match m.get("type").and_then(Value::as_str) {
+            Some(t) if t != actual => Err(ScimError::invalid_value(format!(
+                "member '{id}' is a {actual}, not a {t}"
+            ))),
+            _ => {
+                m["type"] = Value::String(actual.into());
+                Ok(id)
+            }
+        }
     }
 
     fn check_precondition(
@@ -852,6 +1036,108 @@ fn not_found(def: &ResourceDef, id: &str) -> ScimError {
     ScimError::not_found(format!("{} '{id}' not found", def.name))
 }
 
+/// The document's `members`, taken out to be stored apart.
+fn take_members(doc: &mut Map<String, Value>) -> Vec<Value> {
+    match doc.remove("members") {
+        Some(Value::Array(members)) => members,
+        _ => Vec::new(),
+    }
+}
+
+/// Stored member entries without the connector's links.
+fn client_entries(stored: &[Value]) -> Vec<Value> {
+    stored
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if let Some(obj) = m.as_object_mut() {
+                obj.remove(LINK_KEY);
+            }
+            m
+        })
+        .collect()
+}
+
+/// A Group's stored document with its members put back, before `meta`, as a client sent them.
+fn with_members<'a>(doc: &'a Map<String, Value>, stored: &[Value]) -> Cow<'a, Map<String, Value>> {
+    if stored.is_empty() {
+        return Cow::Borrowed(doc);
+    }
+    let mut members = Some(Value::Array(client_entries(stored)));
+    let mut out = Map::with_capacity(doc.len() + 1);
+    for (k, v) in doc {
+        if k == "meta" {
+            if let Some(m) = members.take() {
+                out.insert("members".into(), m);
+            }
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    if let Some(m) = members {
+        out.insert("members".into(), m);
+    }
+    Cow::Owned(out)
+}
+
+/// What turns the stored member entries into `new`: entries to write (new members, and members
+/// whose entry changed, keeping their link) and members who leave.
+fn member_changes(stored: &[Value], new: Vec<Value>) -> Members {
+    let current: HashMap<&str, &Value> = stored
+        .iter()
+        .filter_map(|m| Some((member_value(m)?, m)))
+        .collect();
+    let staying: BTreeSet<String> = new
+        .iter()
+        .filter_map(member_value)
+        .map(str::to_owned)
+        .collect();
+    let leave = current
+        .keys()
+        .filter(|m| !staying.contains(**m))
+        .map(|m| (*m).to_owned())
+        .collect();
+    let mut upsert = Vec::new();
+    for entry in new {
+        let before = member_value(&entry).and_then(|m| current.get(m).copied());
+        match before {
+            Some(before) if same_entry(before, &entry) => {}
+            before => upsert.push(carry_link(before, entry)),
+        }
+    }
+    Members { upsert, leave }
+}
+
+/// Whether a stored member entry says what `given` says (the connector's link aside).
+fn same_entry(stored: &Value, given: &Value) -> bool {
+    match (stored.as_object(), given.as_object()) {
+        (Some(s), Some(g)) => {
+            s.iter().filter(|(k, _)| *k != LINK_KEY).count() == g.len()
+                && g.iter().all(|(k, v)| s.get(k) == Some(v))
+        }
+        _ => stored == given,
+    }
+}
+
+/// A member's new entry keeps the link its joining returned.
+fn carry_link(stored: Option<&Value>, mut entry: Value) -> Value {
+    let link = stored.and_then(|s| s.get(LINK_KEY)).cloned();
+    if let (Some(link), Some(obj)) = (link, entry.as_object_mut()) {
+        obj.insert(LINK_KEY.into(), link);
+    }
+    entry
+}
+
+/// `meta` of a changed resource: lastModified moves on.
+fn touched_meta(old: &Map<String, Value>) -> Value {
+    let mut meta = old.get("meta").cloned().unwrap_or_else(|| json!({}));
+    let last = meta
+        .get("lastModified")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+    meta["lastModified"] = Value::String(timestamp(later_than(last)));
+    meta
+}
+
 /// Whether the stored attributes equal the new ones (ignoring id, schemas and meta).
 fn same_attrs(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
     let own = |m: &Map<String, Value>| {
@@ -1015,6 +1301,173 @@ mod tests {
             .is_none());
     }
 
+    /// One member operation of a PATCH, on one of a few users (by index).
+    #[derive(Debug, Clone)]
+    enum MemberOp {
+        Add(Vec<usize>, bool),
+        RemoveByFilter(usize),
+        RemoveByValue(Vec<usize>),
+    }
+
+    fn member_op() -> impl Strategy<Value = MemberOp> {
+        let some = prop::collection::vec(0..4usize, 1..3);
+        prop_oneof![
+            (some.clone(), any::<bool>()).prop_map(|(u, display)| MemberOp::Add(u, display)),
+            (0..4usize).prop_map(MemberOp::RemoveByFilter),
+            some.prop_map(MemberOp::RemoveByValue),
+        ]
+    }
+
+    fn member_patch(ops: &[MemberOp], users: &[String]) -> Vec<Value> {
+        ops.iter()
+            .map(|op| match op {
+                MemberOp::Add(us, display) => json!({"op": "add", "path": "members", "value":
+                    us.iter().map(|&u| if *display {
+                        json!({"value": users[u], "display": format!("user {u}")})
+                    } else {
+                        json!({"value": users[u]})
+                    }).collect::<Vec<_>>()}),
+                MemberOp::RemoveByFilter(u) => json!({"op": "remove",
+                    "path": format!("members[value eq \"{}\"]", users[*u])}),
+                MemberOp::RemoveByValue(us) => json!({"op": "remove", "path": "members", "value":
+                    us.iter().map(|&u| json!({"value": users[u]})).collect::<Vec<_>>()}),
+            })
+            .collect()
+    }
+
+    fn members_of(view: &View) -> Vec<Value> {
+        let mut members = view
+            .doc
+            .get("members")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        members.sort_by_key(|m| m["value"].as_str().unwrap_or_default().to_owned());
+        members
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A members-only PATCH (which never reads the member list) leaves the same members as
+        /// the same operations applied to the whole resource (forced by a no-op rename).
+        #[test]
+        fn a_members_only_patch_agrees_with_the_whole_resource_patch(
+            batches in prop::collection::vec(prop::collection::vec(member_op(), 1..4), 1..6),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let p = Provider::temporary(ProviderConfig::default()).unwrap();
+            let users: Vec<String> = (0..4)
+                .map(|i| {
+                    let body = json!({"schemas": [crate::schema::USER_URN], "userName": format!("u{i}")});
+                    rt.block_on(p.create(USERS, &body)).unwrap().id
+                })
+                .collect();
+            let group = |name: &str| {
+                let body = json!({"schemas": [crate::schema::GROUP_URN], "displayName": name});
+                rt.block_on(p.create(GROUPS, &body)).unwrap().id
+            };
+            let (fast, whole) = (group("fast"), group("whole"));
+            for batch in &batches {
+                let ops = member_patch(batch, &users);
+                let body = json!({"schemas": [crate::schema::PATCH_OP_URN], "Operations": ops});
+                let before = p.get(GROUPS, &fast).unwrap();
+                let fast_view = rt.block_on(p.patch(GROUPS, &fast, &body, None)).unwrap();
+                let mut forced = ops.clone();
+                forced.push(json!({"op": "replace", "path": "displayName", "value": "whole"}));
+                let body = json!({"schemas": [crate::schema::PATCH_OP_URN], "Operations": forced});
+                let whole_view = rt.block_on(p.patch(GROUPS, &whole, &body, None)).unwrap();
+                prop_assert_eq!(members_of(&fast_view), members_of(&whole_view));
+                prop_assert_eq!(members_of(&fast_view), members_of(&p.get(GROUPS, &fast).unwrap()));
+                // The version moves exactly when the members did.
+                prop_assert_eq!(
+                    fast_view.version != before.version,
+                    members_of(&fast_view) != members_of(&before)
+                );
+            }
+            for (i, u) in users.iter().enumerate() {
+                let listed = p.get(USERS, u).unwrap().doc.get("groups").and_then(Value::as_array).map(|g| g.len()).unwrap_or(0);
+                let in_fast = members_of(&p.get(GROUPS, &fast).unwrap()).iter().any(|m| m["value"] == *u);
+                let in_whole = members_of(&p.get(GROUPS, &whole).unwrap()).iter().any(|m| m["value"] == *u);
+                prop_assert_eq!(listed, usize::from(in_fast) + usize::from(in_whole), "user {}", i);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_members_only_patch_checks_its_newcomers_and_moves_the_version() {
+        let p = Provider::temporary(ProviderConfig::default()).unwrap();
+        let ann = p
+            .create(
+                USERS,
+                &json!({"schemas": [crate::schema::USER_URN], "userName": "ann"}),
+            )
+            .await
+            .unwrap()
+            .id;
+        let g = p
+            .create(
+                GROUPS,
+                &json!({"schemas": [crate::schema::GROUP_URN], "displayName": "g"}),
+            )
+            .await
+            .unwrap();
+        let patch =
+            |ops: Value| json!({"schemas": [crate::schema::PATCH_OP_URN], "Operations": ops});
+        let unknown =
+            patch(json!([{"op": "add", "path": "members", "value": [{"value": "nobody"}]}]));
+        let e = p.patch(GROUPS, &g.id, &unknown, None).await.unwrap_err();
+        assert_eq!(
+            (e.status, e.scim_type),
+            (400, Some(crate::ScimType::InvalidValue))
+        );
+        let itself = patch(json!([{"op": "add", "path": "members", "value": [{"value": g.id}]}]));
+        assert_eq!(
+            p.patch(GROUPS, &g.id, &itself, None)
+                .await
+                .unwrap_err()
+                .status,
+            400
+        );
+        let typed = patch(
+            json!([{"op": "add", "path": "members", "value": [{"value": ann, "type": "Group"}]}]),
+        );
+        assert_eq!(
+            p.patch(GROUPS, &g.id, &typed, None)
+                .await
+                .unwrap_err()
+                .status,
+            400
+        );
+
+        let add = patch(json!([{"op": "add", "path": "members", "value": [{"value": ann}]}]));
+        let stale = p
+            .patch(GROUPS, &g.id, &add, Some("W/\"0\""))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.status, 412);
+        let added = p
+            .patch(GROUPS, &g.id, &add, Some(&g.version))
+            .await
+            .unwrap();
+        assert_ne!(added.version, g.version);
+        assert_eq!(added.doc["members"][0]["type"], "User");
+        assert_eq!(added.doc["members"][0]["$ref"], p.location(USERS, &ann));
+        let again = p.patch(GROUPS, &g.id, &add, None).await.unwrap();
+        assert_eq!(
+            again.version, added.version,
+            "adding a member twice changes nothing"
+        );
+        assert_eq!(p.get(USERS, &ann).unwrap().doc["groups"][0]["value"], g.id);
+
+        p.delete(USERS, &ann, None).await.unwrap();
+        let left = p.get(GROUPS, &g.id).unwrap();
+        assert!(
+            left.doc.get("members").is_none(),
+            "a deleted user leaves its groups"
+        );
+        assert_ne!(left.version, added.version);
+    }
+
     /// Records what it is told, fails on demand, and links each resource to a counter.
     #[derive(Debug, Default)]
     struct Recorder {
@@ -1023,7 +1476,7 @@ mod tests {
     }
 
     impl Backend for Recorder {
-        fn apply<'a>(&'a self, c: BackendChange<'a>) -> BoxFuture<'a, Result<Option<Value>>> {
+        fn apply<'a>(&'a self, c: BackendChange<'a>) -> BoxFuture<'a, Result<Links>> {
             Box::pin(async move {
                 if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
                     return Err(ScimError::new(503, None, "native side down"));
@@ -1035,7 +1488,7 @@ mod tests {
                 };
                 let mut seen = self.seen.lock().unwrap();
                 seen.push((what.to_owned(), c.link.cloned()));
-                Ok(Some(json!(seen.len())))
+                Ok(Links::from(Some(json!(seen.len()))))
             })
         }
     }

@@ -2,12 +2,16 @@
 //!
 //! Layout: one sled tree of documents per resource type (`id -> JSON`). Write-only values
 //! (`password`) are kept inside the document as salted digests under the reserved key
-//! `_secrets`, which is never an attribute name. Secondary indexes (`path, value -> ids`) and
-//! group memberships (`member -> groups`) live in memory and are rebuilt from the documents
-//! when the store opens, so they can never disagree with what is on disk.
+//! `_secrets`, which is never an attribute name. A Group's members are not inside its document:
+//! each is an entry of its own in the same tree, keyed `group id NUL member id`, so a membership
+//! change writes the member and the (small) group document, whatever the group's size.
+//! Secondary indexes (`path, value -> ids`), member lists and group memberships
+//! (`member -> groups`) live in memory and are rebuilt from the tree when the store opens, so
+//! they can never disagree with what is on disk.
 //!
-//! Writers are serialised by a mutex; uniqueness is checked under it. A write of one resource is
-//! one sled insert; a change to several (a delete that leaves groups) is one transaction.
+//! Writers are serialised by a mutex; uniqueness is checked under it. A write of one key is one
+//! sled insert, of several keys in one tree one atomic batch, across trees (a deleted user
+//! leaving its groups) one transaction.
 //! Durability: a write is acknowledged after a flush that covers it; one flusher thread serves
 //! every writer waiting at that moment (group commit). Measured on sled 0.34: an insert with
 //! such flushes costs about 32 us, a batch or transaction about 100 us, hence this shape.
@@ -40,11 +44,15 @@ pub enum Durability {
 
 type FlushWaiter = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
 
-/// Derived state, rebuilt from the documents at open.
+/// Derived state, rebuilt from the tree at open.
 #[derive(Debug, Default)]
 struct Derived {
     /// Per resource type: (canonical path, folded value) -> ids.
     index: Vec<HashMap<(String, String), BTreeSet<String>>>,
+    /// Per resource type: how many documents.
+    counts: Vec<usize>,
+    /// group id -> member id -> the stored member entry.
+    members: HashMap<String, BTreeMap<String, Value>>,
     /// member id -> (group id -> group displayName).
     groups_of: HashMap<String, BTreeMap<String, String>>,
 }
@@ -132,13 +140,57 @@ impl Drop for GroupCommit {
 #[derive(Debug)]
 pub struct WriteGuard<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
 
-/// One resource's change: `old` absent for a create, `new` absent for a delete.
+/// One resource's change: `old` absent for a create, `new` absent for a delete. Documents never
+/// hold a Group's `members`: those change through `members`.
 #[derive(Debug)]
 pub struct Change<'a> {
     pub rt: usize,
     pub id: &'a str,
     pub old: Option<&'a Map<String, Value>>,
     pub new: Option<&'a Map<String, Value>>,
+    /// A Group's members that join or leave. A deleted group's members all leave with it.
+    pub members: Members,
+}
+
+/// A change to a Group's member list.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Members {
+    /// Entries stored as given (`value` is the member's id): a newcomer, or a new entry for a
+    /// member (its `display`, or the connector's `_link`).
+    pub upsert: Vec<Value>,
+    /// Ids of members who leave.
+    pub leave: Vec<String>,
+}
+
+impl Members {
+    pub fn is_empty(&self) -> bool {
+        self.upsert.is_empty() && self.leave.is_empty()
+    }
+}
+
+/// The id a member entry names.
+pub fn member_value(entry: &Value) -> Option<&str> {
+    entry.get("value").and_then(Value::as_str)
+}
+
+/// Separates a member entry's key from its group's: ids never hold a NUL.
+const MEMBER_SEPARATOR: u8 = 0;
+
+fn member_key(group: &str, member: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.len() + member.len() + 1);
+    key.extend_from_slice(group.as_bytes());
+    key.push(MEMBER_SEPARATOR);
+    key.extend_from_slice(member.as_bytes());
+    key
+}
+
+/// (group id, member id) of a member entry's key; `None` for a document's key.
+fn split_member_key(key: &[u8]) -> Option<(String, String)> {
+    let at = key.iter().position(|b| *b == MEMBER_SEPARATOR)?;
+    Some((
+        String::from_utf8_lossy(&key[..at]).into_owned(),
+        String::from_utf8_lossy(&key[at + 1..]).into_owned(),
+    ))
 }
 
 /// How long an open waits for a stopped instance in the same process to let go of the folder:
@@ -200,7 +252,8 @@ impl Store {
             defs: defs.to_vec(),
             derived: RwLock::new(Derived {
                 index: vec![HashMap::new(); defs.len()],
-                groups_of: HashMap::new(),
+                counts: vec![0; defs.len()],
+                ..Derived::default()
             }),
             write_lock: Mutex::new(()),
             commit,
@@ -209,15 +262,48 @@ impl Store {
         Ok(store)
     }
 
-    /// Recomputes indexes and memberships from the stored documents.
+    /// Recomputes indexes and memberships from the tree. A Group document written before
+    /// members were kept apart still holds them: they move out to entries of their own here.
     fn rebuild(&self) -> Result<()> {
         let mut derived = self.derived_mut();
         for rt in 0..self.docs.len() {
+            let mut entries = Vec::new();
+            let mut names = HashMap::new();
             for entry in self.docs[rt].iter() {
                 let (k, v) = entry?;
+                if let Some((group, _)) = split_member_key(&k) {
+                    entries.push((group, decode_value(&v)?));
+                    continue;
+                }
                 let id = String::from_utf8_lossy(&k).into_owned();
-                let doc = decode(&v)?;
-                apply_derived(&mut derived, &self.defs[rt], rt, &id, None, Some(&doc));
+                let mut doc = decode(&v)?;
+                let mut change = Change {
+                    rt,
+                    id: &id,
+                    old: None,
+                    new: None,
+                    members: Members::default(),
+                };
+                if let Some(Value::Array(members)) = doc.remove("members") {
+                    let mut batch = sled::Batch::default();
+                    for m in &members {
+                        if let Some(member) = member_value(m) {
+                            batch.insert(member_key(&id, member), encode_value(m)?);
+                        }
+                    }
+                    batch.insert(id.as_bytes(), encode(&doc)?);
+                    self.docs[rt].apply_batch(batch)?;
+                    change.members.upsert = members;
+                }
+                change.new = Some(&doc);
+                apply_derived(&mut derived, &self.defs[rt], rt, &change);
+                if let Some(Value::String(name)) = doc.get("displayName") {
+                    names.insert(id.clone(), name.clone());
+                }
+            }
+            for (group, entry) in entries {
+                let name = names.get(&group).map(String::as_str).unwrap_or_default();
+                join(&mut derived, &group, name, entry);
             }
         }
         Ok(())
@@ -237,7 +323,7 @@ impl Store {
         WriteGuard(self.write_lock.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The stored bytes of a resource.
+    /// The stored bytes of a resource (a Group's without its members).
     pub fn get_raw(&self, rt: usize, id: &str) -> Result<Option<sled::IVec>> {
         Ok(self.docs[rt].get(id.as_bytes())?)
     }
@@ -247,15 +333,37 @@ impl Store {
     }
 
     pub fn count(&self, rt: usize) -> usize {
-        self.docs[rt].len()
+        self.derived().counts[rt]
     }
 
     /// Every document of a type, in id order.
     pub fn scan(&self, rt: usize) -> impl Iterator<Item = Result<(String, sled::IVec)>> + '_ {
-        self.docs[rt].iter().map(|r| {
-            let (k, v) = r?;
-            Ok((String::from_utf8_lossy(&k).into_owned(), v))
+        self.docs[rt].iter().filter_map(|r| match r {
+            Ok((k, _)) if k.contains(&MEMBER_SEPARATOR) => None,
+            Ok((k, v)) => Some(Ok((String::from_utf8_lossy(&k).into_owned(), v))),
+            Err(e) => Some(Err(e.into())),
         })
+    }
+
+    /// A Group's member entries, in member id order.
+    pub fn members(&self, group: &str) -> Vec<Value> {
+        self.derived()
+            .members
+            .get(group)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn is_member(&self, group: &str, member: &str) -> bool {
+        self.derived()
+            .members
+            .get(group)
+            .is_some_and(|m| m.contains_key(member))
+    }
+
+    /// A member's entry in a Group, if it is a member.
+    pub fn member(&self, group: &str, member: &str) -> Option<Value> {
+        self.derived().members.get(group)?.get(member).cloned()
     }
 
     /// Ids whose indexed `path` holds `value` (already case-folded as the attribute says).
@@ -276,38 +384,80 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Checks uniqueness, persists the changes (one insert, or one transaction for several),
-    /// then updates indexes and memberships. The caller holds the write lock.
+    /// Checks uniqueness, persists the changes (one insert, one batch for several keys of one
+    /// tree, or one transaction across trees), then updates indexes and memberships. The caller
+    /// holds the write lock.
     pub fn write(&self, _guard: &WriteGuard<'_>, changes: &[Change<'_>]) -> Result<()> {
         self.check_unique(changes)?;
-        let encoded: Vec<Option<Vec<u8>>> = changes
-            .iter()
-            .map(|c| c.new.map(encode).transpose())
-            .collect::<Result<_>>()?;
-        if let ([c], [value]) = (changes, encoded.as_slice()) {
-            match value {
-                Some(v) => self.docs[c.rt].insert(c.id.as_bytes(), v.as_slice())?,
-                None => self.docs[c.rt].remove(c.id.as_bytes())?,
-            };
-        } else {
-            let trees: Vec<&sled::Tree> = self.docs.iter().collect();
-            trees
-                .as_slice()
-                .transaction(|tx: &Vec<TransactionalTree>| {
-                    for (c, value) in changes.iter().zip(&encoded) {
-                        match value {
-                            Some(v) => tx[c.rt].insert(c.id.as_bytes(), v.as_slice())?,
-                            None => tx[c.rt].remove(c.id.as_bytes())?,
-                        };
+        let writes = self.key_writes(changes)?;
+        match writes.as_slice() {
+            [(rt, key, value)] => {
+                match value {
+                    Some(v) => self.docs[*rt].insert(key.as_slice(), v.as_slice())?,
+                    None => self.docs[*rt].remove(key.as_slice())?,
+                };
+            }
+            [(rt, ..), rest @ ..] if rest.iter().all(|(t, ..)| t == rt) => {
+                let mut batch = sled::Batch::default();
+                for (_, key, value) in &writes {
+                    match value {
+                        Some(v) => batch.insert(key.as_slice(), v.as_slice()),
+                        None => batch.remove(key.as_slice()),
                     }
-                    Ok::<(), ConflictableTransactionError<ScimError>>(())
-                })?;
+                }
+                self.docs[*rt].apply_batch(batch)?;
+            }
+            _ => {
+                let trees: Vec<&sled::Tree> = self.docs.iter().collect();
+                trees
+                    .as_slice()
+                    .transaction(|tx: &Vec<TransactionalTree>| {
+                        for (rt, key, value) in &writes {
+                            match value {
+                                Some(v) => tx[*rt].insert(key.as_slice(), v.as_slice())?,
+                                None => tx[*rt].remove(key.as_slice())?,
+                            };
+                        }
+                        Ok::<(), ConflictableTransactionError<ScimError>>(())
+                    })?;
+            }
         }
         let mut d = self.derived_mut();
         for c in changes {
-            apply_derived(&mut d, &self.defs[c.rt], c.rt, c.id, c.old, c.new);
+            apply_derived(&mut d, &self.defs[c.rt], c.rt, c);
         }
         Ok(())
+    }
+
+    /// The keys a change writes (`Some`) or removes (`None`), per tree.
+    fn key_writes(&self, changes: &[Change<'_>]) -> Result<Vec<KeyWrite>> {
+        let d = self.derived();
+        let mut out = Vec::new();
+        for c in changes {
+            out.push((
+                c.rt,
+                c.id.as_bytes().to_vec(),
+                c.new.map(encode).transpose()?,
+            ));
+            if c.new.is_none() {
+                let members = d.members.get(c.id).into_iter().flat_map(|m| m.keys());
+                out.extend(members.map(|m| (c.rt, member_key(c.id, m), None)));
+                continue;
+            }
+            for entry in &c.members.upsert {
+                let member = member_value(entry).ok_or_else(|| {
+                    ScimError::internal("a member entry to store names no member")
+                })?;
+                out.push((c.rt, member_key(c.id, member), Some(encode_value(entry)?)));
+            }
+            out.extend(
+                c.members
+                    .leave
+                    .iter()
+                    .map(|m| (c.rt, member_key(c.id, m), None)),
+            );
+        }
+        Ok(out)
     }
 
     /// Refuses changes that would give a unique value to a second resource (409 `uniqueness`).
@@ -346,15 +496,17 @@ impl Store {
     }
 }
 
-/// Moves indexes and memberships from `old` to `new` for one resource.
-fn apply_derived(
-    d: &mut Derived,
-    def: &ResourceDef,
-    rt: usize,
-    id: &str,
-    old: Option<&Map<String, Value>>,
-    new: Option<&Map<String, Value>>,
-) {
+/// (tree, key, new value or removal).
+type KeyWrite = (usize, Vec<u8>, Option<Vec<u8>>);
+
+/// Moves indexes, counts and memberships through one change.
+fn apply_derived(d: &mut Derived, def: &ResourceDef, rt: usize, change: &Change<'_>) {
+    let Change { id, old, new, .. } = *change;
+    match (old, new) {
+        (None, Some(_)) => d.counts[rt] += 1,
+        (Some(_), None) => d.counts[rt] = d.counts[rt].saturating_sub(1),
+        _ => {}
+    }
     let old_keys = old.map(|o| index_entries(def, o)).unwrap_or_default();
     let new_keys = new.map(|n| index_entries(def, n)).unwrap_or_default();
     let index = &mut d.index[rt];
@@ -372,37 +524,67 @@ fn apply_derived(
     if def.kind != ResourceKind::Group {
         return;
     }
-    let members = |doc: Option<&Map<String, Value>>| -> BTreeSet<String> {
-        doc.and_then(|d| d.get("members"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
-            .collect()
-    };
     let name = |doc: Option<&Map<String, Value>>| {
         doc.and_then(|n| n.get("displayName"))
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned()
     };
-    let (before, after) = (members(old), members(new));
-    // A renamed group updates every member's entry; otherwise only the members who changed.
-    let renamed = name(old) != name(new);
-    for m in before.iter().filter(|m| renamed || !after.contains(*m)) {
-        if let Some(groups) = d.groups_of.get_mut(m) {
-            groups.remove(id);
-            if groups.is_empty() {
-                d.groups_of.remove(m);
-            }
+    let Some(new) = new else {
+        for member in d.members.remove(id).into_iter().flat_map(|m| m.into_keys()) {
+            leave(d, id, &member);
+        }
+        return;
+    };
+    let name = name(Some(new));
+    for member in &change.members.leave {
+        if let Some(members) = d.members.get_mut(id) {
+            members.remove(member);
+        }
+        leave(d, id, member);
+    }
+    for entry in &change.members.upsert {
+        join(d, id, &name, entry.clone());
+    }
+    if old.is_some_and(|o| o.get("displayName").and_then(Value::as_str) != Some(name.as_str())) {
+        let members: Vec<String> = d
+            .members
+            .get(id)
+            .into_iter()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        for member in members {
+            d.groups_of
+                .entry(member)
+                .or_default()
+                .insert(id.to_owned(), name.clone());
         }
     }
-    let name = name(new);
-    for m in after.into_iter().filter(|m| renamed || !before.contains(m)) {
-        d.groups_of
-            .entry(m)
-            .or_default()
-            .insert(id.to_owned(), name.clone());
+    if d.members.get(id).is_some_and(BTreeMap::is_empty) {
+        d.members.remove(id);
+    }
+}
+
+fn join(d: &mut Derived, group: &str, name: &str, entry: Value) {
+    let Some(member) = member_value(&entry).map(str::to_owned) else {
+        return;
+    };
+    d.groups_of
+        .entry(member.clone())
+        .or_default()
+        .insert(group.to_owned(), name.to_owned());
+    d.members
+        .entry(group.to_owned())
+        .or_default()
+        .insert(member, entry);
+}
+
+fn leave(d: &mut Derived, group: &str, member: &str) {
+    if let Some(groups) = d.groups_of.get_mut(member) {
+        groups.remove(group);
+        if groups.is_empty() {
+            d.groups_of.remove(member);
+        }
     }
 }
 
@@ -445,7 +627,103 @@ pub(crate) fn encode(doc: &Map<String, Value>) -> Result<Vec<u8>> {
         .map_err(|e| ScimError::internal(format!("cannot encode a resource: {e}")))
 }
 
+fn encode_value(value: &Value) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|e| ScimError::internal(format!("cannot encode a member entry: {e}")))
+}
+
+fn decode_value(raw: &[u8]) -> Result<Value> {
+    serde_json::from_slice(raw)
+        .map_err(|e| ScimError::internal(format!("a stored member entry is unreadable: {e}")))
+}
+
 pub(crate) fn decode(raw: &[u8]) -> Result<Map<String, Value>> {
     serde_json::from_slice(raw)
         .map_err(|e| ScimError::internal(format!("a stored resource is unreadable: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{group_resource, user_resource};
+    use serde_json::json;
+
+    const GROUPS: usize = 1;
+
+    fn doc(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn member_ids(store: &Store, group: &str) -> Vec<String> {
+        let members = store.members(group);
+        members
+            .iter()
+            .filter_map(member_value)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn members_live_apart_survive_a_reopen_and_move_out_of_old_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = vec![user_resource(), group_resource()];
+        {
+            // Written before members were kept apart: inside the group's document.
+            let db = open_folder(dir.path()).unwrap();
+            let old = doc(json!({"id": "g1", "displayName": "Eng", "members": [
+                {"value": "u1", "type": "User"}, {"value": "u2", "type": "User"}]}));
+            db.open_tree("resources/Group")
+                .unwrap()
+                .insert("g1", encode(&old).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        {
+            let store = Store::open(dir.path(), &defs, Durability::Flush).unwrap();
+            assert_eq!(store.count(GROUPS), 1);
+            assert_eq!(member_ids(&store, "g1"), ["u1", "u2"]);
+            let base = store.get(GROUPS, "g1").unwrap().unwrap();
+            assert!(!base.contains_key("members"));
+            assert_eq!(store.direct_groups("u1"), [("g1".into(), "Eng".into())]);
+            let renamed = doc(json!({"id": "g1", "displayName": "Platform"}));
+            let change = Change {
+                rt: GROUPS,
+                id: "g1",
+                old: Some(&base),
+                new: Some(&renamed),
+                members: Members {
+                    upsert: vec![json!({"value": "u3", "type": "User", "_link": 7})],
+                    leave: vec!["u1".into()],
+                },
+            };
+            store.write(&store.lock(), &[change]).unwrap();
+        }
+        let store = Store::open(dir.path(), &defs, Durability::Flush).unwrap();
+        assert_eq!(member_ids(&store, "g1"), ["u2", "u3"]);
+        assert_eq!(store.member("g1", "u3").unwrap()["_link"], 7);
+        assert!(store.direct_groups("u1").is_empty());
+        assert_eq!(
+            store.direct_groups("u2"),
+            [("g1".into(), "Platform".into())]
+        );
+        let ids: Vec<String> = store.scan(GROUPS).map(|r| r.unwrap().0).collect();
+        assert_eq!(ids, ["g1"]);
+
+        let base = store.get(GROUPS, "g1").unwrap().unwrap();
+        let delete = Change {
+            rt: GROUPS,
+            id: "g1",
+            old: Some(&base),
+            new: None,
+            members: Members::default(),
+        };
+        store.write(&store.lock(), &[delete]).unwrap();
+        assert_eq!(store.count(GROUPS), 0);
+        assert!(store.members("g1").is_empty() && store.direct_groups("u2").is_empty());
+        assert_eq!(
+            store.docs[GROUPS].len(),
+            0,
+            "the members' entries went with the group"
+        );
+    }
 }
