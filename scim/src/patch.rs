@@ -116,6 +116,27 @@ pub fn apply_patch(
     Ok(out)
 }
 
+/// Whether any operation may change the attribute `name` (a path that cannot be read counts:
+/// [`apply_patch`] words its error).
+pub fn touches(def: &ResourceDef, ops: &[PatchOp], name: &str) -> bool {
+    let names = |path: &str| {
+        AttrPath::parse(path)
+            .ok()
+            .and_then(|p| def.resolve(&p))
+            .is_none_or(|r| r.attr.name.eq_ignore_ascii_case(name))
+    };
+    ops.iter().any(|op| match (&op.path, &op.value) {
+        (Some(path), _) => PatchPath::parse(path)
+            .ok()
+            .and_then(|p| def.resolve(&p.attr))
+            .is_none_or(|r| r.attr.name.eq_ignore_ascii_case(name)),
+        (None, Some(Value::Object(value))) => value
+            .keys()
+            .any(|k| !k.eq_ignore_ascii_case("schemas") && def.extension(k).is_none() && names(k)),
+        (None, _) => true,
+    })
+}
+
 /// What a PATCH made only of Group member changes does, per member id in the end: the entry
 /// added (normalised), or `None` for a removal. Later operations on a member win, as they would
 /// when applied in order.
@@ -859,6 +880,56 @@ mod tests {
         assert_eq!(entra["members"], json!([{"value": "u1", "type": "User"}]));
         let readd = apply(json!([{"op": "add", "path": "members", "value": [{"value": "u1"}]}]));
         assert_eq!(readd["members"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn member_operations_are_told_apart_from_the_rest() {
+        let def = group_resource();
+        let ops = |ops: Value| {
+            parse_patch_request(&json!({"schemas": [PATCH_OP_URN], "Operations": ops})).unwrap()
+        };
+        let okta_rename =
+            ops(json!([{"op": "replace", "value": {"id": "g", "displayName": "eng"}}]));
+        assert!(!touches(&def, &okta_rename, "members"));
+        assert!(member_ops(&def, &okta_rename).is_none());
+        let entra_rename = ops(json!([{"op": "Replace", "path": "displayName", "value": "eng"}]));
+        assert!(!touches(&def, &entra_rename, "members"));
+        for touching in [
+            json!([{"op": "replace", "value": {"members": []}}]),
+            json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:core:2.0:Group:members"}]),
+            json!([{"op": "add", "path": "nonsense", "value": 1}]),
+        ] {
+            assert!(
+                touches(&def, &ops(touching.clone()), "members"),
+                "{touching}"
+            );
+        }
+
+        let okta = ops(json!([{"op": "remove", "path": "members[value eq \"u1\"]"},
+            {"op": "add", "path": "members", "value": [{"value": "u1", "display": "Ann"}, {"value": "u2"}]},
+            {"op": "Remove", "path": "members", "value": [{"value": "u2"}]}]));
+        let expected: MemberOps = [
+            (
+                "u1".to_owned(),
+                Some(json!({"value": "u1", "display": "Ann"})),
+            ),
+            ("u2".to_owned(), None),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(member_ops(&def, &okta), Some(expected));
+        for general in [
+            json!([{"op": "remove", "path": "members"}]),
+            json!([{"op": "replace", "path": "members", "value": []}]),
+            json!([{"op": "remove", "path": "members[display eq \"Ann\"]"}]),
+            json!([{"op": "add", "path": "members", "value": [{"display": "no value"}]}]),
+            json!([{"op": "add", "path": "members", "value": []}, {"op": "add", "path": "displayName", "value": "x"}]),
+        ] {
+            assert!(
+                member_ops(&def, &ops(general.clone())).is_none(),
+                "{general}"
+            );
+        }
     }
 
     fn arb_op() -> impl Strategy<Value = Value> {

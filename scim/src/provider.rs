@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Result, ScimError};
 use crate::filter::{Compiled, Filter};
-use crate::patch::{apply_patch, member_ops, parse_patch_request, MemberOps};
+use crate::patch::{apply_patch, member_ops, parse_patch_request, touches, MemberOps};
 use crate::query::{project, sort_keyed, ListQuery, Projection, SortKey, SortSpec};
 use crate::resource::{check_immutable, normalize_resource, Leniency, Normalized};
 use crate::schema::{
@@ -396,7 +396,7 @@ impl Provider {
         if_match: Option<&str>,
     ) -> Result<View> {
         let input = normalize_resource(&self.defs[rt], body, self.config.leniency)?;
-        let raw = self.update(rt, id, if_match, |_| Ok(input)).await?;
+        let raw = self.update(rt, id, if_match, true, |_| Ok(input)).await?;
         self.view(rt, id, &raw)
     }
 
@@ -445,17 +445,22 @@ impl Provider {
                 return self.patch_members(rt, id, if_match, changes).await;
             }
         }
-        self.update(rt, id, if_match, |old| apply_patch(def, old, &ops))
-            .await
+        // Okta resends the group's name before every membership change: that needs no members.
+        let members_too = touches(def, &ops, "members");
+        self.update(rt, id, if_match, members_too, |old| {
+            apply_patch(def, old, &ops)
+        })
+        .await
     }
 
-    /// PUT and any PATCH but a members-only one: the change sees the whole resource, members
-    /// included, and is validated as a whole.
+    /// PUT and any PATCH but a members-only one: the change sees the whole resource, a Group's
+    /// members included when it may change them (`members_too`), and is validated as a whole.
     async fn update<F>(
         &self,
         rt: usize,
         id: &str,
         if_match: Option<&str>,
+        members_too: bool,
         change: F,
     ) -> Result<Vec<u8>>
     where
@@ -463,9 +468,10 @@ impl Provider {
     {
         let def = &self.defs[rt];
         self.update_with(rt, id, if_match, |guard, old, secrets| {
-            let stored = match def.kind {
-                ResourceKind::Group => self.store.members(id),
-                ResourceKind::User => Vec::new(),
+            let members_too = members_too && def.kind == ResourceKind::Group;
+            let stored = match members_too {
+                true => self.store.members(id),
+                false => Vec::new(),
             };
             let whole = with_members(old, &stored);
             let input = change(&whole)?;
@@ -476,7 +482,10 @@ impl Provider {
             let meta = touched_meta(old);
             let mut doc = self.assemble(guard, rt, id, Some(&whole), input.attrs, meta)?;
             keep_secrets(&mut doc, secrets, &input.secrets);
-            let members = member_changes(&stored, take_members(&mut doc));
+            let members = match members_too {
+                true => member_changes(&stored, take_members(&mut doc)),
+                false => Members::default(),
+            };
             Ok(Some((doc, members)))
         })
         .await
