@@ -1,7 +1,7 @@
 //! What every mock's control plane (`/_sim/...`) shares: the hash-chained audit log and its
 //! event stream, fault injection, named quirks, and request metrics in Prometheus text format.
 //! A mock keeps its records and its audit events in one sled tree, so a change and the event
-//! that records it are written by one atomic batch.
+//! that records it are written together, atomically (`store::TreeWrites`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 use crate::error::{Result, ScimError};
 use crate::provider::BoxFuture;
 pub use crate::quirks::{scim_quirks, SCIM_QUIRKS};
+use crate::store::TreeWrites;
 
 /// One audit event: what changed, when it was applied, and the hash of the event before it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,12 +93,12 @@ impl AuditLog {
         })
     }
 
-    /// Appends an event to `batch` after `before` (the batch's previous event, if any); call
-    /// `published` once the batch is applied. The caller serialises writers, so events are
+    /// Appends an event to `writes` after `before` (their previous event, if any); call
+    /// `published` once they are applied. The caller serialises writers, so events are
     /// chained in the order their changes were applied.
     pub fn append(
         &self,
-        batch: &mut sled::Batch,
+        writes: &mut TreeWrites,
         before: Option<&AuditEvent>,
         kind: &str,
         subject: &str,
@@ -119,11 +120,11 @@ impl AuditLog {
         event.hash = event.digest();
         let raw = serde_json::to_vec(&event)
             .map_err(|e| ScimError::internal(format!("cannot encode an audit event: {e}")))?;
-        batch.insert(event_key(event.seq).as_bytes(), raw);
+        writes.insert(event_key(event.seq), raw);
         Ok(event)
     }
 
-    /// Moves the head past events whose batch was applied and streams them to subscribers.
+    /// Moves the head past events whose writes were applied and streams them to subscribers.
     pub fn published(&self, events: Vec<AuditEvent>) {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         for e in events {
@@ -246,6 +247,7 @@ impl<S: RecordState> RecordStore<S> {
 
     fn with_db(db: sled::Db, durable: bool) -> Result<RecordStore<S>> {
         let tree = db.open_tree("records")?;
+        TreeWrites::recover(&tree)?;
         let mut state = S::default();
         // Every key but the audit log's: those before `event/` and after `event/\xff...`.
         let records = tree
@@ -298,23 +300,23 @@ impl<S: RecordState> RecordStore<S> {
                 events: Vec::new(),
             };
             let out = decide(&self.read(), &mut changes)?;
-            let mut batch = sled::Batch::default();
+            let mut writes = TreeWrites::default();
             for r in &changes.removes {
-                batch.remove(S::key(r).as_bytes());
+                writes.remove(S::key(r));
             }
             for r in &changes.puts {
                 let raw = serde_json::to_vec(r)
                     .map_err(|e| ScimError::internal(format!("cannot encode a record: {e}")))?;
-                batch.insert(S::key(r).as_bytes(), raw);
+                writes.insert(S::key(r), raw);
             }
             let mut events = Vec::with_capacity(changes.events.len());
             for (kind, subject, data) in changes.events {
                 let event = self
                     .audit
-                    .append(&mut batch, events.last(), &kind, &subject, data)?;
+                    .append(&mut writes, events.last(), &kind, &subject, data)?;
                 events.push(event);
             }
-            self.tree.apply_batch(batch).map_err(ScimError::from)?;
+            writes.apply(&self.tree).map_err(S::Error::from)?;
             {
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
                 for r in &changes.removes {
@@ -843,17 +845,17 @@ mod tests {
     fn append(db: &sled::Db, log: &AuditLog, n: usize) {
         let tree = db.open_tree("t").unwrap();
         for i in 0..n {
-            let mut batch = sled::Batch::default();
+            let mut writes = TreeWrites::default();
             let e = log
                 .append(
-                    &mut batch,
+                    &mut writes,
                     None,
                     "thing.changed",
                     &format!("s{i}"),
                     json!({"i": i}),
                 )
                 .unwrap();
-            tree.apply_batch(batch).unwrap();
+            writes.apply(&tree).unwrap();
             log.published(vec![e]);
         }
     }
@@ -862,12 +864,12 @@ mod tests {
     fn events_of_one_batch_chain_one_after_another() {
         let (db, log) = log();
         append(&db, &log, 1);
-        let mut batch = sled::Batch::default();
-        let first = log.append(&mut batch, None, "a", "s", json!({})).unwrap();
+        let mut writes = TreeWrites::default();
+        let first = log.append(&mut writes, None, "a", "s", json!({})).unwrap();
         let second = log
-            .append(&mut batch, Some(&first), "b", "s", json!({}))
+            .append(&mut writes, Some(&first), "b", "s", json!({}))
             .unwrap();
-        db.open_tree("t").unwrap().apply_batch(batch).unwrap();
+        writes.apply(&db.open_tree("t").unwrap()).unwrap();
         log.published(vec![first, second]);
         let kinds: Vec<String> = log
             .since(0, 10)
