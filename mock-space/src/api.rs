@@ -449,7 +449,7 @@ async fn delete_profile(
         .directory
         .change(|org, c| {
             let p = org.profile(&identifier)?.clone();
-            for m in org.memberships.values().filter(|m| m.member == p.id) {
+            for m in org.memberships_of(&p.id) {
                 c.remove(Record::Membership(m.clone()));
             }
             for g in org
@@ -837,11 +837,7 @@ async fn create_membership(
         .change(|org, c| {
             let p = org.profile(&input.member)?;
             let t = org.team(&input.team_id)?;
-            if let Some(existing) = org
-                .memberships
-                .values()
-                .find(|m| m.member == p.id && m.team_id == t.id)
-            {
+            if let Some(existing) = org.memberships_of(&p.id).find(|m| m.team_id == t.id) {
                 return Ok(existing.clone());
             }
             let m = Membership {

@@ -178,6 +178,8 @@ pub struct Org {
     /// Lower-cased username -> profile id (usernames are unique regardless of case).
     by_username: HashMap<String, String>,
     by_external_id: HashMap<String, String>,
+    /// Profile id -> ids of its memberships.
+    by_member: HashMap<String, BTreeSet<String>>,
 }
 
 impl Org {
@@ -198,6 +200,11 @@ impl Org {
                 self.teams.insert(t.id.clone(), t);
             }
             Record::Membership(m) => {
+                self.unlink_membership(&m.id);
+                self.by_member
+                    .entry(m.member.clone())
+                    .or_default()
+                    .insert(m.id.clone());
                 self.memberships.insert(m.id.clone(), m);
             }
             Record::Project(p) => {
@@ -227,6 +234,7 @@ impl Org {
                 self.teams.remove(&t.id);
             }
             Record::Membership(m) => {
+                self.unlink_membership(&m.id);
                 self.memberships.remove(&m.id);
             }
             Record::Project(p) => {
@@ -326,10 +334,31 @@ impl Org {
         self.profiles.get(&token.profile_id)
     }
 
+    fn unlink_membership(&mut self, id: &str) {
+        let Some(member) = self.memberships.get(id).map(|m| m.member.clone()) else {
+            return;
+        };
+        if let Some(ids) = self.by_member.get_mut(&member) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_member.remove(&member);
+            }
+        }
+    }
+
+    /// A profile's direct memberships.
+    pub fn memberships_of<'a>(&'a self, profile_id: &str) -> impl Iterator<Item = &'a Membership> {
+        self.by_member
+            .get(profile_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.memberships.get(id))
+    }
+
     /// Teams a profile belongs to: its direct teams and every ancestor of them.
     pub fn teams_of(&self, profile_id: &str) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        for m in self.memberships.values().filter(|m| m.member == profile_id) {
+        for m in self.memberships_of(profile_id) {
             let mut next = Some(m.team_id.clone());
             // A cycle cannot be made through the API, but a bound keeps a corrupt one finite.
             while let Some(t) = next.take() {
@@ -463,6 +492,36 @@ mod tests {
             archived: false,
             joined: None,
             left_at: None,
+        }
+    }
+
+    proptest! {
+        /// After any sequence of membership puts (a membership may even move to another
+        /// profile) and removes, each profile's memberships are exactly what a scan gives.
+        #[test]
+        fn membership_index_matches_a_scan(ops in prop::collection::vec(
+            (any::<bool>(), 0u8..5, 0u8..3, 0u8..2), 0..40)) {
+            let mut org = Org::default();
+            for (put, id, member, team) in ops {
+                let m = Membership {
+                    id: format!("m{id}"),
+                    member: format!("p{member}"),
+                    team_id: format!("t{team}"),
+                    role_id: None,
+                    lead: false,
+                };
+                match put {
+                    true => org.put(Record::Membership(m)),
+                    false => org.remove(&Record::Membership(m)),
+                }
+            }
+            for member in 0..3 {
+                let p = format!("p{member}");
+                let indexed: Vec<&Membership> = org.memberships_of(&p).collect();
+                let scanned: Vec<&Membership> =
+                    org.memberships.values().filter(|m| m.member == p).collect();
+                prop_assert_eq!(indexed, scanned);
+            }
         }
     }
 
