@@ -155,8 +155,68 @@ pub struct Provider {
     defs: Vec<ResourceDef>,
     config: ProviderConfig,
     backend: Option<Arc<dyn Backend>>,
-    /// Serialises writers across the await on the backend (the store's own lock is synchronous).
-    writers: tokio::sync::Mutex<()>,
+    /// Writers across the await on the backend (the store's own lock is synchronous): held
+    /// shared, with the ids involved locked, by a members-only PATCH and by a change that turns
+    /// out to change nothing; held alone by every other write, so uniqueness checks, renames and
+    /// deletes never race a backend call.
+    writers: tokio::sync::RwLock<()>,
+    ids: IdLocks,
+}
+
+/// A planned update: the new document and the member changes.
+type Planned = (Map<String, Value>, Members);
+
+/// How an update holds the writers' lock.
+#[derive(Debug)]
+enum Writers {
+    /// Shared, with these resource ids locked.
+    Shared(BTreeSet<String>),
+    /// Alone, unless the update turns out to change nothing.
+    Alone,
+}
+
+/// Async locks on resource ids, taken in sorted order, so two writers never wait on each
+/// other crosswise. An id's lock lives only while someone holds or awaits it.
+#[derive(Debug, Default)]
+struct IdLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+/// Held id locks; dropping them (or the wait for them) forgets locks nobody else wants.
+struct HeldIds<'a> {
+    locks: &'a IdLocks,
+    ids: Vec<String>,
+    held: Vec<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl IdLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        // The map is only ever changed whole under its lock: a panic cannot leave it half done.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn lock(&self, ids: &BTreeSet<String>) -> HeldIds<'_> {
+        let mut held = HeldIds {
+            locks: self,
+            ids: ids.iter().cloned().collect(),
+            held: Vec::with_capacity(ids.len()),
+        };
+        for id in ids {
+            let lock = self.map().entry(id.clone()).or_default().clone();
+            held.held.push(lock.lock_owned().await);
+        }
+        held
+    }
+}
+
+impl Drop for HeldIds<'_> {
+    fn drop(&mut self) {
+        self.held.clear();
+        let mut map = self.locks.map();
+        for id in &self.ids {
+            if map.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
+                map.remove(id);
+            }
+        }
+    }
 }
 
 const USERS: usize = 0;
@@ -185,7 +245,8 @@ impl Provider {
             defs,
             config,
             backend: None,
-            writers: tokio::sync::Mutex::new(()),
+            writers: tokio::sync::RwLock::new(()),
+            ids: IdLocks::default(),
         }
     }
 
@@ -359,7 +420,7 @@ impl Provider {
         let id = uuid::Uuid::new_v4().to_string();
         let now = timestamp(Utc::now());
         let meta = json!({"resourceType": def.name, "created": now, "lastModified": now});
-        let serial = self.writers.lock().await;
+        let serial = self.writers.write().await;
         let (mut doc, mut members) = {
             let guard = self.store.lock();
             let mut doc = self.assemble(&guard, rt, &id, None, input.attrs, meta)?;
@@ -396,7 +457,9 @@ impl Provider {
         if_match: Option<&str>,
     ) -> Result<View> {
         let input = normalize_resource(&self.defs[rt], body, self.config.leniency)?;
-        let raw = self.update(rt, id, if_match, true, |_| Ok(input)).await?;
+        let raw = self
+            .update(rt, id, if_match, true, |_| Ok(input.clone()))
+            .await?;
         self.view(rt, id, &raw)
     }
 
@@ -464,10 +527,10 @@ impl Provider {
         change: F,
     ) -> Result<Vec<u8>>
     where
-        F: FnOnce(&Map<String, Value>) -> Result<Normalized>,
+        F: Fn(&Map<String, Value>) -> Result<Normalized>,
     {
         let def = &self.defs[rt];
-        self.update_with(rt, id, if_match, |guard, old, secrets| {
+        self.update_with(rt, id, if_match, Writers::Alone, |guard, old, secrets| {
             let members_too = members_too && def.kind == ResourceKind::Group;
             let stored = match members_too {
                 true => self.store.members(id),
@@ -500,95 +563,119 @@ impl Provider {
         if_match: Option<&str>,
         changes: MemberOps,
     ) -> Result<Vec<u8>> {
-        self.update_with(rt, id, if_match, |guard, old, secrets| {
-            let mut members = Members::default();
-            for (member, change) in changes {
-                let current = self.store.member(id, &member);
-                let Some(mut entry) = change else {
-                    if current.is_some() {
-                        members.leave.push(member);
+        let mut ids: BTreeSet<String> = changes.keys().cloned().collect();
+        ids.insert(id.to_owned());
+        self.update_with(
+            rt,
+            id,
+            if_match,
+            Writers::Shared(ids),
+            |guard, old, secrets| {
+                let mut members = Members::default();
+                for (member, change) in &changes {
+                    let current = self.store.member(id, member);
+                    let Some(mut entry) = change.clone() else {
+                        if current.is_some() {
+                            members.leave.push(member.clone());
+                        }
+                        continue;
+                    };
+                    let known = current
+                        .as_ref()
+                        .and_then(|c| c.get("type"))
+                        .and_then(Value::as_str);
+                    self.check_member(guard, id, &mut entry, known)?;
+                    match current {
+                        Some(current) if same_entry(&current, &entry) => {}
+                        current => members.upsert.push(carry_link(current.as_ref(), entry)),
                     }
-                    continue;
-                };
-                let known = current
-                    .as_ref()
-                    .and_then(|c| c.get("type"))
-                    .and_then(Value::as_str);
-                self.check_member(guard, id, &mut entry, known)?;
-                match current {
-                    Some(current) if same_entry(&current, &entry) => {}
-                    current => members.upsert.push(carry_link(current.as_ref(), entry)),
                 }
-            }
-            if members.is_empty() {
-                return Ok(None);
-            }
-            let mut doc = old.clone();
-            doc.insert("meta".into(), touched_meta(old));
-            if let Some(secrets) = secrets {
-                doc.insert(SECRETS_KEY.into(), secrets);
-            }
-            Ok(Some((doc, members)))
-        })
+                if members.is_empty() {
+                    return Ok(None);
+                }
+                let mut doc = old.clone();
+                doc.insert("meta".into(), touched_meta(old));
+                if let Some(secrets) = secrets {
+                    doc.insert(SECRETS_KEY.into(), secrets);
+                }
+                Ok(Some((doc, members)))
+            },
+        )
         .await
     }
 
     /// Shared tail of every update: precondition, the change, backend, write. `plan` gets the
     /// stored document (a Group's without members, secrets and link apart) and returns the new
     /// document and member changes, or `None` when nothing changes. Returns the stored bytes.
+    /// `plan` runs first with the writers' lock shared and the ids locked: a change to nothing
+    /// (Okta resends a group's name before each membership push) ends there; a change that needs
+    /// the lock alone takes it and runs `plan` again on what is stored then.
     async fn update_with<F>(
         &self,
         rt: usize,
         id: &str,
         if_match: Option<&str>,
+        writers: Writers,
         plan: F,
     ) -> Result<Vec<u8>>
     where
-        F: FnOnce(
-            &WriteGuard<'_>,
-            &Map<String, Value>,
-            Option<Value>,
-        ) -> Result<Option<(Map<String, Value>, Members)>>,
+        F: Fn(&WriteGuard<'_>, &Map<String, Value>, Option<Value>) -> Result<Option<Planned>>,
     {
         let def = &self.defs[rt];
-        let serial = self.writers.lock().await;
-        let (old, mut doc, mut members, link) = {
-            let guard = self.store.lock();
-            let raw = self
-                .store
-                .get_raw(rt, id)?
-                .ok_or_else(|| not_found(def, id))?;
-            self.check_precondition(rt, id, &raw, if_match)?;
-            let mut old = decode(&raw)?;
-            let secrets = old.remove(SECRETS_KEY);
-            let link = old.remove(LINK_KEY);
-            let Some((doc, members)) = plan(&guard, &old, secrets)? else {
-                // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
-                return Ok(raw.to_vec());
-            };
-            (old, doc, members, link)
+        let ids = match &writers {
+            Writers::Shared(ids) => ids.clone(),
+            Writers::Alone => BTreeSet::from([id.to_owned()]),
         };
-        self.through_backend(rt, id, Some(&old), &mut doc, &mut members, link)
-            .await?;
-        let raw = encode(&doc)?;
-        self.store.write(
-            &self.store.lock(),
-            &[Change {
-                rt,
-                id,
-                old: Some(&old),
-                new: Some(&doc),
-                members,
-            }],
-        )?;
-        drop(serial);
-        self.store.durable().await?;
-        Ok(raw)
+        let mut alone = false;
+        loop {
+            let (shared, held, serial) = if alone {
+                (None, None, Some(self.writers.write().await))
+            } else {
+                let shared = self.writers.read().await;
+                (Some(shared), Some(self.ids.lock(&ids).await), None)
+            };
+            let (old, mut doc, mut members, link) = {
+                let guard = self.store.lock();
+                let raw = self
+                    .store
+                    .get_raw(rt, id)?
+                    .ok_or_else(|| not_found(def, id))?;
+                self.check_precondition(rt, id, &raw, if_match)?;
+                let mut old = decode(&raw)?;
+                let secrets = old.remove(SECRETS_KEY);
+                let link = old.remove(LINK_KEY);
+                let Some((doc, members)) = plan(&guard, &old, secrets)? else {
+                    // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
+                    return Ok(raw.to_vec());
+                };
+                (old, doc, members, link)
+            };
+            if matches!(writers, Writers::Alone) && serial.is_none() {
+                alone = true;
+                continue;
+            }
+            self.through_backend(rt, id, Some(&old), &mut doc, &mut members, link)
+                .await?;
+            let raw = encode(&doc)?;
+            self.store.write(
+                &self.store.lock(),
+                &[Change {
+                    rt,
+                    id,
+                    old: Some(&old),
+                    new: Some(&doc),
+                    members,
+                }],
+            )?;
+            drop((serial, shared, held));
+            self.store.durable().await?;
+            return Ok(raw);
+        }
     }
 
     pub async fn delete(&self, rt: usize, id: &str, if_match: Option<&str>) -> Result<()> {
         let def = &self.defs[rt];
-        let serial = self.writers.lock().await;
+        let serial = self.writers.write().await;
         let old = {
             let _guard = self.store.lock();
             let raw = self
@@ -667,7 +754,7 @@ impl Provider {
             .collect::<Result<_>>()?;
         let mut changed = 0;
         for id in ids {
-            let serial = self.writers.lock().await;
+            let serial = self.writers.write().await;
             let Some(mut doc) = self.store.get(rt, &id)? else {
                 continue;
             };
@@ -1475,6 +1562,80 @@ mod tests {
             "a deleted user leaves its groups"
         );
         assert_ne!(left.version, added.version);
+    }
+
+    /// Takes a while per change and counts how many it was given at once.
+    #[derive(Debug, Default)]
+    struct Slow {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Backend for Slow {
+        fn apply<'a>(&'a self, _: BackendChange<'a>) -> BoxFuture<'a, Result<Links>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            Box::pin(async move {
+                let now = self.now.fetch_add(1, SeqCst) + 1;
+                self.most.fetch_max(now, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                self.now.fetch_sub(1, SeqCst);
+                Ok(Links::default())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn members_only_patches_reach_the_backend_together_and_all_land() {
+        let backend = Arc::new(Slow::default());
+        let p = Provider::temporary(ProviderConfig::default())
+            .unwrap()
+            .with_backend(backend.clone());
+        let mut users = Vec::new();
+        for i in 0..12 {
+            let body = json!({"schemas": [crate::schema::USER_URN], "userName": format!("u{i}")});
+            users.push(p.create(USERS, &body).await.unwrap().id);
+        }
+        let mut groups = Vec::new();
+        for name in ["a", "b"] {
+            let body = json!({"schemas": [crate::schema::GROUP_URN], "displayName": name});
+            groups.push(p.create(GROUPS, &body).await.unwrap().id);
+        }
+        let patch =
+            |ops: Value| json!({"schemas": [crate::schema::PATCH_OP_URN], "Operations": ops});
+        let joins = groups
+            .iter()
+            .flat_map(|g| users.iter().map(move |u| (g, u)))
+            .map(|(g, u)| {
+                let p = &p;
+                async move {
+                    // Okta's way: the name again (changes nothing), then the member.
+                    let name = p.get(GROUPS, g).unwrap().doc["displayName"].clone();
+                    let rename =
+                        patch(json!([{"op": "replace", "value": {"id": g, "displayName": name}}]));
+                    p.patch(GROUPS, g, &rename, None).await?;
+                    let add =
+                        patch(json!([{"op": "add", "path": "members", "value": [{"value": u}]}]));
+                    p.patch(GROUPS, g, &add, None).await
+                }
+            });
+        for result in futures::future::join_all(joins).await {
+            result.unwrap();
+        }
+        for g in &groups {
+            assert_eq!(members_of(&p.get(GROUPS, g).unwrap()).len(), users.len());
+        }
+        for u in &users {
+            assert_eq!(
+                p.get(USERS, u).unwrap().doc["groups"]
+                    .as_array()
+                    .unwrap()
+                    .len(),
+                2
+            );
+        }
+        let most = backend.most.load(std::sync::atomic::Ordering::SeqCst);
+        // Per group one change at a time; the two groups' changes overlap.
+        assert_eq!(most, 2, "changes the backend saw at once");
     }
 
     /// Records what it is told, fails on demand, and links each resource to a counter.
