@@ -621,7 +621,6 @@ impl Provider {
     where
         F: Fn(&WriteGuard<'_>, &Map<String, Value>, Option<Value>) -> Result<Option<Planned>>,
     {
-        let def = &self.defs[rt];
         let ids = match &writers {
             Writers::Shared(ids) => ids.clone(),
             Writers::Alone => BTreeSet::from([id.to_owned()]),
@@ -636,12 +635,7 @@ impl Provider {
             };
             let (old, mut doc, mut members, link) = {
                 let guard = self.store.lock();
-                let raw = self
-                    .store
-                    .get_raw(rt, id)?
-                    .ok_or_else(|| not_found(def, id))?;
-                self.check_precondition(rt, id, &raw, if_match)?;
-                let mut old = decode(&raw)?;
+                let (raw, mut old) = self.stored_for_write(&guard, rt, id, if_match)?;
                 let secrets = old.remove(SECRETS_KEY);
                 let link = old.remove(LINK_KEY);
                 let Some((doc, members)) = plan(&guard, &old, secrets)? else {
@@ -673,18 +667,27 @@ impl Provider {
         }
     }
 
+    /// The stored resource, for a write: its bytes and document, once `If-Match` holds.
+    fn stored_for_write(
+        &self,
+        _guard: &WriteGuard<'_>,
+        rt: usize,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(sled::IVec, Map<String, Value>)> {
+        let raw = self
+            .store
+            .get_raw(rt, id)?
+            .ok_or_else(|| not_found(&self.defs[rt], id))?;
+        self.check_precondition(rt, id, &raw, if_match)?;
+        let doc = decode(&raw)?;
+        Ok((raw, doc))
+    }
+
     pub async fn delete(&self, rt: usize, id: &str, if_match: Option<&str>) -> Result<()> {
         let def = &self.defs[rt];
         let serial = self.writers.write().await;
-        let old = {
-            let _guard = self.store.lock();
-            let raw = self
-                .store
-                .get_raw(rt, id)?
-                .ok_or_else(|| not_found(def, id))?;
-            self.check_precondition(rt, id, &raw, if_match)?;
-            decode(&raw)?
-        };
+        let (_, old) = self.stored_for_write(&self.store.lock(), rt, id, if_match)?;
         if let Some(backend) = &self.backend {
             let left: Vec<(String, Option<Value>)> = self
                 .store
