@@ -326,6 +326,17 @@ async fn record(
 ) -> Result<(), crate::error::OktaError> {
     let engine = &idp.engine;
     let acknowledged = now_micros();
+    tracing::debug!(
+        "app {} entry {}: {} -> {}",
+        entry.app,
+        entry.seq,
+        serde_json::to_string(&entry.op).unwrap_or_default(),
+        match &result {
+            Ok(_) => "delivered".to_owned(),
+            Err(Failure::Retry { reason, .. }) => format!("retry: {reason}"),
+            Err(Failure::Permanent(reason)) => format!("permanent: {reason}"),
+        }
+    );
     let stats = &engine.stats;
     idp.store
         .change(|org, c| {

@@ -214,42 +214,22 @@ impl TeamCityBackend {
     /// The leaver: out of every group, no roles of their own, no tokens.
     /// Returns what it removed: `{groups: [key], roles: [{roleId, scope}]}`.
     async fn strip(&self, path: &str, plan: &mut Plan<'_>) -> Result<Value, ScimError> {
-        let groups = plan
-            .run(Call::new(Method::GET, format!("{path}/groups"), None), None)
-            .await?;
-        plan.run(
-            Call::new(
-                Method::PUT,
-                format!("{path}/groups"),
-                Some(json!({"group": []})),
-            ),
-            Some(Call::new(
-                Method::PUT,
-                format!("{path}/groups"),
-                Some(json!({"group": groups.get("group").cloned().unwrap_or(json!([]))})),
-            )),
-        )
-        .await?;
-        let roles = plan
-            .run(Call::new(Method::GET, format!("{path}/roles"), None), None)
-            .await?;
-        plan.run(
-            Call::new(
-                Method::PUT,
-                format!("{path}/roles"),
-                Some(json!({"role": []})),
-            ),
-            Some(Call::new(
-                Method::PUT,
-                format!("{path}/roles"),
-                Some(json!({"role": roles.get("role").cloned().unwrap_or(json!([]))})),
-            )),
-        )
-        .await?;
-        // Tokens last: a deleted token cannot be given back, so nothing may fail after them.
-        let tokens = plan
-            .run(Call::new(Method::GET, format!("{path}/tokens"), None), None)
-            .await?;
+        // Every read before the first write: a failed read then has nothing to roll back.
+        let read = |what: &str| Call::new(Method::GET, format!("{path}/{what}"), None);
+        let groups = plan.run(read("groups"), None).await?;
+        let roles = plan.run(read("roles"), None).await?;
+        let tokens = plan.run(read("tokens"), None).await?;
+        for (what, field, held) in [("groups", "group", &groups), ("roles", "role", &roles)] {
+            let put = |list: Value| {
+                Call::new(
+                    Method::PUT,
+                    format!("{path}/{what}"),
+                    Some(json!({ field: list })),
+                )
+            };
+            let before = held.get(field).cloned().unwrap_or_else(|| json!([]));
+            plan.run(put(json!([])), Some(put(before))).await?;
+        }
         let names: Vec<String> = tokens
             .get("token")
             .and_then(Value::as_array)
@@ -263,6 +243,7 @@ impl TeamCityBackend {
             "roles": roles.get("role").and_then(Value::as_array).into_iter().flatten()
                 .map(|r| json!({"roleId": r.get("roleId"), "scope": r.get("scope")})).collect::<Vec<_>>(),
         });
+        // Tokens last: a deleted token cannot be given back, so nothing may fail after them.
         for name in names {
             let call = Call::new(
                 Method::DELETE,
@@ -590,6 +571,54 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("scope"));
+    }
+
+    /// Answers `{}` to every call but those of one path, which it throttles; records them all.
+    struct Throttling {
+        path: &'static str,
+        seen: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl scim::connector::NativeApi for Throttling {
+        fn send<'a>(
+            &'a self,
+            call: &'a Call,
+        ) -> BoxFuture<'a, Result<Value, scim::connector::NativeError>> {
+            let line = format!("{} {}", call.method, call.path);
+            self.seen.lock().unwrap().push(line);
+            let throttled = call.path == self.path;
+            Box::pin(async move {
+                if throttled {
+                    return Err(scim::connector::NativeError {
+                        status: Some(429),
+                        error: ScimError::new(503, None, "throttled"),
+                    });
+                }
+                Ok(json!({}))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leaver_reads_everything_before_changing_anything() {
+        let api = Throttling {
+            path: "/users/id:7/tokens",
+            seen: Default::default(),
+        };
+        let client = teamcity_client("http://127.0.0.1:9", "unused").unwrap();
+        let backend = TeamCityBackend::new(client, Policy::default_policy());
+        let mut plan = Plan::new(&api);
+        let stripped = backend.strip("/users/id:7", &mut plan).await;
+        plan.settle(stripped).await.unwrap_err();
+        assert_eq!(
+            *api.seen.lock().unwrap(),
+            [
+                "GET /users/id:7/groups",
+                "GET /users/id:7/roles",
+                "GET /users/id:7/tokens"
+            ],
+            "nothing written, so nothing to roll back"
+        );
     }
 
     #[test]

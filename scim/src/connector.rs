@@ -87,14 +87,29 @@ impl<'a> Plan<'a> {
 
     /// Sends `call`; once it succeeded, `undo` is what reverses it.
     pub async fn run(&mut self, call: Call, undo: Option<Call>) -> Result<Value> {
-        let out = self.api.send(&call).await.map_err(|e| e.error)?;
+        let out = Self::send(self.api, &call).await.map_err(|e| e.error)?;
         self.undo.extend(undo);
         Ok(out)
     }
 
+    /// Every native call goes through here, so `debug` logging shows each with its outcome.
+    async fn send(api: &dyn NativeApi, call: &Call) -> std::result::Result<Value, NativeError> {
+        let out = api.send(call).await;
+        tracing::debug!(
+            "{} {} -> {}",
+            call.method,
+            call.path,
+            match &out {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("{:?} {}", e.status, e.error.detail),
+            }
+        );
+        out
+    }
+
     /// Sends a removal; a native 404 means it is already gone, which is what was wanted.
     pub async fn remove(&mut self, call: Call, undo: Option<Call>) -> Result<()> {
-        match self.api.send(&call).await {
+        match Self::send(self.api, &call).await {
             Ok(_) => {
                 self.undo.extend(undo);
                 Ok(())
@@ -123,7 +138,7 @@ impl<'a> Plan<'a> {
     /// original error, and its retry converges because every call is idempotent in effect.
     pub async fn roll_back(self) {
         for call in self.undo.into_iter().rev() {
-            if let Err(e) = self.api.send(&call).await {
+            if let Err(e) = Self::send(self.api, &call).await {
                 tracing::warn!(
                     "undo of {} {} failed: {}",
                     call.method,

@@ -397,28 +397,28 @@ async fn progress(tracker: Arc<Tracker>, start: Instant, mut stop: watch::Receiv
     eprintln!();
 }
 
-/// Waits until every followed event is done, or `within` passes, or nothing more can come:
-/// no event completed for a second and the IdP's outboxes are empty (read only then, so a
-/// backlog draining is not slowed by listing it). Returns whether every event was done.
+/// Waits until every followed event is done and the IdP's outboxes are empty (work still
+/// queued, such as the retry of a request a target rolled back, can change a target yet), or
+/// `within` passes, or nothing more can come: no event completed for a second and the
+/// outboxes are empty. The outboxes are read only when no event completed for a second, or
+/// every event is done, so a backlog draining is not slowed by listing it. Returns whether
+/// every event was done with the outboxes empty.
 async fn settle(tracker: &Tracker, within: Duration, idp: &Idp, apps: &[&str]) -> bool {
     let deadline = Instant::now() + within;
     let mut last = (Instant::now(), tracker.in_flight());
     loop {
         let in_flight = tracker.in_flight();
-        if in_flight == 0 {
-            return true;
-        }
         if Instant::now() >= deadline {
             return false;
         }
         if in_flight != last.1 {
             last = (Instant::now(), in_flight);
-        } else if last.0.elapsed() >= Duration::from_secs(1) {
+        } else if in_flight == 0 || last.0.elapsed() >= Duration::from_secs(1) {
             let drained = outbox_users(idp, apps)
                 .await
                 .is_ok_and(|(pending, parked)| pending.is_empty() && parked.is_empty());
             if drained {
-                return false;
+                return in_flight == 0;
             }
             last.0 = Instant::now();
         }
@@ -682,7 +682,7 @@ async fn drive(
     }
     let sending_s = start.elapsed().as_secs_f64();
     while sends.join_next().await.is_some() {}
-    let all_applied = settle(&tracker, o.settle, &idp, &apps).await;
+    let settled = settle(&tracker, o.settle, &idp, &apps).await;
     let measured_s = start.elapsed().as_secs_f64();
     let _ = phases.await;
     // Reads for the verdict go through the native APIs' fault layer: clear it first.
@@ -707,11 +707,19 @@ async fn drive(
         .iter()
         .map(|(u, id)| (login(*u), id.clone()))
         .collect();
-    let (pending_ids, parked_ids) = if all_applied {
+    let (pending_ids, parked_ids) = if settled {
         (BTreeSet::new(), BTreeSet::new())
     } else {
         outbox_users(&idp, &apps).await.map_err(LoadError::Setup)?
     };
+    if events.iter().all(Tracked::done) && !(pending_ids.is_empty() && parked_ids.is_empty()) {
+        problems.push(format!(
+            "every event was applied, but the IdP still had work queued for {} people at the end \
+             ({} parked): a later delivery could still change a target",
+            pending_ids.union(&parked_ids).count(),
+            parked_ids.len()
+        ));
+    }
     let mut recorded = Recorded {
         setup_s,
         measured_s,

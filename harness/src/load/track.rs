@@ -192,6 +192,8 @@ struct Inner {
     events: Vec<Tracked>,
     /// Per target and user: the ids of events not yet applied there, oldest first.
     open: [HashMap<String, Vec<usize>>; 2],
+    /// Per target and user: the newest event applied there.
+    newest_applied: [HashMap<String, usize>; 2],
     /// Audit events that could not be read as JSON.
     unreadable: u64,
 }
@@ -285,16 +287,32 @@ impl Tracker {
             return;
         };
         let model = &inner.models[s];
-        let events = &inner.events;
-        let Some(newest) = ids
+        let events = &mut inner.events;
+        let newest_applied = &mut inner.newest_applied[s];
+        match ids
             .iter()
             .rposition(|id| model.shows(target, &user, &events[*id].outcome))
-        else {
-            return;
-        };
-        for (i, id) in ids.drain(..=newest).enumerate() {
-            inner.events[id].applied[s] = Some(at);
-            inner.events[id].superseded[s] = i < newest;
+        {
+            Some(newest) => {
+                for (i, id) in ids.drain(..=newest).enumerate() {
+                    events[id].applied[s] = Some(at);
+                    events[id].superseded[s] = i < newest;
+                    newest_applied.insert(user.clone(), id);
+                }
+            }
+            // A target can take back what it showed (a request that failed half-way rolled
+            // back): the event is applied only once its outcome shows again, and stays.
+            None if ids.is_empty() => {
+                let Some(&id) = newest_applied.get(&user) else {
+                    return;
+                };
+                if !model.shows(target, &user, &events[id].outcome) {
+                    events[id].applied[s] = None;
+                    newest_applied.remove(&user);
+                    ids.push(id);
+                }
+            }
+            None => {}
         }
     }
 
@@ -496,6 +514,45 @@ mod tests {
         let at = micros_of("2026-01-01T00:00:02Z");
         assert_eq!((seen[join].applied[0], seen[leave].applied[0]), (at, at));
         assert!(seen[join].superseded[0] && !seen[leave].superseded[0]);
+    }
+
+    #[test]
+    fn an_outcome_taken_back_reopens_the_event_until_it_shows_again() {
+        let t = Tracker::default();
+        let join = t.expect(Kind::Joiner, None, "bo", 0, Outcome::Joined("Eng".into()));
+        for e in [
+            event(1, "group.created", "SCIM_1", json!({"name": "Eng"}), "00"),
+            event(2, "user.created", "7", json!({"username": "bo"}), "01"),
+        ] {
+            t.fold(TargetName::Teamcity, &e);
+        }
+        let groups = |seq, added: &[&str], removed: &[&str], at| {
+            event(
+                seq,
+                "user.groups.changed",
+                "7",
+                json!({"added": added, "removed": removed}),
+                at,
+            )
+        };
+        t.fold(TargetName::Teamcity, &groups(3, &["SCIM_1"], &[], "02"));
+        let leave = t.expect(Kind::Leaver, None, "bo", 0, Outcome::Left);
+        // A leaver's first attempt strips the groups, then fails and puts them back.
+        t.fold(TargetName::Teamcity, &groups(4, &[], &["SCIM_1"], "03"));
+        assert_eq!(
+            t.snapshot()[leave].applied[1],
+            micros_of("2026-01-01T00:00:03Z")
+        );
+        t.fold(TargetName::Teamcity, &groups(5, &["SCIM_1"], &[], "04"));
+        let seen = t.snapshot();
+        assert_eq!(seen[leave].applied[1], None, "taken back");
+        assert_eq!(seen[join].applied[1], micros_of("2026-01-01T00:00:02Z"));
+        assert_eq!(t.in_flight(), 2, "neither is applied on Space");
+        t.fold(TargetName::Teamcity, &groups(6, &[], &["SCIM_1"], "09"));
+        assert_eq!(
+            t.snapshot()[leave].applied[1],
+            micros_of("2026-01-01T00:00:09Z")
+        );
     }
 
     #[test]
