@@ -69,6 +69,8 @@ fn load_options(rate: f64) -> anyhow::Result<LoadOptions> {
         progress: false,
         durable: true,
         quirks: Vec::new(),
+        remote: None,
+        tag: None,
     })
 }
 

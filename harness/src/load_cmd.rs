@@ -1,5 +1,5 @@
-//! `scimlab load` and `scimlab report`: the load run on fresh embedded servers, and rendering or
-//! merging load reports.
+//! `scimlab load` and `scimlab report`: the load run (on fresh embedded servers, or on servers
+//! already running), and rendering or merging load reports.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,6 +58,14 @@ pub struct LoadArgs {
     /// Switch a target's quirk on for the run (repeatable): space:membership-delete-ignored.
     #[arg(long = "quirk", value_parser = parse_quirk)]
     pub quirks: Vec<(TargetName, String)>,
+    /// Servers already running, as for `scimlab scenario --targets` (its dialect replaces
+    /// --dialect); nothing is started, and `kill` faults and quirks are refused.
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
+    /// Marks this run's people (`load-TAG-0000001@...`) so that runs on the same servers do
+    /// not meet; shards of one run must share it [default with --targets: the start time].
+    #[arg(long)]
+    pub tag: Option<String>,
     /// No progress line, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
@@ -92,6 +100,35 @@ impl LoadArgs {
         if let Some(p) = phases.iter().find(|p| p.at_s >= self.duration) {
             anyhow::bail!("phase {p} starts after the run ends ({} s)", self.duration);
         }
+        if let Some(tag) = &self.tag {
+            let fits = tag.len() <= 32
+                && !tag.is_empty()
+                && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !fits {
+                anyhow::bail!("--tag must be 1 to 32 letters, digits or '-'");
+            }
+        }
+        let remote = match &self.targets {
+            None => None,
+            Some(path) => {
+                if let Some(p) = phases.iter().find(|p| p.faults.kill.is_some()) {
+                    anyhow::bail!(
+                        "phase {p}: a kill stops an embedded server; with --targets the servers are not scimlab's to stop"
+                    );
+                }
+                if !self.quirks.is_empty() {
+                    anyhow::bail!(
+                        "--quirk changes an embedded target; it is refused with --targets"
+                    );
+                }
+                Some(harness::scenario::run::Remote::load(path)?)
+            }
+        };
+        let tag = self.tag.clone().or_else(|| {
+            remote
+                .as_ref()
+                .map(|_| chrono::Utc::now().format("%Y%m%d%H%M%S").to_string())
+        });
         Ok(LoadOptions {
             plan: plan::PlanOptions {
                 rate: self.rate,
@@ -104,13 +141,15 @@ impl LoadArgs {
             },
             shard: self.shard,
             phases,
-            dialect: self.dialect,
+            dialect: remote.as_ref().map_or(self.dialect, |r| r.dialect),
             policies: self.policies.clone(),
             settle: Duration::from_secs_f64(self.settle),
             max_p99_ms: self.max_p99_ms,
             progress: !self.quiet,
             durable: self.durable,
             quirks: self.quirks.clone(),
+            remote,
+            tag,
         })
     }
 }

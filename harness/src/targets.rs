@@ -162,6 +162,56 @@ pub async fn idp_call(
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// The id of the IdP group called `name`. With `reuse`, one of that name is taken if there is
+/// one (servers already running may have it from an earlier run or another shard, and the
+/// policies match groups by name); names are unique in the IdP, so a create refused because
+/// another client made it meanwhile finds that one.
+pub async fn group_named(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    name: &str,
+    reuse: bool,
+) -> Result<String, String> {
+    use reqwest::Method;
+    let find = || async {
+        let path = format!("/api/v1/groups?q={}", crate::scenario::run::encode(name));
+        let found = idp_call(client, url, token, Method::GET, &path, None).await?;
+        Ok::<_, String>(
+            found
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|g| g["profile"]["name"] == json!(name))
+                .and_then(|g| g["id"].as_str())
+                .map(str::to_owned),
+        )
+    };
+    if reuse {
+        if let Some(id) = find().await? {
+            return Ok(id);
+        }
+    }
+    let body = json!({"profile": {"name": name}});
+    match idp_call(
+        client,
+        url,
+        token,
+        Method::POST,
+        "/api/v1/groups",
+        Some(body),
+    )
+    .await
+    {
+        Ok(g) => g["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("group {name}: the IdP gave no id")),
+        Err(e) if reuse => find().await?.ok_or(e),
+        Err(e) => Err(e),
+    }
+}
+
 /// Assigns a group to an app (its members get accounts) and pushes it (it exists there, with
 /// its members), as an Okta administrator would; a group already pushed is left as it is.
 pub async fn assign_and_push(
@@ -182,14 +232,28 @@ pub async fn assign_and_push(
     )
     .await?;
     let path = format!("/api/v1/apps/{app}/group-push/mappings");
-    let mappings = call(Method::GET, path.clone(), None).await?;
-    let pushed = mappings
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|m| m["sourceGroupId"] == json!(group));
-    if !pushed {
-        call(Method::POST, path, Some(json!({"sourceGroupId": group}))).await?;
+    let pushed = || async {
+        let mappings = call(Method::GET, path.clone(), None).await?;
+        Ok::<_, String>(
+            mappings
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["sourceGroupId"] == json!(group)),
+        )
+    };
+    if !pushed().await? {
+        let push = call(
+            Method::POST,
+            path.clone(),
+            Some(json!({"sourceGroupId": group})),
+        );
+        // Refused because another client (a shard starting alongside) pushed it meanwhile.
+        if let Err(e) = push.await {
+            if !pushed().await? {
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

@@ -109,6 +109,12 @@ fn load_refuses_bad_flags_before_starting_anything() {
             "starts after the run ends",
         ),
         (&["load", "--shard", "2/2"][..], "0 <= i < n"),
+        (&["load", "--tag", "a b"][..], "--tag"),
+        (
+            &["load", "--targets", "t.toml", "--faults", "kill=space:1s"][..],
+            "not scimlab's to stop",
+        ),
+        (&["load", "--targets", "nope.toml"][..], "nope.toml"),
         (
             &["report", "merge", "nope-a.json", "nope-b.json"][..],
             "nope-a.json",

@@ -30,6 +30,8 @@ fn options(shard: Shard) -> LoadOptions {
         progress: false,
         durable: false,
         quirks: Vec::new(),
+        remote: None,
+        tag: None,
     }
 }
 
@@ -109,4 +111,67 @@ async fn a_target_that_loses_changes_fails_the_run() {
         junit.contains("no event lost") && junit.contains("<failure"),
         "{junit}"
     );
+}
+
+/// Two shards of one tagged run, started together on servers already running (one stack), then
+/// a second run on the same servers: people and groups do not collide, and latencies are
+/// stamped on the harness's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_share_servers_already_running() {
+    use harness::scenario::run::{Endpoint, Remote};
+    use harness::targets::{Dialect, Targets};
+
+    let dir = tempfile::tempdir().unwrap();
+    let policies = options(Shard::WHOLE).policies;
+    let load_policy = |name: &str| policies.join(format!("{name}.toml"));
+    let stack = Targets::start_with_policies(
+        Some(dir.path().to_owned()),
+        "elsewhere",
+        false,
+        Dialect::Okta,
+        (
+            mock_space::Policy::load(&load_policy("space-idp")).unwrap(),
+            mock_teamcity::Policy::load(&load_policy("teamcity-idp")).unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    let end = |url: &str| Endpoint {
+        url: url.to_owned(),
+        token: "elsewhere".into(),
+        app: None,
+    };
+    let remote = Remote {
+        dialect: DialectName::Okta,
+        idp: end(&stack.idp.url),
+        space: end(&stack.space.space_url),
+        teamcity: end(&stack.teamcity.teamcity_url),
+    };
+    let on_stack = |shard, tag: &str| LoadOptions {
+        remote: Some(remote.clone()),
+        tag: Some(tag.into()),
+        ..options(shard)
+    };
+    let (a, b) = (
+        on_stack(Shard { index: 0, count: 2 }, "one"),
+        on_stack(Shard { index: 1, count: 2 }, "one"),
+    );
+    let (a, b) = tokio::join!(load::run(&a), load::run(&b));
+    let again = load::run(&on_stack(Shard::WHOLE, "two")).await.unwrap();
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for r in [&a, &b, &again] {
+        let md = r.to_markdown();
+        assert!(r.passed(), "{md}");
+        assert!(r.recorded.events.applied > 20, "{md}");
+        assert!(r.config.stamped_on_receipt, "{md}");
+        assert!(md.contains("harness receiving"), "{md}");
+    }
+    let merged = LoadReport::merge(&[a.clone(), b]).unwrap();
+    assert_eq!(
+        merged.recorded.events.applied,
+        plan::plan(&options(Shard::WHOLE).plan).len() as u64
+    );
+    let other_run = LoadReport::merge(&[a, again]).unwrap_err();
+    assert!(other_run.to_string().contains("tag"), "{other_run}");
+    stack.stop().await;
 }

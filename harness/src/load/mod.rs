@@ -22,8 +22,10 @@ use tokio::sync::watch;
 
 use crate::scenario::model::{DialectName, TargetName};
 use crate::scenario::oracle::{self, Oracle, Seen};
-use crate::scenario::run::{permission_view, put_control, Endpoint, Ends, TOKEN};
-use crate::targets::{assign_and_push, idp_call, Dialect, Server, Targets, TargetsError};
+use crate::scenario::run::{permission_view, put_control, Endpoint, Ends, Remote, TOKEN};
+use crate::targets::{
+    assign_and_push, group_named, idp_call, Dialect, Server, Targets, TargetsError,
+};
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
 use track::{now_micros, Outcome, Tracked, Tracker, TARGETS};
@@ -205,6 +207,10 @@ pub struct LoadOptions {
     /// Quirks to switch on before the run (`space` or `teamcity`, quirk name): to see what a
     /// broken target looks like in the numbers.
     pub quirks: Vec<(TargetName, String)>,
+    /// Servers already running; `None` starts fresh embedded ones.
+    pub remote: Option<Remote>,
+    /// Marks the run's people (`load-TAG-...`).
+    pub tag: Option<String>,
 }
 
 impl LoadOptions {
@@ -215,6 +221,8 @@ impl LoadOptions {
             phases: self.phases.iter().map(Phase::to_string).collect(),
             max_p99_ms: self.max_p99_ms,
             durable: self.durable,
+            tag: self.tag.clone(),
+            stamped_on_receipt: self.remote.is_some(),
         }
     }
 
@@ -235,8 +243,12 @@ impl LoadOptions {
     }
 }
 
-pub fn login(user: u32) -> String {
-    format!("load-{user:07}@load.scimlab.test")
+/// The login of person `user`, with the run's tag if it has one.
+fn login(tag: Option<&str>, user: u32) -> String {
+    match tag {
+        Some(tag) => format!("load-{tag}-{user:07}@load.scimlab.test"),
+        None => format!("load-{user:07}@load.scimlab.test"),
+    }
 }
 
 /// The IdP side of the run: its endpoint, the apps, the groups and the people's ids.
@@ -245,6 +257,7 @@ struct Idp {
     end: Endpoint,
     group_ids: Vec<String>,
     user_ids: Mutex<HashMap<u32, String>>,
+    tag: Option<String>,
 }
 
 impl Idp {
@@ -266,11 +279,20 @@ impl Idp {
             .unwrap_or_else(|p| p.into_inner())
             .get(&user)
             .cloned()
-            .ok_or_else(|| format!("{}: the IdP has not answered its hire yet", login(user)))
+            .ok_or_else(|| {
+                format!(
+                    "{}: the IdP has not answered its hire yet",
+                    self.login(user)
+                )
+            })
+    }
+
+    fn login(&self, user: u32) -> String {
+        login(self.tag.as_deref(), user)
     }
 
     async fn hire(&self, user: u32, group: u8) -> Result<(), String> {
-        let login = login(user);
+        let login = self.login(user);
         let u = self
             .call(
                 Method::POST,
@@ -350,7 +372,7 @@ async fn run_phases(
     start: Instant,
     client: reqwest::Client,
     ends: Ends,
-    targets: Arc<tokio::sync::Mutex<Targets>>,
+    targets: Option<Arc<tokio::sync::Mutex<Targets>>>,
     problems: Arc<Mutex<Vec<String>>>,
 ) {
     let note = |p: String| problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
@@ -360,6 +382,10 @@ async fn run_phases(
             note(format!("phase {phase}: {e}"));
         }
         if let Some((server, pause)) = phase.faults.kill {
+            let Some(targets) = &targets else {
+                note(format!("phase {phase}: a kill needs the embedded servers"));
+                continue;
+            };
             let mut t = targets.lock().await;
             if let Err(e) = t.down(server).await {
                 note(format!("phase {phase}: {e}"));
@@ -455,7 +481,7 @@ async fn outbox_users(
     Ok((pending, parked))
 }
 
-/// Runs the load on fresh embedded servers and reports it.
+/// Runs the load on fresh embedded servers, or on the servers `o.remote` names, and reports it.
 pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
     let started = chrono::Utc::now();
     let policy = |name: &str| o.policies.join(format!("{name}.toml"));
@@ -468,18 +494,28 @@ pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
         DialectName::Okta => Dialect::Okta,
         DialectName::Entra => Dialect::Entra,
     };
-    let targets = Targets::start_with_policies(
-        Some(data.path().to_owned()),
-        TOKEN,
-        o.durable,
-        dialect,
-        (space_policy.clone(), teamcity_policy.clone()),
-    )
-    .await?;
-    let ends = Ends::embedded(&targets);
-    let targets = Arc::new(tokio::sync::Mutex::new(targets));
+    let (ends, targets) = match &o.remote {
+        Some(r) => {
+            let ends = Ends::remote(&reqwest::Client::new(), r)
+                .await
+                .map_err(LoadError::Setup)?;
+            (ends, None)
+        }
+        None => {
+            let targets = Targets::start_with_policies(
+                Some(data.path().to_owned()),
+                TOKEN,
+                o.durable,
+                dialect,
+                (space_policy.clone(), teamcity_policy.clone()),
+            )
+            .await?;
+            let ends = Ends::embedded(&targets);
+            (ends, Some(Arc::new(tokio::sync::Mutex::new(targets))))
+        }
+    };
     let outcome = drive(o, &ends, targets.clone(), space_policy, teamcity_policy).await;
-    if let Ok(t) = Arc::try_unwrap(targets) {
+    if let Some(Ok(t)) = targets.map(Arc::try_unwrap) {
         t.into_inner().stop().await;
     }
     let recorded = outcome?;
@@ -495,7 +531,7 @@ pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
 async fn drive(
     o: &LoadOptions,
     ends: &Ends,
-    targets: Arc<tokio::sync::Mutex<Targets>>,
+    targets: Option<Arc<tokio::sync::Mutex<Targets>>>,
     space_policy: mock_space::Policy,
     teamcity_policy: mock_teamcity::Policy,
 ) -> Result<Recorded, LoadError> {
@@ -518,31 +554,22 @@ async fn drive(
 
     let mut group_ids = Vec::new();
     for name in GROUPS {
-        let g = idp_call(
-            &client,
-            &ends.idp.url,
-            &ends.idp.token,
-            Method::POST,
-            "/api/v1/groups",
-            Some(json!({"profile": {"name": name}})),
-        )
-        .await
-        .map_err(LoadError::Setup)?;
-        let id = g["id"]
-            .as_str()
-            .ok_or_else(|| LoadError::Setup(format!("group {name}: no id")))?;
+        let id = group_named(&client, &ends.idp.url, &ends.idp.token, name, true)
+            .await
+            .map_err(LoadError::Setup)?;
         for app in [&ends.space_app, &ends.teamcity_app] {
-            assign_and_push(&client, &ends.idp.url, &ends.idp.token, app, id)
+            assign_and_push(&client, &ends.idp.url, &ends.idp.token, app, &id)
                 .await
                 .map_err(LoadError::Setup)?;
         }
-        group_ids.push(id.to_owned());
+        group_ids.push(id);
     }
     let idp = Arc::new(Idp {
         client: client.clone(),
         end: ends.idp.clone(),
         group_ids,
         user_ids: Mutex::new(HashMap::new()),
+        tag: o.tag.clone(),
     });
 
     for target in TARGETS {
@@ -560,7 +587,7 @@ async fn drive(
             .await
             .map_err(LoadError::Setup)?;
     }
-    let tracker = Arc::new(Tracker::default());
+    let tracker = Arc::new(Tracker::stamping_on_receipt(o.remote.is_some()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut followers = Vec::new();
     for t in TARGETS {
@@ -582,7 +609,7 @@ async fn drive(
         async move {
             let group = plan::first_group(u);
             let name = GROUPS[group as usize].to_owned();
-            let id = tracker.expect(Kind::Joiner, None, &login(u), 0, Outcome::Joined(name));
+            let id = tracker.expect(Kind::Joiner, None, &idp.login(u), 0, Outcome::Joined(name));
             idp.hire(u, group)
                 .await
                 .map(|()| tracker.accepted(id, now_micros()))
@@ -650,7 +677,7 @@ async fn drive(
         let id = tracker.expect(
             e.kind,
             Some(phase),
-            &login(e.user),
+            &idp.login(e.user),
             e.at_micros,
             outcome(&e),
         );
@@ -705,7 +732,7 @@ async fn drive(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|(u, id)| (login(*u), id.clone()))
+        .map(|(u, id)| (idp.login(*u), id.clone()))
         .collect();
     let (pending_ids, parked_ids) = if settled {
         (BTreeSet::new(), BTreeSet::new())

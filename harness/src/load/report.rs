@@ -174,6 +174,13 @@ pub struct LoadConfig {
     pub max_p99_ms: Option<f64>,
     /// Whether the servers flushed to disk before answering.
     pub durable: bool,
+    /// What the run's people are marked with (`load-TAG-...`), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The servers ran elsewhere, on another clock: a target applied an event when the harness
+    /// received its audit event, not at the target's own stamp.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stamped_on_receipt: bool,
 }
 
 /// Everything recorded; percentiles are derived from the histograms when rendering.
@@ -401,6 +408,11 @@ impl LoadReport {
             if a.phases != b.phases {
                 return Err(ReportError::Mismatch("fault phases"));
             }
+            if (&a.tag, a.stamped_on_receipt) != (&b.tag, b.stamped_on_receipt) {
+                return Err(ReportError::Mismatch(
+                    "the tag or the servers (embedded or not)",
+                ));
+            }
             for s in &p.shards {
                 if shards.contains(s) {
                     return Err(ReportError::DuplicateShard(s.to_string()));
@@ -455,7 +467,12 @@ impl LoadReport {
             "| count | {} | {} | {} | {} | {} | {} | {} |\n\n",
             e.sent, e.applied, e.superseded, e.pending, e.lost, e.parked, e.refused
         ));
-        md.push_str("Latency from the IdP accepting an event to the target applying it (ms):\n\n| | count | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n");
+        md.push_str(if c.stamped_on_receipt {
+            "Latency from the IdP accepting an event to the harness receiving the target's audit event for it (servers elsewhere, on another clock; the stream's delivery is included) (ms):\n\n"
+        } else {
+            "Latency from the IdP accepting an event to the target applying it (ms):\n\n"
+        });
+        md.push_str("| | count | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n");
         for (name, l) in self.latency_rows() {
             md.push_str(&format!(
                 "| {name} | {} | {} | {} | {} | {} | {} |\n",
@@ -603,6 +620,8 @@ mod tests {
             phases: vec!["0s:5xx=5%".into()],
             max_p99_ms: Some(100.0),
             durable: false,
+            tag: None,
+            stamped_on_receipt: false,
         };
         LoadReport::new(config, vec![Shard::WHOLE], r, "t0".into(), "t1".into())
     }

@@ -202,6 +202,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Tracker {
     inner: Mutex<Inner>,
+    /// Servers on another clock: an audit event counts when it arrives, not at its stamp.
+    on_receipt: bool,
 }
 
 pub fn micros_of(stamp: &str) -> Option<i64> {
@@ -215,6 +217,13 @@ pub fn now_micros() -> i64 {
 }
 
 impl Tracker {
+    pub fn stamping_on_receipt(on_receipt: bool) -> Tracker {
+        Tracker {
+            on_receipt,
+            ..Tracker::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -279,7 +288,8 @@ impl Tracker {
         let Some(user) = inner.models[s].apply(target, event) else {
             return;
         };
-        let Some(at) = event["applied"].as_str().and_then(micros_of) else {
+        let stamp = event["applied"].as_str().and_then(micros_of);
+        let Some(at) = stamp.map(|at| if self.on_receipt { now_micros() } else { at }) else {
             inner.unreadable += 1;
             return;
         };

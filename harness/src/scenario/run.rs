@@ -206,40 +206,10 @@ impl World {
     /// Creates a group (on remote servers, reuses one of that name: policies match by name),
     /// assigns it to both apps and pushes it to both.
     async fn create_group(&mut self, name: &str) -> Result<(), String> {
-        let existing = if self.run_tag.is_some() {
-            let found = self
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/groups?q={}", encode(name)),
-                    None,
-                )
-                .await?;
-            found
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|g| g["profile"]["name"] == json!(name))
-                .and_then(|g| g["id"].as_str())
-                .map(str::to_owned)
-        } else {
-            None
-        };
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let g = self
-                    .call(
-                        Method::POST,
-                        "/api/v1/groups",
-                        Some(json!({"profile": {"name": name}})),
-                    )
-                    .await?;
-                g["id"]
-                    .as_str()
-                    .ok_or("the IdP gave the group no id")?
-                    .to_owned()
-            }
-        };
+        let idp = &self.ends.idp;
+        let reuse = self.run_tag.is_some();
+        let id =
+            crate::targets::group_named(&self.client, &idp.url, &idp.token, name, reuse).await?;
         for target in TARGETS {
             let idp = &self.ends.idp;
             crate::targets::assign_and_push(
@@ -953,7 +923,7 @@ pub(crate) async fn permission_view(
     }
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -1161,7 +1131,7 @@ impl Ends {
     }
 
     /// The remote IdP's app ids: as given, or the apps labelled `Space` and `TeamCity`.
-    async fn remote(client: &reqwest::Client, r: &Remote) -> Result<Ends, String> {
+    pub(crate) async fn remote(client: &reqwest::Client, r: &Remote) -> Result<Ends, String> {
         let apps = idp_call(
             client,
             &r.idp.url,
