@@ -32,6 +32,11 @@ pub struct UpArgs {
     /// The SCIM dialect the IdP's apps speak: okta or entra.
     #[arg(long, default_value = "okta", value_parser = parse_dialect)]
     pub dialect: harness::targets::Dialect,
+    /// Map the IdP's pushed groups by the policies in this folder (space-idp.toml,
+    /// teamcity-idp.toml: `scenarios/policies`, as `scimlab load --targets` expects) instead of
+    /// the connectors' defaults.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
 }
 
 fn parse_dialect(text: &str) -> Result<harness::targets::Dialect, String> {
@@ -111,11 +116,20 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         durability,
     )
     .await?;
-    let targets = harness::targets::Targets::start_with(
+    let policies = match &args.policies {
+        Some(dir) => harness::targets::idp_policies(dir)
+            .map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => (
+            mock_space::Policy::default_policy(),
+            mock_teamcity::Policy::default_policy(),
+        ),
+    };
+    let targets = harness::targets::Targets::start_with_policies(
         Some(args.data.clone()),
         &token,
         !args.no_fsync,
         args.dialect,
+        policies,
     )
     .await?;
     let (space, teamcity) = (&targets.space, &targets.teamcity);

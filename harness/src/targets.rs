@@ -2,7 +2,7 @@
 //! connector and default policy, and mock-idp with one app per connector, like a fresh real
 //! deployment, on loopback ports chosen by the system.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -313,6 +313,18 @@ async fn wire_app(
     )
     .await?;
     Ok(id)
+}
+
+/// The policies for IdP-pushed groups in `dir` (`space-idp.toml`, `teamcity-idp.toml`); an
+/// error names the file.
+pub fn idp_policies(
+    dir: &Path,
+) -> Result<(mock_space::Policy, mock_teamcity::Policy), (PathBuf, String)> {
+    let space = dir.join("space-idp.toml");
+    let space = mock_space::Policy::load(&space).map_err(|e| (space, e.to_string()))?;
+    let teamcity = dir.join("teamcity-idp.toml");
+    let teamcity = mock_teamcity::Policy::load(&teamcity).map_err(|e| (teamcity, e.to_string()))?;
+    Ok((space, teamcity))
 }
 
 impl Targets {

@@ -24,7 +24,7 @@ use crate::scenario::model::{DialectName, TargetName};
 use crate::scenario::oracle::{self, Oracle, Seen};
 use crate::scenario::run::{permission_view, put_control, Endpoint, Ends, Remote, TOKEN};
 use crate::targets::{
-    assign_and_push, group_named, idp_call, Dialect, Server, Targets, TargetsError,
+    assign_and_push, group_named, idp_call, idp_policies, Dialect, Server, Targets, TargetsError,
 };
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
@@ -484,11 +484,8 @@ async fn outbox_users(
 /// Runs the load on fresh embedded servers, or on the servers `o.remote` names, and reports it.
 pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
     let started = chrono::Utc::now();
-    let policy = |name: &str| o.policies.join(format!("{name}.toml"));
-    let space_policy = mock_space::Policy::load(&policy("space-idp"))
-        .map_err(|e| LoadError::Policy(policy("space-idp"), e.to_string()))?;
-    let teamcity_policy = mock_teamcity::Policy::load(&policy("teamcity-idp"))
-        .map_err(|e| LoadError::Policy(policy("teamcity-idp"), e.to_string()))?;
+    let (space_policy, teamcity_policy) =
+        idp_policies(&o.policies).map_err(|(path, e)| LoadError::Policy(path, e))?;
     let data = tempfile::tempdir()?;
     let dialect = match o.dialect {
         DialectName::Okta => Dialect::Okta,
