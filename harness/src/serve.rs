@@ -103,6 +103,15 @@ impl Running {
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    // Read first: a bad file stops `up` before anything listens or writes.
+    let policies = match &args.policies {
+        Some(dir) => harness::targets::idp_policies(dir)
+            .map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => (
+            mock_space::Policy::default_policy(),
+            mock_teamcity::Policy::default_policy(),
+        ),
+    };
     let token = args.token.clone().unwrap_or_else(generate_token);
     let durability = if args.no_fsync {
         Durability::Background
@@ -116,14 +125,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         durability,
     )
     .await?;
-    let policies = match &args.policies {
-        Some(dir) => harness::targets::idp_policies(dir)
-            .map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))?,
-        None => (
-            mock_space::Policy::default_policy(),
-            mock_teamcity::Policy::default_policy(),
-        ),
-    };
     let targets = harness::targets::Targets::start_with_policies(
         Some(args.data.clone()),
         &token,

@@ -100,7 +100,7 @@ fn ci_writes_the_report_contract_and_passes() {
 }
 
 #[test]
-fn load_refuses_bad_flags_before_starting_anything() {
+fn load_and_up_refuse_bad_flags_before_starting_anything() {
     for (args, says) in [
         (&["load", "--rate", "0"][..], "--rate"),
         (&["load", "--faults", "5xx=200%"][..], "not within 0..100%"),
@@ -115,6 +115,10 @@ fn load_refuses_bad_flags_before_starting_anything() {
             "not scimlab's to stop",
         ),
         (&["load", "--targets", "nope.toml"][..], "nope.toml"),
+        (
+            &["up", "--data", "nope-data", "--policies", "nope-policies"][..],
+            "nope-policies/space-idp.toml",
+        ),
         (
             &["report", "merge", "nope-a.json", "nope-b.json"][..],
             "nope-a.json",
