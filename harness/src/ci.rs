@@ -71,6 +71,7 @@ fn load_options(rate: f64) -> anyhow::Result<LoadOptions> {
         quirks: Vec::new(),
         remote: None,
         tag: None,
+        poll: None,
     })
 }
 

@@ -66,6 +66,10 @@ pub struct LoadArgs {
     /// not meet; shards of one run must share it [default with --targets: the start time].
     #[arg(long)]
     pub tag: Option<String>,
+    /// Read each person with an open event from the targets' SCIM connectors every this many
+    /// ms, instead of following the targets' audit streams (latency then has this resolution).
+    #[arg(long)]
+    pub poll_ms: Option<u64>,
     /// No progress line, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
@@ -107,6 +111,9 @@ impl LoadArgs {
             if !fits {
                 anyhow::bail!("--tag must be 1 to 32 letters, digits or '-'");
             }
+        }
+        if self.poll_ms.is_some_and(|ms| !(1..=60_000).contains(&ms)) {
+            anyhow::bail!("--poll-ms must be in [1, 60000]");
         }
         let remote = match &self.targets {
             None => None,
@@ -150,6 +157,7 @@ impl LoadArgs {
             quirks: self.quirks.clone(),
             remote,
             tag,
+            poll: self.poll_ms.map(Duration::from_millis),
         })
     }
 }

@@ -32,6 +32,7 @@ fn options(shard: Shard) -> LoadOptions {
         quirks: Vec::new(),
         remote: None,
         tag: None,
+        poll: None,
     }
 }
 
@@ -140,6 +141,7 @@ async fn shards_share_servers_already_running() {
         url: url.to_owned(),
         token: "elsewhere".into(),
         app: None,
+        scim: None,
     };
     let remote = Remote {
         dialect: DialectName::Okta,
@@ -174,4 +176,24 @@ async fn shards_share_servers_already_running() {
     let other_run = LoadReport::merge(&[a, again]).unwrap_err();
     assert!(other_run.to_string().contains("tag"), "{other_run}");
     stack.stop().await;
+}
+
+/// Watching the targets by reading their SCIM connectors instead of their audit streams: every
+/// event is seen, and the report states the resolution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_the_scim_connectors_sees_every_event() {
+    let o = LoadOptions {
+        poll: Some(Duration::from_millis(20)),
+        ..options(Shard::WHOLE)
+    };
+    let r = load::run(&o).await.unwrap();
+    let md = r.to_markdown();
+    assert!(r.passed(), "{md}");
+    assert_eq!(
+        r.recorded.events.applied,
+        plan::plan(&o.plan).len() as u64,
+        "{md}"
+    );
+    assert_eq!(r.config.poll_ms, Some(20));
+    assert!(md.contains("read every 20 ms"), "{md}");
 }

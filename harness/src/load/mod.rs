@@ -28,7 +28,7 @@ use crate::targets::{
 };
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
-use track::{now_micros, Outcome, Tracked, Tracker, TARGETS};
+use track::{now_micros, Outcome, Tracked, Tracker, Watch, TARGETS};
 
 /// Requests in flight while the starting population is hired.
 const SETUP_CONCURRENCY: usize = 32;
@@ -211,6 +211,9 @@ pub struct LoadOptions {
     pub remote: Option<Remote>,
     /// Marks the run's people (`load-TAG-...`).
     pub tag: Option<String>,
+    /// Read people from the targets' SCIM connectors this often instead of following the
+    /// targets' audit streams.
+    pub poll: Option<Duration>,
 }
 
 impl LoadOptions {
@@ -223,6 +226,7 @@ impl LoadOptions {
             durable: self.durable,
             tag: self.tag.clone(),
             stamped_on_receipt: self.remote.is_some(),
+            poll_ms: self.poll.map(|p| p.as_millis() as u64),
         }
     }
 
@@ -584,19 +588,42 @@ async fn drive(
             .await
             .map_err(LoadError::Setup)?;
     }
-    let tracker = Arc::new(Tracker::stamping_on_receipt(o.remote.is_some()));
+    let tracker = Arc::new(Tracker::new(match (o.poll, &o.remote) {
+        (Some(_), _) => Watch::Poll,
+        (None, Some(_)) => Watch::StreamOnReceipt,
+        (None, None) => Watch::Stream,
+    }));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut followers = Vec::new();
     for t in TARGETS {
         let end = ends.target(t);
-        followers.push(tokio::spawn(track::follow(
-            tracker.clone(),
-            client.clone(),
-            t,
-            end.url.clone(),
-            end.token.clone(),
-            stop_rx.clone(),
-        )));
+        let (tracker, client, token) = (tracker.clone(), client.clone(), end.token.clone());
+        followers.push(match (o.poll, &end.scim) {
+            (None, _) => tokio::spawn(track::follow(
+                tracker,
+                client,
+                t,
+                end.url.clone(),
+                token,
+                stop_rx.clone(),
+            )),
+            (Some(every), Some(scim)) => tokio::spawn(track::poll(
+                tracker,
+                client,
+                t,
+                scim.clone(),
+                token,
+                every,
+                stop_rx.clone(),
+            )),
+            (Some(_), None) => {
+                let _ = stop_tx.send(true);
+                return Err(LoadError::Setup(format!(
+                    "--poll-ms reads people from the targets' SCIM connectors: give [{}] a `scim` URL in the targets file",
+                    oracle::target_label(t)
+                )));
+            }
+        });
     }
 
     // The starting population, hired and provisioned before the clock starts.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::DateTime;
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -97,6 +98,9 @@ struct Model {
     groups: HashMap<String, String>,
     people: HashMap<String, Person>,
     last_seq: u64,
+    /// People as the target's SCIM connector shows them (polled): a leaver is inactive there
+    /// on both targets.
+    scim_view: bool,
 }
 
 impl Model {
@@ -179,6 +183,7 @@ impl Model {
             Outcome::Joined(g) => p.active && p.groups.contains(g),
             Outcome::Moved { from, to } => p.groups.contains(to) && !p.groups.contains(from),
             Outcome::Left => match target {
+                _ if self.scim_view => !p.active,
                 TargetName::Space => !p.active,
                 TargetName::Teamcity => p.grouped && p.groups.is_empty(),
             },
@@ -198,12 +203,24 @@ struct Inner {
     unreadable: u64,
 }
 
-/// The shared record of every followed event, fed by the streams and the generator.
+/// How the targets are watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Watch {
+    /// Their audit streams, at the targets' own stamps (the harness's clock too).
+    #[default]
+    Stream,
+    /// Their audit streams, each event when it arrives (servers on another clock).
+    StreamOnReceipt,
+    /// Each person with an open event, read from the targets' SCIM connectors every so often:
+    /// applied when a read first shows it.
+    Poll,
+}
+
+/// The shared record of every followed event, fed by the streams (or polls) and the generator.
 #[derive(Debug, Default)]
 pub struct Tracker {
     inner: Mutex<Inner>,
-    /// Servers on another clock: an audit event counts when it arrives, not at its stamp.
-    on_receipt: bool,
+    watch: Watch,
 }
 
 pub fn micros_of(stamp: &str) -> Option<i64> {
@@ -217,11 +234,15 @@ pub fn now_micros() -> i64 {
 }
 
 impl Tracker {
-    pub fn stamping_on_receipt(on_receipt: bool) -> Tracker {
-        Tracker {
-            on_receipt,
+    pub fn new(watch: Watch) -> Tracker {
+        let tracker = Tracker {
+            watch,
             ..Tracker::default()
+        };
+        for model in tracker.lock().models.iter_mut() {
+            model.scim_view = watch == Watch::Poll;
         }
+        tracker
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -289,11 +310,43 @@ impl Tracker {
             return;
         };
         let stamp = event["applied"].as_str().and_then(micros_of);
-        let Some(at) = stamp.map(|at| if self.on_receipt { now_micros() } else { at }) else {
+        let Some(at) = stamp.map(|at| match self.watch {
+            Watch::Stream => at,
+            Watch::StreamOnReceipt | Watch::Poll => now_micros(),
+        }) else {
             inner.unreadable += 1;
             return;
         };
-        let Some(ids) = inner.open[s].get_mut(&user) else {
+        Self::mark(inner, target, &user, at);
+    }
+
+    /// A person as a poll of `target` read them at `at`: active, and the groups they are in.
+    pub fn observe(&self, target: TargetName, user: &str, active: bool, groups: BTreeSet<String>) {
+        let at = now_micros();
+        let mut inner = self.lock();
+        let person = inner.models[slot(target)]
+            .people
+            .entry(user.to_owned())
+            .or_default();
+        person.grouped |= !groups.is_empty();
+        person.active = active;
+        person.groups = groups;
+        Self::mark(&mut inner, target, user, at);
+    }
+
+    /// The people with events not yet applied on `target`.
+    pub fn open_users(&self, target: TargetName) -> Vec<String> {
+        self.lock().open[slot(target)]
+            .iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(user, _)| user.clone())
+            .collect()
+    }
+
+    /// Marks what `user`'s state on `target` now completes, or takes back, at `at`.
+    fn mark(inner: &mut Inner, target: TargetName, user: &str, at: i64) {
+        let s = slot(target);
+        let Some(ids) = inner.open[s].get_mut(user) else {
             return;
         };
         let model = &inner.models[s];
@@ -301,24 +354,24 @@ impl Tracker {
         let newest_applied = &mut inner.newest_applied[s];
         match ids
             .iter()
-            .rposition(|id| model.shows(target, &user, &events[*id].outcome))
+            .rposition(|id| model.shows(target, user, &events[*id].outcome))
         {
             Some(newest) => {
                 for (i, id) in ids.drain(..=newest).enumerate() {
                     events[id].applied[s] = Some(at);
                     events[id].superseded[s] = i < newest;
-                    newest_applied.insert(user.clone(), id);
+                    newest_applied.insert(user.to_owned(), id);
                 }
             }
             // A target can take back what it showed (a request that failed half-way rolled
             // back): the event is applied only once its outcome shows again, and stays.
             None if ids.is_empty() => {
-                let Some(&id) = newest_applied.get(&user) else {
+                let Some(&id) = newest_applied.get(user) else {
                     return;
                 };
-                if !model.shows(target, &user, &events[id].outcome) {
+                if !model.shows(target, user, &events[id].outcome) {
                     events[id].applied[s] = None;
-                    newest_applied.remove(&user);
+                    newest_applied.remove(user);
                     ids.push(id);
                 }
             }
@@ -405,6 +458,69 @@ pub async fn follow(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Reads every person with an open event on `target` from its SCIM connector (`scim`, the
+/// base URL) every `every`, until `stop` turns true. A read that fails (the target down) is
+/// tried again at the next round.
+pub async fn poll(
+    tracker: Arc<Tracker>,
+    client: reqwest::Client,
+    target: TargetName,
+    scim: String,
+    token: String,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let users = tracker.open_users(target);
+        let round = futures::stream::iter(users).for_each_concurrent(POLL_READS, |user| {
+            let (tracker, client, scim, token) = (&tracker, &client, &scim, &token);
+            async move {
+                if let Some((active, groups)) = read_person(client, scim, token, &user).await {
+                    tracker.observe(target, &user, active, groups);
+                }
+            }
+        });
+        tokio::select! {
+            _ = round => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reads in flight per target and round.
+const POLL_READS: usize = 16;
+
+/// A SCIM User by `userName`: active, and the display names of its groups; `None` when it is
+/// not there (yet) or the read failed.
+async fn read_person(
+    client: &reqwest::Client,
+    scim: &str,
+    token: &str,
+    user: &str,
+) -> Option<(bool, BTreeSet<String>)> {
+    let filter = format!("userName eq \"{user}\"");
+    let url = format!(
+        "{scim}/Users?attributes=active,groups&filter={}",
+        percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let resp = client.get(&url).bearer_auth(token).send().await.ok()?;
+    let found: Value = resp.error_for_status().ok()?.json().await.ok()?;
+    let person = found["Resources"].as_array()?.first()?;
+    let groups = person["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["display"].as_str().map(str::to_owned))
+        .collect();
+    Some((person["active"].as_bool().unwrap_or(true), groups))
 }
 
 /// The JSON in an SSE frame's `data:` lines; `None` for keep-alives and notices.
@@ -563,6 +679,23 @@ mod tests {
             t.snapshot()[leave].applied[1],
             micros_of("2026-01-01T00:00:09Z")
         );
+    }
+
+    #[test]
+    fn a_poll_shows_a_leaver_inactive_on_either_target() {
+        let t = Tracker::new(Watch::Poll);
+        let join = t.expect(Kind::Joiner, None, "cy", 0, Outcome::Joined("Eng".into()));
+        let leave = t.expect(Kind::Leaver, None, "cy", 0, Outcome::Left);
+        assert_eq!(t.open_users(TargetName::Teamcity), ["cy"]);
+        let eng = BTreeSet::from(["Eng".to_owned()]);
+        t.observe(TargetName::Teamcity, "cy", true, eng.clone());
+        assert!(t.snapshot()[join].applied[1].is_some());
+        assert!(t.snapshot()[leave].applied[1].is_none(), "still active");
+        // The SCIM view keeps the membership until the IdP removes it; inactive is enough.
+        t.observe(TargetName::Teamcity, "cy", false, eng);
+        assert!(t.snapshot()[leave].applied[1].is_some());
+        assert!(t.open_users(TargetName::Teamcity).is_empty());
+        assert_eq!(t.open_users(TargetName::Space), ["cy"]);
     }
 
     #[test]

@@ -1045,7 +1045,8 @@ fn teamcity_miss(e: &TeamCityExpect, seen: Option<&Value>) -> Option<String> {
 }
 
 /// One server's API: its base URL and the token it takes (`SSWS` for the IdP, bearer for the
-/// targets); for a target, optionally its app's id in the IdP.
+/// targets); for a target, optionally its app's id in the IdP and its SCIM connector's base
+/// URL (same token; `scimlab load --poll-ms` reads people there).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
@@ -1053,6 +1054,8 @@ pub struct Endpoint {
     pub token: String,
     #[serde(default)]
     pub app: Option<String>,
+    #[serde(default)]
+    pub scim: Option<String>,
 }
 
 /// Servers already running elsewhere (`scimlab up` on another machine, say), from a TOML file:
@@ -1116,15 +1119,19 @@ impl Ends {
     }
 
     pub(crate) fn embedded(targets: &Targets) -> Ends {
-        let end = |url: &str| Endpoint {
+        let end = |url: &str, scim: Option<&str>| Endpoint {
             url: url.to_owned(),
             token: TOKEN.to_owned(),
             app: None,
+            scim: scim.map(str::to_owned),
         };
         Ends {
-            idp: end(&targets.idp.url),
-            space: end(&targets.space.space_url),
-            teamcity: end(&targets.teamcity.teamcity_url),
+            idp: end(&targets.idp.url, None),
+            space: end(&targets.space.space_url, Some(&targets.space.scim_url)),
+            teamcity: end(
+                &targets.teamcity.teamcity_url,
+                Some(&targets.teamcity.scim_url),
+            ),
             space_app: targets.space_app.clone(),
             teamcity_app: targets.teamcity_app.clone(),
         }
