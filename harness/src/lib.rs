@@ -5,3 +5,8 @@ pub mod conformance;
 pub mod load;
 pub mod scenario;
 pub mod targets;
+
+/// Percent-encodes a path segment or a query value (a space becomes %20).
+pub(crate) fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

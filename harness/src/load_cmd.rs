@@ -117,19 +117,7 @@ impl LoadArgs {
         }
         let remote = match &self.targets {
             None => None,
-            Some(path) => {
-                if let Some(p) = phases.iter().find(|p| p.faults.kill.is_some()) {
-                    anyhow::bail!(
-                        "phase {p}: a kill stops an embedded server; with --targets the servers are not scimlab's to stop"
-                    );
-                }
-                if !self.quirks.is_empty() {
-                    anyhow::bail!(
-                        "--quirk changes an embedded target; it is refused with --targets"
-                    );
-                }
-                Some(harness::scenario::run::Remote::load(path)?)
-            }
+            Some(path) => Some(harness::scenario::run::Remote::load(path)?),
         };
         let tag = self.tag.clone().or_else(|| {
             remote

@@ -174,9 +174,12 @@ pub async fn group_named(
     reuse: bool,
 ) -> Result<String, String> {
     use reqwest::Method;
+    let call = |method, path: String, body| async move {
+        idp_call(client, url, token, method, &path, body).await
+    };
     let find = || async {
-        let path = format!("/api/v1/groups?q={}", crate::scenario::run::encode(name));
-        let found = idp_call(client, url, token, Method::GET, &path, None).await?;
+        let path = format!("/api/v1/groups?q={}", crate::encode(name));
+        let found = call(Method::GET, path, None).await?;
         Ok::<_, String>(
             found
                 .as_array()
@@ -193,16 +196,7 @@ pub async fn group_named(
         }
     }
     let body = json!({"profile": {"name": name}});
-    match idp_call(
-        client,
-        url,
-        token,
-        Method::POST,
-        "/api/v1/groups",
-        Some(body),
-    )
-    .await
-    {
+    match call(Method::POST, "/api/v1/groups".into(), Some(body)).await {
         Ok(g) => g["id"]
             .as_str()
             .map(str::to_owned)

@@ -101,6 +101,18 @@ fn ci_writes_the_report_contract_and_passes() {
 
 #[test]
 fn load_and_up_refuse_bad_flags_before_starting_anything() {
+    // Servers that are not there: what is refused must be refused before any is called.
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("targets.toml");
+    let end = |name: &str| format!("[{name}]\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\n");
+    let file = format!(
+        "dialect = \"okta\"\n{}{}{}",
+        end("idp"),
+        end("space"),
+        end("teamcity")
+    );
+    std::fs::write(&targets, file).unwrap();
+    let targets = targets.to_str().unwrap();
     for (args, says) in [
         (&["load", "--rate", "0"][..], "--rate"),
         (&["load", "--faults", "5xx=200%"][..], "not within 0..100%"),
@@ -111,8 +123,16 @@ fn load_and_up_refuse_bad_flags_before_starting_anything() {
         (&["load", "--shard", "2/2"][..], "0 <= i < n"),
         (&["load", "--tag", "a b"][..], "--tag"),
         (
-            &["load", "--targets", "t.toml", "--faults", "kill=space:1s"][..],
+            &["load", "--targets", targets, "--faults", "kill=space:1s"][..],
             "not scimlab's to stop",
+        ),
+        (
+            &["load", "--targets", targets, "--quirk", "space:x"][..],
+            "refused with --targets",
+        ),
+        (
+            &["load", "--targets", targets, "--poll-ms", "50"][..],
+            "give [space] a `scim` URL",
         ),
         (&["load", "--targets", "nope.toml"][..], "nope.toml"),
         (

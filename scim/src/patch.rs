@@ -119,20 +119,17 @@ pub fn apply_patch(
 /// Whether any operation may change the attribute `name` (a path that cannot be read counts:
 /// [`apply_patch`] words its error).
 pub fn touches(def: &ResourceDef, ops: &[PatchOp], name: &str) -> bool {
-    let names = |path: &str| {
-        AttrPath::parse(path)
-            .ok()
-            .and_then(|p| def.resolve(&p))
+    let names = |attr: Option<AttrPath>| {
+        attr.and_then(|p| def.resolve(&p))
             .is_none_or(|r| r.attr.name.eq_ignore_ascii_case(name))
     };
     ops.iter().any(|op| match (&op.path, &op.value) {
-        (Some(path), _) => PatchPath::parse(path)
-            .ok()
-            .and_then(|p| def.resolve(&p.attr))
-            .is_none_or(|r| r.attr.name.eq_ignore_ascii_case(name)),
-        (None, Some(Value::Object(value))) => value
-            .keys()
-            .any(|k| !k.eq_ignore_ascii_case("schemas") && def.extension(k).is_none() && names(k)),
+        (Some(path), _) => names(PatchPath::parse(path).ok().map(|p| p.attr)),
+        (None, Some(Value::Object(value))) => value.keys().any(|k| {
+            !k.eq_ignore_ascii_case("schemas")
+                && def.extension(k).is_none()
+                && names(AttrPath::parse(k).ok())
+        }),
         (None, _) => true,
     })
 }

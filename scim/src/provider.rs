@@ -421,7 +421,7 @@ impl Provider {
         let now = timestamp(Utc::now());
         let meta = json!({"resourceType": def.name, "created": now, "lastModified": now});
         let serial = self.writers.write().await;
-        let (mut doc, mut members) = {
+        let (doc, members) = {
             let guard = self.store.lock();
             let mut doc = self.assemble(&guard, rt, &id, None, input.attrs, meta)?;
             keep_secrets(&mut doc, None, &input.secrets);
@@ -431,21 +431,9 @@ impl Provider {
             };
             (doc, members)
         };
-        self.through_backend(rt, &id, None, &mut doc, &mut members, None)
+        let raw = self
+            .commit(rt, &id, None, (doc, members), None, serial)
             .await?;
-        let raw = encode(&doc)?;
-        self.store.write(
-            &self.store.lock(),
-            &[Change {
-                rt,
-                id: &id,
-                old: None,
-                new: Some(&doc),
-                members,
-            }],
-        )?;
-        drop(serial);
-        self.store.durable().await?;
         self.view(rt, &id, &raw)
     }
 
@@ -530,8 +518,8 @@ impl Provider {
         F: Fn(&Map<String, Value>) -> Result<Normalized>,
     {
         let def = &self.defs[rt];
+        let members_too = members_too && def.kind == ResourceKind::Group;
         self.update_with(rt, id, if_match, Writers::Alone, |guard, old, secrets| {
-            let members_too = members_too && def.kind == ResourceKind::Group;
             let stored = match members_too {
                 true => self.store.members(id),
                 false => Vec::new(),
@@ -633,38 +621,53 @@ impl Provider {
                 let shared = self.writers.read().await;
                 (Some(shared), Some(self.ids.lock(&ids).await), None)
             };
-            let (old, mut doc, mut members, link) = {
+            let (old, planned, link) = {
                 let guard = self.store.lock();
                 let (raw, mut old) = self.stored_for_write(&guard, rt, id, if_match)?;
                 let secrets = old.remove(SECRETS_KEY);
                 let link = old.remove(LINK_KEY);
-                let Some((doc, members)) = plan(&guard, &old, secrets)? else {
+                let Some(planned) = plan(&guard, &old, secrets)? else {
                     // Nothing changes, so neither does lastModified or the ETag (RFC 7644 §3.5.2.1).
                     return Ok(raw.to_vec());
                 };
-                (old, doc, members, link)
+                (old, planned, link)
             };
-            if matches!(writers, Writers::Alone) && serial.is_none() {
+            if matches!(writers, Writers::Alone) && !alone {
                 alone = true;
                 continue;
             }
-            self.through_backend(rt, id, Some(&old), &mut doc, &mut members, link)
-                .await?;
-            let raw = encode(&doc)?;
-            self.store.write(
-                &self.store.lock(),
-                &[Change {
-                    rt,
-                    id,
-                    old: Some(&old),
-                    new: Some(&doc),
-                    members,
-                }],
-            )?;
-            drop((serial, shared, held));
-            self.store.durable().await?;
-            return Ok(raw);
+            let locks = (serial, shared, held);
+            return self.commit(rt, id, Some(&old), planned, link, locks).await;
         }
+    }
+
+    /// Applies one resource's change, the backend first, then the store; `locks` are let go
+    /// before waiting for the disk. Returns the stored bytes.
+    async fn commit<L>(
+        &self,
+        rt: usize,
+        id: &str,
+        old: Option<&Map<String, Value>>,
+        (mut doc, mut members): Planned,
+        link: Option<Value>,
+        locks: L,
+    ) -> Result<Vec<u8>> {
+        self.through_backend(rt, id, old, &mut doc, &mut members, link)
+            .await?;
+        let raw = encode(&doc)?;
+        self.store.write(
+            &self.store.lock(),
+            &[Change {
+                rt,
+                id,
+                old,
+                new: Some(&doc),
+                members,
+            }],
+        )?;
+        drop(locks);
+        self.store.durable().await?;
+        Ok(raw)
     }
 
     /// The stored resource, for a write: its bytes and document, once `If-Match` holds.

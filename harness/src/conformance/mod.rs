@@ -374,8 +374,7 @@ async fn stragglers(cx: &Cx, registered: &[String]) -> Vec<String> {
         ("/Users", "displayName"),
     ] {
         let filter = format!("{attribute} sw \"{}\"", cx.prefix);
-        let query =
-            percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC);
+        let query = crate::encode(&filter);
         let Ok(e) = cx
             .target
             .get(&format!("{endpoint}?count=1000&filter={query}"))

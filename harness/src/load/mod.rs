@@ -43,6 +43,9 @@ pub enum LoadError {
     Policy(PathBuf, String),
     #[error("set-up: {0}")]
     Setup(String),
+    /// Asked of servers already running what only embedded ones allow, or what they lack.
+    #[error("{0}")]
+    Remote(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -217,6 +220,34 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// Refuses, before anything is started or changed, what servers already running cannot
+    /// be asked: they are not the run's to stop or to give quirks, and polling needs their
+    /// connectors' URLs.
+    fn check_remote(&self) -> Result<(), LoadError> {
+        let Some(r) = &self.remote else {
+            return Ok(());
+        };
+        let refuse = |why: String| Err(LoadError::Remote(why));
+        if let Some(p) = self.phases.iter().find(|p| p.faults.kill.is_some()) {
+            return refuse(format!(
+                "phase {p}: a kill stops an embedded server; with --targets the servers are not scimlab's to stop"
+            ));
+        }
+        if !self.quirks.is_empty() {
+            return refuse(
+                "--quirk changes an embedded target; it is refused with --targets".into(),
+            );
+        }
+        for (name, end) in [("space", &r.space), ("teamcity", &r.teamcity)] {
+            if self.poll.is_some() && end.scim.is_none() {
+                return refuse(format!(
+                    "--poll-ms reads people from the targets' SCIM connectors: give [{name}] a `scim` URL in the targets file"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn config(&self) -> LoadConfig {
         LoadConfig {
             plan: self.plan.clone(),
@@ -244,14 +275,6 @@ impl LoadOptions {
                 (starts[i].0.clone(), starts[i].1, to)
             })
             .collect()
-    }
-}
-
-/// The login of person `user`, with the run's tag if it has one.
-fn login(tag: Option<&str>, user: u32) -> String {
-    match tag {
-        Some(tag) => format!("load-{tag}-{user:07}@load.scimlab.test"),
-        None => format!("load-{user:07}@load.scimlab.test"),
     }
 }
 
@@ -291,8 +314,12 @@ impl Idp {
             })
     }
 
+    /// The login of person `user`, with the run's tag if it has one.
     fn login(&self, user: u32) -> String {
-        login(self.tag.as_deref(), user)
+        match &self.tag {
+            Some(tag) => format!("load-{tag}-{user:07}@load.scimlab.test"),
+            None => format!("load-{user:07}@load.scimlab.test"),
+        }
     }
 
     async fn hire(&self, user: u32, group: u8) -> Result<(), String> {
@@ -487,6 +514,7 @@ async fn outbox_users(
 
 /// Runs the load on fresh embedded servers, or on the servers `o.remote` names, and reports it.
 pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
+    o.check_remote()?;
     let started = chrono::Utc::now();
     let (space_policy, teamcity_policy) =
         idp_policies(&o.policies).map_err(|(path, e)| LoadError::Policy(path, e))?;
@@ -598,15 +626,8 @@ async fn drive(
     for t in TARGETS {
         let end = ends.target(t);
         let (tracker, client, token) = (tracker.clone(), client.clone(), end.token.clone());
+        // Embedded targets always have their connector's URL; `check_remote` saw to the rest.
         followers.push(match (o.poll, &end.scim) {
-            (None, _) => tokio::spawn(track::follow(
-                tracker,
-                client,
-                t,
-                end.url.clone(),
-                token,
-                stop_rx.clone(),
-            )),
             (Some(every), Some(scim)) => tokio::spawn(track::poll(
                 tracker,
                 client,
@@ -616,13 +637,14 @@ async fn drive(
                 every,
                 stop_rx.clone(),
             )),
-            (Some(_), None) => {
-                let _ = stop_tx.send(true);
-                return Err(LoadError::Setup(format!(
-                    "--poll-ms reads people from the targets' SCIM connectors: give [{}] a `scim` URL in the targets file",
-                    oracle::target_label(t)
-                )));
-            }
+            _ => tokio::spawn(track::follow(
+                tracker,
+                client,
+                t,
+                end.url.clone(),
+                token,
+                stop_rx.clone(),
+            )),
         });
     }
 

@@ -98,9 +98,6 @@ struct Model {
     groups: HashMap<String, String>,
     people: HashMap<String, Person>,
     last_seq: u64,
-    /// People as the target's SCIM connector shows them (polled): a leaver is inactive there
-    /// on both targets.
-    scim_view: bool,
 }
 
 impl Model {
@@ -175,18 +172,17 @@ impl Model {
         }
     }
 
-    fn shows(&self, target: TargetName, user: &str, outcome: &Outcome) -> bool {
+    /// Whether the model shows `outcome` for `user`; `polled` people are read from the SCIM
+    /// connectors, where a leaver is inactive on both targets.
+    fn shows(&self, target: TargetName, user: &str, outcome: &Outcome, polled: bool) -> bool {
         let Some(p) = self.people.get(user) else {
             return false;
         };
         match outcome {
             Outcome::Joined(g) => p.active && p.groups.contains(g),
             Outcome::Moved { from, to } => p.groups.contains(to) && !p.groups.contains(from),
-            Outcome::Left => match target {
-                _ if self.scim_view => !p.active,
-                TargetName::Space => !p.active,
-                TargetName::Teamcity => p.grouped && p.groups.is_empty(),
-            },
+            Outcome::Left if polled || target == TargetName::Space => !p.active,
+            Outcome::Left => p.grouped && p.groups.is_empty(),
         }
     }
 }
@@ -201,6 +197,7 @@ struct Inner {
     newest_applied: [HashMap<String, usize>; 2],
     /// Audit events that could not be read as JSON.
     unreadable: u64,
+    watch: Watch,
 }
 
 /// How the targets are watched.
@@ -220,7 +217,6 @@ pub enum Watch {
 #[derive(Debug, Default)]
 pub struct Tracker {
     inner: Mutex<Inner>,
-    watch: Watch,
 }
 
 pub fn micros_of(stamp: &str) -> Option<i64> {
@@ -235,14 +231,12 @@ pub fn now_micros() -> i64 {
 
 impl Tracker {
     pub fn new(watch: Watch) -> Tracker {
-        let tracker = Tracker {
-            watch,
-            ..Tracker::default()
-        };
-        for model in tracker.lock().models.iter_mut() {
-            model.scim_view = watch == Watch::Poll;
+        Tracker {
+            inner: Mutex::new(Inner {
+                watch,
+                ..Inner::default()
+            }),
         }
-        tracker
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -310,7 +304,7 @@ impl Tracker {
             return;
         };
         let stamp = event["applied"].as_str().and_then(micros_of);
-        let Some(at) = stamp.map(|at| match self.watch {
+        let Some(at) = stamp.map(|at| match inner.watch {
             Watch::Stream => at,
             Watch::StreamOnReceipt | Watch::Poll => now_micros(),
         }) else {
@@ -352,15 +346,13 @@ impl Tracker {
         let model = &inner.models[s];
         let events = &mut inner.events;
         let newest_applied = &mut inner.newest_applied[s];
-        match ids
-            .iter()
-            .rposition(|id| model.shows(target, user, &events[*id].outcome))
-        {
+        let shows = |outcome| model.shows(target, user, outcome, inner.watch == Watch::Poll);
+        match ids.iter().rposition(|id| shows(&events[*id].outcome)) {
             Some(newest) => {
+                newest_applied.insert(user.to_owned(), ids[newest]);
                 for (i, id) in ids.drain(..=newest).enumerate() {
                     events[id].applied[s] = Some(at);
                     events[id].superseded[s] = i < newest;
-                    newest_applied.insert(user.to_owned(), id);
                 }
             }
             // A target can take back what it showed (a request that failed half-way rolled
@@ -369,7 +361,7 @@ impl Tracker {
                 let Some(&id) = newest_applied.get(user) else {
                     return;
                 };
-                if !model.shows(target, user, &events[id].outcome) {
+                if !shows(&events[id].outcome) {
                     events[id].applied[s] = None;
                     newest_applied.remove(user);
                     ids.push(id);
@@ -509,7 +501,7 @@ async fn read_person(
     let filter = format!("userName eq \"{user}\"");
     let url = format!(
         "{scim}/Users?attributes=active,groups&filter={}",
-        percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
+        crate::encode(&filter)
     );
     let resp = client.get(&url).bearer_auth(token).send().await.ok()?;
     let found: Value = resp.error_for_status().ok()?.json().await.ok()?;

@@ -15,6 +15,7 @@ use super::model::{
     TeamCityExpect, Tokens,
 };
 use super::oracle::{self, Account, Oracle, Seen, TargetConfig, View};
+use crate::encode;
 use crate::targets::{idp_call, Dialect, Targets};
 
 pub(crate) const TOKEN: &str = "scimlab-scenario";
@@ -921,10 +922,6 @@ pub(crate) async fn permission_view(
         (200, Ok(seen)) if seen.is_object() => Ok(Some(seen)),
         _ => Err(format!("GET {url}: {status} {text}")),
     }
-}
-
-pub(crate) fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{CheckDef, CheckResult, Cx, Exchange, Level, Profile, Section};
+use crate::encode;
 
 const ALL: &[Profile] = &[Profile::Rfc, Profile::Okta, Profile::Entra];
 const OKTA: &[Profile] = &[Profile::Okta];
@@ -373,11 +374,6 @@ fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
 
 fn resources(list: &Value) -> Vec<Value> {
     list["Resources"].as_array().cloned().unwrap_or_default()
-}
-
-/// Percent-encodes a query value (spaces become %20).
-fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// The error of a check whose optional feature the server does not offer.
