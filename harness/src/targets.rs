@@ -83,6 +83,7 @@ impl Setup {
             policy: self.policies.0.clone(),
             durable: self.durable,
             lenient: self.lenient,
+            sim_token: None,
         })
         .await?)
     }
@@ -102,6 +103,7 @@ impl Setup {
             policy: self.policies.1.clone(),
             durable: self.durable,
             lenient: self.lenient,
+            sim_token: None,
         })
         .await?)
     }
@@ -113,6 +115,7 @@ impl Setup {
             token: self.token.clone(),
             durable: self.durable,
             engine: mock_idp::EngineConfig::default(),
+            sim_token: None,
         })
         .await?)
     }

@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let idp = launch(Options {
+        sim_token: None,
         port: 0,
         data: Some(dir.path().join("idp")),
         token: "t".into(),

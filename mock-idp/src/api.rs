@@ -122,17 +122,8 @@ impl FromRequestParts<Shared> for Admin {
     type Rejection = OktaError;
 
     async fn from_request_parts(parts: &mut Parts, idp: &Shared) -> Result<Admin> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("SSWS ")
-                    .or_else(|| v.strip_prefix("Bearer "))
-            })
-            .map(str::trim);
-        match token {
-            Some(t) if idp.tokens.iter().any(|k| k == t) => Ok(Admin),
+        match scim::auth::credentials(&parts.headers, &["SSWS", "Bearer"]) {
+            Some(t) if scim::auth::is_one_of(&idp.tokens, t) => Ok(Admin),
             _ => Err(OktaError::invalid_token()),
         }
     }

@@ -18,9 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use scim::provider::BoxFuture;
-use scim::sim::{
-    control_router, faults_and_metrics, AuditLog, Controls, Quirks, Servers, Simulated,
-};
+use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
 
 use crate::engine::Engine;
 pub use crate::engine::EngineConfig;
@@ -116,13 +114,7 @@ impl Simulated for Idp {
 
 /// The management API and the control plane, with faults and metrics around the API.
 pub fn app(idp: Arc<Idp>) -> Router {
-    let sim: Arc<dyn Simulated> = idp.clone();
-    api::router(idp)
-        .merge(control_router(sim.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            sim,
-            faults_and_metrics,
-        ))
+    scim::sim::native_app(api::router(idp.clone()), idp)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +140,8 @@ pub struct Options {
     /// Acknowledge API writes only once flushed to disk.
     pub durable: bool,
     pub engine: EngineConfig,
+    /// A token that opens `/_sim` besides `token`.
+    pub sim_token: Option<String>,
 }
 
 /// The IdP, running.
@@ -180,12 +174,15 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
             port: opts.port,
             source,
         })?;
+    let control = std::iter::once(opts.token.clone())
+        .chain(opts.sim_token)
+        .collect();
     let idp = Arc::new(Idp {
         store,
         tokens: vec![opts.token],
         base_url: url.clone(),
         engine: Engine::new(opts.engine)?,
-        controls: Controls::new(Quirks::new([])),
+        controls: Controls::new(Quirks::new([]), control),
     });
     engine::start(&idp);
     let mut servers = Servers::default();

@@ -22,6 +22,9 @@ struct Args {
     /// API token, sent as `Authorization: SSWS <token>` (generated when absent).
     #[arg(long, env = "SCIMLAB_TOKEN")]
     token: Option<String>,
+    /// A token that opens the control plane (`/_sim`) besides `--token`.
+    #[arg(long, env = "SCIMLAB_SIM_TOKEN")]
+    sim_token: Option<String>,
     /// Acknowledge API writes before they are flushed (faster; not crash-safe).
     #[arg(long)]
     no_fsync: bool,
@@ -55,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         .token
         .unwrap_or_else(|| format!("idp-{}", rand::random::<u128>()));
     let launched = launch(Options {
+        sim_token: args.sim_token.clone(),
         port: args.port,
         data: Some(args.data.clone()),
         token: token.clone(),

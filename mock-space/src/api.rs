@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
@@ -125,19 +125,17 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, space: &Shared) -> Result<Caller> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        let token = scim::auth::credentials(&parts.headers, &["Bearer"])
             .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
-        if space.admin_tokens.iter().any(|t| t == token) {
+        if scim::auth::is_one_of(&space.admin_tokens, token) {
             return Ok(Caller::Admin);
         }
+        // A deactivated profile's token is refused even when it was never revoked (as
+        // happens while the quirk that keeps tokens is on): the quirk's effect ends with it.
+        let keeps_tokens = space.quirk("deactivate-keeps-tokens");
         match space.directory.read().token_holder(token) {
-            Some(p) => Ok(Caller::Profile(p.id.clone())),
-            None => Err(ApiError::unauthorized(
+            Some(p) if !p.archived || keeps_tokens => Ok(Caller::Profile(p.id.clone())),
+            _ => Err(ApiError::unauthorized(
                 "the token is unknown, revoked, expired, or its profile is deactivated",
             )),
         }
@@ -619,9 +617,11 @@ fn check_team_name(org: &Org, name: &str, except: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// A parent must exist, and a team may not become its own ancestor.
-fn check_parent(org: &Org, team: Option<&str>, parent: &str) -> Result<()> {
-    let mut next = Some(org.team(parent)?.id.clone());
+/// A parent must exist, and a team may not become its own ancestor. Returns the parent's id
+/// (the reference may be `id:X`).
+fn check_parent(org: &Org, team: Option<&str>, parent: &str) -> Result<String> {
+    let parent = org.team(parent)?.id.clone();
+    let mut next = Some(parent.clone());
     while let Some(t) = next {
         if Some(t.as_str()) == team {
             return Err(ApiError::bad_request(
@@ -630,7 +630,7 @@ fn check_parent(org: &Org, team: Option<&str>, parent: &str) -> Result<()> {
         }
         next = org.teams.get(&t).and_then(|t| t.parent_id.clone());
     }
-    Ok(())
+    Ok(parent)
 }
 
 async fn create_team(
@@ -645,14 +645,15 @@ async fn create_team(
         .change(|org, c| {
             let name = input.name.clone().unwrap_or_default();
             check_team_name(org, &name, None)?;
-            if let Some(parent) = &input.parent_id {
-                check_parent(org, None, parent)?;
-            }
+            let parent_id = match &input.parent_id {
+                Some(parent) => Some(check_parent(org, None, parent)?),
+                None => None,
+            };
             let team = Team {
                 id: new_id(),
                 name,
                 description: input.description.clone(),
-                parent_id: input.parent_id.clone(),
+                parent_id,
                 external_id: input.external_id.clone(),
                 archived: false,
             };
@@ -689,8 +690,7 @@ async fn update_team(
                 t.name = name.clone();
             }
             if let Some(parent) = &input.parent_id {
-                check_parent(org, Some(&t.id), parent)?;
-                t.parent_id = Some(parent.clone());
+                t.parent_id = Some(check_parent(org, Some(&t.id), parent)?);
             }
             if input.description.is_some() {
                 t.description = input.description.clone();

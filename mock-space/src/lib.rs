@@ -16,9 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use scim::provider::BoxFuture;
-use scim::sim::{
-    control_router, faults_and_metrics, AuditLog, Controls, Quirks, Servers, Simulated,
-};
+use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -59,12 +57,18 @@ pub struct Space {
 }
 
 impl Space {
-    pub fn new(directory: Directory, admin_tokens: Vec<String>) -> Space {
+    /// `admin_tokens` act as an organisation administrator; they and `sim_token` open `/_sim`.
+    pub fn new(
+        directory: Directory,
+        admin_tokens: Vec<String>,
+        sim_token: Option<String>,
+    ) -> Space {
+        let control = admin_tokens.iter().cloned().chain(sim_token).collect();
         Space {
             directory,
             rules: Rules::builtin(),
             admin_tokens,
-            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS])),
+            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]), control),
         }
     }
 
@@ -111,10 +115,7 @@ impl Simulated for Space {
 
 /// The native API and the control plane, with faults and metrics around the API.
 pub fn native_app(space: Arc<Space>) -> Router {
-    let sim: Arc<dyn Simulated> = space.clone();
-    api::router(space).merge(control_router(sim.clone())).layer(
-        axum::middleware::from_fn_with_state(sim, faults_and_metrics),
-    )
+    scim::sim::native_app(api::router(space.clone()), space)
 }
 
 /// A small organisation the default policy (`scenarios/policies/space-default.toml`) refers to.
@@ -175,6 +176,8 @@ pub struct Options {
     pub token: String,
     /// Bearer token the connector's SCIM clients (the IdP) present.
     pub scim_token: String,
+    /// A token that opens the simulator's `/_sim` besides `token`.
+    pub sim_token: Option<String>,
     pub policy: Policy,
     /// Acknowledge writes only once flushed to disk.
     pub durable: bool,
@@ -213,7 +216,11 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         None => Directory::temporary()?,
     };
     seed_sample(&directory).await?;
-    let space = Arc::new(Space::new(directory, vec![opts.token.clone()]));
+    let space = Arc::new(Space::new(
+        directory,
+        vec![opts.token.clone()],
+        opts.sim_token.clone(),
+    ));
     let (native_listener, space_url) = bind(opts.port).await?;
     let (scim_listener, scim_url) = bind(opts.scim_port).await?;
 

@@ -27,6 +27,9 @@ struct Args {
     /// Token for both servers (generated when absent).
     #[arg(long, env = "SCIMLAB_TOKEN")]
     token: Option<String>,
+    /// A token that opens the control plane (`/_sim`) besides `--token`.
+    #[arg(long, env = "SCIMLAB_SIM_TOKEN")]
+    sim_token: Option<String>,
     /// Acknowledge writes before they are flushed (faster; not crash-safe).
     #[arg(long)]
     no_fsync: bool,
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         .token
         .unwrap_or_else(|| format!("spc-{}", rand::random::<u128>()));
     let launched = launch(Options {
+        sim_token: args.sim_token.clone(),
         port: args.port,
         scim_port: args.scim_port,
         data: Some(args.data.clone()),

@@ -20,6 +20,7 @@ fn default_policy() -> Policy {
 
 async fn start(data: Option<&Path>, policy: Policy) -> Launched {
     launch(Options {
+        sim_token: None,
         port: 0,
         scim_port: 0,
         data: data.map(Path::to_path_buf),
@@ -604,6 +605,13 @@ async fn faults_and_quirks_switch_on_and_off() {
         StatusCode::OK,
         "the quirk leaves the leaver's token working"
     );
+    w.space(Method::PUT, "/_sim/quirks", Some(json!([]))).await;
+    let (status, _) = w.space_as(&token, Method::GET, me, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "once the quirk is off, the token the leaver kept is refused"
+    );
     let (_, events) = w.space(Method::GET, "/_sim/events?after=0", None).await;
     let deactivated = events["events"]
         .as_array()
@@ -622,6 +630,7 @@ async fn faults_and_quirks_switch_on_and_off() {
         w.http
             .client
             .get(format!("{}/_sim/metrics", w.s.space_url))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap()
@@ -816,5 +825,57 @@ async fn a_parent_team_grant_reaches_subteam_members() {
         perms["projects"]["INFRA"]["roles"]["admin"],
         json!([format!("team:{}", parent["id"].as_str().unwrap())])
     );
+    w.s.stop().await;
+}
+
+#[tokio::test]
+async fn a_parent_given_as_id_colon_is_stored_bare_and_cycles_are_refused() {
+    let w = World::new(Policy::default()).await;
+    let teams = "/api/http/team-directory/teams";
+    let (_, parent) = w
+        .space(Method::POST, teams, Some(json!({"name": "Ops"})))
+        .await;
+    let parent_id = parent["id"].as_str().unwrap().to_owned();
+    let (status, child) = w
+        .space(
+            Method::POST,
+            teams,
+            Some(json!({"name": "Ops-Db", "parentId": format!("id:{parent_id}")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{child}");
+    assert_eq!(child["parentId"], json!(parent_id), "stored without 'id:'");
+    let child_id = child["id"].as_str().unwrap();
+    // Ops under its own child, named either way: both refused.
+    for reference in [child_id.to_owned(), format!("id:{child_id}")] {
+        let (status, body) = w
+            .space(
+                Method::PATCH,
+                &format!("{teams}/{parent_id}"),
+                Some(json!({"parentId": reference})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reference}: {body}");
+    }
+    // And inheritance works through the stored id.
+    w.space(
+        Method::POST,
+        "/api/http/team-directory/profiles",
+        Some(json!({"username": "dba"})),
+    )
+    .await;
+    w.space(
+        Method::POST,
+        "/api/http/team-directory/memberships",
+        Some(json!({"member": "username:dba", "teamId": child_id})),
+    )
+    .await;
+    w.space(
+        Method::POST,
+        "/api/http/projects/key:INFRA/access/admins/teams",
+        Some(json!({"teamId": parent_id})),
+    )
+    .await;
+    assert_eq!(w.roles("dba").await, json!({"INFRA": ["admin"]}));
     w.s.stop().await;
 }

@@ -125,9 +125,9 @@ impl TeamCityBackend {
     ) -> Result<Option<Value>, ScimError> {
         let linked = c.link.and_then(|l| l.get("user")).and_then(Value::as_u64);
         let Some(new) = c.new else {
-            if let Some(id) = linked {
-                let path = format!("/users/id:{id}");
-                plan.remove(Call::new(Method::DELETE, path, None), None)
+            if let (Some(id), Some(old)) = (linked, c.old) {
+                // Gone, or the id is someone else's now: a 404, and nobody is deleted.
+                plan.remove(Call::new(Method::DELETE, user_path(id, old), None), None)
                     .await?;
             }
             return Ok(None);
@@ -144,10 +144,12 @@ impl TeamCityBackend {
             let id = created.get("id").and_then(Value::as_u64).ok_or_else(|| {
                 ScimError::new(502, None, "TeamCity created a user without an id")
             })?;
-            plan.undo_with(Call::new(Method::DELETE, format!("/users/id:{id}"), None));
+            plan.undo_with(Call::new(Method::DELETE, user_path(id, new), None));
             return Ok(Some(json!({"user": id})));
         };
-        let path = format!("/users/id:{id}");
+        // The account as it was linked: a stale link (TeamCity reset, ids reused) finds no one
+        // and the change is refused with 409 instead of landing on another person.
+        let path = user_path(id, c.old.unwrap_or(new));
         let (old_fields, new_fields) = (c.old.map(user_fields), user_fields(new));
         if old_fields.as_ref() != Some(&new_fields) {
             plan.run(
@@ -271,8 +273,7 @@ impl TeamCityBackend {
                     .filter(|r| r.on == On::Members)
                     .collect();
                 for (member, _) in c.left {
-                    if let Some((user, true)) = self.user_of(c, member)? {
-                        let path = format!("/users/id:{user}");
+                    if let Some((path, true)) = self.user_of(c, member)? {
                         self.unassign(c, plan, member, &path, &direct).await?;
                     }
                 }
@@ -340,8 +341,7 @@ impl TeamCityBackend {
         };
         let (direct_before, direct_after) = (direct(&granted), direct(&wanted));
         for (member, _) in c.left.iter().filter(|_| !fresh) {
-            if let Some((user, true)) = self.user_of(c, member)? {
-                let path = format!("/users/id:{user}");
+            if let Some((path, true)) = self.user_of(c, member)? {
                 plan.remove(leave_call(&path, &key), Some(join_call(&path, &key)))
                     .await?;
                 self.unassign(c, plan, member, &path, &direct_before)
@@ -349,14 +349,13 @@ impl TeamCityBackend {
             }
         }
         for member in &joining {
-            let Some((user, is_active)) = self.user_of(c, member)? else {
+            let Some((path, is_active)) = self.user_of(c, member)? else {
                 return Err(ScimError::bad_request(
                     ScimType::InvalidValue,
                     format!("member '{member}' is not a User provisioned to TeamCity (nested groups are not bridged)"),
                 ));
             };
             if is_active {
-                let path = format!("/users/id:{user}");
                 plan.run(join_call(&path, &key), Some(leave_call(&path, &key)))
                     .await?;
                 self.assign(plan, &path, &direct_after).await?;
@@ -380,8 +379,7 @@ impl TeamCityBackend {
             c.staying()
         };
         for member in &staying {
-            if let Some((user, true)) = self.user_of(c, member)? {
-                let path = format!("/users/id:{user}");
+            if let Some((path, true)) = self.user_of(c, member)? {
                 self.unassign(c, plan, member, &path, &dropped).await?;
                 self.assign(plan, &path, &added).await?;
             }
@@ -462,12 +460,13 @@ impl TeamCityBackend {
         Ok(())
     }
 
-    /// The TeamCity id of a SCIM User and whether it is active; `None` if it is no User here.
+    /// The TeamCity path of a SCIM User's account and whether it is active; `None` if it is
+    /// no User here.
     fn user_of(
         &self,
         c: &BackendChange<'_>,
         member: &str,
-    ) -> Result<Option<(u64, bool)>, ScimError> {
+    ) -> Result<Option<(String, bool)>, ScimError> {
         let Some(doc) = c.store.get(USERS, member)? else {
             return Ok(None);
         };
@@ -475,7 +474,7 @@ impl TeamCityBackend {
             .get(LINK_KEY)
             .and_then(|l| l.get("user"))
             .and_then(Value::as_u64)
-            .map(|id| (id, is_active(&doc))))
+            .map(|id| (user_path(id, &doc), is_active(&doc))))
     }
 
     /// The TeamCity keys of the groups SCIM lists a user in.
@@ -527,6 +526,19 @@ fn user_fields(user: &Map<String, Value>) -> Value {
         .and_then(|m| m.get("value"))
         .cloned();
     json!({"username": user.get("userName"), "name": name, "email": email})
+}
+
+/// A linked account's locator: its id *and* the username the bridge gave it, so a link that
+/// went stale (the id reused by another account) reaches nobody (TeamCity answers 404).
+fn user_path(id: u64, user: &Map<String, Value>) -> String {
+    let username = user.get("userName").and_then(Value::as_str).unwrap_or("");
+    let special = |c: char| matches!(c, ',' | ':' | '(' | ')');
+    let value = if username.contains(special) {
+        format!("({username})")
+    } else {
+        username.to_owned()
+    };
+    format!("/users/id:{id},username:{}", encode(&value))
 }
 
 fn join_call(user_path: &str, key: &str) -> Call {

@@ -15,9 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use scim::provider::BoxFuture;
-use scim::sim::{
-    control_router, faults_and_metrics, AuditLog, Controls, Quirks, Servers, Simulated,
-};
+use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -46,12 +44,14 @@ pub struct TeamCity {
 }
 
 impl TeamCity {
-    pub fn new(store: Store, admin_tokens: Vec<String>) -> TeamCity {
+    /// `admin_tokens` act as a system administrator; they and `sim_token` open `/_sim`.
+    pub fn new(store: Store, admin_tokens: Vec<String>, sim_token: Option<String>) -> TeamCity {
+        let control = admin_tokens.iter().cloned().chain(sim_token).collect();
         TeamCity {
             store,
             roles: Roles::builtin(),
             admin_tokens,
-            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS])),
+            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]), control),
         }
     }
 }
@@ -103,13 +103,7 @@ impl Simulated for TeamCity {
 
 /// The REST API and the control plane, with faults and metrics around the API.
 pub fn native_app(tc: Arc<TeamCity>) -> Router {
-    let sim: Arc<dyn Simulated> = tc.clone();
-    rest::router(tc)
-        .merge(control_router(sim.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            sim,
-            faults_and_metrics,
-        ))
+    scim::sim::native_app(rest::router(tc.clone()), tc)
 }
 
 /// `_Root` and a small project tree, created when missing.
@@ -167,6 +161,8 @@ pub struct Options {
     pub token: String,
     /// Bearer token the bridge's SCIM clients (the IdP) present.
     pub scim_token: String,
+    /// A token that opens the simulator's `/_sim` besides `token`.
+    pub sim_token: Option<String>,
     pub policy: Policy,
     pub durable: bool,
     /// Accept Entra's `"True"`/`"False"` strings for booleans.
@@ -211,7 +207,11 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
                 None => Store::temporary()?,
             };
             seed_sample(&store).await?;
-            let tc = Arc::new(TeamCity::new(store, vec![opts.token.clone()]));
+            let tc = Arc::new(TeamCity::new(
+                store,
+                vec![opts.token.clone()],
+                opts.sim_token.clone(),
+            ));
             let (listener, url) = bind(*port).await?;
             servers.serve(listener, native_app(tc.clone()));
             (url, opts.token.clone(), Some(tc))

@@ -28,6 +28,9 @@ struct Args {
     /// Token for both servers (generated when absent).
     #[arg(long, env = "SCIMLAB_TOKEN")]
     token: Option<String>,
+    /// A token that opens the control plane (`/_sim`) besides `--token`.
+    #[arg(long, env = "SCIMLAB_SIM_TOKEN")]
+    sim_token: Option<String>,
     /// Run only the bridge, in front of this TeamCity server.
     #[arg(long, requires = "teamcity_token")]
     teamcity_url: Option<String>,
@@ -64,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         _ => Target::Simulator { port: args.port },
     };
     let launched = launch(Options {
+        sim_token: args.sim_token.clone(),
         target,
         scim_port: args.scim_port,
         data: Some(args.data.clone()),

@@ -255,21 +255,34 @@ pub fn digest(secret: &str) -> String {
 }
 
 impl Server {
-    /// `id:<n>`, `username:<name>`, or a bare username.
+    /// `id:<n>`, `username:<name>`, both (`id:<n>,username:<name>`: the user must match
+    /// every dimension, as TeamCity's locators go), or a bare username. A value may be put in
+    /// parentheses, so it can hold commas and colons.
     pub fn user(&self, locator: &str) -> Result<&User> {
-        let found = match locator.split_once(':') {
-            Some(("id", id)) => id.parse().ok().and_then(|id: u64| self.users.get(&id)),
-            Some(("username", name)) => self.user_by_name(name),
-            Some((dim, _)) => {
-                return Err(RestError::bad_request(format!(
-                    "Unsupported user locator dimension '{dim}'. Supported: id, username."
-                )))
+        let not_found =
+            || RestError::not_found(format!("No user can be found by locator '{locator}'."));
+        let dimensions = locator_dimensions(locator);
+        if dimensions.is_empty() {
+            return self.user_by_name(locator).ok_or_else(not_found);
+        }
+        let mut found: Option<&User> = None;
+        for (dimension, value) in dimensions {
+            let user = match dimension {
+                "id" => value.parse().ok().and_then(|id: u64| self.users.get(&id)),
+                "username" => self.user_by_name(value),
+                other => {
+                    return Err(RestError::bad_request(format!(
+                        "Unsupported user locator dimension '{other}'. Supported: id, username."
+                    )))
+                }
+            };
+            match (user, found) {
+                (Some(u), Some(f)) if u.id != f.id => return Err(not_found()),
+                (Some(u), _) => found = Some(u),
+                (None, _) => return Err(not_found()),
             }
-            None => self.user_by_name(locator),
-        };
-        found.ok_or_else(|| {
-            RestError::not_found(format!("No user can be found by locator '{locator}'."))
-        })
+        }
+        found.ok_or_else(not_found)
     }
 
     pub fn user_by_name(&self, username: &str) -> Option<&User> {
@@ -400,6 +413,39 @@ pub struct Permissions {
     pub per_project: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// A locator's `dimension:value` pairs, split at top-level commas; a value in parentheses
+/// loses them. A locator without a colon (a bare name) has none.
+pub fn locator_dimensions(locator: &str) -> Vec<(&str, &str)> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, ch) in locator.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&locator[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&locator[start..]);
+    if !parts.iter().all(|p| p.contains(':')) {
+        return Vec::new();
+    }
+    parts
+        .into_iter()
+        .filter_map(|p| p.split_once(':'))
+        .map(|(dimension, value)| {
+            let bare = value
+                .strip_prefix('(')
+                .and_then(|v| v.strip_suffix(')'))
+                .unwrap_or(value);
+            (dimension, bare)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,5 +520,24 @@ mod tests {
         assert!(!perms.per_project.contains_key("Web"));
         assert!(!perms.per_project.contains_key(ROOT_PROJECT));
         assert!(perms.global.is_empty());
+    }
+
+    #[test]
+    fn locators_split_at_top_level_commas_only() {
+        assert_eq!(locator_dimensions("id:3"), vec![("id", "3")]);
+        assert_eq!(
+            locator_dimensions("id:3,username:(a,b:c)"),
+            vec![("id", "3"), ("username", "a,b:c")]
+        );
+        assert!(locator_dimensions("alice").is_empty());
+        assert!(locator_dimensions("id:3,alice").is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_locator_splits_without_panicking(locator in "[a-z:(),0-9]{0,24}") {
+            let dims = locator_dimensions(&locator);
+            proptest::prop_assert!(dims.len() <= locator.len() + 1);
+        }
     }
 }

@@ -99,14 +99,9 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = RestError;
 
     async fn from_request_parts(parts: &mut Parts, tc: &Shared) -> Result<Caller> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        let token = scim::auth::credentials(&parts.headers, &["Bearer"])
             .ok_or_else(|| RestError::unauthorized("Authentication required."))?;
-        if tc.admin_tokens.iter().any(|t| t == token) {
+        if scim::auth::is_one_of(&tc.admin_tokens, token) {
             return Ok(Caller::Admin);
         }
         tc.store

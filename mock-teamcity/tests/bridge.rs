@@ -22,6 +22,7 @@ struct World {
 impl World {
     async fn new(data: Option<&Path>, policy: Policy) -> World {
         let s = launch(Options {
+            sim_token: None,
             target: Target::Simulator { port: 0 },
             scim_port: 0,
             data: data.map(Path::to_path_buf),
@@ -540,6 +541,7 @@ async fn bridge_and_teamcity_restart_independently() {
         async move {
             World {
                 s: launch(Options {
+                    sim_token: None,
                     target: Target::Simulator { port },
                     scim_port: 0,
                     data: Some(data),
@@ -560,6 +562,7 @@ async fn bridge_and_teamcity_restart_independently() {
         async move {
             World {
                 s: launch(Options {
+                    sim_token: None,
                     target: Target::Remote {
                         url,
                         token: TOKEN.into(),
@@ -618,4 +621,80 @@ async fn bridge_and_teamcity_restart_independently() {
     assert!(tc.may("gus", "Backend", "run_build").await);
     bridge.s.stop().await;
     tc.s.stop().await;
+}
+
+/// After a TeamCity reset the ids start again at 1, so the bridge's stored link may name
+/// another person's account: the bridge must then change nobody.
+#[tokio::test]
+async fn a_stale_link_never_reaches_another_persons_account() {
+    let w = World::new(None, Policy::default_policy()).await;
+    let ann = w.user("ann").await;
+    let gid = w.group("Devs", "devs", &[&ann]).await;
+    let (status, _) = w.tc(Method::POST, "/_sim/reset", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, bob) = w
+        .tc(
+            Method::POST,
+            "/app/rest/users",
+            Some(json!({"username": "bob", "name": "Bob Native"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{bob}");
+    let bob_id = bob["id"].as_u64().unwrap();
+    let (_, ann_link) = w.scim(Method::GET, &format!("/Users/{ann}"), None).await;
+    assert!(ann_link["id"].is_string());
+
+    // A rename of ann: refused, and bob keeps his name.
+    let (status, body) = w
+        .patch(
+            &format!("/Users/{ann}"),
+            json!([{"op": "replace", "path": "displayName", "value": "Ann Renamed"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("behind the connector"),
+        "{body}"
+    );
+    let (_, seen) = w
+        .tc(Method::GET, &format!("/app/rest/users/id:{bob_id}"), None)
+        .await;
+    assert_eq!(seen["username"], "bob");
+    assert_eq!(seen["name"], "Bob Native");
+
+    // A leaver: refused; bob keeps his account.
+    let (status, _) = w
+        .patch(
+            &format!("/Users/{ann}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // A member removal from a group: nobody's groups change; the delete of ann: bob stays.
+    let (status, _) = w
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
+        )
+        .await;
+    assert!(
+        status.is_success() || status == StatusCode::CONFLICT,
+        "{status}"
+    );
+    let (status, _) = w.scim(Method::DELETE, &format!("/Users/{ann}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, seen) = w
+        .tc(Method::GET, &format!("/app/rest/users/id:{bob_id}"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "bob must survive ann's delete: {seen}"
+    );
+    assert_eq!(seen["username"], "bob");
+    w.s.stop().await;
 }

@@ -12,6 +12,7 @@ const TOKEN: &str = "admin-token";
 
 async fn start(data: Option<&Path>) -> Launched {
     launch(Options {
+        sim_token: None,
         target: Target::Simulator { port: 0 },
         scim_port: 0,
         data: data.map(Path::to_path_buf),

@@ -14,6 +14,7 @@
 //! (sort, paging, projection), `resource` (validation), `store` (sled), `provider`
 //! (operations, HTTP-free), `bulk`, `server` (axum).
 
+pub mod auth;
 pub mod bulk;
 pub mod connector;
 pub mod error;

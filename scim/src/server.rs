@@ -150,7 +150,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ScimError {
     )
 }
 
-async fn me() -> ScimError {
+/// Authenticated first: an anonymous caller learns nothing, not even that `/Me` is missing.
+async fn me(_: Authed) -> ScimError {
     ScimError::new(
         501,
         None,
@@ -171,22 +172,8 @@ impl FromRequestParts<Shared> for Authed {
         if state.tokens.is_empty() {
             return Ok(Authed);
         }
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        match presented {
-            Some(t)
-                if state
-                    .tokens
-                    .iter()
-                    .any(|ok| constant_time_eq(ok.as_bytes(), t.as_bytes())) =>
-            {
-                Ok(Authed)
-            }
+        match crate::auth::credentials(&parts.headers, &["Bearer"]) {
+            Some(t) if crate::auth::is_one_of(&state.tokens, t) => Ok(Authed),
             Some(_) => Err(ScimError::new(401, None, "the bearer token is not valid")),
             None => Err(ScimError::new(
                 401,
@@ -195,10 +182,6 @@ impl FromRequestParts<Shared> for Authed {
             )),
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A JSON request body; every way it can be wrong becomes a SCIM error.

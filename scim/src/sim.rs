@@ -576,18 +576,21 @@ pub struct Controls {
     pub faults: RwLock<Faults>,
     pub quirks: Quirks,
     pub metrics: Metrics,
+    /// Who may use `/_sim`: the mock's admin tokens and its `--sim-token`, if any.
+    tokens: Vec<String>,
     /// Turns true when the mock stops: event-stream followers are let go, so no open stream
     /// keeps the store (and its folder lock) alive after the servers stopped.
     closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Controls {
-    /// No faults, no quirk on; `quirks` are the names the mock knows.
-    pub fn new(quirks: Quirks) -> Controls {
+    /// No faults, no quirk on; `quirks` are the names the mock knows; `tokens` open `/_sim`.
+    pub fn new(quirks: Quirks, tokens: Vec<String>) -> Controls {
         Controls {
             faults: RwLock::new(Faults::default()),
             quirks,
             metrics: Metrics::default(),
+            tokens,
             closing: tokio::sync::watch::channel(false).0,
         }
     }
@@ -629,9 +632,53 @@ pub trait Simulated: Send + Sync + std::fmt::Debug {
 
 type Sim = Arc<dyn Simulated>;
 
+/// A mock's whole app: its own `api` with the control plane merged in, faults and metrics
+/// around the API, and every path under `/_sim` (the mock's own `/_sim/permissions` too)
+/// behind the control tokens, so no control route can be added without them.
+pub fn native_app(api: Router, sim: Sim) -> Router {
+    api.merge(control_router(sim.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            faults_and_metrics,
+        ))
+        .layer(axum::middleware::from_fn_with_state(sim, control_access))
+}
+
+/// Whether a path is the control plane's. Routing matches the raw path exactly, so any other
+/// spelling (`/_SIM`, `//_sim`, `/%5Fsim`) reaches no control route; refusing those too costs
+/// nothing.
+fn is_control_path(path: &str) -> bool {
+    let path = path.trim_start_matches('/').to_ascii_lowercase();
+    path == "_sim" || path.starts_with("_sim/") || path.starts_with("%5fsim")
+}
+
+/// Refuses a `/_sim` request without one of the control tokens (bearer, or SSWS as the IdP's
+/// clients send it).
+async fn control_access(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+    if !is_control_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match crate::auth::credentials(req.headers(), &["Bearer", "SSWS"]) {
+        Some(t) if crate::auth::is_one_of(&sim.controls().tokens, t) => next.run(req).await,
+        presented => {
+            let why = if presented.is_some() {
+                "the control plane refused this token: use the server's admin token or its --sim-token"
+            } else {
+                "the control plane needs credentials: send 'Authorization: Bearer <admin token or --sim-token>'"
+            };
+            let mut resp = ScimError::new(401, None, why).into_response();
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"_sim\""),
+            );
+            resp
+        }
+    }
+}
+
 /// `/_sim/...`: health, reset, events (JSON page or server-sent events), verify, faults,
-/// quirks and metrics.
-pub fn control_router<S: Clone + Send + Sync + 'static>(sim: Sim) -> Router<S> {
+/// quirks and metrics. Serve it through [`native_app`], which locks it.
+fn control_router<S: Clone + Send + Sync + 'static>(sim: Sim) -> Router<S> {
     Router::new()
         .route(
             "/_sim/health",

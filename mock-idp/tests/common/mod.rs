@@ -148,6 +148,7 @@ pub fn fast_engine() -> EngineConfig {
 
 pub async fn start_idp(engine: EngineConfig) -> Launched {
     launch(Options {
+        sim_token: None,
         port: 0,
         data: None,
         token: IDP_TOKEN.into(),
