@@ -55,6 +55,7 @@ async fn connectors() -> Targets {
 async fn set_quirks(control: &str, quirks: &[&str]) {
     let resp = reqwest::Client::new()
         .put(format!("{control}/_sim/quirks"))
+        .bearer_auth("t")
         .json(&quirks)
         .send()
         .await

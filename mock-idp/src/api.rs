@@ -98,7 +98,7 @@ pub fn router(idp: Shared) -> Router {
 
 /// Gives axum's own rejections (bad query or path, wrong method) Okta's error body.
 async fn okta_errors(resp: Response) -> Response {
-    let (status, text) = match scim::sim::plain_rejection(resp).await {
+    let (status, text) = match scim::server::plain_rejection(resp).await {
         Ok(rejection) => rejection,
         Err(resp) => return resp,
     };
@@ -108,7 +108,10 @@ async fn okta_errors(resp: Response) -> Response {
             "E0000022",
             "The endpoint does not support the provided HTTP method",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => OktaError::bad_body("the request body is too large"),
+        StatusCode::PAYLOAD_TOO_LARGE => OktaError {
+            status: 413,
+            ..OktaError::bad_body("the request body is larger than this server accepts")
+        },
         _ => OktaError::bad_body(text),
     }
     .into_response()
@@ -130,7 +133,7 @@ impl FromRequestParts<Shared> for Admin {
 }
 
 fn body(raw: &Bytes) -> Result<Map<String, Value>> {
-    match serde_json::from_slice::<Value>(raw) {
+    match scim::json::parse_unique(raw, scim::json::Keys::Exact) {
         Ok(Value::Object(o)) => Ok(o),
         Ok(_) => Err(OktaError::bad_body("the body must be a JSON object")),
         Err(e) => Err(OktaError::bad_body(format!("the body is not JSON: {e}"))),
@@ -264,6 +267,16 @@ fn check_profile(profile: &Map<String, Value>) -> Result<()> {
         }
     }
     for (name, value) in profile {
+        let multi_line = !REQUIRED_PROFILE.contains(&name.as_str());
+        let texts = std::iter::once(value).chain(value.as_array().into_iter().flatten());
+        if let Some(c) = texts
+            .filter_map(Value::as_str)
+            .find_map(|s| scim::json::control_character(s, multi_line))
+        {
+            return Err(OktaError::validation(format!(
+                "{name}: contains the control character {c}"
+            )));
+        }
         let ok = match value {
             Value::Object(_) => false,
             Value::Array(items) => items.iter().all(|i| !i.is_object() && !i.is_array()),

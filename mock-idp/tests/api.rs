@@ -278,3 +278,43 @@ async fn kill_9_mid_drain_then_restart_delivers_every_entry_once() {
         "outcomes logged after the restart"
     );
 }
+
+#[tokio::test]
+async fn hostile_bodies_are_refused_with_okta_errors() {
+    let idp = start_idp(fast_engine()).await;
+    let api = Api::new(&idp.url);
+    let client = reqwest::Client::new();
+    let raw = |body: String| {
+        client
+            .post(format!("{}/api/v1/users", idp.url))
+            .header("authorization", format!("ssws {IDP_TOKEN}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // A key given twice: refused, not resolved to the last.
+    let twice = r#"{"profile": {"login": "a@x.test", "login": "b@x.test", "email": "a@x.test", "firstName": "A", "lastName": "B"}}"#;
+    let resp = raw(twice.into()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let e: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(e["errorCode"], "E0000003", "{e}");
+    // A NUL in a login.
+    let (s, e) = api
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"profile": {"login": "nul\u{0}@x.test",
+            "email": "n@x.test", "firstName": "N", "lastName": "U"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["errorCode"].as_str().unwrap()),
+        (400, "E0000001"),
+        "{e}"
+    );
+    // Over the body limit: 413.
+    let resp = raw(" ".repeat(3 << 20)).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(api.call("GET", "/api/v1/users", None).await.1 == json!([]));
+    idp.stop().await;
+}

@@ -83,7 +83,7 @@ pub fn router(space: Shared) -> Router {
 /// Gives the answers axum makes itself (a bad query string or path, a wrong method) the same
 /// JSON error body as every other failure.
 async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
-    let (status, text) = match scim::sim::plain_rejection(resp).await {
+    let (status, text) = match scim::server::plain_rejection(resp).await {
         Ok(rejection) => rejection,
         Err(resp) => return resp,
     };

@@ -19,6 +19,7 @@ pub mod bulk;
 pub mod connector;
 pub mod error;
 pub mod filter;
+pub mod json;
 mod message;
 pub mod patch;
 pub mod path;

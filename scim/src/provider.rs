@@ -34,6 +34,9 @@ pub struct ProviderConfig {
     pub max_results: usize,
     pub bulk_max_operations: usize,
     pub bulk_max_payload_bytes: usize,
+    /// Most operations in one PATCH (advertised as `patch.maxOperations`): bounds the work,
+    /// and the time a writer lock is held, of one request.
+    pub patch_max_operations: usize,
     /// Largest request body outside `/Bulk`.
     pub max_body_bytes: usize,
     /// `externalId` unique per resource type (IdPs match on it).
@@ -52,6 +55,7 @@ impl Default for ProviderConfig {
             max_results: 1000,
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1 << 20,
+            patch_max_operations: 1000,
             max_body_bytes: 1 << 20,
             external_id_unique: true,
             group_display_name_unique: true,
@@ -490,6 +494,18 @@ impl Provider {
         if_match: Option<&str>,
     ) -> Result<Vec<u8>> {
         let ops = parse_patch_request(body)?;
+        let max = self.config.patch_max_operations;
+        if ops.len() > max {
+            // As a bulk request over bulk.maxOperations (RFC 7644 §3.7.4).
+            return Err(ScimError::new(
+                413,
+                None,
+                format!(
+                    "the PATCH has {} operations; at most {max} are accepted in one request (patch.maxOperations)",
+                    ops.len()
+                ),
+            ));
+        }
         let def = &self.defs[rt];
         if def.kind == ResourceKind::Group {
             if let Some(changes) = member_ops(def, &ops) {

@@ -209,6 +209,10 @@ pub(crate) fn is_primary(v: &Value) -> bool {
     v.get("primary").and_then(Value::as_bool) == Some(true)
 }
 
+/// Attributes that name or identify someone: no control character at all, not even a line
+/// break (elsewhere tabs and line breaks are text, as in `addresses.formatted`).
+const IDENTIFYING: &[&str] = &["userName", "externalId", "displayName", "nickName"];
+
 fn normalize_single(attr: &Attribute, value: &Value, leniency: Leniency) -> Result<Option<Value>> {
     let wrong = |expected: &str| {
         ScimError::invalid_value(format!(
@@ -262,7 +266,19 @@ fn normalize_single(attr: &Attribute, value: &Value, leniency: Leniency) -> Resu
             Ok((!out.is_empty()).then_some(Value::Object(out)))
         }
         AttrType::String | AttrType::Reference => match value {
-            Value::String(_) => Ok(Some(value.clone())),
+            Value::String(s) => {
+                // A NUL or an escape in a name reaches the products and the logs as it is.
+                let multi_line = !IDENTIFYING
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&attr.name));
+                match crate::json::control_character(s, multi_line) {
+                    Some(c) => Err(ScimError::invalid_value(format!(
+                        "'{}' contains the control character {c}, which is not accepted",
+                        attr.name
+                    ))),
+                    None => Ok(Some(value.clone())),
+                }
+            }
             _ => Err(wrong("a string")),
         },
         AttrType::Binary => match value {

@@ -87,7 +87,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Refuses an `Accept` that excludes JSON, and labels every JSON answer `application/scim+json`.
+/// Longest request URI (path and query) served: a filter of `filter::MAX_FILTER_LEN` bytes
+/// fits even when every byte is percent-encoded.
+const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// Refuses an `Accept` that excludes JSON and a URI that is too long, gives every error the
+/// RFC 7644 §3.12 body, and labels every JSON answer `application/scim+json`.
 async fn negotiate(req: Request, next: Next) -> Response {
     if let Some(accept) = req
         .headers()
@@ -110,7 +115,32 @@ async fn negotiate(req: Request, next: Next) -> Response {
             return ScimError::new(406, None, format!("cannot answer in '{accept}': this server speaks {SCIM_JSON} and application/json")).into_response();
         }
     }
-    let mut resp = next.run(req).await;
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        // Longer than 65,534 bytes, hyper answers 414 itself, without a body, before any code
+        // of ours runs; below that, this does, with the RFC's body.
+        return ScimError::new(
+            414,
+            None,
+            format!("the request URI is longer than {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let resp = next.run(req).await;
+    // axum's own refusals (a path that is not UTF-8, a body cut short) come as plain text.
+    let mut resp = match plain_rejection(resp).await {
+        Ok((status, text)) => {
+            let detail = if text.trim().is_empty() {
+                status
+                    .canonical_reason()
+                    .unwrap_or("bad request")
+                    .to_owned()
+            } else {
+                text
+            };
+            return ScimError::new(status.as_u16(), None, detail).into_response();
+        }
+        Err(resp) => resp,
+    };
     let is_json = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -121,6 +151,28 @@ async fn negotiate(req: Request, next: Next) -> Response {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     }
     resp
+}
+
+/// An answer axum made itself (a bad query or path, a wrong method: a 4xx that is not JSON),
+/// taken apart as (status, text) so a server can give it its own error body; any other answer
+/// comes back unchanged as `Err`.
+pub async fn plain_rejection(
+    resp: Response,
+) -> std::result::Result<(StatusCode, String), Response> {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if !status.is_client_error() || is_json {
+        return Err(resp);
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    Ok((status, text))
 }
 
 async fn unknown_route(uri: Uri) -> ScimError {
@@ -235,9 +287,11 @@ impl FromRequest<Shared> for JsonBody {
                 ))
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
-        })
+        crate::json::parse_unique(&bytes, crate::json::Keys::CaseInsensitive)
+            .map(JsonBody)
+            .map_err(|e| {
+                ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+            })
     }
 }
 
@@ -330,7 +384,8 @@ async fn service_provider_config(
         &json!({
             "schemas": [SPC_URN],
             "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
-            "patch": {"supported": true},
+            // maxOperations is this server's own addition, named as bulk's is.
+            "patch": {"supported": true, "maxOperations": c.patch_max_operations},
             "bulk": {"supported": true, "maxOperations": c.bulk_max_operations, "maxPayloadSize": c.bulk_max_payload_bytes},
             "filter": {"supported": true, "maxResults": c.max_results},
             "changePassword": {"supported": true},

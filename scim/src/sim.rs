@@ -498,27 +498,6 @@ impl Quirks {
 /// (method, route, status) -> (requests, seconds spent).
 type RequestTotals = BTreeMap<(String, String, u16), (u64, f64)>;
 
-/// An answer axum made itself (a bad query or path, a wrong method: a 4xx that is not JSON),
-/// taken apart as (status, text) so a mock can give it its own error body; any other answer
-/// comes back unchanged as `Err`.
-pub async fn plain_rejection(
-    resp: Response,
-) -> std::result::Result<(StatusCode, String), Response> {
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"));
-    if !status.is_client_error() || is_json {
-        return Err(resp);
-    }
-    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    Ok((status, text))
-}
-
 /// Request counts and latency sums by method, route and status.
 #[derive(Debug, Default)]
 pub struct Metrics {

@@ -10,6 +10,7 @@ mod errors;
 mod etag;
 mod filter;
 mod groups;
+mod hostile;
 mod list;
 mod patch;
 mod snapshots;
