@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use reqwest::Method;
-use scim::connector::{is_active, link_str, Call, HttpApi, Plan};
+use scim::connector::{is_active, link_str, lookup, Call, HttpApi, Plan};
 use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -62,16 +62,21 @@ impl SpaceBackend {
         let linked = link_str(c.link, "profile");
         match (c.new, linked) {
             (Some(new), None) => {
-                let created = plan
-                    .run(
-                        Call::new(
-                            Method::POST,
-                            "/team-directory/profiles",
-                            Some(profile_body(new)),
-                        ),
-                        None,
-                    )
-                    .await?;
+                let create = Call::new(
+                    Method::POST,
+                    "/team-directory/profiles",
+                    Some(profile_body(new)),
+                );
+                let created = match plan.run(create, None).await {
+                    Ok(created) => created,
+                    // A crash after Space made the profile and before the connector stored
+                    // its link leaves that profile behind; the retried create finds it.
+                    Err(e) if e.status == 409 => match self.orphan(new).await? {
+                        Some(id) => return self.adopt(new, &id, plan).await,
+                        None => return Err(e),
+                    },
+                    Err(e) => return Err(e),
+                };
                 let id = created
                     .get("id")
                     .and_then(Value::as_str)
@@ -282,6 +287,50 @@ fn membership_id(answer: &Value) -> Result<String, ScimError> {
 }
 
 /// SCIM User -> Space profile fields (dialects.md §5.1).
+impl SpaceBackend {
+    /// The profile a create that crashed half-way left: same username, and the externalId
+    /// this create carries (so it is this person's, not someone else's by chance).
+    async fn orphan(&self, new: &Map<String, Value>) -> Result<Option<String>, ScimError> {
+        let (Some(user_name), Some(external_id)) = (
+            new.get("userName").and_then(Value::as_str),
+            new.get("externalId").and_then(Value::as_str),
+        ) else {
+            return Ok(None);
+        };
+        let segment =
+            percent_encoding::utf8_percent_encode(user_name, percent_encoding::NON_ALPHANUMERIC);
+        let path = format!("/team-directory/profiles/username:{segment}");
+        Ok(lookup(&self.client, path)
+            .await?
+            .filter(|p| p.get("externalId").and_then(Value::as_str) == Some(external_id))
+            .and_then(|p| p.get("id").and_then(Value::as_str).map(str::to_owned)))
+    }
+
+    /// Links an orphaned profile and brings it up to the create's attributes.
+    async fn adopt(
+        &self,
+        new: &Map<String, Value>,
+        id: &str,
+        plan: &mut Plan<'_>,
+    ) -> Result<Option<Value>, ScimError> {
+        tracing::warn!("adopting Space profile {id}, left by an earlier attempt of this create");
+        let path = format!("/team-directory/profiles/id:{id}");
+        plan.run(
+            Call::new(Method::PATCH, path.clone(), Some(profile_body(new))),
+            None,
+        )
+        .await?;
+        if !is_active(new) {
+            plan.run(
+                Call::new(Method::DELETE, format!("{path}/deactivate"), None),
+                None,
+            )
+            .await?;
+        }
+        Ok(Some(json!({"profile": id})))
+    }
+}
+
 fn profile_body(user: &Map<String, Value>) -> Value {
     let name = user.get("name");
     let part = |k: &str| {

@@ -879,3 +879,38 @@ async fn a_parent_given_as_id_colon_is_stored_bare_and_cycles_are_refused() {
     assert_eq!(w.roles("dba").await, json!({"INFRA": ["admin"]}));
     w.s.stop().await;
 }
+
+/// A crash between Space's create and the connector's own write leaves a profile behind: the
+/// IdP's retried create adopts it; a namesake with another externalId is still refused.
+#[tokio::test]
+async fn a_retried_create_adopts_the_profile_a_crash_left_behind() {
+    let w = World::new(default_policy()).await;
+    let profiles = "/api/http/team-directory/profiles";
+    for (name, external) in [("olga", "x-olga"), ("nina", "someone-else")] {
+        let (status, body) = w
+            .space(
+                Method::POST,
+                profiles,
+                Some(json!({"username": name, "externalId": external})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    w.user("olga").await;
+    let (_, olga) = w
+        .space(Method::GET, &format!("{profiles}/username:olga"), None)
+        .await;
+    assert_eq!(
+        olga["name"]["lastName"], "olga",
+        "brought up to the create: {olga}"
+    );
+    let (status, body) = w
+        .scim(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "nina", "externalId": "x-nina"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    w.s.stop().await;
+}

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::Method;
-use scim::connector::{is_active, link_str, Call, HttpApi, Plan, PolicyGrant};
+use scim::connector::{is_active, link_str, lookup, Call, HttpApi, Plan, PolicyGrant};
 use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -138,9 +138,19 @@ impl TeamCityBackend {
                 body["properties"] =
                     json!({"property": [{"name": EXTERNAL_ID_PROPERTY, "value": x}]});
             }
-            let created = plan
+            let created = match plan
                 .run(Call::new(Method::POST, "/users", Some(body)), None)
-                .await?;
+                .await
+            {
+                Ok(created) => created,
+                // A crash after TeamCity made the user and before the bridge stored its link
+                // leaves that user behind; the retried create finds it.
+                Err(e) if e.status == 409 => match self.orphan(new).await? {
+                    Some(id) => return self.adopt(new, id, plan).await,
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
             let id = created.get("id").and_then(Value::as_u64).ok_or_else(|| {
                 ScimError::new(502, None, "TeamCity created a user without an id")
             })?;
@@ -169,6 +179,45 @@ impl TeamCityBackend {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The user a create that crashed half-way left: same username, and the externalId this
+    /// create carries in the bridge's property (so it is this person's, not a namesake's).
+    async fn orphan(&self, new: &Map<String, Value>) -> Result<Option<u64>, ScimError> {
+        let (Some(user_name), Some(external_id)) = (
+            new.get("userName").and_then(Value::as_str),
+            new.get("externalId").and_then(Value::as_str),
+        ) else {
+            return Ok(None);
+        };
+        let path = format!("/users/username:{}", encode(user_name));
+        let Some(found) = lookup(&self.client, path).await? else {
+            return Ok(None);
+        };
+        let marked = found
+            .pointer("/properties/property")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|p| {
+                p.get("name").and_then(Value::as_str) == Some(EXTERNAL_ID_PROPERTY)
+                    && p.get("value").and_then(Value::as_str) == Some(external_id)
+            });
+        Ok(found.get("id").and_then(Value::as_u64).filter(|_| marked))
+    }
+
+    /// Links an orphaned user and brings it up to the create's attributes.
+    async fn adopt(
+        &self,
+        new: &Map<String, Value>,
+        id: u64,
+        plan: &mut Plan<'_>,
+    ) -> Result<Option<Value>, ScimError> {
+        tracing::warn!("adopting TeamCity user {id}, left by an earlier attempt of this create");
+        let path = user_path(id, new);
+        plan.run(Call::new(Method::PUT, path, Some(user_fields(new))), None)
+            .await?;
+        Ok(Some(json!({"user": id})))
     }
 
     /// The rehire, exactly undoing the leaver: the user's own roles and the groups the bridge

@@ -698,3 +698,73 @@ async fn a_stale_link_never_reaches_another_persons_account() {
     assert_eq!(seen["username"], "bob");
     w.s.stop().await;
 }
+
+/// A crash between TeamCity's create and the bridge's own write leaves a user the bridge made
+/// but never linked: the IdP's retried create adopts it; a namesake is still refused.
+#[tokio::test]
+async fn a_retried_create_adopts_the_user_a_crash_left_behind() {
+    let w = World::new(None, Policy::default_policy()).await;
+    let native = |name: &str, external: &str| {
+        json!({"username": name, "name": "Left Behind",
+            "properties": {"property": [{"name": "scim.externalId", "value": external}]}})
+    };
+    let (_, orphan) = w
+        .tc(
+            Method::POST,
+            "/app/rest/users",
+            Some(native("olga", "x-olga")),
+        )
+        .await;
+    let (_, namesake) = w
+        .tc(
+            Method::POST,
+            "/app/rest/users",
+            Some(native("nina", "someone-else")),
+        )
+        .await;
+    let id = w.user("olga").await;
+    let (_, seen) = w
+        .tc(
+            Method::GET,
+            &format!("/app/rest/users/id:{}", orphan["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        seen["name"], "Given olga",
+        "brought up to the create: {seen}"
+    );
+    let (_, users) = w.tc(Method::GET, "/app/rest/users", None).await;
+    let olgas = users["user"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["username"] == "olga")
+        .count();
+    assert_eq!(olgas, 1, "{users}");
+    let (status, _) = w
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "displayName", "value": "Olga"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = w
+        .scim(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "nina", "externalId": "x-nina"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, seen) = w
+        .tc(
+            Method::GET,
+            &format!("/app/rest/users/id:{}", namesake["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(seen["name"], "Left Behind");
+    w.s.stop().await;
+}

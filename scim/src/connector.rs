@@ -65,6 +65,17 @@ pub trait NativeApi: Send + Sync {
         -> BoxFuture<'a, std::result::Result<Value, NativeError>>;
 }
 
+/// Reads one native record; `None` when the product answers 404.
+pub async fn lookup(api: &dyn NativeApi, path: String) -> Result<Option<Value>> {
+    match api.send(&Call::new(Method::GET, path, None)).await {
+        Ok(found) => Ok(Some(found)),
+        Err(NativeError {
+            status: Some(404), ..
+        }) => Ok(None),
+        Err(e) => Err(e.error),
+    }
+}
+
 /// Native calls run in order, each with how to undo it.
 pub struct Plan<'a> {
     api: &'a dyn NativeApi,

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::scenario::model::{DialectName, TargetName};
-use crate::scenario::oracle::{self, Oracle, Seen};
-use crate::scenario::run::{permission_view, put_control, Endpoint, Ends, Remote, TOKEN};
+use crate::scenario::oracle::{self, Oracle};
+use crate::scenario::run::{put_control, Endpoint, Ends, Remote, TOKEN};
 use crate::targets::{
     assign_and_push, group_named, idp_call, idp_policies, Dialect, Server, Targets, TargetsError,
 };
@@ -827,50 +827,21 @@ async fn drive(
     // The final state of every person this shard touched, against the oracle.
     let mut users: Vec<(String, String)> = login_to_id.into_iter().collect();
     users.sort();
-    let apps = [
-        (TargetName::Space, ends.space_app.clone()),
-        (TargetName::Teamcity, ends.teamcity_app.clone()),
-    ];
-    let state = oracle::read_idp(&client, &ends.idp.url, &ends.idp.token, &users, &apps)
+    let checked = ends
+        .final_check(&client, &mut oracle, &users)
         .await
         .map_err(LoadError::Setup)?;
-    let names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
-    // Everyone here was hired active into an assigned group, so provisioned on both targets.
-    oracle.provisioned(
-        TARGETS
-            .iter()
-            .flat_map(|t| names.iter().map(|n| (*t, n.clone()))),
-    );
-    let due = oracle.expected(&state, &names);
-    let reads = futures::stream::iter(due.keys().cloned().map(|(target, user)| {
-        let end = ends.target(target).clone();
-        let client = client.clone();
-        async move {
-            let view = permission_view(&client, &end, &user).await;
-            (target, user, view)
-        }
-    }))
-    .buffer_unordered(16)
-    .collect::<Vec<_>>()
-    .await;
-    let mut seen = Seen::default();
-    for (target, user, view) in reads {
-        match view {
-            Ok(v) => seen.add(target, &user, v.as_ref()),
-            Err(e) => problems.push(format!("reading {user}: {e}")),
-        }
-    }
-    let findings = oracle::compare(&[due], &seen);
-    let differing: BTreeSet<&String> = findings.iter().map(|f| &f.user).collect();
+    problems.extend(checked.unreadable);
+    let differing: BTreeSet<&String> = checked.findings.iter().map(|f| &f.user).collect();
     recorded.oracle_mismatches = differing.len() as u64;
-    recorded.oracle_checked = names.len() as u64;
-    recorded.findings = findings
+    recorded.oracle_checked = users.len() as u64;
+    recorded.findings = checked
+        .findings
         .iter()
         .take(KEPT)
         .map(ToString::to_string)
         .collect();
-
-    recorded.broken_chains = ends.broken_chains(&client).await;
+    recorded.broken_chains = checked.broken_chains;
     let unreadable = tracker.unreadable();
     if unreadable > 0 {
         problems.push(format!("{unreadable} audit events had no readable time"));

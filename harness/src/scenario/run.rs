@@ -1075,6 +1075,33 @@ impl Remote {
     }
 }
 
+/// What [`check_remote`] found: differences from the oracle, people whose permission view
+/// could not be read, and audit chains that do not verify. Empty everywhere means equal.
+#[derive(Debug, Default)]
+pub struct FinalCheck {
+    pub findings: Vec<oracle::Finding>,
+    pub unreadable: Vec<String>,
+    pub broken_chains: Vec<String>,
+}
+
+/// Checks `users` (name, IdP id) on servers already running (a `scimlab up` with
+/// `--policies DIR`) against the oracle for the policies in `policies_dir`, and every audit
+/// chain; for tests that drive a stack themselves, such as the crash test.
+pub async fn check_remote(
+    remote: &Remote,
+    policies_dir: &Path,
+    users: &[(String, String)],
+) -> Result<FinalCheck, String> {
+    let (space, teamcity) = crate::targets::idp_policies(policies_dir)
+        .map_err(|(path, e)| format!("{}: {e}", path.display()))?;
+    let client = reqwest::Client::new();
+    let ends = Ends::remote(&client, remote).await?;
+    let config = ends.target_config(&client).await?;
+    let entra = remote.dialect == DialectName::Entra;
+    let mut oracle = Oracle::new(space, teamcity, config, entra).map_err(|e| e.to_string())?;
+    ends.final_check(&client, &mut oracle, users).await
+}
+
 /// Every server a run talks to, resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct Ends {
@@ -1163,6 +1190,53 @@ impl Ends {
             idp: r.idp.clone(),
             space: r.space.clone(),
             teamcity: r.teamcity.clone(),
+        })
+    }
+
+    /// The state that `users` (name, IdP id) have reached on both targets against the oracle,
+    /// and every audit chain. Everyone named must have been hired active into a group assigned
+    /// to both apps (so each was provisioned on both targets at some point).
+    pub(crate) async fn final_check(
+        &self,
+        client: &reqwest::Client,
+        oracle: &mut Oracle,
+        users: &[(String, String)],
+    ) -> Result<FinalCheck, String> {
+        use futures::StreamExt;
+        let apps = [
+            (TargetName::Space, self.space_app.clone()),
+            (TargetName::Teamcity, self.teamcity_app.clone()),
+        ];
+        let state = oracle::read_idp(client, &self.idp.url, &self.idp.token, users, &apps).await?;
+        let names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
+        oracle.provisioned(
+            TARGETS
+                .iter()
+                .flat_map(|t| names.iter().map(|n| (*t, n.clone()))),
+        );
+        let due = oracle.expected(&state, &names);
+        let reads = futures::stream::iter(due.keys().cloned().map(|(target, user)| {
+            let end = self.target(target).clone();
+            async move {
+                let view = permission_view(client, &end, &user).await;
+                (target, user, view)
+            }
+        }))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+        let mut seen = Seen::default();
+        let mut unreadable = Vec::new();
+        for (target, user, view) in reads {
+            match view {
+                Ok(v) => seen.add(target, &user, v.as_ref()),
+                Err(e) => unreadable.push(format!("reading {user}: {e}")),
+            }
+        }
+        Ok(FinalCheck {
+            findings: oracle::compare(&[due], &seen),
+            unreadable,
+            broken_chains: self.broken_chains(client).await,
         })
     }
 
