@@ -92,7 +92,15 @@ async fn walk(name: &str, base: &str, router: &Router) -> (usize, Vec<String>) {
                 if let Some(h) = header {
                     req = req.header("authorization", h);
                 }
-                let status = req.send().await.unwrap().status();
+                let resp = req.send().await.unwrap();
+                let status = resp.status();
+                let body = resp.text().await.unwrap_or_default();
+                let scim_error = body.contains("urn:ietf:params:scim:api:messages:2.0:Error");
+                if name.ends_with("-scim") && status.is_client_error() && !scim_error {
+                    wrong.push(format!(
+                        "{name} {method} {pattern} with {what}: {status} without the SCIM error body: {body}"
+                    ));
+                }
                 if status.is_server_error() {
                     wrong.push(format!("{name} {method} {pattern} with {what}: {status}"));
                 }
