@@ -39,9 +39,13 @@ pub struct ConformanceArgs {
     /// File of waivers, one per line: `CHECK-ID: reason` (`#` starts a comment).
     #[arg(long)]
     pub waivers: Option<PathBuf>,
-    /// Longest the whole run may take, in seconds; checks still running then are reported blocked.
+    /// Longest the run may take, in seconds, the preflight and discovery included; checks still
+    /// running then are blocked. The clean-up after it has a budget of its own (15 s).
     #[arg(long, default_value_t = conformance::DEFAULT_DEADLINE.as_secs())]
     pub time_limit: u64,
+    /// Largest response body read; a larger one fails the check that asked for it.
+    #[arg(long, default_value_t = conformance::DEFAULT_MAX_BODY)]
+    pub max_body_bytes: usize,
     /// Fail on SHOULD findings too.
     #[arg(long)]
     pub strict: bool,
@@ -105,7 +109,29 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         limited_auth: args.limited_token.clone().map(Auth::Bearer),
         deadline: Some(std::time::Duration::from_secs(args.time_limit)),
     };
-    let target = Target::new(&args.url, auth).context("cannot build the HTTP client")?;
+    let target = Target::new(&args.url, auth)
+        .context("cannot build the HTTP client")?
+        .with_max_body(args.max_body_bytes);
+    let limit = std::time::Duration::from_secs(args.time_limit);
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(limit, conformance::preflight(&target)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => {
+            eprintln!("conformance could not test {}: {why}", args.url);
+            return Ok(ExitCode::from(2));
+        }
+        Err(_) => {
+            eprintln!(
+                "conformance could not test {}: the preflight did not finish within --time-limit {} s",
+                args.url, args.time_limit
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let options = Options {
+        deadline: Some(limit.saturating_sub(started.elapsed())),
+        ..options
+    };
     let run = conformance::run(target, options).await;
     let dir = args.report.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!(
@@ -117,9 +143,9 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write the report to {}", dir.display()))?;
     print!("{}", report::to_terminal(&run, args.strict));
     println!("report: {}", dir.display());
-    Ok(if run.fails(args.strict) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    Ok(match report::verdict(&run, args.strict) {
+        "fail" => ExitCode::FAILURE,
+        "incomplete" => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
     })
 }

@@ -18,7 +18,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "scimlab",
     version,
-    about = "Tests identity provisioning the way it really runs"
+    about = "Tests identity provisioning the way it really runs",
+    after_help = "Exit codes: 0 pass; 1 findings (a failed check, scenario or load goal); 2 could not \
+                  run or test (bad usage, a server that cannot be reached or refuses the \
+                  credentials, or a run too incomplete to judge)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,9 +70,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // Exit codes: 0 pass, 1 findings, 2 could not run (usage, set-up, an unreachable server).
         Err(e) => {
             eprintln!("scimlab: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

@@ -186,7 +186,7 @@ fn scenario_runs_a_file_and_names_the_line_of_a_bad_one() {
     .unwrap();
     let out = scimlab().arg("scenario").arg(&bad).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("bad.yaml:4: step 2 (terminate): user \"b\" is not hired"),
         "{stderr}"

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use checks::definitions;
-pub use target::{is_loopback, Auth, Exchange, Target};
+pub use target::{is_loopback, Auth, Exchange, Target, DEFAULT_MAX_BODY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -85,6 +85,58 @@ pub struct Options {
     pub limited_auth: Option<Auth>,
     /// Longest the whole run may take; checks not finished by then are reported blocked.
     pub deadline: Option<std::time::Duration>,
+}
+
+/// A run with more than this share of its checks blocked is `incomplete`, never a pass.
+pub const INCOMPLETE_SHARE: f64 = 0.10;
+
+/// How long the clean-up may take after the checks, on top of the run's time limit.
+pub const CLEANUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Before any check: one discovery read and one authenticated read. A server that cannot be
+/// reached, refuses the credentials, redirects (a login page) or answers HTML is not tested;
+/// the error says which, in one line.
+pub async fn preflight(target: &Target) -> Result<(), String> {
+    let spc = target
+        .get("/ServiceProviderConfig")
+        .await
+        .map_err(|e| format!("could not reach the server: {e}"))?;
+    not_scim(&spc)?;
+    let users = target
+        .get("/Users?count=1")
+        .await
+        .map_err(|e| format!("could not read /Users: {e}"))?;
+    not_scim(&users)?;
+    match users.status {
+        401 | 403 => Err(format!(
+            "the credentials were refused: GET /Users answered {}: {}",
+            users.status,
+            users.response_body.chars().take(200).collect::<String>()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An answer that shows the URL is no SCIM endpoint: a redirect, or HTML.
+fn not_scim(e: &Exchange) -> Result<(), String> {
+    if (300..400).contains(&e.status) {
+        return Err(format!(
+            "{} {} answered {} and redirects to {}: a login page or another base URL; give the SCIM base URL itself",
+            e.method,
+            e.url,
+            e.status,
+            e.header("location").unwrap_or("nowhere")
+        ));
+    }
+    let html = e.header("content-type").is_some_and(|c| c.contains("html"))
+        || e.response_body.trim_start().starts_with('<');
+    if html {
+        return Err(format!(
+            "{} {} answered HTML, not SCIM JSON (status {}): is this the SCIM base URL?",
+            e.method, e.url, e.status
+        ));
+    }
+    Ok(())
 }
 
 /// The run's time limit when none is given.
@@ -286,6 +338,14 @@ impl Run {
             .count()
     }
 
+    /// True when too little of the run could run to call it a pass: no check ran to a verdict,
+    /// or more than `INCOMPLETE_SHARE` of those that should have were blocked.
+    pub fn incomplete(&self) -> bool {
+        let decided = self.count(None, |o| matches!(o, Outcome::Passed | Outcome::Failed(_)));
+        let blocked = self.count(None, |o| matches!(o, Outcome::Blocked(_)));
+        decided == 0 || blocked as f64 > INCOMPLETE_SHARE * (decided + blocked) as f64
+    }
+
     /// True when a MUST failed (or a SHOULD, when `strict`).
     pub fn fails(&self, strict: bool) -> bool {
         self.results.iter().any(|r| {
@@ -300,19 +360,23 @@ pub async fn run(target: Target, options: Options) -> Run {
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
     let prefix = format!("scimlab-{}-", &uuid_like());
-    let spc = target
-        .get("/ServiceProviderConfig")
+    // The time limit bounds discovery too.
+    let deadline = clock + options.deadline.unwrap_or(DEFAULT_DEADLINE);
+    let read = |path: &'static str| {
+        let target = &target;
+        async move {
+            tokio::time::timeout_at(deadline.into(), target.get(path))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|e| e.json())
+        }
+    };
+    let spc = read("/ServiceProviderConfig").await;
+    let schemas = read("/Schemas")
         .await
-        .ok()
-        .and_then(|e| e.json());
-    let schemas = target
-        .get("/Schemas")
-        .await
-        .ok()
-        .and_then(|e| e.json())
         .and_then(|b| b["Resources"].as_array().cloned())
         .unwrap_or_default();
-    let deadline = clock + options.deadline.unwrap_or(DEFAULT_DEADLINE);
     let cx = Cx {
         target,
         options,
@@ -325,7 +389,16 @@ pub async fn run(target: Target, options: Options) -> Run {
     let sections = futures::future::join_all(checks::sections(&cx)).await;
     let mut results: Vec<CheckResult> = sections.into_iter().flatten().collect();
     results.sort_by_key(|r| checks::order(r.def.id));
-    let left_behind = cleanup(&cx).await;
+    let left_behind = match tokio::time::timeout(CLEANUP_BUDGET, cleanup(&cx)).await {
+        Ok(left) => left,
+        Err(_) => vec![(
+            format!("resources named {}*", cx.prefix),
+            format!(
+                "the clean-up budget of {} s ran out; some may remain",
+                CLEANUP_BUDGET.as_secs()
+            ),
+        )],
+    };
     Run {
         target: cx.target.base.clone(),
         started: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -58,9 +58,13 @@ fn counts(run: &Run) -> Value {
     Value::Object(out)
 }
 
+/// `fail` when a finding fails the run, else `incomplete` when too little could run, else
+/// `pass`.
 pub fn verdict(run: &Run, strict: bool) -> &'static str {
     if run.fails(strict) {
         "fail"
+    } else if run.incomplete() {
+        "incomplete"
     } else {
         "pass"
     }

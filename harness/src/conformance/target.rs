@@ -21,7 +21,13 @@ pub struct Target {
     pub base: String,
     pub auth: Auth,
     client: reqwest::Client,
+    /// Largest response body read; a larger one is an error of that request.
+    max_body: usize,
 }
+
+/// The response body cap when none is given: far above any SCIM page of `filter.maxResults`
+/// resources, far below what a hostile server could make the client hold.
+pub const DEFAULT_MAX_BODY: usize = 8 << 20;
 
 /// One request and its response, as a vendor needs to see it; credentials are masked.
 #[derive(Debug, Clone, Serialize)]
@@ -80,14 +86,26 @@ impl Exchange {
 
 impl Target {
     pub fn new(base: &str, auth: Auth) -> Result<Target, reqwest::Error> {
+        // Redirects are answers to judge, not to follow: a SCIM endpoint that redirects to a
+        // login page is misconfigured, and following it would test the login page.
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Target {
             base: base.trim_end_matches('/').to_owned(),
             auth,
             client,
+            max_body: DEFAULT_MAX_BODY,
         })
+    }
+
+    /// The same target, reading response bodies up to `bytes` only.
+    pub fn with_max_body(self, bytes: usize) -> Target {
+        Target {
+            max_body: bytes,
+            ..self
+        }
     }
 
     /// The same server reached with another credential.
@@ -156,10 +174,10 @@ impl Target {
                 req = req.body(b.clone());
             }
             let started = Instant::now();
-            let resp = req
+            let mut resp = req
                 .send()
                 .await
-                .map_err(|e| format!("{method} {url}: {e}"))?;
+                .map_err(|e| format!("{method} {url}: {}", why_unreachable(&url, &e)))?;
             let status = resp.status().as_u16();
             let response_headers: Vec<(String, String)> = resp
                 .headers()
@@ -176,10 +194,23 @@ impl Target {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            let text = resp
-                .text()
+            // Read as a stream, so a hostile or broken server cannot make the client hold more
+            // than `max_body`.
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
                 .await
-                .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+                .map_err(|e| format!("{method} {url}: reading the body: {e}"))?
+            {
+                if bytes.len() + chunk.len() > self.max_body {
+                    return Err(format!(
+                        "{method} {url}: the response body is larger than {} bytes (--max-body-bytes); reading stopped there",
+                        self.max_body
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             if status == 429 && attempt < RETRIES_ON_429 {
                 attempt += 1;
                 tokio::time::sleep(
@@ -209,6 +240,32 @@ impl Target {
                 millis: started.elapsed().as_secs_f64() * 1000.0,
             });
         }
+    }
+}
+
+/// Why a request got no answer, in words that say what to fix.
+fn why_unreachable(url: &str, e: &reqwest::Error) -> String {
+    let chain = {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    };
+    let lower = chain.to_ascii_lowercase();
+    if url.starts_with("https://") && (e.is_builder() || lower.contains("scheme")) {
+        "this build of scimlab speaks plain HTTP only; HTTPS is not supported yet".into()
+    } else if e.is_timeout() {
+        format!("no complete answer within {} s", REQUEST_TIMEOUT.as_secs())
+    } else if lower.contains("connection refused") {
+        "connection refused: nothing listens there".into()
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        "the host name does not resolve (DNS)".into()
+    } else {
+        chain
     }
 }
 

@@ -1,0 +1,173 @@
+//! `scimlab conformance` against servers that cannot be tested: each gets one clear line and
+//! exit 2 ("could not test"), never check verdicts about a server that was never reached; and
+//! a server that sends a huge body cannot make the client hold it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::conformance::{Auth, Target};
+
+/// A server on 127.0.0.1:0 that answers every request with `answer(request line, stream)`,
+/// each connection on a thread of its own.
+fn serve(answer: fn(&str, &mut TcpStream)) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap_or_default();
+                // Skip the headers.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                answer(&first, &mut stream);
+            });
+        }
+    });
+    base
+}
+
+fn conformance(base: &str, extra: &[&str]) -> (Option<i32>, String, Duration) {
+    let report = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args(["conformance", base, "--token", "t", "--report"])
+        .arg(report.path())
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text, started.elapsed())
+}
+
+fn json(stream: &mut TcpStream, status: &str, body: &str) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+#[test]
+fn a_closed_port_is_not_tested() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, text, took) = conformance(&format!("http://127.0.0.1:{port}"), &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("connection refused"), "{text}");
+    assert!(!text.contains("passed"), "no verdict about checks: {text}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn a_login_page_a_redirect_and_refused_credentials_are_not_tested() {
+    let html = serve(|_, s| {
+        let body = "<html><body>Sign in</body></html>";
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let redirect = serve(|_, s| {
+        let _ = write!(
+            s,
+            "HTTP/1.1 302 Found\r\nLocation: https://sso.example.test/login\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    });
+    let refusing = serve(|first, s| {
+        if first.contains("/ServiceProviderConfig") {
+            json(
+                s,
+                "200 OK",
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"]}"#,
+            );
+        } else {
+            json(
+                s,
+                "401 Unauthorized",
+                r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401","detail":"bad token"}"#,
+            );
+        }
+    });
+    for (base, says) in [
+        (html, "answered HTML"),
+        (redirect, "redirects to https://sso.example.test/login"),
+        (refusing, "credentials were refused"),
+    ] {
+        let (code, text, _) = conformance(&base, &[]);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(text.contains(says), "{says}: {text}");
+    }
+}
+
+#[test]
+fn a_server_that_trickles_is_not_tested_past_the_time_limit() {
+    let slow = serve(|_, s| {
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\nContent-Length: 1000\r\n\r\n"
+        );
+        for _ in 0..1000 {
+            if s.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let (code, text, took) = conformance(&slow, &["--time-limit", "5"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("could not test"), "{text}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+/// A 200 MB answer: the client stops at its cap, and the process never holds it.
+#[tokio::test]
+async fn a_huge_body_is_cut_at_the_cap_in_bounded_memory() {
+    let huge = serve(|_, s| {
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+            200 << 20
+        );
+        let chunk = vec![b' '; 64 << 10];
+        for _ in 0..3200 {
+            if s.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let before = peak_memory_kb();
+    let target = Target::new(&huge, Auth::Bearer("t".into())).unwrap();
+    let err = target.get("/ServiceProviderConfig").await.unwrap_err();
+    assert!(err.contains("larger than 8388608 bytes"), "{err}");
+    let grown = peak_memory_kb().saturating_sub(before);
+    assert!(grown < 100 << 10, "peak memory grew by {grown} kB");
+}
+
+fn peak_memory_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
