@@ -24,6 +24,10 @@ pub struct ConformanceArgs {
     /// HTTP Basic credentials as USER:PASSWORD.
     #[arg(long)]
     pub basic: Option<String>,
+    /// A header sent with every request, as `Name: value` (repeatable), for an API key say;
+    /// its value is masked in every report.
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
     /// A token that authenticates but may not read /Users, to check for 403 (P-AUTH-04).
     #[arg(long)]
     pub limited_token: Option<String>,
@@ -52,6 +56,21 @@ pub struct ConformanceArgs {
     /// Where to write report.json, junit.xml and summary.md (default: reports/conformance-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not `Name: value`"))?;
+    let name = name.trim();
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid {
+        return Err(format!("'{name}' is not a header name"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
 }
 
 fn read_waivers(path: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
@@ -111,7 +130,8 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     };
     let target = Target::new(&args.url, auth)
         .context("cannot build the HTTP client")?
-        .with_max_body(args.max_body_bytes);
+        .with_max_body(args.max_body_bytes)
+        .with_headers(args.headers.clone());
     let limit = std::time::Duration::from_secs(args.time_limit);
     let started = std::time::Instant::now();
     match tokio::time::timeout(limit, conformance::preflight(&target)).await {

@@ -171,3 +171,33 @@ fn peak_memory_kb() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// `--header`: sent with every request, masked in the wire log the reports show.
+#[tokio::test]
+async fn extra_headers_are_sent_and_masked() {
+    let app = axum::Router::new().route(
+        "/ServiceProviderConfig",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            let key = headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_owned();
+            axum::Json(serde_json::json!({"seen": key}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let target = Target::new(&base, Auth::None)
+        .unwrap()
+        .with_headers(vec![("X-Api-Key".into(), "k-secret".into())]);
+    let e = target.get("/ServiceProviderConfig").await.unwrap();
+    assert_eq!(e.json().unwrap()["seen"], "k-secret");
+    let logged = serde_json::to_string(&e).unwrap();
+    assert!(
+        !logged.contains("k-secret\""),
+        "the key leaked into the log: {logged}"
+    );
+    assert!(logged.contains("****"), "{logged}");
+}

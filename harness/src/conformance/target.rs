@@ -23,6 +23,8 @@ pub struct Target {
     client: reqwest::Client,
     /// Largest response body read; a larger one is an error of that request.
     max_body: usize,
+    /// Headers sent with every request (an API key, say); their values are masked in logs.
+    extra: Vec<(String, String)>,
 }
 
 /// The response body cap when none is given: far above any SCIM page of `filter.maxResults`
@@ -97,7 +99,17 @@ impl Target {
             auth,
             client,
             max_body: DEFAULT_MAX_BODY,
+            extra: Vec::new(),
         })
+    }
+
+    /// The same target, sending these headers with every request.
+    pub fn with_headers(self, extra: Vec<(String, String)>) -> Target {
+        let extra = extra
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        Target { extra, ..self }
     }
 
     /// The same target, reading response bodies up to `bytes` only.
@@ -159,6 +171,10 @@ impl Target {
                     "authorization".into(),
                     format!("Basic {}", base64(up.as_bytes())),
                 )),
+            }
+            for (k, v) in &self.extra {
+                wanted.retain(|(name, _)| name != k);
+                wanted.push((k.clone(), v.clone()));
             }
             for (k, v) in headers {
                 wanted.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
@@ -227,6 +243,8 @@ impl Target {
                     .map(|(k, v)| {
                         if k == "authorization" {
                             (k, mask(&v))
+                        } else if self.extra.iter().any(|(name, _)| *name == k) {
+                            (k, "****".to_owned())
                         } else {
                             (k, v)
                         }
