@@ -133,6 +133,10 @@ fn a_server_that_trickles_is_not_tested_past_the_time_limit() {
     let (code, text, took) = conformance(&slow, &["--time-limit", "5"]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("could not test"), "{text}");
+    assert!(
+        text.contains("did not finish within --time-limit 5 s"),
+        "{text}"
+    );
     assert!(took < Duration::from_secs(15), "{took:?}");
 }
 

@@ -213,11 +213,12 @@ impl Target {
             // Read as a stream, so a hostile or broken server cannot make the client hold more
             // than `max_body`.
             let mut bytes = Vec::new();
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|e| format!("{method} {url}: reading the body: {e}"))?
-            {
+            while let Some(chunk) = resp.chunk().await.map_err(|e| {
+                format!(
+                    "{method} {url}: reading the body: {}",
+                    why_unreachable(&url, &e)
+                )
+            })? {
                 if bytes.len() + chunk.len() > self.max_body {
                     return Err(format!(
                         "{method} {url}: the response body is larger than {} bytes (--max-body-bytes); reading stopped there",
