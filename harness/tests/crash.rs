@@ -60,9 +60,9 @@ impl Stack {
         }
     }
 
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
+    /// SIGKILL, and wait for the process to be gone.
+    fn kill(self) {
+        drop(self);
     }
 
     fn remote(&self) -> Remote {
@@ -78,6 +78,14 @@ impl Stack {
             space: end(&self.space),
             teamcity: end(&self.teamcity),
         }
+    }
+}
+
+/// A failing assertion leaves no server behind either.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
