@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -52,7 +54,7 @@ where
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let peak = peak_memory_kb();
+    let peak = common::peak_memory_kb();
     eprintln!(
         "{name}: {} inputs in {:.1} s, peak memory {} MB",
         cases(),
@@ -60,18 +62,6 @@ where
         peak / 1024
     );
     assert!(peak < MOST_MEMORY_KB, "{name}: peak memory {peak} kB");
-}
-
-fn peak_memory_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Text made of a filter's own tokens, so the parser gets past its first byte.

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -156,24 +158,12 @@ async fn a_huge_body_is_cut_at_the_cap_in_bounded_memory() {
             }
         }
     });
-    let before = peak_memory_kb();
+    let before = common::peak_memory_kb();
     let target = Target::new(&huge, Auth::Bearer("t".into())).unwrap();
     let err = target.get("/ServiceProviderConfig").await.unwrap_err();
     assert!(err.contains("larger than 8388608 bytes"), "{err}");
-    let grown = peak_memory_kb().saturating_sub(before);
+    let grown = common::peak_memory_kb().saturating_sub(before);
     assert!(grown < 100 << 10, "peak memory grew by {grown} kB");
-}
-
-fn peak_memory_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// `--header`: sent with every request, masked in the wire log the reports show.

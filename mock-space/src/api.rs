@@ -92,15 +92,7 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
         StatusCode::PAYLOAD_TOO_LARGE => "too-large",
         _ => "validation-error",
     };
-    let description = if text.is_empty() {
-        status
-            .canonical_reason()
-            .unwrap_or("bad request")
-            .to_owned()
-    } else {
-        text
-    };
-    ApiError::new(status.as_u16(), code, description).into_response()
+    ApiError::new(status.as_u16(), code, text).into_response()
 }
 
 /// Who is calling.

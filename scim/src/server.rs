@@ -129,15 +129,7 @@ async fn negotiate(req: Request, next: Next) -> Response {
     // axum's own refusals (a path that is not UTF-8, a body cut short) come as plain text.
     let mut resp = match plain_rejection(resp).await {
         Ok((status, text)) => {
-            let detail = if text.trim().is_empty() {
-                status
-                    .canonical_reason()
-                    .unwrap_or("bad request")
-                    .to_owned()
-            } else {
-                text
-            };
-            return ScimError::new(status.as_u16(), None, detail).into_response();
+            return ScimError::new(status.as_u16(), None, text).into_response();
         }
         Err(resp) => resp,
     };
@@ -154,8 +146,8 @@ async fn negotiate(req: Request, next: Next) -> Response {
 }
 
 /// An answer axum made itself (a bad query or path, a wrong method: a 4xx that is not JSON),
-/// taken apart as (status, text) so a server can give it its own error body; any other answer
-/// comes back unchanged as `Err`.
+/// taken apart as (status, text) so a server can give it its own error body; the text is the
+/// body, or the status's reason when there is none. Any other answer comes back as `Err`.
 pub async fn plain_rejection(
     resp: Response,
 ) -> std::result::Result<(StatusCode, String), Response> {
@@ -170,8 +162,17 @@ pub async fn plain_rejection(
     }
     let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
         .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
+    // An answer without a body (a bare 413 or 405) still says what went wrong.
+    let text = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_owned()
+    } else {
+        text
+    };
     Ok((status, text))
 }
 
