@@ -34,8 +34,8 @@ pub struct ProviderConfig {
     pub max_results: usize,
     pub bulk_max_operations: usize,
     pub bulk_max_payload_bytes: usize,
-    /// Most operations in one PATCH (advertised as `patch.maxOperations`): bounds the work,
-    /// and the time a writer lock is held, of one request.
+    /// Most operations in one PATCH: bounds the work, and the time a writer lock is held, of
+    /// one request. Said in the 413's detail and the docs; RFC 7643 §5 has no field for it.
     pub patch_max_operations: usize,
     /// Largest request body outside `/Bulk`.
     pub max_body_bytes: usize,
@@ -501,7 +501,7 @@ impl Provider {
                 413,
                 None,
                 format!(
-                    "the PATCH has {} operations; at most {max} are accepted in one request (patch.maxOperations)",
+                    "the PATCH has {} operations; at most {max} are accepted in one request",
                     ops.len()
                 ),
             ));

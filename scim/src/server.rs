@@ -385,8 +385,7 @@ async fn service_provider_config(
         &json!({
             "schemas": [SPC_URN],
             "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
-            // maxOperations is this server's own addition, named as bulk's is.
-            "patch": {"supported": true, "maxOperations": c.patch_max_operations},
+            "patch": {"supported": true},
             "bulk": {"supported": true, "maxOperations": c.bulk_max_operations, "maxPayloadSize": c.bulk_max_payload_bytes},
             "filter": {"supported": true, "maxResults": c.max_results},
             "changePassword": {"supported": true},
