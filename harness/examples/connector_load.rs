@@ -29,7 +29,7 @@ async fn main() {
         .await
         .unwrap();
     let (space, teamcity) = (&targets.space, &targets.teamcity);
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     println!("{users} users, {concurrency} in flight, durable writes on both sides");
     println!("| connector | phase | ok | failed | per second | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|");
     for (connector, scim) in [

@@ -193,11 +193,14 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         &data_dir.join("scim"),
         token.clone(),
         scim::Durability::Flush,
+        None,
+        None,
     )
     .await?;
     let targets = Targets::start(Some(data_dir.clone()), &token, true).await?;
     let (space, teamcity) = (&targets.space, &targets.teamcity);
 
+    let client = scim::tls::ClientTls::default().client()?;
     let mut steps = Vec::new();
     let mut suites = Vec::new();
     for (target, url) in [
@@ -206,7 +209,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         ("teamcity-scim", &teamcity.scim_url),
     ] {
         let mut smoke = Smoke {
-            client: Client::new(),
+            client: client.clone(),
             target,
             base: url.clone(),
             token: token.clone(),
@@ -226,7 +229,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let mut smoke = Smoke {
-        client: Client::new(),
+        client: client.clone(),
         target: "idp",
         base: targets.idp.url.clone(),
         token: token.clone(),
@@ -235,7 +238,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     drive_idp(&mut smoke, &targets).await;
     steps.append(&mut smoke.steps);
     targets.stop().await;
-    engine.stop().await?;
+    engine.stop().await;
     std::fs::remove_dir_all(&data_dir)
         .with_context(|| format!("cannot remove {}", data_dir.display()))?;
     let scenario_runs = run_scenarios().await?;

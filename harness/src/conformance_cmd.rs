@@ -18,11 +18,14 @@ pub enum ProfileArg {
 pub struct ConformanceArgs {
     /// SCIM base URL, e.g. http://127.0.0.1:8080 or https://scim.example.com/scim/v2
     pub url: String,
-    /// Bearer token.
-    #[arg(long, env = "SCIMLAB_TOKEN", conflicts_with = "basic")]
+    /// Bearer token (or SCIMLAB_TOKEN).
+    #[arg(long, env = "SCIMLAB_TOKEN", hide_env_values = true, conflicts_with_all = ["basic", "token_file", "oauth_token_url"])]
     pub token: Option<String>,
+    /// Read the bearer token from this file (its first line).
+    #[arg(long, conflicts_with_all = ["basic", "oauth_token_url"])]
+    pub token_file: Option<PathBuf>,
     /// HTTP Basic credentials as USER:PASSWORD.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "oauth_token_url")]
     pub basic: Option<String>,
     /// A header sent with every request, as `Name: value` (repeatable), for an API key say;
     /// its value is masked in every report.
@@ -56,6 +59,10 @@ pub struct ConformanceArgs {
     /// Where to write report.json, junit.xml and summary.md (default: reports/conformance-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: harness::client::TlsFlags,
+    #[command(flatten)]
+    pub oauth: harness::client::OAuthFlags,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -103,10 +110,30 @@ fn read_waivers(path: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
-    let auth = match (&args.token, &args.basic) {
-        (Some(t), _) => Auth::Bearer(t.clone()),
-        (None, Some(b)) => Auth::Basic(b.clone()),
-        (None, None) => Auth::None,
+    let tls = args.tls.client_tls()?;
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
+        ),
+        None => args.token.clone(),
+    };
+    let auth = match (token, &args.basic, args.oauth.credentials()?) {
+        (Some(t), _, _) => Auth::Bearer(t),
+        (None, Some(b), _) => Auth::Basic(b.clone()),
+        (None, None, Some(credentials)) => {
+            let http = tls
+                .builder()?
+                .timeout(std::time::Duration::from_secs(10))
+                .build()?;
+            Auth::OAuth(scim::oauth::TokenSource::new(credentials, http))
+        }
+        (None, None, None) => Auth::None,
     };
     if args.url.starts_with("http://") && !conformance::is_loopback(&args.url) {
         eprintln!("warning: {} is not loopback and uses plain http: credentials cross the network unencrypted (RFC 7644 §7.1 requires TLS)", args.url);
@@ -128,8 +155,10 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         limited_auth: args.limited_token.clone().map(Auth::Bearer),
         deadline: Some(std::time::Duration::from_secs(args.time_limit)),
     };
-    let target = Target::new(&args.url, auth)
-        .context("cannot build the HTTP client")?
+    if tls.insecure {
+        eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
+    }
+    let target = Target::with_tls(&args.url, auth, &tls)?
         .with_max_body(args.max_body_bytes)
         .with_headers(args.headers.clone());
     let limit = std::time::Duration::from_secs(args.time_limit);

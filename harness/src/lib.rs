@@ -1,6 +1,7 @@
 //! The scimlab harness as a library: the conformance suite, the scenario runner with its
 //! permission oracle, and the load generator with its reports.
 
+pub mod client;
 pub mod conformance;
 pub mod load;
 pub mod scenario;

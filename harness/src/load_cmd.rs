@@ -76,6 +76,9 @@ pub struct LoadArgs {
     /// Where the reports go (default: reports/load-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// How --targets are reached over HTTPS.
+    #[command(flatten)]
+    pub tls: harness::client::TlsFlags,
 }
 
 impl LoadArgs {
@@ -117,7 +120,9 @@ impl LoadArgs {
         }
         let remote = match &self.targets {
             None => None,
-            Some(path) => Some(harness::scenario::run::Remote::load(path)?),
+            Some(path) => {
+                Some(harness::scenario::run::Remote::load(path)?.with_tls(self.tls.client_tls()?))
+            }
         };
         let tag = self.tag.clone().or_else(|| {
             remote

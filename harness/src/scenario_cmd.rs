@@ -26,6 +26,9 @@ pub struct ScenarioArgs {
     /// `[teamcity]` with `url` and `token`) instead of fresh embedded ones.
     #[arg(long)]
     pub targets: Option<PathBuf>,
+    /// How --targets are reached over HTTPS.
+    #[command(flatten)]
+    pub tls: harness::client::TlsFlags,
 }
 
 pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
@@ -35,11 +38,13 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         args.files.clone()
     };
     let loaded = scenario::load_all(&files)?;
-    let remote = args
-        .targets
-        .as_deref()
-        .map(scenario::run::Remote::load)
-        .transpose()?;
+    let remote = match &args.targets {
+        Some(path) => Some(scenario::run::Remote::load(path)?.with_tls(args.tls.client_tls()?)),
+        None => None,
+    };
+    if remote.as_ref().is_some_and(|r| r.tls.insecure) {
+        eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
+    }
     let runs = scenario::run_all(&loaded, &args.policies, args.dialect, remote.as_ref()).await?;
     let dir = args.report.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!(

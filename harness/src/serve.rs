@@ -2,7 +2,6 @@
 //! and its SCIM connector) and mock-idp with one app per connector, on loopback, following DESIGN.md's start-up contract (`NAME URL token=TOKEN` lines, then
 //! `ready`; `--json` for one JSON object).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,6 +36,22 @@ pub struct UpArgs {
     /// the connectors' defaults.
     #[arg(long)]
     pub policies: Option<PathBuf>,
+    /// Serve every server over HTTPS with certificates signed by a local authority kept in
+    /// DATA/tls (its `ca.pem` is printed: give it to clients with --ca-cert).
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls: bool,
+    /// Serve HTTPS with your own certificate instead (--tls-cert, --tls-key; the servers'
+    /// calls to each other trust --ca-cert).
+    #[command(flatten)]
+    pub own_tls: scim::tls::TlsArgs,
+    /// Every SCIM endpoint takes only OAuth 2.0 access tokens from the IdP's token endpoint
+    /// (client credentials); the client's id and secret are printed, its key for
+    /// private_key_jwt is DATA/oauth/client-key.pem. The IdP's pushes use them too.
+    #[arg(long)]
+    pub oauth: bool,
+    /// How long the IdP's access tokens live, in seconds.
+    #[arg(long, default_value_t = 3600, requires = "oauth")]
+    pub oauth_token_lifetime: u64,
 }
 
 fn parse_dialect(text: &str) -> Result<harness::targets::Dialect, String> {
@@ -50,8 +65,7 @@ fn parse_dialect(text: &str) -> Result<harness::targets::Dialect, String> {
 /// A running provider.
 pub struct Running {
     pub url: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    servers: scim::sim::Servers,
 }
 
 pub fn generate_token() -> String {
@@ -59,17 +73,21 @@ pub fn generate_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Binds 127.0.0.1:`port` and serves a provider whose data lives in `dir`.
+/// Binds 127.0.0.1:`port` and serves a provider whose data lives in `dir`, over HTTPS when
+/// given a TLS config.
 pub async fn start(
     port: u16,
     dir: &Path,
     token: String,
     durability: Durability,
+    tls: Option<scim::tls::ServerTls>,
+    oauth: Option<std::sync::Arc<scim::oauth::Verifier>>,
 ) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+    let mut servers = scim::sim::Servers::new(tls);
+    let (listener, url) = servers
+        .bind(port)
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    let url = format!("http://{}", listener.local_addr()?);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let config = ProviderConfig {
         base_url: url.clone(),
@@ -80,26 +98,36 @@ pub async fn start(
         .with_context(|| format!("cannot open the SCIM store in {}", dir.display()))?;
     let state = AppState {
         provider,
-        tokens: vec![token.clone()],
+        tokens: match oauth {
+            Some(_) => Vec::new(),
+            None => vec![token.clone()],
+        },
+        oauth,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-            .context("the SCIM server failed")
-    });
-    Ok(Running { url, stop, task })
+    servers.serve(listener, app(state));
+    Ok(Running { url, servers })
 }
 
 impl Running {
     /// Stops accepting requests, lets the ones in flight finish, and closes the store.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await.context("the SCIM server task panicked")?
+    pub async fn stop(self) {
+        self.servers.stop().await;
     }
+}
+
+/// The TLS every server of `up` serves with, and the CA file to print (`--tls` only).
+fn up_tls(args: &UpArgs) -> anyhow::Result<(scim::tls::Tls, Option<PathBuf>)> {
+    if !args.tls {
+        return Ok((args.own_tls.tls()?, None));
+    }
+    let dir = args.data.join("tls");
+    let authority = scim::tls::Authority::open(&dir)?;
+    let ca = dir.join("ca.pem");
+    let tls = scim::tls::Tls {
+        server: Some(authority.loopback_server()?),
+        client: scim::tls::ClientTls::trusting(&ca),
+    };
+    Ok((tls, Some(ca)))
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -118,11 +146,23 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         Durability::Flush
     };
+    let (tls, ca) = up_tls(&args)?;
+    let oauth = if args.oauth {
+        let lifetime = std::time::Duration::from_secs(args.oauth_token_lifetime.max(1));
+        Some(harness::targets::OAuth::open(
+            &args.data.join("oauth"),
+            lifetime,
+        )?)
+    } else {
+        None
+    };
     let running = start(
         args.port,
         &args.data.join("scim"),
         token.clone(),
         durability,
+        tls.server.clone(),
+        oauth.as_ref().map(|o| o.verifier.clone()),
     )
     .await?;
     let targets = harness::targets::Targets::start_with_policies(
@@ -131,8 +171,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         !args.no_fsync,
         args.dialect,
         policies,
+        harness::targets::Security {
+            tls,
+            oauth: oauth.clone(),
+        },
     )
     .await?;
+    let token_url = format!("{}{}", targets.idp.url, mock_idp::oauth::TOKEN_PATH);
     let (space, teamcity) = (&targets.space, &targets.teamcity);
     let endpoints = [
         ("idp", &targets.idp.url),
@@ -147,16 +192,37 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         for (name, url) in endpoints {
             out.insert(name.into(), serde_json::json!({"url": url, "token": token}));
         }
+        if let Some(ca) = &ca {
+            out.insert("ca".into(), ca.display().to_string().into());
+        }
+        if let Some(o) = &oauth {
+            out.insert(
+                "oauth".into(),
+                serde_json::json!({"token_url": token_url, "client_id": o.client_id,
+                    "client_secret": o.client_secret, "client_key": o.client_key}),
+            );
+        }
         out.insert("ready".into(), true.into());
         println!("{}", serde_json::Value::Object(out));
     } else {
         for (name, url) in endpoints {
             println!("{name} {url} token={token}");
         }
+        if let Some(ca) = &ca {
+            println!("ca {}", ca.display());
+        }
+        if let Some(o) = &oauth {
+            println!(
+                "oauth {token_url} client_id={} client_secret={} client_key={}",
+                o.client_id,
+                o.client_secret,
+                o.client_key.display()
+            );
+        }
         println!("ready");
     }
     scim::sim::shutdown_signal().await;
     targets.stop().await;
-    running.stop().await?;
+    running.stop().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,9 @@
 //! deployment, on loopback ports chosen by the system.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use scim::tls::Tls;
 use serde_json::{json, Value};
 
 pub use mock_idp::Dialect;
@@ -55,6 +57,103 @@ struct Setup {
     durable: bool,
     lenient: bool,
     policies: (mock_space::Policy, mock_teamcity::Policy),
+    security: Security,
+}
+
+/// How the servers are reached: over HTTPS or not, by static token or OAuth.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub tls: Tls,
+    /// Every SCIM endpoint takes only this authorization server's tokens, and the IdP pushes
+    /// with them.
+    pub oauth: Option<OAuth>,
+}
+
+/// `up --oauth`: mock-idp's authorization server and the one client it knows (by secret or by
+/// key), kept in a folder so that the client's credentials and the tokens already issued
+/// outlive a restart.
+#[derive(Debug, Clone)]
+pub struct OAuth {
+    pub server: Arc<mock_idp::oauth::OAuthServer>,
+    pub verifier: Arc<scim::oauth::Verifier>,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The client's private key (PEM), for `private_key_jwt`.
+    pub client_key: PathBuf,
+}
+
+/// Who issues the access tokens, and whom they are for.
+pub const OAUTH_ISSUER: &str = "scimlab-mock-idp";
+pub const OAUTH_AUDIENCE: &str = "scimlab-scim";
+
+impl OAuth {
+    /// The server and client in `dir` (made there on first use), tokens living `lifetime`.
+    pub fn open(dir: &Path, lifetime: std::time::Duration) -> Result<OAuth, TargetsError> {
+        use scim::oauth::{SigningKey, VerifyingKey};
+        let bad =
+            |e: &dyn std::fmt::Display| TargetsError::OAuth(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| bad(&e));
+        // A key pair: its private PEM (kept 0600) and public PEM, made once.
+        let pair = |name: &str| -> Result<(SigningKey, String, PathBuf), TargetsError> {
+            let private = dir.join(format!("{name}.pem"));
+            let public = dir.join(format!("{name}.pub.pem"));
+            if !private.exists() || !public.exists() {
+                let (_, private_pem, public_pem) = SigningKey::generate().map_err(|e| bad(&e))?;
+                scim::tls::write_private(&private, &private_pem).map_err(|e| bad(&e))?;
+                std::fs::write(&public, public_pem).map_err(|e| bad(&e))?;
+            }
+            let signer = SigningKey::from_pem(&read(&private)?).map_err(|e| bad(&e))?;
+            Ok((signer, read(&public)?, private))
+        };
+        let (signer, issuer_public, _) = pair("issuer-key")?;
+        let (client_signer, client_public, client_key) = pair("client-key")?;
+        let client_file = dir.join("client.json");
+        if !client_file.exists() {
+            let made = json!({"client_id": format!("scimlab-{}", random_hex(8)),
+                "client_secret": random_hex(24)});
+            scim::tls::write_private(&client_file, &made.to_string()).map_err(|e| bad(&e))?;
+        }
+        let client: Value = serde_json::from_str(&read(&client_file)?).map_err(|e| bad(&e))?;
+        let field = |k: &str| {
+            client[k]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| bad(&format!("client.json has no {k}")))
+        };
+        let (client_id, client_secret) = (field("client_id")?, field("client_secret")?);
+        let verifier = scim::oauth::Verifier::new(
+            VerifyingKey::from_public_pem(&issuer_public, signer.algorithm())
+                .map_err(|e| bad(&e))?,
+            OAUTH_ISSUER,
+            OAUTH_AUDIENCE,
+        );
+        let client_key_check =
+            VerifyingKey::from_public_pem(&client_public, client_signer.algorithm())
+                .map_err(|e| bad(&e))?;
+        let server = mock_idp::oauth::OAuthServer::new(
+            scim::oauth::Issuer::new(signer, OAUTH_ISSUER, OAUTH_AUDIENCE, lifetime),
+            vec![mock_idp::oauth::OAuthClient {
+                id: client_id.clone(),
+                secret: Some(client_secret.clone()),
+                public_key: Some(client_key_check),
+            }],
+        );
+        Ok(OAuth {
+            server: Arc::new(server),
+            verifier: Arc::new(verifier),
+            client_id,
+            client_secret,
+            client_key,
+        })
+    }
+}
+
+/// `bytes` random bytes in hex.
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 /// The mocks now running; `None` while one is down.
@@ -84,6 +183,8 @@ impl Setup {
             durable: self.durable,
             lenient: self.lenient,
             sim_token: None,
+            tls: self.security.tls.clone(),
+            scim_oauth: self.security.oauth.as_ref().map(|o| o.verifier.clone()),
         })
         .await?)
     }
@@ -104,6 +205,8 @@ impl Setup {
             durable: self.durable,
             lenient: self.lenient,
             sim_token: None,
+            tls: self.security.tls.clone(),
+            scim_oauth: self.security.oauth.as_ref().map(|o| o.verifier.clone()),
         })
         .await?)
     }
@@ -116,6 +219,8 @@ impl Setup {
             durable: self.durable,
             engine: mock_idp::EngineConfig::default(),
             sim_token: None,
+            tls: self.security.tls.clone(),
+            oauth: self.security.oauth.as_ref().map(|o| o.server.clone()),
         })
         .await?)
     }
@@ -131,6 +236,8 @@ pub enum TargetsError {
     Idp(#[from] mock_idp::LaunchError),
     #[error("cannot set up the IdP's apps: {0}")]
     Wiring(String),
+    #[error("cannot set up OAuth: {0}")]
+    OAuth(String),
     #[error("{0:?} cannot restart: its state is in memory only (give a data folder)")]
     InMemory(Server),
 }
@@ -258,14 +365,15 @@ pub async fn assign_and_push(
 /// The app labelled `label` (created when missing), pointed at `scim_url` in `dialect` with
 /// every provisioning feature on.
 async fn wire_app(
+    client: &reqwest::Client,
     idp: &mock_idp::Launched,
     token: &str,
+    oauth: Option<&OAuth>,
     label: &str,
     scim_url: &str,
     dialect: Dialect,
 ) -> Result<String, TargetsError> {
     use reqwest::Method;
-    let client = &reqwest::Client::new();
     let call = |method, path: String, body: Value| async move {
         idp_call(client, &idp.url, token, method, &path, Some(body))
             .await
@@ -299,7 +407,14 @@ async fn wire_app(
     call(
         Method::POST,
         format!("/api/v1/apps/{id}/connections/default?activate=true"),
-        json!({"profile": {"authScheme": "TOKEN", "token": token}, "baseUrl": scim_url}),
+        match oauth {
+            Some(o) => json!({"profile": {"authScheme": "OAUTH2",
+                "tokenUrl": format!("{}{}", idp.url, mock_idp::oauth::TOKEN_PATH),
+                "clientId": o.client_id, "clientSecret": o.client_secret}, "baseUrl": scim_url}),
+            None => {
+                json!({"profile": {"authScheme": "TOKEN", "token": token}, "baseUrl": scim_url})
+            }
+        },
     )
     .await?;
     call(
@@ -347,29 +462,56 @@ impl Targets {
             mock_space::Policy::default_policy(),
             mock_teamcity::Policy::default_policy(),
         );
-        Self::start_with_policies(data, token, durable, dialect, policies).await
+        Self::start_with_policies(data, token, durable, dialect, policies, Security::default())
+            .await
     }
 
-    /// As `start_with`, the connectors mapping groups to permissions by these policies.
+    /// As `start_with`, the connectors mapping groups to permissions by these policies, every
+    /// server over HTTPS when `security` has a server config, and taking OAuth tokens only
+    /// when it has an authorization server.
     pub async fn start_with_policies(
         data: Option<PathBuf>,
         token: &str,
         durable: bool,
         dialect: Dialect,
         policies: (mock_space::Policy, mock_teamcity::Policy),
+        security: Security,
     ) -> Result<Targets, TargetsError> {
+        let wiring = |e: &dyn std::fmt::Display| TargetsError::Wiring(e.to_string());
+        let client = security.tls.client.builder().map_err(|e| wiring(&e))?;
+        let client = client.build().map_err(|e| wiring(&e))?;
         let setup = Setup {
             data,
             token: token.to_owned(),
             durable,
             lenient: dialect == Dialect::Entra,
             policies,
+            security,
         };
+        let oauth = setup.security.oauth.as_ref();
         let space = setup.space(None).await?;
         let teamcity = setup.teamcity(None).await?;
         let idp = setup.idp(None).await?;
-        let space_app = wire_app(&idp, token, "Space", &space.scim_url, dialect).await?;
-        let teamcity_app = wire_app(&idp, token, "TeamCity", &teamcity.scim_url, dialect).await?;
+        let space_app = wire_app(
+            &client,
+            &idp,
+            token,
+            oauth,
+            "Space",
+            &space.scim_url,
+            dialect,
+        )
+        .await?;
+        let teamcity_app = wire_app(
+            &client,
+            &idp,
+            token,
+            oauth,
+            "TeamCity",
+            &teamcity.scim_url,
+            dialect,
+        )
+        .await?;
         Ok(Targets {
             space: SpaceUrls {
                 space_url: space.space_url.clone(),

@@ -206,24 +206,53 @@ impl Drop for Running {
 /// Starts `scimlab up` on a data folder, checks its start-up lines, returns it and its
 /// endpoints by name.
 fn start_up(data: &std::path::Path) -> (Running, std::collections::BTreeMap<String, String>) {
+    let (child, endpoints, extras) = start_up_with(data, &[]);
+    assert!(extras.is_empty(), "{extras:?}");
+    (child, endpoints)
+}
+
+/// As `start_up`, with more flags; also the lines `up` prints besides endpoints (`ca PATH`,
+/// `oauth URL client_id=...`), by their first word.
+fn start_up_with(
+    data: &std::path::Path,
+    flags: &[&str],
+) -> (
+    Running,
+    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<String, String>,
+) {
     let mut child = scimlab()
         .args(["up", "--port", "0", "--token", "tok", "--data"])
         .arg(data)
+        .args(flags)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let child = Running(child);
+    let scheme = if flags.contains(&"--tls") {
+        "https"
+    } else {
+        "http"
+    };
     let mut endpoints = std::collections::BTreeMap::new();
+    let mut extras = std::collections::BTreeMap::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if line == "ready" {
             break;
         }
+        if let Some((word @ ("ca" | "oauth"), rest)) = line.split_once(' ') {
+            extras.insert(word.to_owned(), rest.to_owned());
+            continue;
+        }
         let parts: Vec<&str> = line.split(' ').collect();
         assert_eq!(parts.len(), 3, "{line}");
         assert_eq!(parts[2], "token=tok", "{line}");
-        assert!(parts[1].starts_with("http://127.0.0.1:"), "{line}");
+        assert!(
+            parts[1].starts_with(&format!("{scheme}://127.0.0.1:")),
+            "{line}"
+        );
         endpoints.insert(parts[0].to_owned(), parts[1].to_owned());
     }
     let names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
@@ -238,7 +267,7 @@ fn start_up(data: &std::path::Path) -> (Running, std::collections::BTreeMap<Stri
             "teamcity-scim"
         ]
     );
-    (child, endpoints)
+    (child, endpoints, extras)
 }
 
 #[test]
@@ -249,7 +278,7 @@ fn acknowledged_writes_survive_kill_9() {
         .build()
         .unwrap();
     let (child, endpoints) = start_up(dir.path());
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     let create = |base: String, count: usize| {
         let client = client.clone();
         async move {
@@ -341,7 +370,9 @@ fn up_prints_its_endpoint_then_ready_and_serves_scim() {
         .build()
         .unwrap();
     let status = rt.block_on(async {
-        reqwest::Client::new()
+        scim::tls::ClientTls::default()
+            .client()
+            .unwrap()
             .get(format!("{url}/Users"))
             .bearer_auth("tok")
             .send()
@@ -354,4 +385,195 @@ fn up_prints_its_endpoint_then_ready_and_serves_scim() {
         dir.path().join("scim").exists(),
         "data lives under DATA/scim"
     );
+}
+
+/// `up --tls`: every server over HTTPS under a CA in DATA/tls, and what runs against it with
+/// `--ca-cert`: conformance on the three SCIM endpoints, a scenario and a short load through
+/// the IdP's pushes (which cross HTTPS too).
+#[test]
+fn up_tls_serves_every_server_over_https_to_a_client_that_trusts_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, endpoints, extras) =
+        start_up_with(dir.path(), &["--tls", "--policies", "scenarios/policies"]);
+    let ca = extras["ca"].clone();
+    assert_eq!(
+        std::path::Path::new(&ca),
+        dir.path().join("tls/ca.pem"),
+        "the CA lives in the data folder"
+    );
+    for name in ["scim", "space-scim", "teamcity-scim"] {
+        let report = dir.path().join(format!("report-{name}"));
+        let stdout = succeeds(
+            scimlab()
+                .args(["conformance", &endpoints[name], "--token", "tok"])
+                .args(["--ca-cert", &ca, "--report"])
+                .arg(&report),
+        );
+        assert!(stdout.contains("conformance pass: "), "{name}: {stdout}");
+    }
+    // Without the CA, nothing is tested: the certificate problem is named.
+    let out = scimlab()
+        .args(["conformance", &endpoints["scim"], "--token", "tok"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not trust"), "{stderr}");
+
+    let targets = targets_file(dir.path(), &endpoints);
+    scenario_passes_on(&targets, dir.path());
+    let stdout = succeeds(
+        scimlab()
+            .args(["load", "--rate", "5", "--duration", "3", "--users", "20"])
+            .args(["--quiet", "--targets"])
+            .arg(&targets)
+            .arg("--report")
+            .arg(dir.path().join("load")),
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("load/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "pass", "{stdout}");
+    assert_eq!(report["summary"]["events"]["lost"], 0, "{stdout}");
+    drop(child);
+}
+
+/// Runs `cmd`, which must succeed; its stdout.
+fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The first-day joiner scenario passes on the servers `targets` names.
+fn scenario_passes_on(targets: &std::path::Path, dir: &std::path::Path) {
+    succeeds(
+        scimlab()
+            .args(["scenario", "scenarios/first-day-joiner.yaml", "--targets"])
+            .arg(targets)
+            .arg("--report")
+            .arg(dir.join("scenario")),
+    );
+}
+
+/// Writes a `--targets` file for the IdP and both targets `up` printed, trusting `up`'s CA.
+fn targets_file(
+    dir: &std::path::Path,
+    endpoints: &std::collections::BTreeMap<String, String>,
+) -> std::path::PathBuf {
+    let targets = dir.join("targets.toml");
+    let end = |name: &str| format!("[{name}]\nurl = \"{}\"\ntoken = \"tok\"\n", endpoints[name]);
+    std::fs::write(
+        &targets,
+        format!(
+            "dialect = \"okta\"\nca_cert = \"tls/ca.pem\"\n{}{}{}",
+            end("idp"),
+            end("space"),
+            end("teamcity")
+        ),
+    )
+    .unwrap();
+    targets
+}
+
+/// `up --tls --oauth`: every SCIM endpoint takes only the IdP's access tokens. Conformance
+/// with the printed client passes on all three (secret by Basic and by form, and
+/// private_key_jwt); the static token is refused; a scenario passes with the IdP pushing
+/// under OAuth.
+#[test]
+fn up_oauth_takes_only_the_idps_access_tokens_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, endpoints, extras) = start_up_with(
+        dir.path(),
+        &["--tls", "--oauth", "--policies", "scenarios/policies"],
+    );
+    let ca = extras["ca"].clone();
+    let oauth: Vec<&str> = extras["oauth"].split(' ').collect();
+    let value = |key: &str| {
+        oauth
+            .iter()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let token_url = oauth[0];
+    let (id, secret, key) = (
+        value("client_id"),
+        value("client_secret"),
+        value("client_key"),
+    );
+    let client = |auth: &[&str]| {
+        let mut flags = vec![
+            "--ca-cert",
+            &ca,
+            "--oauth-token-url",
+            token_url,
+            "--client-id",
+            &id,
+        ];
+        flags.extend_from_slice(auth);
+        flags.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    for (name, auth) in [
+        ("scim", client(&["--client-secret", &secret])),
+        (
+            "space-scim",
+            client(&["--client-secret", &secret, "--client-auth", "post"]),
+        ),
+        ("teamcity-scim", client(&["--client-key", &key])),
+    ] {
+        let stdout = succeeds(
+            scimlab()
+                .args(["conformance", &endpoints[name]])
+                .args(&auth)
+                .arg("--report")
+                .arg(dir.path().join(format!("report-{name}"))),
+        );
+        assert!(!stdout.contains(&secret), "the secret is never printed");
+        let summary =
+            std::fs::read_to_string(dir.path().join(format!("report-{name}/summary.md"))).unwrap();
+        assert!(
+            !summary.contains(&secret) && !summary.contains("eyJ"),
+            "no secret nor token in the report"
+        );
+    }
+    for name in ["scim", "space-scim", "teamcity-scim"] {
+        let out = scimlab()
+            .args([
+                "conformance",
+                &endpoints[name],
+                "--token",
+                "tok",
+                "--ca-cert",
+                &ca,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("credentials were refused"),
+            "{name}: {stderr}"
+        );
+    }
+    let wrong = scimlab()
+        .args(["conformance", &endpoints["scim"]])
+        .args(client(&["--client-secret", "wrong"]))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("could not get an access token") && stderr.contains("invalid_client"),
+        "{stderr}"
+    );
+
+    let targets = targets_file(dir.path(), &endpoints);
+    scenario_passes_on(&targets, dir.path());
+    drop(child);
 }

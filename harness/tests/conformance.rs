@@ -38,6 +38,7 @@ async fn serve_engine() -> Served {
     let router = app(AppState {
         provider,
         tokens: vec!["t".into()],
+        oauth: None,
     });
     let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Served {
@@ -53,7 +54,9 @@ async fn connectors() -> Targets {
 }
 
 async fn set_quirks(control: &str, quirks: &[&str]) {
-    let resp = reqwest::Client::new()
+    let resp = scim::tls::ClientTls::default()
+        .client()
+        .unwrap()
         .put(format!("{control}/_sim/quirks"))
         .bearer_auth("t")
         .json(&quirks)

@@ -77,6 +77,8 @@ impl Stack {
             idp: end(&self.idp),
             space: end(&self.space),
             teamcity: end(&self.teamcity),
+            ca_cert: None,
+            tls: Default::default(),
         }
     }
 }
@@ -104,7 +106,9 @@ type Model = Arc<Mutex<BTreeMap<String, Person>>>;
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 async fn call(idp: &str, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-    let client = reqwest::Client::builder()
+    let client = scim::tls::ClientTls::default()
+        .builder()
+        .unwrap()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -296,7 +300,7 @@ async fn kill_9_under_writes_loses_nothing_and_ends_equal_to_the_oracle() {
     let model: Model = Arc::default();
 
     let mut stack = Stack::start(data.path());
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     let apps = call(&stack.idp, Method::GET, "/api/v1/apps", None)
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::Router;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 
 const TOKEN: &str = "doors-admin-token";
 
@@ -18,6 +18,10 @@ const OPEN: &[&str] = &[
     "/Schemas",
     "/Schemas/{id}",
 ];
+
+/// Routes where a client trades its own credentials for a token: no bearer opens them, and
+/// bad credentials must get a 4xx and never a token.
+const EXCHANGES: &[&str] = &[mock_idp::oauth::TOKEN_PATH];
 
 /// The path patterns of a router's route table, fallbacks left out.
 fn route_paths(router: &Router) -> Vec<String> {
@@ -56,7 +60,7 @@ fn is_open(pattern: &str) -> bool {
 /// Calls every route of `router`, served at `base`, with every method and every kind of bad
 /// credentials; returns what should have been refused and was not.
 async fn walk(name: &str, base: &str, router: &Router) -> (usize, Vec<String>) {
-    let client = Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     let bad: [(&str, Option<String>); 5] = [
         ("no credentials", None),
         ("a wrong bearer token", Some("Bearer not-the-token".into())),
@@ -104,6 +108,15 @@ async fn walk(name: &str, base: &str, router: &Router) -> (usize, Vec<String>) {
                 if status.is_server_error() {
                     wrong.push(format!("{name} {method} {pattern} with {what}: {status}"));
                 }
+                if EXCHANGES.contains(&pattern.as_str()) {
+                    if !status.is_client_error() || body.contains("access_token") {
+                        wrong.push(format!(
+                            "{name} {method} {pattern} with {what}: {status} {body}"
+                        ));
+                    }
+                    refused = true;
+                    continue;
+                }
                 if is_open(pattern) {
                     continue;
                 }
@@ -129,6 +142,8 @@ async fn space(sim_token: Option<&str>) -> mock_space::Launched {
         token: TOKEN.into(),
         scim_token: TOKEN.into(),
         sim_token: sim_token.map(str::to_owned),
+        tls: Default::default(),
+        scim_oauth: None,
         policy: mock_space::Policy::default_policy(),
         durable: false,
         lenient: false,
@@ -147,6 +162,8 @@ async fn every_route_refuses_a_caller_without_credentials() {
         token: TOKEN.into(),
         scim_token: TOKEN.into(),
         sim_token: None,
+        tls: Default::default(),
+        scim_oauth: None,
         policy: mock_teamcity::Policy::default_policy(),
         durable: false,
         lenient: false,
@@ -160,6 +177,21 @@ async fn every_route_refuses_a_caller_without_credentials() {
         durable: false,
         engine: mock_idp::EngineConfig::default(),
         sim_token: None,
+        tls: Default::default(),
+        // With an authorization server, so that its token endpoint is walked for real.
+        oauth: Some(std::sync::Arc::new(mock_idp::oauth::OAuthServer::new(
+            scim::oauth::Issuer::new(
+                scim::oauth::SigningKey::generate().unwrap().0,
+                "idp",
+                "scim",
+                std::time::Duration::from_secs(60),
+            ),
+            vec![mock_idp::oauth::OAuthClient {
+                id: "admin".into(),
+                secret: Some("not-admin".into()),
+                public_key: None,
+            }],
+        ))),
     })
     .await
     .unwrap();
@@ -168,6 +200,7 @@ async fn every_route_refuses_a_caller_without_credentials() {
     let scim_router = scim::app(scim::AppState {
         provider,
         tokens: vec![TOKEN.into()],
+        oauth: None,
     });
 
     let tc = teamcity.teamcity.clone().unwrap();
@@ -209,7 +242,7 @@ async fn every_route_refuses_a_caller_without_credentials() {
     );
 
     // The same control plane opens to the admin token, under either scheme and any case.
-    let client = Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     for (base, scheme) in [
         (&space.space_url, "Bearer"),
         (&teamcity.teamcity_url, "bearer"),
@@ -233,7 +266,7 @@ async fn every_route_refuses_a_caller_without_credentials() {
 #[tokio::test]
 async fn a_sim_token_opens_the_control_plane_and_nothing_else() {
     let space = space(Some("sim-only")).await;
-    let client = Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     let get = |path: &str| {
         client
             .get(format!("{}{path}", space.space_url))

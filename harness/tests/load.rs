@@ -134,6 +134,7 @@ async fn shards_share_servers_already_running() {
             mock_space::Policy::load(&load_policy("space-idp")).unwrap(),
             mock_teamcity::Policy::load(&load_policy("teamcity-idp")).unwrap(),
         ),
+        Default::default(),
     )
     .await
     .unwrap();
@@ -148,6 +149,8 @@ async fn shards_share_servers_already_running() {
         idp: end(&stack.idp.url),
         space: end(&stack.space.space_url),
         teamcity: end(&stack.teamcity.teamcity_url),
+        ca_cert: None,
+        tls: Default::default(),
     };
     let on_stack = |shard, tag: &str| LoadOptions {
         remote: Some(remote.clone()),

@@ -161,6 +161,7 @@ async fn scenarios_run_against_servers_already_running_and_again() {
             mock_space::Policy::load(&policies.join("space-idp.toml")).unwrap(),
             mock_teamcity::Policy::load(&policies.join("teamcity-idp.toml")).unwrap(),
         ),
+        Default::default(),
     )
     .await
     .unwrap();

@@ -8,8 +8,8 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 use harness::conformance::{Auth, Target};
 
@@ -37,21 +37,10 @@ fn serve(answer: fn(&str, &mut TcpStream)) -> String {
     base
 }
 
+/// `common::conformance` with a report folder of its own.
 fn conformance(base: &str, extra: &[&str]) -> (Option<i32>, String, Duration) {
     let report = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args(["conformance", base, "--token", "t", "--report"])
-        .arg(report.path())
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text, started.elapsed())
+    common::conformance(base, extra, report.path())
 }
 
 fn json(stream: &mut TcpStream, status: &str, body: &str) {

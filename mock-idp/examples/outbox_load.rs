@@ -35,11 +35,14 @@ async fn main() -> anyhow::Result<()> {
     let router = app(AppState {
         provider,
         tokens: vec!["t".into()],
+        oauth: None,
     });
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let idp = launch(Options {
         sim_token: None,
+        tls: Default::default(),
+        oauth: None,
         port: 0,
         data: Some(dir.path().join("idp")),
         token: "t".into(),
@@ -47,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         engine: EngineConfig::default(),
     })
     .await?;
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client()?;
     let idp_url = idp.url.clone();
     let call = move |method: reqwest::Method, path: String, body: Value| {
         let req = client

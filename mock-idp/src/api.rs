@@ -22,7 +22,7 @@ use crate::error::{OktaError, Result};
 use crate::mapping::{self, Mapping};
 use crate::model::{
     app_target, group_target, new_id, now, user_target, App, AppGroup, AppUser, Connection,
-    Dialect, Features, Group, Org, Push, Status, Tx, User,
+    Dialect, Features, Group, OAuthConnection, Org, Push, Status, Tx, User,
 };
 use crate::Idp;
 
@@ -91,6 +91,7 @@ pub fn router(idp: Shared) -> Router {
         )
         .nest("/api/v1/apps", apps)
         .route("/api/v1/logs", get(logs))
+        .route(crate::oauth::TOKEN_PATH, post(crate::oauth::token))
         .fallback(|uri: axum::http::Uri| async move { OktaError::not_found(uri.path(), "Unknown") })
         .layer(axum::middleware::map_response(okta_errors))
         .with_state(idp)
@@ -1091,9 +1092,11 @@ async fn delete_app(
 
 fn connection_json(idp: &Idp, a: &App) -> Value {
     match &a.connection {
-        Some(c) => json!({"authScheme": "TOKEN", "baseUrl": c.base_url,
+        Some(c) => {
+            json!({"authScheme": if c.oauth.is_some() { "OAUTH2" } else { "TOKEN" }, "baseUrl": c.base_url,
             "status": status_word(c.enabled),
-            "_links": {"self": {"href": format!("{}/api/v1/apps/{}/connections/default", idp.base_url, a.id)}}}),
+            "_links": {"self": {"href": format!("{}/api/v1/apps/{}/connections/default", idp.base_url, a.id)}}})
+        }
         None => json!({"authScheme": "UNKNOWN", "status": "DISABLED"}),
     }
 }
@@ -1118,18 +1121,37 @@ async fn set_connection(
     let b = body(&raw)?;
     let activate = flag(&params, "activate", true)?;
     let profile = b.get("profile").cloned().unwrap_or(Value::Null);
-    let scheme = profile.get("authScheme").and_then(Value::as_str);
-    if scheme != Some("TOKEN") {
-        return Err(OktaError::validation(
-            "authScheme: only TOKEN (a static bearer token) is supported",
-        ));
-    }
-    let token = profile
-        .get("token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OktaError::validation("token: The field cannot be left blank"))?
-        .to_owned();
+    let field = |name: &str| {
+        profile
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| OktaError::validation(format!("{name}: The field cannot be left blank")))
+    };
+    let (token, oauth) = match profile.get("authScheme").and_then(Value::as_str) {
+        Some("TOKEN") => (field("token")?, None),
+        Some("OAUTH2") => {
+            let token_url = field("tokenUrl")?;
+            if !token_url.starts_with("http://") && !token_url.starts_with("https://") {
+                return Err(OktaError::validation(
+                    "tokenUrl: an http:// or https:// URL",
+                ));
+            }
+            let oauth = OAuthConnection {
+                token_url,
+                client_id: field("clientId")?,
+                client_secret: field("clientSecret")?,
+            };
+            (String::new(), Some(oauth))
+        }
+        _ => {
+            return Err(OktaError::validation(
+                "authScheme: TOKEN (a static bearer token) or OAUTH2 (client credentials: \
+                 tokenUrl, clientId, clientSecret)",
+            ))
+        }
+    };
     let base_url = b
         .get("baseUrl")
         .and_then(Value::as_str)
@@ -1148,6 +1170,7 @@ async fn set_connection(
                 base_url,
                 token,
                 enabled: activate,
+                oauth,
             });
             Ok(())
         },

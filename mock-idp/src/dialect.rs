@@ -82,6 +82,8 @@ pub struct Wire<'a> {
     pub dialect: Dialect,
     pub timeout: Duration,
     pub requests: u32,
+    /// Some answer was 401: an OAuth token may have been revoked or outlived.
+    pub unauthorized: bool,
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -146,6 +148,7 @@ impl Wire<'_> {
             after: None,
         })?;
         let status = resp.status().as_u16();
+        self.unauthorized |= status == 401;
         let after = retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| Failure::Retry {
             reason: format!("{method} {path}: reading the answer: {e}"),

@@ -12,13 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use scim::oauth::TokenSource;
+use scim::tls::ClientTls;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::dialect::{Delivered, Failure, Wire};
 use crate::model::{
-    app_target, group_target, now_micros, system_actor, user_target, Entry, Link, Op, Org, Record,
+    app_target, group_target, now_micros, system_actor, user_target, Connection, Entry, Link,
+    OAuthConnection, Op, Org, Record,
 };
 use crate::Idp;
 
@@ -68,11 +71,14 @@ pub struct Engine {
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     pub stats: Stats,
+    /// Per app with an OAuth connection: its client, and the tokens fetched for it.
+    token_sources: Mutex<HashMap<String, (OAuthConnection, Arc<TokenSource>)>>,
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig) -> Result<Engine, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(config: EngineConfig, tls: &ClientTls) -> Result<Engine, crate::LaunchError> {
+        let client = tls
+            .builder()?
             .pool_max_idle_per_host(config.concurrency.max(1) * 2)
             .build()?;
         Ok(Engine {
@@ -82,7 +88,47 @@ impl Engine {
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
             stats: Stats::default(),
+            token_sources: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The bearer token for `app`'s connection: its static token, or an OAuth access token
+    /// (fetched when there is none yet or it is about to expire).
+    async fn bearer(&self, app: &str, conn: &Connection) -> Result<String, Failure> {
+        let Some(oauth) = &conn.oauth else {
+            return Ok(conn.token.clone());
+        };
+        let source = {
+            let mut sources = self.token_sources.lock().unwrap_or_else(|p| p.into_inner());
+            match sources.get(app).filter(|(c, _)| c == oauth) {
+                Some((_, s)) => s.clone(),
+                None => {
+                    let credentials = scim::oauth::Credentials {
+                        token_url: oauth.token_url.clone(),
+                        client_id: oauth.client_id.clone(),
+                        auth: scim::oauth::ClientAuth::SecretBasic(oauth.client_secret.clone()),
+                        scope: None,
+                    };
+                    let s = TokenSource::new(credentials, self.client.clone());
+                    sources.insert(app.to_owned(), (oauth.clone(), s.clone()));
+                    s
+                }
+            }
+        };
+        source.bearer().await.map_err(|e| Failure::Retry {
+            reason: format!("OAuth: {e}"),
+            after: None,
+        })
+    }
+
+    async fn forget_token(&self, app: &str) {
+        let source = {
+            let sources = self.token_sources.lock().unwrap_or_else(|p| p.into_inner());
+            sources.get(app).map(|(_, s)| s.clone())
+        };
+        if let Some(s) = source {
+            s.forget().await;
+        }
     }
 
     /// Stops every dispatcher; entries in flight stay in the outbox for the next start.
@@ -261,23 +307,39 @@ async fn run_entry(idp: Arc<Idp>, entry: Entry) -> Entry {
             reason: "the app has no provisioning connection".into(),
             after: None,
         }),
-        Some((app, conn)) => {
-            let mut wire = Wire {
-                client: &idp.engine.client,
-                base_url: &conn.base_url,
-                token: &conn.token,
-                dialect: app.dialect,
-                timeout: idp.engine.config.request_timeout,
-                requests: 0,
-            };
-            let link = |id: &str| idp.store.read().link(&entry.app, id).map(str::to_owned);
-            let r = wire.deliver(&entry.op, &link).await;
-            idp.engine
-                .stats
-                .requests
-                .fetch_add(u64::from(wire.requests), Ordering::Relaxed);
-            r
-        }
+        Some((app, conn)) => match idp.engine.bearer(&entry.app, &conn).await {
+            Err(e) => Err(e),
+            Ok(token) => {
+                let mut wire = Wire {
+                    client: &idp.engine.client,
+                    base_url: &conn.base_url,
+                    token: &token,
+                    dialect: app.dialect,
+                    timeout: idp.engine.config.request_timeout,
+                    requests: 0,
+                    unauthorized: false,
+                };
+                let link = |id: &str| idp.store.read().link(&entry.app, id).map(str::to_owned);
+                let r = wire.deliver(&entry.op, &link).await;
+                idp.engine
+                    .stats
+                    .requests
+                    .fetch_add(u64::from(wire.requests), Ordering::Relaxed);
+                match r {
+                    // A refused OAuth token is fetched again on the retry, not parked.
+                    Err(Failure::Permanent(reason))
+                        if wire.unauthorized && conn.oauth.is_some() =>
+                    {
+                        idp.engine.forget_token(&entry.app).await;
+                        Err(Failure::Retry {
+                            reason,
+                            after: None,
+                        })
+                    }
+                    other => other,
+                }
+            }
+        },
     };
     if let Err(e) = record(&idp, &entry, result).await {
         tracing::warn!(
@@ -493,11 +555,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
-        let engine = Engine::new(EngineConfig {
-            backoff_base: Duration::from_millis(100),
-            backoff_cap: Duration::from_millis(1000),
-            ..EngineConfig::default()
-        })
+        let engine = Engine::new(
+            EngineConfig {
+                backoff_base: Duration::from_millis(100),
+                backoff_cap: Duration::from_millis(1000),
+                ..EngineConfig::default()
+            },
+            &ClientTls::default(),
+        )
         .unwrap();
         for attempt in 1..12u32 {
             let full =

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod mapping;
 pub mod model;
+pub mod oauth;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use scim::provider::BoxFuture;
 use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
+use scim::tls::Tls;
 
 use crate::engine::Engine;
 pub use crate::engine::EngineConfig;
@@ -35,6 +37,8 @@ pub struct Idp {
     pub base_url: String,
     pub engine: Engine,
     controls: Controls,
+    /// The token endpoint's clients and signing key; `None`: no `/oauth2/v1/token`.
+    pub oauth: Option<Arc<oauth::OAuthServer>>,
 }
 
 impl Simulated for Idp {
@@ -125,6 +129,8 @@ pub enum LaunchError {
     Store(#[from] scim::ScimError),
     #[error("cannot build the SCIM client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Tls(#[from] scim::tls::TlsError),
     #[error("cannot migrate the data folder: {0}")]
     Migrate(#[from] error::OktaError),
 }
@@ -142,6 +148,10 @@ pub struct Options {
     pub engine: EngineConfig,
     /// A token that opens `/_sim` besides `token`.
     pub sim_token: Option<String>,
+    /// HTTPS for the API, and how the engine checks its apps' certificates.
+    pub tls: Tls,
+    /// An authorization server at `/oauth2/v1/token` for these clients.
+    pub oauth: Option<Arc<oauth::OAuthServer>>,
 }
 
 /// The IdP, running.
@@ -168,7 +178,9 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         None => Store::temporary()?,
     };
     model::migrate(&store).await?;
-    let (listener, url) = Servers::bind(opts.port)
+    let mut servers = Servers::new(opts.tls.server.clone());
+    let (listener, url) = servers
+        .bind(opts.port)
         .await
         .map_err(|source| LaunchError::Bind {
             port: opts.port,
@@ -181,11 +193,11 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         store,
         tokens: vec![opts.token],
         base_url: url.clone(),
-        engine: Engine::new(opts.engine)?,
+        engine: Engine::new(opts.engine, &opts.tls.client)?,
         controls: Controls::new(Quirks::new([]), control),
+        oauth: opts.oauth,
     });
     engine::start(&idp);
-    let mut servers = Servers::default();
     servers.serve(listener, app(idp.clone()));
     Ok(Launched { url, idp, servers })
 }

@@ -43,6 +43,8 @@ struct Args {
     /// Print the endpoint as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: scim::tls::TlsArgs,
 }
 
 #[tokio::main]
@@ -57,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
     let token = args
         .token
         .unwrap_or_else(|| format!("idp-{}", rand::random::<u128>()));
+    let tls = args.tls.tls()?;
     let launched = launch(Options {
+        tls,
+        oauth: None,
         sim_token: args.sim_token.clone(),
         port: args.port,
         data: Some(args.data.clone()),

@@ -110,9 +110,23 @@ pub enum Dialect {
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     pub base_url: String,
-    /// Sent as `Authorization: Bearer`; never shown by the API.
+    /// Sent as `Authorization: Bearer`; never shown by the API. Empty with `oauth`.
     pub token: String,
     pub enabled: bool,
+    /// Fetch bearer tokens by OAuth 2.0 client credentials instead of sending `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthConnection>,
+}
+
+/// A connection's OAuth 2.0 client (as Entra's "OAuth2 client credentials grant" setting:
+/// token endpoint, client id, client secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthConnection {
+    pub token_url: String,
+    pub client_id: String,
+    /// Never shown by the API.
+    pub client_secret: String,
 }
 
 /// The app's provisioning capabilities (Okta: "To App" settings).

@@ -17,7 +17,11 @@ use serde_json::json;
 async fn bad_requests_get_okta_errors() {
     let idp = start_idp(fast_engine()).await;
     let api = Api::new(&idp.url);
-    let anon = reqwest::get(format!("{}/api/v1/users", idp.url))
+    let anon = scim::tls::ClientTls::default()
+        .client()
+        .unwrap()
+        .get(format!("{}/api/v1/users", idp.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(anon.status(), 401);
@@ -123,7 +127,7 @@ async fn users_page_with_link_headers_and_the_system_log_filters() {
         api.hire(&format!("p{i}@x.test"), "P", &format!("Q{i}"))
             .await;
     }
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     let mut url = format!("{}/api/v1/users?limit=2", idp.url);
     let mut seen = 0;
     for _ in 0..10 {
@@ -283,7 +287,7 @@ async fn kill_9_mid_drain_then_restart_delivers_every_entry_once() {
 async fn hostile_bodies_are_refused_with_okta_errors() {
     let idp = start_idp(fast_engine()).await;
     let api = Api::new(&idp.url);
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     let raw = |body: String| {
         client
             .post(format!("{}/api/v1/users", idp.url))

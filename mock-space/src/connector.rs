@@ -14,6 +14,7 @@ use scim::connector::{is_active, link_str, lookup, Call, HttpApi, Plan};
 use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
+use scim::tls::ClientTls;
 use scim::{ScimError, ScimType};
 use serde_json::{json, Map, Value};
 
@@ -31,11 +32,12 @@ fn space_error(status: u16, said: String) -> Option<ScimError> {
 }
 
 /// The Space API client the connector uses, against the mock or a real organisation alike.
-pub fn space_client(base: &str, token: &str) -> Result<HttpApi, ScimError> {
+pub fn space_client(base: &str, token: &str, tls: &ClientTls) -> Result<HttpApi, ScimError> {
     HttpApi::new(
         "Space",
         &format!("{}/api/http", base.trim_end_matches('/')),
         token,
+        tls,
         space_error,
     )
 }

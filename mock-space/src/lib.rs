@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use scim::provider::BoxFuture;
 use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
+use scim::tls::Tls;
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -174,6 +175,9 @@ pub struct Options {
     pub data: Option<PathBuf>,
     /// Organisation token for the native API; the connector uses it too.
     pub token: String,
+    /// OAuth access tokens the SCIM server accepts instead of `scim_token` (which it then
+    /// refuses).
+    pub scim_oauth: Option<Arc<scim::oauth::Verifier>>,
     /// Bearer token the connector's SCIM clients (the IdP) present.
     pub scim_token: String,
     /// A token that opens the simulator's `/_sim` besides `token`.
@@ -183,6 +187,8 @@ pub struct Options {
     pub durable: bool,
     /// Accept Entra's `"True"`/`"False"` strings for booleans.
     pub lenient: bool,
+    /// HTTPS for both servers, and how the connector checks the simulator's certificate.
+    pub tls: Tls,
 }
 
 /// Both servers, running.
@@ -202,8 +208,9 @@ impl Launched {
     }
 }
 
-async fn bind(port: u16) -> Result<(TcpListener, String), LaunchError> {
-    Servers::bind(port)
+async fn bind(servers: &Servers, port: u16) -> Result<(TcpListener, String), LaunchError> {
+    servers
+        .bind(port)
         .await
         .map_err(|source| LaunchError::Bind { port, source })
 }
@@ -221,8 +228,9 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         vec![opts.token.clone()],
         opts.sim_token.clone(),
     ));
-    let (native_listener, space_url) = bind(opts.port).await?;
-    let (scim_listener, scim_url) = bind(opts.scim_port).await?;
+    let mut servers = Servers::new(opts.tls.server.clone());
+    let (native_listener, space_url) = bind(&servers, opts.port).await?;
+    let (scim_listener, scim_url) = bind(&servers, opts.scim_port).await?;
 
     let config = ProviderConfig {
         base_url: scim_url.clone(),
@@ -236,14 +244,14 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         },
         ..Default::default()
     };
-    let backend = SpaceBackend::new(space_client(&space_url, &opts.token)?, opts.policy);
+    let client = space_client(&space_url, &opts.token, &opts.tls.client)?;
+    let backend = SpaceBackend::new(client, opts.policy);
     let provider = match sub("space-scim") {
         Some(dir) => Provider::open(&dir, config)?,
         None => Provider::temporary(config)?,
     }
     .with_backend(Arc::new(backend));
 
-    let mut servers = Servers::default();
     servers.serve(native_listener, native_app(space.clone()));
     // The policy may have changed since the last run: bring every group's grants up to it
     // before the connector takes requests.
@@ -254,7 +262,11 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     let sim: Arc<dyn Simulated> = space.clone();
     let connector = scim::app(scim::AppState {
         provider,
-        tokens: vec![opts.scim_token.clone()],
+        tokens: match &opts.scim_oauth {
+            Some(_) => Vec::new(),
+            None => vec![opts.scim_token.clone()],
+        },
+        oauth: opts.scim_oauth.clone(),
     })
     .layer(axum::middleware::from_fn_with_state(
         sim,

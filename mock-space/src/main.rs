@@ -39,6 +39,8 @@ struct Args {
     /// Print the endpoints as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: scim::tls::TlsArgs,
 }
 
 #[tokio::main]
@@ -55,7 +57,10 @@ async fn main() -> anyhow::Result<()> {
     let token = args
         .token
         .unwrap_or_else(|| format!("spc-{}", rand::random::<u128>()));
+    let tls = args.tls.tls()?;
     let launched = launch(Options {
+        tls,
+        scim_oauth: None,
         sim_token: args.sim_token.clone(),
         port: args.port,
         scim_port: args.scim_port,

@@ -21,6 +21,8 @@ fn default_policy() -> Policy {
 async fn start(data: Option<&Path>, policy: Policy) -> Launched {
     launch(Options {
         sim_token: None,
+        tls: Default::default(),
+        scim_oauth: None,
         port: 0,
         scim_port: 0,
         data: data.map(Path::to_path_buf),
@@ -41,7 +43,7 @@ struct Http {
 impl Http {
     fn new() -> Http {
         Http {
-            client: Client::new(),
+            client: scim::tls::ClientTls::default().client().unwrap(),
         }
     }
 

@@ -14,6 +14,7 @@ use scim::connector::{is_active, link_str, lookup, Call, HttpApi, Plan, PolicyGr
 use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
+use scim::tls::ClientTls;
 use scim::{ScimError, ScimType};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -98,11 +99,12 @@ fn teamcity_error(status: u16, said: String) -> Option<ScimError> {
 }
 
 /// The TeamCity REST client the bridge uses, for the mock or a real server.
-pub fn teamcity_client(base: &str, token: &str) -> Result<HttpApi, ScimError> {
+pub fn teamcity_client(base: &str, token: &str, tls: &ClientTls) -> Result<HttpApi, ScimError> {
     HttpApi::new(
         "TeamCity",
         &format!("{}/app/rest", base.trim_end_matches('/')),
         token,
+        tls,
         teamcity_error,
     )
 }
@@ -666,7 +668,8 @@ mod tests {
             path: "/users/id:7/tokens",
             seen: Default::default(),
         };
-        let client = teamcity_client("http://127.0.0.1:9", "unused").unwrap();
+        let client =
+            teamcity_client("http://127.0.0.1:9", "unused", &ClientTls::default()).unwrap();
         let backend = TeamCityBackend::new(client, Policy::default_policy());
         let mut plan = Plan::new(&api);
         let stripped = backend.strip("/users/id:7", &mut plan).await;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use scim::provider::BoxFuture;
 use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
+use scim::tls::Tls;
 use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -159,6 +160,9 @@ pub struct Options {
     pub data: Option<PathBuf>,
     /// The simulator's system-administrator token (unused for a remote target).
     pub token: String,
+    /// OAuth access tokens the SCIM server accepts instead of `scim_token` (which it then
+    /// refuses).
+    pub scim_oauth: Option<Arc<scim::oauth::Verifier>>,
     /// Bearer token the bridge's SCIM clients (the IdP) present.
     pub scim_token: String,
     /// A token that opens the simulator's `/_sim` besides `token`.
@@ -167,6 +171,8 @@ pub struct Options {
     pub durable: bool,
     /// Accept Entra's `"True"`/`"False"` strings for booleans.
     pub lenient: bool,
+    /// HTTPS for the servers started here, and how the bridge checks TeamCity's certificate.
+    pub tls: Tls,
 }
 
 /// The bridge, and the simulator when it was started.
@@ -190,8 +196,9 @@ impl Launched {
     }
 }
 
-async fn bind(port: u16) -> Result<(TcpListener, String), LaunchError> {
-    Servers::bind(port)
+async fn bind(servers: &Servers, port: u16) -> Result<(TcpListener, String), LaunchError> {
+    servers
+        .bind(port)
         .await
         .map_err(|source| LaunchError::Bind { port, source })
 }
@@ -199,7 +206,7 @@ async fn bind(port: u16) -> Result<(TcpListener, String), LaunchError> {
 /// Starts the simulator (unless the target is remote) and the SCIM bridge on loopback.
 pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     let sub = |name: &str| opts.data.as_ref().map(|d| d.join(name));
-    let mut servers = Servers::default();
+    let mut servers = Servers::new(opts.tls.server.clone());
     let (teamcity_url, token, teamcity) = match &opts.target {
         Target::Simulator { port } => {
             let store = match sub("teamcity") {
@@ -212,14 +219,14 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
                 vec![opts.token.clone()],
                 opts.sim_token.clone(),
             ));
-            let (listener, url) = bind(*port).await?;
+            let (listener, url) = bind(&servers, *port).await?;
             servers.serve(listener, native_app(tc.clone()));
             (url, opts.token.clone(), Some(tc))
         }
         Target::Remote { url, token } => (url.clone(), token.clone(), None),
     };
 
-    let (scim_listener, scim_url) = bind(opts.scim_port).await?;
+    let (scim_listener, scim_url) = bind(&servers, opts.scim_port).await?;
     let config = ProviderConfig {
         base_url: scim_url.clone(),
         durability: if opts.durable {
@@ -232,7 +239,8 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         },
         ..Default::default()
     };
-    let backend = TeamCityBackend::new(teamcity_client(&teamcity_url, &token)?, opts.policy);
+    let client = teamcity_client(&teamcity_url, &token, &opts.tls.client)?;
+    let backend = TeamCityBackend::new(client, opts.policy);
     let provider = match sub("teamcity-scim") {
         Some(dir) => Provider::open(&dir, config)?,
         None => Provider::temporary(config)?,
@@ -245,7 +253,11 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     }
     let mut app = scim::app(scim::AppState {
         provider,
-        tokens: vec![opts.scim_token.clone()],
+        tokens: match &opts.scim_oauth {
+            Some(_) => Vec::new(),
+            None => vec![opts.scim_token.clone()],
+        },
+        oauth: opts.scim_oauth.clone(),
     });
     // The simulator's SCIM quirks reach its bridge; a bridge in front of a real server has none.
     if let Some(tc) = &teamcity {

@@ -46,6 +46,8 @@ struct Args {
     /// Print the endpoints as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: scim::tls::TlsArgs,
 }
 
 #[tokio::main]
@@ -66,7 +68,10 @@ async fn main() -> anyhow::Result<()> {
         (Some(url), Some(token)) => Target::Remote { url, token },
         _ => Target::Simulator { port: args.port },
     };
+    let tls = args.tls.tls()?;
     let launched = launch(Options {
+        tls,
+        scim_oauth: None,
         sim_token: args.sim_token.clone(),
         target,
         scim_port: args.scim_port,

@@ -23,6 +23,8 @@ impl World {
     async fn new(data: Option<&Path>, policy: Policy) -> World {
         let s = launch(Options {
             sim_token: None,
+            tls: Default::default(),
+            scim_oauth: None,
             target: Target::Simulator { port: 0 },
             scim_port: 0,
             data: data.map(Path::to_path_buf),
@@ -36,7 +38,7 @@ impl World {
         .unwrap();
         World {
             s,
-            http: Client::new(),
+            http: scim::tls::ClientTls::default().client().unwrap(),
         }
     }
 
@@ -542,6 +544,8 @@ async fn bridge_and_teamcity_restart_independently() {
             World {
                 s: launch(Options {
                     sim_token: None,
+                    tls: Default::default(),
+                    scim_oauth: None,
                     target: Target::Simulator { port },
                     scim_port: 0,
                     data: Some(data),
@@ -553,7 +557,7 @@ async fn bridge_and_teamcity_restart_independently() {
                 })
                 .await
                 .unwrap(),
-                http: Client::new(),
+                http: scim::tls::ClientTls::default().client().unwrap(),
             }
         }
     };
@@ -563,6 +567,8 @@ async fn bridge_and_teamcity_restart_independently() {
             World {
                 s: launch(Options {
                     sim_token: None,
+                    tls: Default::default(),
+                    scim_oauth: None,
                     target: Target::Remote {
                         url,
                         token: TOKEN.into(),
@@ -577,7 +583,7 @@ async fn bridge_and_teamcity_restart_independently() {
                 })
                 .await
                 .unwrap(),
-                http: Client::new(),
+                http: scim::tls::ClientTls::default().client().unwrap(),
             }
         }
     };

@@ -13,6 +13,8 @@ const TOKEN: &str = "admin-token";
 async fn start(data: Option<&Path>) -> Launched {
     launch(Options {
         sim_token: None,
+        tls: Default::default(),
+        scim_oauth: None,
         target: Target::Simulator { port: 0 },
         scim_port: 0,
         data: data.map(Path::to_path_buf),
@@ -35,7 +37,7 @@ impl Tc {
     async fn new(data: Option<&Path>) -> Tc {
         Tc {
             s: start(data).await,
-            http: Client::new(),
+            http: scim::tls::ClientTls::default().client().unwrap(),
         }
     }
 

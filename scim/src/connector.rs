@@ -162,7 +162,6 @@ impl<'a> Plan<'a> {
 }
 
 /// A JSON-over-HTTP native API with bearer authentication (feature `client`).
-#[cfg(feature = "client")]
 #[derive(Debug, Clone)]
 pub struct HttpApi {
     /// The product's name, for error messages.
@@ -176,15 +175,17 @@ pub struct HttpApi {
     map_error: fn(u16, String) -> Option<ScimError>,
 }
 
-#[cfg(feature = "client")]
 impl HttpApi {
     pub fn new(
         name: &'static str,
         root: &str,
         token: &str,
+        tls: &crate::tls::ClientTls,
         map_error: fn(u16, String) -> Option<ScimError>,
     ) -> Result<HttpApi> {
-        let http = reqwest::Client::builder()
+        let http = tls
+            .builder()
+            .map_err(|e| ScimError::internal(format!("cannot set up TLS: {e}")))?
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| ScimError::internal(format!("cannot build the HTTP client: {e}")))?;
@@ -198,7 +199,6 @@ impl HttpApi {
     }
 }
 
-#[cfg(feature = "client")]
 impl NativeApi for HttpApi {
     fn send<'a>(
         &'a self,

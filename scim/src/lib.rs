@@ -6,7 +6,7 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let config = ProviderConfig { base_url: format!("http://{}", listener.local_addr()?), ..Default::default() };
 //! let provider = Provider::open(std::path::Path::new("data/scim"), config)?;
-//! axum::serve(listener, app(AppState { provider, tokens: vec!["secret".into()] })).await?;
+//! axum::serve(listener, app(AppState { provider, tokens: vec!["secret".into()], oauth: None })).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -21,6 +21,7 @@ pub mod error;
 pub mod filter;
 pub mod json;
 mod message;
+pub mod oauth;
 pub mod patch;
 pub mod path;
 pub mod provider;
@@ -31,6 +32,7 @@ pub mod schema;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod tls;
 
 pub use error::{ScimError, ScimType};
 pub use provider::{Provider, ProviderConfig};

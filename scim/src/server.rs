@@ -27,8 +27,11 @@ pub const SCIM_JSON: &str = "application/scim+json";
 #[derive(Debug)]
 pub struct AppState {
     pub provider: Provider,
-    /// Accepted bearer tokens; empty means no authentication (never the default of a binary).
+    /// Accepted bearer tokens; empty, with no `oauth` either, means no authentication (never
+    /// the default of a binary).
     pub tokens: Vec<String>,
+    /// Accepted OAuth access tokens: the JWTs of one issuer for this audience.
+    pub oauth: Option<Arc<crate::oauth::Verifier>>,
 }
 
 type Shared = Arc<AppState>;
@@ -222,12 +225,21 @@ impl FromRequestParts<Shared> for Authed {
         parts: &mut Parts,
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        if state.tokens.is_empty() {
+        if state.tokens.is_empty() && state.oauth.is_none() {
             return Ok(Authed);
         }
+        let by_oauth = |t: &str| state.oauth.as_ref().map(|v| v.check(t));
         match crate::auth::credentials(&parts.headers, &["Bearer"]) {
             Some(t) if crate::auth::is_one_of(&state.tokens, t) => Ok(Authed),
-            Some(_) => Err(ScimError::new(401, None, "the bearer token is not valid")),
+            Some(t) => match by_oauth(t) {
+                Some(Ok(_)) => Ok(Authed),
+                Some(Err(why)) => Err(ScimError::new(
+                    401,
+                    None,
+                    format!("the access token is not valid: {why}"),
+                )),
+                None => Err(ScimError::new(401, None, "the bearer token is not valid")),
+            },
             None => Err(ScimError::new(
                 401,
                 None,

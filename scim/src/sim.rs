@@ -349,42 +349,56 @@ impl<S: RecordState> RecordStore<S> {
     }
 }
 
-/// Servers on loopback that stop together.
+/// Servers on loopback that stop together, over HTTPS when given a TLS config.
 #[derive(Debug)]
 pub struct Servers {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for Servers {
     fn default() -> Self {
-        Servers {
-            stop: tokio::sync::watch::channel(false).0,
-            tasks: Vec::new(),
-        }
+        Servers::new(None)
     }
 }
 
 impl Servers {
-    /// Binds 127.0.0.1:`port` (0 = a free port) and returns the listener with its base URL.
-    pub async fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, String)> {
+    pub fn new(tls: Option<crate::tls::ServerTls>) -> Self {
+        Servers {
+            stop: tokio::sync::watch::channel(false).0,
+            tasks: Vec::new(),
+            tls,
+        }
+    }
+
+    /// Binds 127.0.0.1:`port` (0 = a free port) and returns the listener with its base URL
+    /// (`https://` when these servers speak TLS).
+    pub async fn bind(&self, port: u16) -> std::io::Result<(tokio::net::TcpListener, String)> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr()?);
         Ok((listener, url))
     }
 
     /// Serves `app` on `listener` until `stop`.
     pub fn serve(&mut self, listener: tokio::net::TcpListener, app: Router) {
         let mut stopped = self.stop.subscribe();
+        let tls = self.tls.clone();
         self.tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!("server stopped: {e}");
+            match tls {
+                Some(tls) => crate::tls::serve(listener, tls, app, shutdown).await,
+                None => {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        tracing::error!("server stopped: {e}");
+                    }
+                }
             }
         }));
     }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use checks::definitions;
-pub use target::{is_loopback, Auth, Exchange, Target, DEFAULT_MAX_BODY};
+pub use target::{is_loopback, Auth, Exchange, Target, TargetError, DEFAULT_MAX_BODY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -97,6 +97,12 @@ pub const CLEANUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(1
 /// reached, refuses the credentials, redirects (a login page) or answers HTML is not tested;
 /// the error says which, in one line.
 pub async fn preflight(target: &Target) -> Result<(), String> {
+    if let Auth::OAuth(source) = &target.auth {
+        source
+            .bearer()
+            .await
+            .map_err(|e| format!("could not get an access token: {e}"))?;
+    }
     let spc = target
         .get("/ServiceProviderConfig")
         .await
@@ -328,6 +334,8 @@ pub struct Run {
     pub results: Vec<CheckResult>,
     /// Resources the run created and could not delete (location -> why).
     pub left_behind: Vec<(String, String)>,
+    /// How the run was made that bears on its results (`--insecure`), shown first in reports.
+    pub notices: Vec<String>,
 }
 
 impl Run {
@@ -406,6 +414,12 @@ pub async fn run(target: Target, options: Options) -> Run {
         seconds: clock.elapsed().as_secs_f64(),
         results,
         left_behind,
+        notices: cx
+            .target
+            .insecure
+            .then(|| crate::client::INSECURE_NOTICE.to_owned())
+            .into_iter()
+            .collect(),
     }
 }
 

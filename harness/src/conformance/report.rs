@@ -80,6 +80,7 @@ pub fn to_json(run: &Run, strict: bool) -> Value {
         "started": run.started,
         "finished": run.finished,
         "verdict": verdict(run, strict),
+        "notices": run.notices,
         "summary": {"checks": counts(run), "seconds": run.seconds, "strict": strict, "left_behind": run.left_behind},
         "results": run.results,
     })
@@ -104,6 +105,9 @@ pub fn to_junit(run: &Run) -> Result<String, quick_junit::SerializeError> {
     sections.dedup();
     for section in sections {
         let mut suite = TestSuite::new(section);
+        for notice in &run.notices {
+            suite.add_property(quick_junit::Property::new("notice", notice.as_str()));
+        }
         for r in run.results.iter().filter(|r| r.def.section == section) {
             let status = match &r.outcome {
                 Outcome::Passed | Outcome::Waived(_) | Outcome::Noted(_) => {
@@ -143,6 +147,9 @@ pub fn to_markdown(run: &Run, strict: bool) -> String {
         run.target,
         verdict(run, strict)
     );
+    for notice in &run.notices {
+        md.push_str(&format!("> **Note:** {notice}\n\n"));
+    }
     md.push_str("| outcome | total | MUST | SHOULD | MAY | INFO |\n|---|---|---|---|---|---|\n");
     for (name, what) in OUTCOMES {
         md.push_str(&format!("| {name} | {} |", run.count(None, what)));
@@ -185,7 +192,7 @@ pub fn to_markdown(run: &Run, strict: bool) -> String {
 
 /// The terminal summary: one line per check that did not pass, then the counts.
 pub fn to_terminal(run: &Run, strict: bool) -> String {
-    let mut out = String::new();
+    let mut out: String = run.notices.iter().map(|n| format!("note: {n}\n")).collect();
     for r in &run.results {
         let tag = match r.outcome {
             Outcome::Passed => continue,
@@ -280,6 +287,7 @@ mod tests {
                 ),
             ],
             left_behind: Vec::new(),
+            notices: Vec::new(),
         }
     }
 

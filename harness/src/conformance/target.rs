@@ -3,8 +3,17 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use scim::tls::ClientTls;
 use serde::Serialize;
 use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Tls(#[from] scim::tls::TlsError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
 
 /// How the suite authenticates.
 #[derive(Debug, Clone)]
@@ -13,6 +22,8 @@ pub enum Auth {
     Bearer(String),
     /// `user:password`.
     Basic(String),
+    /// OAuth 2.0 access tokens, fetched before the first request and again before they expire.
+    OAuth(std::sync::Arc<scim::oauth::TokenSource>),
 }
 
 /// A SCIM base URL and how to reach it.
@@ -25,6 +36,8 @@ pub struct Target {
     max_body: usize,
     /// Headers sent with every request (an API key, say); their values are masked in logs.
     extra: Vec<(String, String)>,
+    /// Server certificates are not checked (`--insecure`).
+    pub insecure: bool,
 }
 
 /// The response body cap when none is given: far above any SCIM page of `filter.maxResults`
@@ -87,10 +100,17 @@ impl Exchange {
 }
 
 impl Target {
-    pub fn new(base: &str, auth: Auth) -> Result<Target, reqwest::Error> {
+    /// Reaching `base` over plain HTTP, or HTTPS checked against the system's authorities.
+    pub fn new(base: &str, auth: Auth) -> Result<Target, TargetError> {
+        Self::with_tls(base, auth, &ClientTls::default())
+    }
+
+    /// Reaching `base` with this TLS config.
+    pub fn with_tls(base: &str, auth: Auth, tls: &ClientTls) -> Result<Target, TargetError> {
         // Redirects are answers to judge, not to follow: a SCIM endpoint that redirects to a
         // login page is misconfigured, and following it would test the login page.
-        let client = reqwest::Client::builder()
+        let client = tls
+            .builder()?
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
@@ -100,6 +120,7 @@ impl Target {
             client,
             max_body: DEFAULT_MAX_BODY,
             extra: Vec::new(),
+            insecure: tls.insecure,
         })
     }
 
@@ -171,6 +192,13 @@ impl Target {
                     "authorization".into(),
                     format!("Basic {}", base64(up.as_bytes())),
                 )),
+                Auth::OAuth(source) => {
+                    let token = source
+                        .bearer()
+                        .await
+                        .map_err(|e| format!("{method} {url}: no access token: {e}"))?;
+                    wanted.push(("authorization".into(), format!("Bearer {token}")));
+                }
             }
             for (k, v) in &self.extra {
                 wanted.retain(|(name, _)| name != k);
@@ -275,14 +303,31 @@ fn why_unreachable(url: &str, e: &reqwest::Error) -> String {
         text
     };
     let lower = chain.to_ascii_lowercase();
-    if url.starts_with("https://") && (e.is_builder() || lower.contains("scheme")) {
-        "this build of scimlab speaks plain HTTP only; HTTPS is not supported yet".into()
+    if let Some(tls) = scim::tls::explain(e) {
+        tls
     } else if e.is_timeout() {
         format!("no complete answer within {} s", REQUEST_TIMEOUT.as_secs())
     } else if lower.contains("connection refused") {
         "connection refused: nothing listens there".into()
     } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
         "the host name does not resolve (DNS)".into()
+    } else if url.starts_with("https://")
+        && [
+            "channel closed",
+            "broken pipe",
+            "connection closed",
+            "connection reset",
+            "fatal alert",
+        ]
+        .iter()
+        .any(|cut| lower.contains(cut))
+    {
+        // TLS 1.3 servers refuse a missing client certificate after the handshake, by an
+        // alert the client only meets as a closed connection.
+        format!(
+            "the server closed the connection right after the TLS handshake; if it wants a \
+             client certificate, give --client-cert and --client-cert-key ({chain})"
+        )
     } else {
         chain
     }

@@ -525,9 +525,8 @@ pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
     };
     let (ends, targets) = match &o.remote {
         Some(r) => {
-            let ends = Ends::remote(&reqwest::Client::new(), r)
-                .await
-                .map_err(LoadError::Setup)?;
+            let client = r.http().map_err(LoadError::Setup)?;
+            let ends = Ends::remote(&client, r).await.map_err(LoadError::Setup)?;
             (ends, None)
         }
         None => {
@@ -537,6 +536,7 @@ pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
                 o.durable,
                 dialect,
                 (space_policy.clone(), teamcity_policy.clone()),
+                Default::default(),
             )
             .await?;
             let ends = Ends::embedded(&targets);
@@ -565,7 +565,10 @@ async fn drive(
     teamcity_policy: mock_teamcity::Policy,
 ) -> Result<Recorded, LoadError> {
     let setup_started = Instant::now();
-    let client = reqwest::Client::builder()
+    let tls = o.remote.as_ref().map(|r| r.tls.clone()).unwrap_or_default();
+    let client = tls
+        .builder()
+        .map_err(|e| LoadError::Setup(e.to_string()))?
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| LoadError::Setup(e.to_string()))?;

@@ -2,6 +2,7 @@
 //! step by step; at each `expect`, and once more at the end, polls the targets until the
 //! scenario's own expectations and the permission oracle's full view hold, or a deadline passes.
 
+use scim::tls::ClientTls;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -1058,20 +1059,45 @@ pub struct Endpoint {
 /// Servers already running elsewhere (`scimlab up` on another machine, say), from a TOML file:
 /// the dialect the IdP's apps speak, then `[idp]`, `[space]` and `[teamcity]` endpoints. The
 /// targets' permission and audit views (`/_sim/...`) are read, so they must be scimlab's mocks.
+/// `ca_cert` names an authority (PEM) to trust for all of them, relative to the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Remote {
     pub dialect: DialectName,
+    #[serde(default)]
+    pub ca_cert: Option<std::path::PathBuf>,
     pub idp: Endpoint,
     pub space: Endpoint,
     pub teamcity: Endpoint,
+    /// How the servers are reached: the file's `ca_cert`, then the command's TLS flags.
+    #[serde(skip)]
+    pub tls: ClientTls,
 }
 
 impl Remote {
     pub fn load(path: &Path) -> Result<Remote, RunError> {
         let bad = |why: String| RunError::Remote(format!("{}: {why}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        toml::from_str(&text).map_err(|e| bad(e.to_string()))
+        let mut remote: Remote = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if let Some(ca) = &remote.ca_cert {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            remote.tls.ca_certs.push(dir.join(ca));
+        }
+        remote.tls.config().map_err(|e| bad(e.to_string()))?;
+        Ok(remote)
+    }
+
+    /// The same servers, reached also with these TLS settings (a command's flags).
+    pub fn with_tls(mut self, flags: ClientTls) -> Remote {
+        self.tls.ca_certs.extend(flags.ca_certs);
+        self.tls.identity = flags.identity.or(self.tls.identity);
+        self.tls.insecure |= flags.insecure;
+        self
+    }
+
+    /// An HTTP client for these servers.
+    pub fn http(&self) -> Result<reqwest::Client, String> {
+        self.tls.client().map_err(|e| e.to_string())
     }
 }
 
@@ -1094,7 +1120,7 @@ pub async fn check_remote(
 ) -> Result<FinalCheck, String> {
     let (space, teamcity) = crate::targets::idp_policies(policies_dir)
         .map_err(|(path, e)| format!("{}: {e}", path.display()))?;
-    let client = reqwest::Client::new();
+    let client = remote.http()?;
     let ends = Ends::remote(&client, remote).await?;
     let config = ends.target_config(&client).await?;
     let entra = remote.dialect == DialectName::Entra;
@@ -1318,7 +1344,12 @@ pub async fn run_on(
         .map_err(|e| RunError::Policy(scenario.policies.space.clone(), e.to_string()))?;
     let teamcity_policy = mock_teamcity::Policy::load(&load(&scenario.policies.teamcity))
         .map_err(|e| RunError::Policy(scenario.policies.teamcity.clone(), e.to_string()))?;
-    let client = reqwest::Client::new();
+    let client = match remote {
+        Some(r) => r.http().map_err(RunError::Remote)?,
+        None => ClientTls::default()
+            .client()
+            .map_err(|e| RunError::Remote(e.to_string()))?,
+    };
     let data = tempfile::tempdir()?;
     let (targets, ends, run_tag) = match remote {
         Some(r) => {
@@ -1350,6 +1381,7 @@ pub async fn run_on(
                 false,
                 idp_dialect,
                 (space_policy.clone(), teamcity_policy.clone()),
+                Default::default(),
             )
             .await?;
             let ends = Ends::embedded(&targets);

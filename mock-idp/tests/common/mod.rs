@@ -109,6 +109,7 @@ impl Recorder {
         let router = app(AppState {
             provider,
             tokens: vec![SCIM_TOKEN.into()],
+            oauth: None,
         })
         .layer(axum::middleware::from_fn_with_state(tape.clone(), record));
         let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -116,7 +117,9 @@ impl Recorder {
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        reqwest::Client::new()
+        scim::tls::ClientTls::default()
+            .client()
+            .unwrap()
             .get(format!("{}{path}", self.url))
             .bearer_auth(SCIM_TOKEN)
             .send()
@@ -149,6 +152,8 @@ pub fn fast_engine() -> EngineConfig {
 pub async fn start_idp(engine: EngineConfig) -> Launched {
     launch(Options {
         sim_token: None,
+        tls: Default::default(),
+        oauth: None,
         port: 0,
         data: None,
         token: IDP_TOKEN.into(),
@@ -170,7 +175,7 @@ impl Api {
     pub fn new(url: &str) -> Api {
         Api {
             url: url.to_owned(),
-            client: reqwest::Client::new(),
+            client: scim::tls::ClientTls::default().client().unwrap(),
         }
     }
 

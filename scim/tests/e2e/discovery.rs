@@ -160,7 +160,7 @@ async fn p_media_06_unknown_query_parameters_are_ignored() {
 #[tokio::test]
 async fn p_auth_01_02_03_missing_or_wrong_token_gets_401_with_challenge() {
     let s = Server::start().await;
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     for auth in [None, Some("Bearer wrong"), Some("Basic dTpw")] {
         let mut req = client.get(format!("{}/Users", s.base));
         if let Some(a) = auth {

@@ -17,7 +17,7 @@ async fn p_err_01_02_05_unknown_paths_and_methods_get_scim_errors() {
 #[tokio::test]
 async fn p_media_05_malformed_json_is_invalid_syntax() {
     let s = Server::start().await;
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     for body in ["{", "[1,", "not json", ""] {
         let resp = client
             .post(format!("{}/Users", s.base))

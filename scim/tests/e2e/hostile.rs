@@ -57,7 +57,7 @@ async fn a_chunked_body_over_the_limit_gets_413() {
 #[tokio::test]
 async fn a_key_given_twice_is_invalid_syntax() {
     let s = Server::start().await;
-    let client = reqwest::Client::new();
+    let client = scim::tls::ClientTls::default().client().unwrap();
     for body in [
         r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a","userName":"b"}"#,
         r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a","USERNAME":"b"}"#,

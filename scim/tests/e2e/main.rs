@@ -90,6 +90,7 @@ impl Server {
         let router = app(AppState {
             provider,
             tokens: vec![TOKEN.into()],
+            oauth: None,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -102,7 +103,7 @@ impl Server {
         });
         Server {
             base,
-            client: reqwest::Client::new(),
+            client: scim::tls::ClientTls::default().client().unwrap(),
             dir: Some(dir),
             stop: Some(stop),
             task: Some(task),

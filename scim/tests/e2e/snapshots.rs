@@ -61,7 +61,13 @@ async fn error_bodies() {
             s.post("/Users", json!({"userName": "x"})).await,
         ),
         ("error_unauthorized", {
-            let r = reqwest::get(format!("{}/Users", s.base)).await.unwrap();
+            let r = scim::tls::ClientTls::default()
+                .client()
+                .unwrap()
+                .get(format!("{}/Users", s.base))
+                .send()
+                .await
+                .unwrap();
             Resp {
                 status: r.status().as_u16(),
                 headers: r.headers().clone(),

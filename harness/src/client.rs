@@ -1,0 +1,119 @@
+//! How scimlab reaches servers it did not start: the TLS flags every command that calls a
+//! server takes (conformance, scenario, load), the same everywhere.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use scim::oauth::{ClientAuth, Credentials, SigningKey};
+use scim::tls::ClientTls;
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsFlags {
+    /// Trust this certificate authority (PEM) besides the system's (repeatable), e.g. the
+    /// `ca.pem` that `scimlab up --tls` prints.
+    #[arg(long = "ca-cert")]
+    pub ca_certs: Vec<PathBuf>,
+    /// Present this certificate (PEM) to servers that ask for one (mutual TLS).
+    #[arg(long, requires = "client_cert_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --client-cert.
+    #[arg(long, requires = "client_cert")]
+    pub client_cert_key: Option<PathBuf>,
+    /// Accept any server certificate. For a test server only: every report says so.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl TlsFlags {
+    /// The client config, checked now so that a bad file stops the command before any call.
+    pub fn client_tls(&self) -> Result<ClientTls, scim::tls::TlsError> {
+        let tls = ClientTls {
+            ca_certs: self.ca_certs.clone(),
+            identity: self.client_cert.clone().zip(self.client_cert_key.clone()),
+            insecure: self.insecure,
+        };
+        tls.config()?;
+        Ok(tls)
+    }
+}
+
+/// The line every report carries when certificates were not checked.
+pub const INSECURE_NOTICE: &str =
+    "--insecure: server certificates were NOT checked; these results say nothing about TLS";
+
+/// OAuth 2.0 client credentials (RFC 6749 §4.4): the token is fetched before the run and
+/// again before it expires.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OAuthFlags {
+    /// The authorization server's token endpoint, e.g. https://idp.example.com/oauth2/v1/token.
+    #[arg(long, requires = "client_id")]
+    pub oauth_token_url: Option<String>,
+    #[arg(long, requires = "oauth_token_url")]
+    pub client_id: Option<String>,
+    /// The client secret (or SCIMLAB_CLIENT_SECRET); never printed.
+    #[arg(long, env = "SCIMLAB_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Read the client secret from this file (its first line).
+    #[arg(long, conflicts_with = "client_secret")]
+    pub client_secret_file: Option<PathBuf>,
+    /// How the secret is sent: HTTP Basic (client_secret_basic) or in the form
+    /// (client_secret_post).
+    #[arg(long, value_enum, default_value = "basic")]
+    pub client_auth: SecretIn,
+    /// Authenticate with a JWT signed by this private key (PEM; private_key_jwt, RFC 7523)
+    /// instead of a secret.
+    #[arg(long, conflicts_with_all = ["client_secret", "client_secret_file"])]
+    pub client_key: Option<PathBuf>,
+    /// The scope to ask for.
+    #[arg(long)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum SecretIn {
+    #[default]
+    Basic,
+    Post,
+}
+
+impl OAuthFlags {
+    /// The client, when a token URL was given; a missing secret or unreadable key is an error
+    /// before any call.
+    pub fn credentials(&self) -> anyhow::Result<Option<Credentials>> {
+        use anyhow::Context;
+        let (Some(token_url), Some(client_id)) = (&self.oauth_token_url, &self.client_id) else {
+            return Ok(None);
+        };
+        let secret = match (&self.client_secret, &self.client_secret_file) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                Some(text.lines().next().unwrap_or("").trim().to_owned())
+            }
+            (None, None) => None,
+        };
+        let auth = match (&self.client_key, secret) {
+            (Some(key), _) => {
+                let pem = std::fs::read_to_string(key)
+                    .with_context(|| format!("cannot read {}", key.display()))?;
+                let signer =
+                    SigningKey::from_pem(&pem).with_context(|| key.display().to_string())?;
+                ClientAuth::PrivateKeyJwt(signer)
+            }
+            (None, Some(s)) if !s.is_empty() => match self.client_auth {
+                SecretIn::Basic => ClientAuth::SecretBasic(s),
+                SecretIn::Post => ClientAuth::SecretPost(s),
+            },
+            _ => anyhow::bail!(
+                "--oauth-token-url needs --client-secret, --client-secret-file or --client-key"
+            ),
+        };
+        Ok(Some(Credentials {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            auth,
+            scope: self.scope.clone(),
+        }))
+    }
+}
