@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use scim::oauth::{ClientAuth, Credentials, SigningKey};
+use std::sync::Arc;
+
+use scim::oauth::{ClientAuth, Credentials, SigningKey, TokenSource};
 use scim::tls::ClientTls;
 
 #[derive(Debug, Clone, Default, Args)]
@@ -115,5 +117,21 @@ impl OAuthFlags {
             auth,
             scope: self.scope.clone(),
         }))
+    }
+}
+
+/// A bearer credential: a fixed token, or OAuth access tokens fetched as they are needed.
+#[derive(Debug, Clone)]
+pub enum Bearer {
+    Token(String),
+    OAuth(Arc<TokenSource>),
+}
+
+impl Bearer {
+    pub async fn token(&self) -> Result<String, scim::oauth::OAuthError> {
+        match self {
+            Bearer::Token(t) => Ok(t.clone()),
+            Bearer::OAuth(source) => source.bearer().await,
+        }
     }
 }

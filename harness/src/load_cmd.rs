@@ -79,6 +79,9 @@ pub struct LoadArgs {
     /// How --targets are reached over HTTPS.
     #[command(flatten)]
     pub tls: harness::client::TlsFlags,
+    /// The OAuth client --poll-ms reads the targets' SCIM connectors with (`up --oauth`).
+    #[command(flatten)]
+    pub oauth: harness::client::OAuthFlags,
 }
 
 impl LoadArgs {
@@ -118,10 +121,19 @@ impl LoadArgs {
         if self.poll_ms.is_some_and(|ms| !(1..=60_000).contains(&ms)) {
             anyhow::bail!("--poll-ms must be in [1, 60000]");
         }
+        if self.targets.is_none() && self.oauth.oauth_token_url.is_some() {
+            anyhow::bail!("--oauth-token-url is for --targets whose SCIM connectors take OAuth");
+        }
         let remote = match &self.targets {
             None => None,
             Some(path) => {
-                Some(harness::scenario::run::Remote::load(path)?.with_tls(self.tls.client_tls()?))
+                let mut remote =
+                    harness::scenario::run::Remote::load(path)?.with_tls(self.tls.client_tls()?);
+                if let Some(credentials) = self.oauth.credentials()? {
+                    let http = remote.http().map_err(anyhow::Error::msg)?;
+                    remote.scim_oauth = Some(scim::oauth::TokenSource::new(credentials, http));
+                }
+                Some(remote)
             }
         };
         let tag = self.tag.clone().or_else(|| {
@@ -185,6 +197,9 @@ fn finish(report: &LoadReport, dir: &Path) -> anyhow::Result<ExitCode> {
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
+    if options.remote.as_ref().is_some_and(|r| r.tls.insecure) {
+        eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
+    }
     let report = load::run(&options).await?;
     let dir = args.report.clone().unwrap_or_else(|| default_dir("load"));
     finish(&report, &dir)

@@ -468,13 +468,21 @@ fn targets_file(
 ) -> std::path::PathBuf {
     let targets = dir.join("targets.toml");
     let end = |name: &str| format!("[{name}]\nurl = \"{}\"\ntoken = \"tok\"\n", endpoints[name]);
+    // The targets with their SCIM connectors, which `load --poll-ms` reads.
+    let target = |name: &str| {
+        format!(
+            "{}scim = \"{}\"\n",
+            end(name),
+            endpoints[&format!("{name}-scim")]
+        )
+    };
     std::fs::write(
         &targets,
         format!(
             "dialect = \"okta\"\nca_cert = \"tls/ca.pem\"\n{}{}{}",
             end("idp"),
-            end("space"),
-            end("teamcity")
+            target("space"),
+            target("teamcity")
         ),
     )
     .unwrap();
@@ -575,5 +583,19 @@ fn up_oauth_takes_only_the_idps_access_tokens_everywhere() {
 
     let targets = targets_file(dir.path(), &endpoints);
     scenario_passes_on(&targets, dir.path());
+    // A load that reads the SCIM connectors (--poll-ms) does so with the OAuth client.
+    let load = dir.path().join("load");
+    succeeds(
+        scimlab()
+            .args(["load", "--rate", "5", "--duration", "2", "--users", "10"])
+            .args(["--poll-ms", "100", "--quiet", "--targets"])
+            .arg(&targets)
+            .args(client(&["--client-secret", &secret]).iter().skip(2))
+            .arg("--report")
+            .arg(&load),
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(load.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "pass", "{report}");
     drop(child);
 }

@@ -79,6 +79,7 @@ impl Stack {
             teamcity: end(&self.teamcity),
             ca_cert: None,
             tls: Default::default(),
+            scim_oauth: None,
         }
     }
 }

@@ -151,6 +151,7 @@ async fn shards_share_servers_already_running() {
         teamcity: end(&stack.teamcity.teamcity_url),
         ca_cert: None,
         tls: Default::default(),
+        scim_oauth: None,
     };
     let on_stack = |shard, tag: &str| LoadOptions {
         remote: Some(remote.clone()),

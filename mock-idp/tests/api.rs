@@ -207,7 +207,7 @@ fn spawn(data: &std::path::Path) -> (Server, String) {
 #[tokio::test]
 async fn kill_9_mid_drain_then_restart_delivers_every_entry_once() {
     let rec = Recorder::start().await;
-    *rec.tape.delay.lock().unwrap() = Duration::from_millis(15);
+    *rec.tape.delay.lock().unwrap() = Duration::from_millis(40);
     let data = tempfile::tempdir().unwrap();
     let (server, url) = spawn(data.path());
     let api = Api::new(&url);
@@ -222,12 +222,6 @@ async fn kill_9_mid_drain_then_restart_delivers_every_entry_once() {
         .as_str()
         .unwrap()
         .to_owned();
-    api.ok(
-        "PUT",
-        &format!("/api/v1/apps/{app}/groups/{group}"),
-        Some(json!({})),
-    )
-    .await;
     const USERS: usize = 60;
     for i in 0..USERS {
         let u = api
@@ -236,6 +230,14 @@ async fn kill_9_mid_drain_then_restart_delivers_every_entry_once() {
         api.ok("PUT", &format!("/api/v1/groups/{group}/users/{u}"), None)
             .await;
     }
+    // Assigned once everyone is in: the whole drain starts now, not while people are hired
+    // (how fast hiring goes must not decide whether the kill lands mid-drain).
+    api.ok(
+        "PUT",
+        &format!("/api/v1/apps/{app}/groups/{group}"),
+        Some(json!({})),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while rec.users().await.len() < 5 {
         assert!(
@@ -248,7 +250,7 @@ async fn kill_9_mid_drain_then_restart_delivers_every_entry_once() {
     let before = rec.users().await.len();
     assert!(
         before < USERS,
-        "the drain finished before the kill; slow the target down"
+        "the drain finished before the kill ({before} delivered); slow the target down"
     );
 
     let (_server, url) = spawn(data.path());

@@ -258,6 +258,7 @@ impl LoadOptions {
             tag: self.tag.clone(),
             stamped_on_receipt: self.remote.is_some(),
             poll_ms: self.poll.map(|p| p.as_millis() as u64),
+            insecure: self.remote.as_ref().is_some_and(|r| r.tls.insecure),
         }
     }
 
@@ -636,7 +637,10 @@ async fn drive(
                 client,
                 t,
                 scim.clone(),
-                token,
+                match o.remote.as_ref().and_then(|r| r.scim_oauth.clone()) {
+                    Some(source) => crate::client::Bearer::OAuth(source),
+                    None => crate::client::Bearer::Token(token),
+                },
                 every,
                 stop_rx.clone(),
             )),

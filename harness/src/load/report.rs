@@ -185,6 +185,9 @@ pub struct LoadConfig {
     /// audit streams: a target applied an event when a read first showed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_ms: Option<u64>,
+    /// Server certificates were not checked (`--insecure`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 /// Everything recorded; percentiles are derived from the histograms when rendering.
@@ -468,6 +471,12 @@ impl LoadReport {
             c.dialect,
             shards.join(" ")
         );
+        if c.insecure {
+            md.push_str(&format!(
+                "> **Note:** {}\n\n",
+                crate::client::INSECURE_NOTICE
+            ));
+        }
         md.push_str("| events | sent | applied | superseded | pending | lost | parked | refused |\n|---|---|---|---|---|---|---|---|\n");
         md.push_str(&format!(
             "| count | {} | {} | {} | {} | {} | {} | {} |\n\n",
@@ -629,6 +638,7 @@ mod tests {
             tag: None,
             stamped_on_receipt: false,
             poll_ms: None,
+            insecure: false,
         };
         LoadReport::new(config, vec![Shard::WHOLE], r, "t0".into(), "t1".into())
     }

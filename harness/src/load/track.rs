@@ -460,7 +460,7 @@ pub async fn poll(
     client: reqwest::Client,
     target: TargetName,
     scim: String,
-    token: String,
+    bearer: crate::client::Bearer,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -473,9 +473,12 @@ pub async fn poll(
         }
         let users = tracker.open_users(target);
         let round = futures::stream::iter(users).for_each_concurrent(POLL_READS, |user| {
-            let (tracker, client, scim, token) = (&tracker, &client, &scim, &token);
+            let (tracker, client, scim, bearer) = (&tracker, &client, &scim, &bearer);
             async move {
-                if let Some((active, groups)) = read_person(client, scim, token, &user).await {
+                let Ok(token) = bearer.token().await else {
+                    return;
+                };
+                if let Some((active, groups)) = read_person(client, scim, &token, &user).await {
                     tracker.observe(target, &user, active, groups);
                 }
             }

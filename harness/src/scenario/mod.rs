@@ -114,9 +114,16 @@ pub fn to_junit(runs: &[ScenarioRun]) -> Result<String, quick_junit::SerializeEr
 pub fn to_markdown(runs: &[ScenarioRun]) -> String {
     let failed = runs.iter().filter(|r| !r.passed).count();
     let mut md = format!(
-        "# Scenarios: {} passed, {failed} failed\n\n| scenario | dialect | verdict | seconds | file |\n|---|---|---|---|---|\n",
+        "# Scenarios: {} passed, {failed} failed\n\n",
         runs.len() - failed
     );
+    if runs.iter().any(|r| r.insecure) {
+        md.push_str(&format!(
+            "> **Note:** {}\n\n",
+            crate::client::INSECURE_NOTICE
+        ));
+    }
+    md.push_str("| scenario | dialect | verdict | seconds | file |\n|---|---|---|---|---|\n");
     for r in runs {
         let verdict = if r.passed { "pass" } else { "**fail**" };
         md.push_str(&format!(
@@ -183,6 +190,7 @@ mod tests {
                 passed: true,
                 seconds: 0.25,
                 steps: vec![step(1, "hire", true, ""), step(2, "expect", true, "2 expectations held")],
+                insecure: false,
             },
             ScenarioRun {
                 file: "scenarios/transfer.yaml".into(),
@@ -205,6 +213,7 @@ mod tests {
                         ..step(3, "oracle", false, "after 20s: space: bob: excess WEB/member (via team:t1), should have gone at step 2")
                     },
                 ],
+                insecure: false,
             },
         ]
     }

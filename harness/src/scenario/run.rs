@@ -70,6 +70,9 @@ pub struct ScenarioRun {
     pub passed: bool,
     pub seconds: f64,
     pub steps: Vec<StepResult>,
+    /// Server certificates were not checked (`--insecure`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 /// A personal token a user made on a target, and the oracle's view it was made in.
@@ -1072,6 +1075,10 @@ pub struct Remote {
     /// How the servers are reached: the file's `ca_cert`, then the command's TLS flags.
     #[serde(skip)]
     pub tls: ClientTls,
+    /// Access tokens for the targets' SCIM connectors (`load --poll-ms` reads them) when they
+    /// take OAuth; `None`: each endpoint's token.
+    #[serde(skip)]
+    pub scim_oauth: Option<std::sync::Arc<scim::oauth::TokenSource>>,
 }
 
 impl Remote {
@@ -1432,6 +1439,7 @@ pub async fn run_on(
         passed,
         seconds: started.elapsed().as_secs_f64(),
         steps,
+        insecure: remote.is_some_and(|r| r.tls.insecure),
     })
 }
 
