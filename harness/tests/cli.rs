@@ -597,5 +597,15 @@ fn up_oauth_takes_only_the_idps_access_tokens_everywhere() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(load.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["verdict"], "pass", "{report}");
+    // Without the client, the refusal is said before the run, not found at its deadline.
+    let out = scimlab()
+        .args(["load", "--rate", "5", "--duration", "2", "--users", "10"])
+        .args(["--poll-ms", "100", "--quiet", "--targets"])
+        .arg(&targets)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
     drop(child);
 }

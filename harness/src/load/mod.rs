@@ -626,6 +626,20 @@ async fn drive(
         (None, None) => Watch::Stream,
     }));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let bearer = |end: &Endpoint| match o.remote.as_ref().and_then(|r| r.scim_oauth.clone()) {
+        Some(source) => crate::client::Bearer::OAuth(source),
+        None => crate::client::Bearer::Token(end.token.clone()),
+    };
+    if o.poll.is_some() {
+        // A connector that refuses the reads would leave every event open until the deadline.
+        for t in TARGETS {
+            if let Some(scim) = &ends.target(t).scim {
+                track::can_read(&client, scim, &bearer(ends.target(t)))
+                    .await
+                    .map_err(LoadError::Setup)?;
+            }
+        }
+    }
     let mut followers = Vec::new();
     for t in TARGETS {
         let end = ends.target(t);
@@ -637,10 +651,7 @@ async fn drive(
                 client,
                 t,
                 scim.clone(),
-                match o.remote.as_ref().and_then(|r| r.scim_oauth.clone()) {
-                    Some(source) => crate::client::Bearer::OAuth(source),
-                    None => crate::client::Bearer::Token(token),
-                },
+                bearer(end),
                 every,
                 stop_rx.clone(),
             )),

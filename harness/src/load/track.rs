@@ -490,6 +490,32 @@ pub async fn poll(
     }
 }
 
+/// Whether the SCIM connector at `scim` lets `bearer` read its Users; why not, in one line.
+pub async fn can_read(
+    client: &reqwest::Client,
+    scim: &str,
+    bearer: &crate::client::Bearer,
+) -> Result<(), String> {
+    let token = bearer
+        .token()
+        .await
+        .map_err(|e| format!("no access token for {scim}: {e}"))?;
+    let resp = client
+        .get(format!("{scim}/Users?count=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("cannot read {scim}/Users: {e}"))?;
+    match resp.status().as_u16() {
+        401 | 403 => Err(format!(
+            "{scim} refused the credentials ({}); if it takes OAuth, give --oauth-token-url, \
+             --client-id and a secret or key",
+            resp.status()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Reads in flight per target and round.
 const POLL_READS: usize = 16;
 
