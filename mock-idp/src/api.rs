@@ -126,7 +126,10 @@ impl FromRequestParts<Shared> for Admin {
     type Rejection = OktaError;
 
     async fn from_request_parts(parts: &mut Parts, idp: &Shared) -> Result<Admin> {
-        match scim::auth::credentials(&parts.headers, &["SSWS", "Bearer"]) {
+        // Okta's Python SDK 3.x sends `SSWS<token>`, without the blank.
+        let presented = scim::auth::credentials(&parts.headers, &["SSWS", "Bearer"])
+            .or_else(|| scim::auth::glued(&parts.headers, "SSWS"));
+        match presented {
             Some(t) if scim::auth::is_one_of(&idp.tokens, t) => Ok(Admin),
             _ => Err(OktaError::invalid_token()),
         }

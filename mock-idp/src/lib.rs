@@ -46,6 +46,31 @@ impl Simulated for Idp {
         "mock_idp"
     }
 
+    /// Okta's 429: `E0000047`, `Retry-After`, and the `X-Rate-Limit-*` headers (reset in epoch
+    /// seconds) that Okta's SDKs compute their wait from; they give up on a 429 without them.
+    fn rate_limited(&self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let reset = (chrono::Utc::now().timestamp() + 1).to_string();
+        let mut resp = error::OktaError::new(
+            429,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+        )
+        .into_response();
+        let h = resp.headers_mut();
+        for (name, value) in [
+            ("retry-after", "1"),
+            ("x-rate-limit-limit", "600"),
+            ("x-rate-limit-remaining", "0"),
+            ("x-rate-limit-reset", reset.as_str()),
+        ] {
+            if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        }
+        resp
+    }
+
     fn audit(&self) -> &AuditLog {
         self.store.audit()
     }

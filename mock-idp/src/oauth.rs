@@ -136,17 +136,11 @@ fn form(headers: &HeaderMap, raw: &Bytes) -> Result<HashMap<String, String>, Ref
 
 /// HTTP Basic's client id and secret, as sent.
 fn basic(headers: &HeaderMap) -> Option<Result<(String, String), Refusal>> {
-    let encoded = scim::auth::credentials(headers, &["Basic"])?;
-    let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok());
-    let Some((id, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
-        return Some(Err(Refusal {
-            basic: true,
-            ..invalid_client("the Basic credentials are not base64 of id:secret")
-        }));
-    };
-    Some(Ok((id.to_owned(), secret.to_owned())))
+    scim::auth::credentials(headers, &["Basic"])?;
+    Some(scim::auth::basic(headers).ok_or(Refusal {
+        basic: true,
+        ..invalid_client("the Basic credentials are not base64 of id:secret")
+    }))
 }
 
 /// RFC 6749 §2.3.1's form decoding of a Basic credential part.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -82,6 +82,8 @@ pub fn router(tc: Shared) -> Router {
         .nest("/app/rest/userGroups", groups)
         .nest("/app/rest/projects", projects)
         .route("/app/rest/roles", get(list_roles))
+        .route("/app/rest/server", get(server_info))
+        .route("/app/rest/server/version", get(server_version))
         .route("/_sim/permissions/{user}", get(sim_permissions))
         .fallback(|| async { RestError::not_found("No such resource.") })
         .layer(axum::middleware::from_fn(crate::xml::negotiate))
@@ -99,14 +101,24 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = RestError;
 
     async fn from_request_parts(parts: &mut Parts, tc: &Shared) -> Result<Caller> {
-        let token = scim::auth::credentials(&parts.headers, &["Bearer"])
-            .ok_or_else(|| RestError::unauthorized("Authentication required."))?;
-        if scim::auth::is_one_of(&tc.admin_tokens, token) {
+        // A token as a bearer, or in place of the password of HTTP Basic as TeamCity allows
+        // (the server token as the super user's password, whatever the user name; a user's
+        // access token with that user's name).
+        let (user, token) = match scim::auth::basic(&parts.headers) {
+            Some((user, password)) => (Some(user), password),
+            None => {
+                let bearer = scim::auth::credentials(&parts.headers, &["Bearer"])
+                    .ok_or_else(|| RestError::unauthorized("Authentication required."))?;
+                (None, bearer.to_owned())
+            }
+        };
+        if scim::auth::is_one_of(&tc.admin_tokens, &token) {
             return Ok(Caller::Admin);
         }
         tc.store
             .read()
-            .token_user(token)
+            .token_user(&token)
+            .filter(|u| user.as_ref().is_none_or(|name| *name == u.username))
             .map(|u| Caller::User(u.id))
             .ok_or_else(|| RestError::unauthorized("Incorrect or expired access token."))
     }
@@ -158,9 +170,19 @@ fn body<T: DeserializeOwned>(raw: &Bytes) -> Result<T> {
     serde_json::from_slice(raw).map_err(|e| RestError::bad_request(format!("Bad JSON: {e}")))
 }
 
-fn text(raw: &Bytes) -> Result<String> {
-    String::from_utf8(raw.to_vec())
-        .map_err(|_| RestError::bad_request("The body is not UTF-8 text."))
+/// A plain-text value. Clients generated from TeamCity's API description (dohq-teamcity) send
+/// it as a JSON string with `Content-Type: application/json`; that string is the value.
+fn text(headers: &HeaderMap, raw: &Bytes) -> Result<String> {
+    let value = String::from_utf8(raw.to_vec())
+        .map_err(|_| RestError::bad_request("The body is not UTF-8 text."))?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    match serde_json::from_str::<Value>(&value) {
+        Ok(Value::String(s)) if json => Ok(s),
+        _ => Ok(value),
+    }
 }
 
 fn user_href(u: &User) -> String {
@@ -546,9 +568,10 @@ async fn put_field(
     State(tc): State<Shared>,
     caller: Caller,
     Path((locator, field)): Path<(String, String)>,
+    headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response> {
-    let value = text(&raw)?;
+    let value = text(&headers, &raw)?;
     change_user(&tc, &caller, &locator, "user.updated", |server, _, user| {
         match field.as_str() {
             "username" => {
@@ -587,9 +610,10 @@ async fn put_property(
     State(tc): State<Shared>,
     caller: Caller,
     Path((locator, name)): Path<(String, String)>,
+    headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response> {
-    let value = text(&raw)?;
+    let value = text(&headers, &raw)?;
     change_user(&tc, &caller, &locator, "user.property.set", |_, _, user| {
         user.properties.insert(name.clone(), value.clone());
         Ok(json!({"name": name}))
@@ -862,6 +886,26 @@ async fn delete_group_role(
     Path((locator, role, scope)): Path<(String, String, String)>,
 ) -> Result<StatusCode> {
     remove_role(&tc, &caller, group_holder(&locator), &role, &scope).await
+}
+
+/// The version this simulator answers as; the build number says it is not a real server.
+const VERSION: (u32, u32, &str) = (2025, 7, "2025.07 (build 0, scimlab mock-teamcity)");
+
+/// `/app/rest/server`: what many TeamCity clients read first (version, then the entry points).
+async fn server_info(_caller: Caller) -> Json<Value> {
+    let (major, minor, version) = VERSION;
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%z").to_string();
+    let link = |path: &str| json!({"href": format!("/app/rest/{path}")});
+    Json(json!({
+        "version": version, "versionMajor": major, "versionMinor": minor,
+        "buildNumber": "0", "currentTime": now, "role": "main_node",
+        "projects": link("projects"), "users": link("users"), "userGroups": link("userGroups"),
+    }))
+}
+
+/// `/app/rest/server/version`: the version as plain text.
+async fn server_version(_caller: Caller) -> &'static str {
+    VERSION.2
 }
 
 async fn list_roles(State(tc): State<Shared>, _caller: Caller) -> Json<Value> {
@@ -1263,9 +1307,10 @@ async fn rename_group(
     State(tc): State<Shared>,
     caller: Caller,
     Path(locator): Path<String>,
+    headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response> {
-    let name = text(&raw)?;
+    let name = text(&headers, &raw)?;
     tc.store
         .change(|server, c| {
             caller.require(&tc, server, "manage_groups")?;

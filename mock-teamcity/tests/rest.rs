@@ -532,3 +532,91 @@ async fn xml_answers_for_clients_that_ask() {
     assert!(json.starts_with('{'), "JSON stays the default: {json}");
     tc.s.stop().await;
 }
+
+/// What TeamCity clients generated from its API description (dohq-teamcity) do: the server
+/// description first, HTTP Basic with a token for a password, plain-text fields sent as JSON
+/// strings.
+#[tokio::test]
+async fn what_generated_clients_send_is_understood() {
+    let tc = Tc::new(None).await;
+    let (status, server) = tc.call(Method::GET, "/app/rest/server", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server["versionMajor"], 2025);
+    assert_eq!(server["users"]["href"], "/app/rest/users");
+    let (status, version) = tc
+        .raw(TOKEN, Method::GET, "/app/rest/server/version", None)
+        .await;
+    assert_eq!(
+        (status, version.starts_with("2025.07")),
+        (StatusCode::OK, true)
+    );
+    let xml = tc
+        .http
+        .get(format!("{}/app/rest/server", tc.s.teamcity_url))
+        .bearer_auth(TOKEN)
+        .header("Accept", "application/xml")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("<server "),
+        "{xml}"
+    );
+
+    tc.ok(
+        Method::POST,
+        "/app/rest/users",
+        Some(json!({"username": "ann"})),
+    )
+    .await;
+    let token = tc
+        .ok(
+            Method::POST,
+            "/app/rest/users/username:ann/tokens",
+            Some(json!({"name": "t"})),
+        )
+        .await["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let basic = |user: &str, password: &str| {
+        tc.http
+            .get(format!("{}/app/rest/users/username:ann", tc.s.teamcity_url))
+            .basic_auth(user, Some(password))
+            .header("Accept", "application/json")
+            .send()
+    };
+    // The server token is the super user's password, whatever the name; a user's token works
+    // only under that user's name.
+    for (user, password, status) in [
+        ("", TOKEN, 200),
+        ("admin", TOKEN, 200),
+        ("ann", token.as_str(), 200),
+        ("bob", token.as_str(), 401),
+        ("ann", "wrong", 401),
+    ] {
+        let got = basic(user, password).await.unwrap().status();
+        assert_eq!(got.as_u16(), status, "{user}:{password}");
+    }
+    let (status, _) = tc
+        .http
+        .put(format!(
+            "{}/app/rest/users/username:ann/name",
+            tc.s.teamcity_url
+        ))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body("\"Ann Lee\"")
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let ann = tc
+        .ok(Method::GET, "/app/rest/users/username:ann", None)
+        .await;
+    assert_eq!(ann["name"], "Ann Lee", "the JSON string is the value");
+}

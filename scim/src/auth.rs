@@ -14,6 +14,28 @@ pub fn credentials<'a>(headers: &'a HeaderMap, schemes: &[&str]) -> Option<&'a s
         .then(|| rest.trim())
 }
 
+/// The credentials of an `Authorization` header written as `scheme` glued to them with no
+/// blank (`SSWS00abc`), as Okta's Python SDK 3.x writes its API token; `None` otherwise.
+pub fn glued<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (head, rest) = value.split_at_checked(scheme.len())?;
+    (head.eq_ignore_ascii_case(scheme) && !rest.is_empty() && !rest.starts_with(' '))
+        .then_some(rest)
+}
+
+/// HTTP Basic's user and password (RFC 7617), as sent; `None` when the header is not Basic,
+/// or not base64 of `user:password`.
+pub fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let encoded = credentials(headers, &["Basic"])?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// Whether `presented` is one of `accepted`. Both sides are hashed first, so the time taken
 /// depends neither on where two secrets differ nor on their lengths, and every accepted
 /// secret is compared (no early return on a match).
@@ -61,6 +83,15 @@ mod tests {
         assert_eq!(credentials(&headers("Basic dTpw"), &["Bearer"]), None);
         assert_eq!(credentials(&headers("Bearert0k"), &["Bearer"]), None);
         assert_eq!(credentials(&HeaderMap::new(), &["Bearer"]), None);
+    }
+
+    #[test]
+    fn a_glued_scheme_is_read_only_when_glued() {
+        assert_eq!(glued(&headers("SSWSt0k"), "SSWS"), Some("t0k"));
+        assert_eq!(glued(&headers("sswst0k"), "SSWS"), Some("t0k"));
+        for value in ["SSWS t0k", "SSWS", "Bearer t0k", "SSW", ""] {
+            assert_eq!(glued(&headers(value), "SSWS"), None, "{value:?}");
+        }
     }
 
     #[test]

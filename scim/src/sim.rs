@@ -621,6 +621,16 @@ pub trait Simulated: Send + Sync + std::fmt::Debug {
     fn gauges(&self) -> Vec<(&'static str, &'static str, f64)>;
     /// Removes every record (the audit log keeps going, with a `reset` event).
     fn reset(&self) -> BoxFuture<'_, Result<()>>;
+    /// The answer to a request the `rate_429` fault refuses, in the product's own shape (the
+    /// headers its clients' retry logic reads).
+    fn rate_limited(&self) -> Response {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            Json(json!({"error": "rate-limited", "description": "injected fault: 429"})),
+        )
+            .into_response()
+    }
 }
 
 type Sim = Arc<dyn Simulated>;
@@ -829,12 +839,7 @@ pub async fn faults_and_metrics(State(sim): State<Sim>, req: Request, next: Next
     }
     let roll = rand::random::<f64>() * 100.0;
     let resp = if roll < faults.rate_429 {
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(axum::http::header::RETRY_AFTER, "1")],
-            Json(json!({"error": "rate-limited", "description": "injected fault: 429"})),
-        )
-            .into_response()
+        sim.rate_limited()
     } else if roll < faults.rate_429 + faults.rate_5xx {
         (
             StatusCode::SERVICE_UNAVAILABLE,
