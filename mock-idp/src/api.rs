@@ -167,6 +167,11 @@ fn limit(params: &BTreeMap<String, String>, default: usize, max: usize) -> Resul
     }
 }
 
+/// A query parameter's name or value, percent-encoded.
+fn query_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// Runs one change through a transaction and wakes the apps it gave work to.
 async fn apply<T: Send>(idp: &Shared, f: impl FnOnce(&mut Tx) -> Result<T> + Send) -> Result<T> {
     let (out, woken) = idp
@@ -182,16 +187,31 @@ async fn apply<T: Send>(idp: &Shared, f: impl FnOnce(&mut Tx) -> Result<T> + Sen
 }
 
 /// A page of results with Okta's `Link` headers (`self`, and `next` when there may be more).
-fn page(idp: &Idp, path: &str, items: Vec<Value>, next: Option<String>, size: usize) -> Response {
+/// The links keep the request's other parameters (`q`, `filter`, `search`, `since`...): SDKs
+/// follow `next` as it is, so a next link without them would page through something else.
+fn page(
+    idp: &Idp,
+    path: &str,
+    params: &BTreeMap<String, String>,
+    items: Vec<Value>,
+    next: Option<String>,
+    size: usize,
+) -> Response {
+    let kept: String = params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "after" && k.as_str() != "limit")
+        .map(|(k, v)| format!("{}={}&", query_encode(k), query_encode(v)))
+        .collect();
     let mut headers = HeaderMap::new();
     let mut links = vec![format!(
-        "<{}{path}?limit={size}>; rel=\"self\"",
+        "<{}{path}?{kept}limit={size}>; rel=\"self\"",
         idp.base_url
     )];
     if let Some(after) = next {
         links.push(format!(
-            "<{}{path}?after={after}&limit={size}>; rel=\"next\"",
-            idp.base_url
+            "<{}{path}?{kept}after={}&limit={size}>; rel=\"next\"",
+            idp.base_url,
+            query_encode(&after)
         ));
     }
     for l in links {
@@ -475,7 +495,7 @@ async fn list_users(
         Some((u.id.as_str(), doc))
     });
     let (items, next) = paged(items, size);
-    Ok(page(&idp, "/api/v1/users", items, next, size))
+    Ok(page(&idp, "/api/v1/users", &params, items, next, size))
 }
 
 /// Partial (`POST`) or full (`PUT`) profile update.
@@ -758,7 +778,7 @@ async fn list_groups(
         Some((g.id.as_str(), doc))
     });
     let (items, next) = paged(items, size);
-    Ok(page(&idp, "/api/v1/groups", items, next, size))
+    Ok(page(&idp, "/api/v1/groups", &params, items, next, size))
 }
 
 async fn update_group(
@@ -1337,6 +1357,7 @@ async fn list_app_users(
     Ok(page(
         &idp,
         &format!("/api/v1/apps/{app}/users"),
+        &params,
         items,
         next,
         size,
@@ -1935,7 +1956,7 @@ async fn logs(_: Admin, State(idp): State<Shared>, Query(params): Params) -> Res
         None
     };
     let items = found.into_iter().map(|(_, d)| d).collect();
-    Ok(page(&idp, "/api/v1/logs", items, next, size))
+    Ok(page(&idp, "/api/v1/logs", &params, items, next, size))
 }
 
 #[cfg(test)]

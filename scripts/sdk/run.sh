@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Real client libraries from the registries, unchanged, against scimlab's mocks: Okta's Python
-# SDK against mock-idp (over HTTPS: the SDK refuses http://), dohq-teamcity against
-# mock-teamcity. Installs them into a venv (default target/sdk-venv) and starts its own
-# `scimlab up` servers. Usage: scripts/sdk/run.sh [SCIMLAB_BINARY]
+# and Node SDKs against mock-idp (over HTTPS: both refuse http://), dohq-teamcity against
+# mock-teamcity. Installs them into a venv (default target/sdk-venv) and an npm folder (default
+# target/sdk-npm) and starts its own `scimlab up` servers.
+# Usage: scripts/sdk/run.sh [SCIMLAB_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-target/release/scimlab}
 VENV=${SDK_VENV:-target/sdk-venv}
+NPM_DIR=${SDK_NPM:-target/sdk-npm}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -20,6 +22,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/sdk/requirements.txt
+mkdir -p "$NPM_DIR"
+cp scripts/sdk/package.json "$NPM_DIR/"
+(cd "$NPM_DIR" && npm install --silent --no-audit --no-fund)
 
 # Starts `scimlab up` with these flags in the data folder $WORK/NAME, which it sets as DATA
 # (not run in a subshell, so that the trap knows its pid).
@@ -38,6 +43,9 @@ up tls --tls
 tls=$DATA
 echo "== Okta Python SDK against mock-idp ($(url "$tls" idp))"
 SSL_CERT_FILE="$tls/tls/ca.pem" "$VENV/bin/python" scripts/sdk/okta_python.py "$(url "$tls" idp)" sdk-token || status=1
+echo "== Okta Node SDK against mock-idp ($(url "$tls" idp))"
+NODE_PATH="$NPM_DIR/node_modules" NODE_EXTRA_CA_CERTS="$tls/tls/ca.pem" \
+  node scripts/sdk/okta_node.js "$(url "$tls" idp)" sdk-token || status=1
 up plain
 plain=$DATA
 echo "== dohq-teamcity against mock-teamcity ($(url "$plain" teamcity))"
