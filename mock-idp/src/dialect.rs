@@ -259,19 +259,24 @@ impl Wire<'_> {
         Ok(())
     }
 
-    /// Entra's profile push: one operation per attribute, each with its path.
+    /// Entra's profile push: one operation per attribute, each with its path. An attribute
+    /// that became empty is skipped: "Microsoft Entra ID currently can't provision null
+    /// attributes" (Entra's known issues), so the target keeps the old value.
     async fn patch_attrs(
         &mut self,
         id: &str,
         changed: &[(String, Option<String>)],
     ) -> Result<(), Failure> {
-        let ops = changed
+        let ops: Vec<Value> = changed
             .iter()
-            .map(|(path, value)| match value {
-                Some(v) => json!({"op": self.op("replace"), "path": path, "value": v}),
-                None => json!({"op": self.op("remove"), "path": path}),
+            .filter_map(|(path, value)| {
+                let v = value.as_ref()?;
+                Some(json!({"op": self.op("replace"), "path": path, "value": v}))
             })
             .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
         let body = self.patch(ops);
         self.call(Method::PATCH, &format!("/Users/{id}"), Some(&body), &[])
             .await?;

@@ -161,6 +161,64 @@ async fn entra_dialect_wire_traffic() {
     assert_eq!(last["path"], "/Users/<ann in target>");
 }
 
+/// Entra cannot provision a null attribute (its known issues): clearing one sends nothing for
+/// it, and a change that only clears sends no request at all. Okta's full PUT drops it.
+#[tokio::test]
+async fn a_cleared_attribute_is_skipped_by_entra_and_dropped_by_okta() {
+    for dialect in ["entra", "okta"] {
+        let rec = Recorder::start().await;
+        let idp = start_idp(fast_engine()).await;
+        let api = Api::new(&idp.url);
+        let app = api.scim_app("Target", dialect, &rec.url).await;
+        let ann = api.hire("ann@example.test", "Ann", "Lee").await;
+        api.ok(
+            "POST",
+            &format!("/api/v1/users/{ann}"),
+            Some(json!({"profile": {"title": "Engineer"}})),
+        )
+        .await;
+        api.ok(
+            "POST",
+            &format!("/api/v1/apps/{app}/users"),
+            Some(json!({"id": ann, "scope": "USER"})),
+        )
+        .await;
+        api.drained(&app, 10).await;
+        let scim_id = api
+            .ok("GET", &format!("/api/v1/apps/{app}/users/{ann}"), None)
+            .await["externalId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        rec.tape.take();
+        api.ok(
+            "POST",
+            &format!("/api/v1/users/{ann}"),
+            Some(json!({"profile": {"title": null}})),
+        )
+        .await;
+        api.drained(&app, 10).await;
+        let cleared_only = rec.tape.take();
+        api.ok(
+            "POST",
+            &format!("/api/v1/users/{ann}"),
+            Some(json!({"profile": {"lastName": "Lee-Smith"}})),
+        )
+        .await;
+        api.drained(&app, 10).await;
+        let user = rec.get(&format!("/Users/{scim_id}")).await;
+        match dialect {
+            "entra" => {
+                assert!(cleared_only.is_empty(), "entra: {cleared_only:?}");
+                assert_eq!(user["title"], "Engineer", "entra leaves the old value");
+            }
+            _ => assert!(user.get("title").is_none(), "okta: {user}"),
+        }
+        assert_eq!(user["name"]["familyName"], "Lee-Smith", "{dialect}");
+        idp.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn assigning_a_group_provisions_its_members_and_features_gate_each_operation() {
     let rec = Recorder::start().await;
