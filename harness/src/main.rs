@@ -14,14 +14,17 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Said by `--help` of scimlab and of each command that judges a server.
+const EXIT_CODES: &str = "Exit codes: 0 pass; 1 findings (a failed check, scenario or load goal); \
+    2 could not run or test (bad usage, a server that cannot be reached, a TLS or credential \
+    refusal, or a run too incomplete to judge).";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "scimlab",
     version,
     about = "Tests identity provisioning the way it really runs",
-    after_help = "Exit codes: 0 pass; 1 findings (a failed check, scenario or load goal); 2 could not \
-                  run or test (bad usage, a server that cannot be reached or refuses the \
-                  credentials, or a run too incomplete to judge)."
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,10 +36,13 @@ enum Command {
     /// Start the servers on loopback and print their URLs and tokens.
     Up(serve::UpArgs),
     /// RFC 7643/7644 conformance suite against any SCIM base URL.
+    #[command(after_help = EXIT_CODES)]
     Conformance(conformance_cmd::ConformanceArgs),
     /// Run joiner / mover / leaver scenario files.
+    #[command(after_help = EXIT_CODES)]
     Scenario(scenario_cmd::ScenarioArgs),
     /// Sync latency and throughput under load, with fault phases (--shard i/n).
+    #[command(after_help = EXIT_CODES)]
     Load(load_cmd::LoadArgs),
     /// Render or merge load reports.
     Report(load_cmd::ReportArgs),
