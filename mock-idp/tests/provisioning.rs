@@ -207,7 +207,10 @@ async fn a_cleared_attribute_is_skipped_by_entra_and_dropped_by_okta() {
         .await;
         api.drained(&app, 10).await;
         let updated = rec.tape.take();
-        let names = [(scim_id.clone(), "<ann in target>")];
+        let names = [
+            (scim_id.clone(), "<ann in target>"),
+            (ann.clone(), "<ann in idp>"),
+        ];
         let tape = normalise([cleared_only.clone(), updated].concat(), &names);
         insta::assert_json_snapshot!(format!("{dialect}_null_update"), tape);
         let user = rec.get(&format!("/Users/{scim_id}")).await;
