@@ -31,20 +31,11 @@ async fn lifecycle(dialect: &str) -> (Value, Value) {
     let app = api.scim_app("Target", dialect, &rec.url).await;
 
     let ann = api.hire("ann@example.test", "Ann", "Lee").await;
-    api.ok(
-        "POST",
-        &format!("/api/v1/apps/{app}/users"),
-        Some(json!({"id": ann, "scope": "USER"})),
-    )
-    .await;
+    api.assign(&app, &ann).await;
     api.drained(&app, 10).await;
 
-    api.ok(
-        "POST",
-        &format!("/api/v1/users/{ann}"),
-        Some(json!({"profile": {"lastName": "Lee-Smith", "title": "Engineer"}})),
-    )
-    .await;
+    api.update_profile(&ann, json!({"lastName": "Lee-Smith", "title": "Engineer"}))
+        .await;
     api.drained(&app, 10).await;
 
     let group = api
@@ -94,12 +85,7 @@ async fn lifecycle(dialect: &str) -> (Value, Value) {
     .await;
     api.drained(&app, 10).await;
 
-    let scim_ann = api
-        .ok("GET", &format!("/api/v1/apps/{app}/users/{ann}"), None)
-        .await["externalId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let scim_ann = api.target_id(&app, &ann).await;
     let scim_group = api
         .ok(
             "GET",
@@ -171,40 +157,16 @@ async fn a_cleared_attribute_is_skipped_by_entra_and_dropped_by_okta() {
         let api = Api::new(&idp.url);
         let app = api.scim_app("Target", dialect, &rec.url).await;
         let ann = api.hire("ann@example.test", "Ann", "Lee").await;
-        api.ok(
-            "POST",
-            &format!("/api/v1/users/{ann}"),
-            Some(json!({"profile": {"title": "Engineer"}})),
-        )
-        .await;
-        api.ok(
-            "POST",
-            &format!("/api/v1/apps/{app}/users"),
-            Some(json!({"id": ann, "scope": "USER"})),
-        )
-        .await;
+        api.update_profile(&ann, json!({"title": "Engineer"})).await;
+        api.assign(&app, &ann).await;
         api.drained(&app, 10).await;
-        let scim_id = api
-            .ok("GET", &format!("/api/v1/apps/{app}/users/{ann}"), None)
-            .await["externalId"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let scim_id = api.target_id(&app, &ann).await;
         rec.tape.take();
-        api.ok(
-            "POST",
-            &format!("/api/v1/users/{ann}"),
-            Some(json!({"profile": {"title": null}})),
-        )
-        .await;
+        api.update_profile(&ann, json!({"title": null})).await;
         api.drained(&app, 10).await;
         let cleared_only = rec.tape.take();
-        api.ok(
-            "POST",
-            &format!("/api/v1/users/{ann}"),
-            Some(json!({"profile": {"lastName": "Lee-Smith"}})),
-        )
-        .await;
+        api.update_profile(&ann, json!({"lastName": "Lee-Smith"}))
+            .await;
         api.drained(&app, 10).await;
         let updated = rec.tape.take();
         let names = [
@@ -276,12 +238,8 @@ async fn assigning_a_group_provisions_its_members_and_features_gate_each_operati
     )
     .await;
     rec.tape.take();
-    api.ok(
-        "POST",
-        &format!("/api/v1/users/{bob}"),
-        Some(json!({"profile": {"firstName": "Robert"}})),
-    )
-    .await;
+    api.update_profile(&bob, json!({"firstName": "Robert"}))
+        .await;
     // Leaving the assigned group is a leaver for the app: deactivated, never deleted.
     api.ok(
         "DELETE",
@@ -331,12 +289,7 @@ async fn retries_honour_retry_after_then_park_and_resume_on_request() {
 
     // A 400 is not retried: the entry is parked, the user's next change waits behind it.
     rec.tape.fail_next(&[(400, None)]);
-    api.ok(
-        "POST",
-        &format!("/api/v1/users/{dee}"),
-        Some(json!({"profile": {"title": "Lead"}})),
-    )
-    .await;
+    api.update_profile(&dee, json!({"title": "Lead"})).await;
     api.ok(
         "POST",
         &format!("/api/v1/users/{dee}/lifecycle/deactivate"),
@@ -423,12 +376,7 @@ async fn order_per_user_holds_under_concurrency() {
                 Some(json!({"id": id})),
             )
             .await;
-            api.ok(
-                "POST",
-                &format!("/api/v1/users/{id}"),
-                Some(json!({"profile": {"title": "one"}})),
-            )
-            .await;
+            api.update_profile(&id, json!({"title": "one"})).await;
             api.ok(
                 "POST",
                 &format!("/api/v1/users/{id}/lifecycle/deactivate"),
@@ -441,12 +389,7 @@ async fn order_per_user_holds_under_concurrency() {
                 None,
             )
             .await;
-            api.ok(
-                "POST",
-                &format!("/api/v1/users/{id}"),
-                Some(json!({"profile": {"title": "two"}})),
-            )
-            .await;
+            api.update_profile(&id, json!({"title": "two"})).await;
             login
         }
     });

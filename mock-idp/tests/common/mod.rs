@@ -216,6 +216,30 @@ impl Api {
     }
 
     /// An app pushing to `scim_url` in `dialect`, with every provisioning feature on.
+    /// A partial profile update (`POST /api/v1/users/{id}`).
+    pub async fn update_profile(&self, user: &str, profile: Value) -> Value {
+        let path = format!("/api/v1/users/{user}");
+        self.ok("POST", &path, Some(json!({"profile": profile})))
+            .await
+    }
+
+    /// Assigns `user` to `app` directly.
+    pub async fn assign(&self, app: &str, user: &str) -> Value {
+        let body = json!({"id": user, "scope": "USER"});
+        self.ok("POST", &format!("/api/v1/apps/{app}/users"), Some(body))
+            .await
+    }
+
+    /// The target's id for `user` in `app` (the app user's `externalId`).
+    pub async fn target_id(&self, app: &str, user: &str) -> String {
+        let path = format!("/api/v1/apps/{app}/users/{user}");
+        let app_user = self.ok("GET", &path, None).await;
+        app_user["externalId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     pub async fn scim_app(&self, label: &str, dialect: &str, scim_url: &str) -> String {
         let app = self
             .ok(
