@@ -17,7 +17,9 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::serve;
-use harness::conformance::{self, report as conformance_report, Auth, Options, Outcome, Target};
+use harness::conformance::{
+    self, report as conformance_report, Auth, Options, Outcome, Profile, Target,
+};
 use harness::load::plan::{Mix, PlanOptions, Shard};
 use harness::load::{self, LoadOptions};
 use harness::scenario;
@@ -169,6 +171,16 @@ impl Smoke {
     }
 }
 
+/// The scimlab SCIM servers take pushes from Okta and Entra alike, so `ci` holds them to both
+/// profiles, with the default large group.
+fn ci_conformance() -> Options {
+    Options {
+        profiles: vec![Profile::Okta, Profile::Entra],
+        large_group: conformance::DEFAULT_LARGE_GROUP,
+        ..Options::default()
+    }
+}
+
 fn field_is(v: &Value, pointer: &str, expected: Value) -> Result<(), String> {
     match v.pointer(pointer) {
         Some(actual) if *actual == expected => Ok(()),
@@ -225,7 +237,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         let auth = Auth::Bearer(token.clone());
         suites.push((
             target,
-            conformance::run(Target::new(url, auth)?, Options::default()).await,
+            conformance::run(Target::new(url, auth)?, ci_conformance()).await,
         ));
     }
     let mut smoke = Smoke {

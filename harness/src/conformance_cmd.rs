@@ -4,15 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use harness::conformance::{self, report, Auth, Options, Profile, Target};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ProfileArg {
-    Rfc,
-    Okta,
-    Entra,
-}
 
 #[derive(Debug, Args)]
 pub struct ConformanceArgs {
@@ -34,9 +27,10 @@ pub struct ConformanceArgs {
     /// A token that authenticates but may not read /Users, to check for 403 (P-AUTH-04).
     #[arg(long)]
     pub limited_token: Option<String>,
-    /// Run only the checks of this profile.
-    #[arg(long, value_enum)]
-    pub profile: Option<ProfileArg>,
+    /// Add an IdP's interoperability checks to the RFC's (okta, entra; comma-separated or
+    /// repeated). Without it only the RFC is tested.
+    #[arg(long = "profile", value_enum, value_delimiter = ',')]
+    pub profiles: Vec<Profile>,
     /// Run only the checks that write nothing.
     #[arg(long)]
     pub read_only: bool,
@@ -53,6 +47,10 @@ pub struct ConformanceArgs {
     /// Largest response body read; a larger one fails the check that asked for it.
     #[arg(long, default_value_t = conformance::DEFAULT_MAX_BODY)]
     pub max_body_bytes: usize,
+    /// Members of the large group P-GROUP-03/04 build (each a user the run creates and
+    /// deletes); 0 skips those checks.
+    #[arg(long, default_value_t = conformance::DEFAULT_LARGE_GROUP)]
+    pub large_group: usize,
     /// Fail on SHOULD findings too.
     #[arg(long)]
     pub strict: bool,
@@ -139,11 +137,7 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {} is not loopback and uses plain http: credentials cross the network unencrypted (RFC 7644 §7.1 requires TLS)", args.url);
     }
     let options = Options {
-        profile: args.profile.map(|p| match p {
-            ProfileArg::Rfc => Profile::Rfc,
-            ProfileArg::Okta => Profile::Okta,
-            ProfileArg::Entra => Profile::Entra,
-        }),
+        profiles: args.profiles.clone(),
         read_only: args.read_only,
         select: args.select.clone(),
         waivers: args
@@ -154,7 +148,19 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         limited_auth: args.limited_token.clone().map(Auth::Bearer),
         deadline: Some(std::time::Duration::from_secs(args.time_limit)),
+        large_group: args.large_group,
     };
+    if !conformance::definitions()
+        .iter()
+        .any(|d| options.selected(d))
+    {
+        eprintln!(
+            "no check matches --select {} with profiles rfc{}: an I-OKTA or I-ENTRA check needs --profile okta or entra",
+            args.select.join(","),
+            args.profiles.iter().map(|p| format!(",{p:?}").to_lowercase()).collect::<String>()
+        );
+        return Ok(ExitCode::from(2));
+    }
     if tls.insecure {
         eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
     }

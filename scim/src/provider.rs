@@ -391,27 +391,35 @@ impl Provider {
         members
     }
 
+    /// The manager's `$ref` and name; a manager that was deleted is no one's manager, so the
+    /// reference is left out (RFC 7644 §3.6: a deleted resource is gone from later answers).
     fn fill_manager(&self, ext: &mut Value, hasher: &mut Fnv) -> Result<()> {
-        let Some(manager) = ext.get_mut("manager").and_then(Value::as_object_mut) else {
-            return Ok(());
-        };
-        let Some(id) = manager
-            .get("value")
+        let Some(id) = ext
+            .get("manager")
+            .and_then(|m| m.get("value"))
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
             return Ok(());
         };
-        manager.insert("$ref".into(), Value::String(self.location(USERS, &id)));
-        if let Some(boss) = self.store.get(USERS, &id)? {
-            let name = boss
-                .get("displayName")
-                .or_else(|| boss.get("userName"))
-                .cloned();
-            if let Some(Value::String(name)) = name {
-                hasher.write(name.as_bytes());
-                manager.insert("displayName".into(), Value::String(name));
+        let Some(boss) = self.store.get(USERS, &id)? else {
+            hasher.write(b"manager deleted");
+            if let Some(ext) = ext.as_object_mut() {
+                ext.remove("manager");
             }
+            return Ok(());
+        };
+        let Some(manager) = ext.get_mut("manager").and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        manager.insert("$ref".into(), Value::String(self.location(USERS, &id)));
+        let name = boss
+            .get("displayName")
+            .or_else(|| boss.get("userName"))
+            .cloned();
+        if let Some(Value::String(name)) = name {
+            hasher.write(name.as_bytes());
+            manager.insert("displayName".into(), Value::String(name));
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ScimError;
 use crate::schema::ENTERPRISE_USER_URN;
-use crate::sim::Simulated;
+use crate::sim::{Quirks, Simulated};
 use crate::ScimType;
 
 pub const SCIM_QUIRKS: &[(&str, &str)] = &[
@@ -94,7 +94,13 @@ pub const SCIM_QUIRKS: &[(&str, &str)] = &[
     ("scim-manager-bare-id", "manager is answered as a bare id (RFC 7643 §4.3)"),
     ("scim-inactive-hidden", "users with active false are left out of lists (Entra SCIM guide)"),
     ("scim-schemas-nulls", "/Schemas answers carry null values (Entra SCIM guide)"),
+    ("scim-deleted-references-kept", "a deleted resource stays in the members, groups and manager that named it (RFC 7644 §3.6)"),
+    ("scim-members-capped", "a Group is answered with at most its first 100 members (RFC 7643 §4.2)"),
+    ("scim-read-as-list", "GET of one resource by id answers a ListResponse holding it (RFC 7644 §3.4.1)"),
 ];
+
+/// How many members `scim-members-capped` answers.
+const CAPPED_MEMBERS: usize = 100;
 
 /// Whether a quirk is on.
 type On<'a> = &'a (dyn Fn(&str) -> bool + Sync);
@@ -199,7 +205,7 @@ pub async fn scim_quirks(
         body
     };
     let resp = next.run(Request::from_parts(parts, body)).await;
-    answer(&on, &ex, resp).await
+    answer(&on, &ex, resp, &sim.controls().quirks).await
 }
 
 /// Requests a quirk answers itself.
@@ -535,9 +541,12 @@ const BODY_QUIRKS: &[&str] = &[
     "scim-manager-bare-id",
     "scim-inactive-hidden",
     "scim-schemas-nulls",
+    "scim-deleted-references-kept",
+    "scim-members-capped",
+    "scim-read-as-list",
 ];
 
-async fn answer(on: On<'_>, ex: &Exchange, resp: Response) -> Response {
+async fn answer(on: On<'_>, ex: &Exchange, resp: Response, quirks: &Quirks) -> Response {
     let (mut parts, body) = resp.into_parts();
     let headers = &mut parts.headers;
     if on("scim-no-location") {
@@ -577,6 +586,9 @@ async fn answer(on: On<'_>, ex: &Exchange, resp: Response) -> Response {
     {
         return StatusCode::NO_CONTENT.into_response();
     }
+    if on("scim-deleted-references-kept") && ex.method == Method::DELETE && code == 204 {
+        remember_deleted(&mut quirks.memory(), ex.last_segment());
+    }
     if on("scim-deleted-as-ok") && ex.method == Method::DELETE && code == 204 {
         return scim_json(StatusCode::OK, &json!({}));
     }
@@ -590,6 +602,9 @@ async fn answer(on: On<'_>, ex: &Exchange, resp: Response) -> Response {
     let mut v = serde_json::from_slice::<Value>(&bytes).ok();
     if let Some(v) = v.as_mut() {
         rewrite_answer(on, ex, &mut status, v);
+        if on("scim-deleted-references-kept") {
+            each_resource(v, &mut |r| keep_references(&mut quirks.memory(), r));
+        }
     }
     if on("scim-missing-as-empty")
         && ex.method == Method::GET
@@ -633,6 +648,50 @@ async fn answer(on: On<'_>, ex: &Exchange, resp: Response) -> Response {
     Response::from_parts(parts, body)
 }
 
+/// References an answer may hold to other resources: multi-valued ones, and the manager.
+const REFERENCES: &[&str] = &["members", "groups"];
+
+fn remember_deleted(memory: &mut Value, id: &str) {
+    if !memory["deleted"].is_array() {
+        memory["deleted"] = json!([]);
+    }
+    if let Some(deleted) = memory["deleted"].as_array_mut() {
+        deleted.push(json!(id));
+    }
+}
+
+/// A server that never cleans up after a DELETE: each reference a resource was last answered
+/// with comes back while the resource it names is deleted; the answer is remembered as seen.
+fn keep_references(memory: &mut Value, r: &mut Value) {
+    let Some(id) = r["id"].as_str().map(str::to_owned) else {
+        return;
+    };
+    let deleted = memory["deleted"].as_array().cloned().unwrap_or_default();
+    let gone = |v: &Value| deleted.contains(&v["value"]);
+    let seen = memory["seen"][&id].take();
+    for attr in REFERENCES {
+        let mut now = r[*attr].as_array().cloned().unwrap_or_default();
+        for old in seen[*attr].as_array().into_iter().flatten() {
+            if gone(old) && !now.iter().any(|v| v["value"] == old["value"]) {
+                now.push(old.clone());
+            }
+        }
+        if !now.is_empty() {
+            r[*attr] = Value::Array(now);
+        }
+    }
+    let manager = &seen[ENTERPRISE_USER_URN]["manager"];
+    if gone(manager) && r[ENTERPRISE_USER_URN]["manager"].is_null() {
+        r[ENTERPRISE_USER_URN]["manager"] = manager.clone();
+    }
+    let mut remembered = json!({});
+    for attr in REFERENCES {
+        remembered[*attr] = r[*attr].clone();
+    }
+    remembered[ENTERPRISE_USER_URN]["manager"] = r[ENTERPRISE_USER_URN]["manager"].clone();
+    memory["seen"][&id] = remembered;
+}
+
 fn is_list(v: Option<&Value>) -> bool {
     v.is_some_and(|v| v.get("Resources").is_some() || v.get("resources").is_some())
 }
@@ -672,6 +731,11 @@ fn rewrite_answer(on: On<'_>, ex: &Exchange, status: &mut StatusCode, v: &mut Va
         if on("scim-discovery-bare") {
             spc.as_object_mut().map(|o| o.remove("schemas"));
         }
+        return;
+    }
+    let by_id = ex.path.contains("/Users/") || ex.path.contains("/Groups/");
+    if on("scim-read-as-list") && ex.method == Method::GET && code == 200 && by_id {
+        *v = list(vec![v.clone()]);
         return;
     }
     if ex.is_discovery() {
@@ -860,6 +924,11 @@ fn rewrite_resource(on: On<'_>, ex: &Exchange, r: &mut Value) {
     }
     if on("scim-user-groups-hidden") {
         o.remove("groups");
+    }
+    if on("scim-members-capped") {
+        if let Some(members) = o.get_mut("members").and_then(Value::as_array_mut) {
+            members.truncate(CAPPED_MEMBERS);
+        }
     }
     let drops_id = ex.param("attributes").is_some()
         || ex

@@ -461,6 +461,8 @@ impl Faults {
 pub struct Quirks {
     known: Vec<(&'static str, &'static str)>,
     on: RwLock<BTreeSet<String>>,
+    /// What a stateful quirk remembers between requests; forgotten when the quirks are set.
+    memory: Mutex<Value>,
 }
 
 impl Quirks {
@@ -469,7 +471,13 @@ impl Quirks {
         Quirks {
             known: lists.into_iter().flatten().copied().collect(),
             on: RwLock::new(BTreeSet::new()),
+            memory: Mutex::new(Value::Null),
         }
+    }
+
+    /// What a stateful quirk remembers between requests (`null` until it writes).
+    pub fn memory(&self) -> std::sync::MutexGuard<'_, Value> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The quirks switched on now: one read of the lock for a whole request.
@@ -497,6 +505,7 @@ impl Quirks {
             ));
         }
         *self.on.write().unwrap_or_else(|p| p.into_inner()) = names.iter().cloned().collect();
+        *self.memory() = Value::Null;
         Ok(())
     }
 

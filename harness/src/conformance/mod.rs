@@ -1,7 +1,7 @@
 //! `scimlab conformance`: RFC 7643 / RFC 7644 checks against any SCIM base URL.
 //!
 //! Each check has a stable id from `shared/reference/rfc7644-checklist.md`, the RFC section it
-//! tests, a level and the profiles it belongs to. Sections run concurrently; within a section,
+//! tests, a level and the profile it belongs to. Sections run concurrently; within a section,
 //! checks run in order and a failed prerequisite marks its dependants blocked, not failed.
 //! Every finding keeps the exchanges that prove it, with credentials masked.
 
@@ -12,6 +12,7 @@ mod target;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -27,12 +28,22 @@ pub enum Level {
     Info,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Whose rules a check tests. Every run tests the RFC; `--profile` adds an IdP's checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     Rfc,
     Okta,
     Entra,
+}
+
+/// Whose obligation the sentence a check tests is. A check of how the server takes a request
+/// that breaks the client's obligation tests robustness: it is at most SHOULD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binds {
+    Provider,
+    Client,
 }
 
 /// What a check is: everything but its code.
@@ -41,10 +52,11 @@ pub struct CheckDef {
     pub id: &'static str,
     pub section: &'static str,
     pub level: Level,
+    pub binds: Binds,
     pub title: &'static str,
     /// What the RFC asks, in a sentence a vendor can act on.
     pub requirement: &'static str,
-    pub profiles: &'static [Profile],
+    pub profile: Profile,
     /// True when the check writes nothing to the server.
     pub read_only: bool,
 }
@@ -74,7 +86,8 @@ pub struct CheckResult {
 /// Options of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    pub profile: Option<Profile>,
+    /// Profiles whose checks run besides the RFC's (naming `Rfc` adds nothing).
+    pub profiles: Vec<Profile>,
     /// Run only the checks that write nothing.
     pub read_only: bool,
     /// Only checks whose id, section or title contains one of these (case-insensitive).
@@ -85,13 +98,38 @@ pub struct Options {
     pub limited_auth: Option<Auth>,
     /// Longest the whole run may take; checks not finished by then are reported blocked.
     pub deadline: Option<std::time::Duration>,
+    /// Members of the large group P-GROUP-03/04 build; 0 skips them.
+    pub large_group: usize,
+}
+
+impl Options {
+    /// Whether the run may send the check's requests: read-only runs write nothing, and a
+    /// profile's checks run only when it was asked for.
+    pub fn allowed(&self, def: &CheckDef) -> bool {
+        (!self.read_only || def.read_only)
+            && (def.profile == Profile::Rfc || self.profiles.contains(&def.profile))
+    }
+
+    /// Whether the run reports the check.
+    pub fn selected(&self, def: &CheckDef) -> bool {
+        self.allowed(def)
+            && (self.select.is_empty()
+                || self.select.iter().any(|s| {
+                    let s = s.to_ascii_lowercase();
+                    def.id.to_ascii_lowercase().contains(&s)
+                        || def.section.to_ascii_lowercase().contains(&s)
+                        || def.title.to_ascii_lowercase().contains(&s)
+                }))
+    }
 }
 
 /// A run with more than this share of its checks blocked is `incomplete`, never a pass.
 pub const INCOMPLETE_SHARE: f64 = 0.10;
 
-/// How long the clean-up may take after the checks, on top of the run's time limit.
+/// How long the clean-up may take after the checks, on top of the run's time limit, besides
+/// `CLEANUP_PER_RESOURCE` for each resource to delete.
 pub const CLEANUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
+pub const CLEANUP_PER_RESOURCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Before any check: one discovery read and one authenticated read. A server that cannot be
 /// reached, refuses the credentials, redirects (a login page) or answers HTML is not tested;
@@ -144,6 +182,9 @@ fn not_scim(e: &Exchange) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Members of the large group when `--large-group` is not given.
+pub const DEFAULT_LARGE_GROUP: usize = 1000;
 
 /// The run's time limit when none is given.
 pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -202,44 +243,46 @@ impl Cx {
             .and_then(Value::as_bool)
             == Some(true)
     }
-
-    fn selected(&self, def: &CheckDef) -> bool {
-        if self.options.read_only && !def.read_only {
-            return false;
-        }
-        if let Some(p) = self.options.profile {
-            if !def.profiles.contains(&p) {
-                return false;
-            }
-        }
-        self.options.select.is_empty()
-            || self.options.select.iter().any(|s| {
-                let s = s.to_ascii_lowercase();
-                def.id.to_ascii_lowercase().contains(&s)
-                    || def.section.to_ascii_lowercase().contains(&s)
-                    || def.title.to_ascii_lowercase().contains(&s)
-            })
-    }
 }
 
 /// Collects the results of one section, running each check only when it is selected.
+///
+/// A section's checks run in order and later ones build on what earlier ones wrote, so when
+/// any check of a section is selected, the checks before it run too (unreported): a subset gets
+/// the verdicts the full run gives. Checks of a profile not asked for never run.
 #[derive(Debug)]
 pub struct Section<'a> {
     cx: &'a Cx,
+    ids: &'a [&'static [&'static str]],
+    /// True when the run reports some check of this section.
+    needed: bool,
     results: Vec<CheckResult>,
 }
 
 impl<'a> Section<'a> {
-    pub fn new(cx: &'a Cx) -> Section<'a> {
+    /// `ids`: every check the section's code runs.
+    pub fn new(cx: &'a Cx, ids: &'a [&'static [&'static str]]) -> Section<'a> {
+        let needed = ids
+            .iter()
+            .flat_map(|part| part.iter())
+            .filter_map(|id| checks::def(id))
+            .any(|d| cx.options.selected(&d));
         Section {
             cx,
+            ids,
+            needed,
             results: Vec::new(),
         }
     }
 
-    /// Whether the check will run; when not, nothing is recorded.
+    /// Whether the run reports the check.
+    pub fn reports(&self, id: &str) -> bool {
+        checks::def(id).is_some_and(|d| self.cx.options.selected(&d))
+    }
+
+    /// Whether the check will run: the section is needed and the run allows the check.
     pub fn wants(&self, id: &str) -> bool {
-        checks::def(id).is_some_and(|d| self.cx.selected(&d))
+        self.needed && checks::def(id).is_some_and(|d| self.cx.options.allowed(&d))
     }
 
     /// Records a check's outcome; a failure is turned into a waiver when one applies.
@@ -256,6 +299,7 @@ impl<'a> Section<'a> {
             }
             Ok(()) => Outcome::Passed,
             Err(why) if why.starts_with(checks::NOT_SUPPORTED) => Outcome::Skipped(why),
+            Err(why) if why.starts_with(checks::UNPREPARED) => Outcome::Blocked(why),
             Err(why) => match self.cx.options.waivers.iter().find(|(w, _)| w == id) {
                 Some((_, reason)) => Outcome::Waived(format!("{why} (waived: {reason})")),
                 None => Outcome::Failed(why),
@@ -303,7 +347,11 @@ impl<'a> Section<'a> {
 
     /// Adds a check's result; a check the run did not select records nothing.
     fn push(&mut self, id: &str, outcome: Outcome, exchanges: Vec<Exchange>, millis: f64) {
-        if let Some(def) = checks::def(id).filter(|d| self.cx.selected(d)) {
+        debug_assert!(
+            self.ids.iter().any(|part| part.contains(&id)),
+            "{id} is missing from its section's ids"
+        );
+        if let Some(def) = checks::def(id).filter(|d| self.cx.options.selected(d)) {
             self.results.push(CheckResult {
                 def,
                 outcome,
@@ -397,13 +445,16 @@ pub async fn run(target: Target, options: Options) -> Run {
     let sections = futures::future::join_all(checks::sections(&cx)).await;
     let mut results: Vec<CheckResult> = sections.into_iter().flatten().collect();
     results.sort_by_key(|r| checks::order(r.def.id));
-    let left_behind = match tokio::time::timeout(CLEANUP_BUDGET, cleanup(&cx)).await {
+    let registered = cx.created.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let budget =
+        CLEANUP_BUDGET + CLEANUP_PER_RESOURCE * u32::try_from(registered).unwrap_or(u32::MAX);
+    let left_behind = match tokio::time::timeout(budget, cleanup(&cx)).await {
         Ok(left) => left,
         Err(_) => vec![(
             format!("resources named {}*", cx.prefix),
             format!(
                 "the clean-up budget of {} s ran out; some may remain",
-                CLEANUP_BUDGET.as_secs()
+                budget.as_secs()
             ),
         )],
     };
@@ -436,19 +487,23 @@ async fn cleanup(cx: &Cx) -> Vec<(String, String)> {
         .collect();
     let extra = stragglers(cx, &created).await;
     created.extend(extra);
-    let mut left = Vec::new();
-    for location in created {
-        match cx
-            .target
-            .send(reqwest::Method::DELETE, &location, None, &[])
-            .await
-        {
-            Ok(e) if e.status == 204 || e.status == 404 || e.status == 200 => {}
-            Ok(e) => left.push((location, format!("DELETE answered {}", e.status))),
-            Err(e) => left.push((location, e)),
-        }
-    }
-    left
+    // Eight at a time, in that order: a large group's thousand members fit the budget.
+    let outcomes: Vec<Option<(String, String)>> = futures::stream::iter(created)
+        .map(|location| async move {
+            match cx
+                .target
+                .send(reqwest::Method::DELETE, &location, None, &[])
+                .await
+            {
+                Ok(e) if e.status == 204 || e.status == 404 || e.status == 200 => None,
+                Ok(e) => Some((location, format!("DELETE answered {}", e.status))),
+                Err(e) => Some((location, e)),
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    outcomes.into_iter().flatten().collect()
 }
 
 /// Paths of resources whose names start with the run prefix and that were not registered.
@@ -486,4 +541,20 @@ async fn stragglers(cx: &Cx, registered: &[String]) -> Vec<String> {
 fn uuid_like() -> String {
     let n: u64 = rand::random();
     format!("{n:016x}")[..10].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_of_the_clients_obligation_is_at_most_should() {
+        let too_strict: Vec<&str> = definitions()
+            .iter()
+            .filter(|d| d.binds == Binds::Client && d.level == Level::Must)
+            .map(|d| d.id)
+            .collect();
+        assert!(too_strict.is_empty(), "{too_strict:?}");
+        assert!(definitions().iter().any(|d| d.binds == Binds::Client));
+    }
 }

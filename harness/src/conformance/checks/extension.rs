@@ -11,7 +11,7 @@ const IDS: &[&str] = &[
 ];
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
-    let mut s = Section::new(cx);
+    let mut s = Section::new(cx, &[IDS, &["I-ENTRA-07"]]);
     let p = cx.prefix.clone();
     check!(s, "I-ENTRA-07", log => {
         let (path, _) = own_user(cx, &mut log, "ent-inactive").await?;
@@ -38,24 +38,14 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
     employee[ENTERPRISE] = json!({"employeeNumber": format!("{p}701"), "department": "Engineering",
                                  "manager": {"value": boss_id, "displayName": "Bogus Name"}});
     let mut log = Vec::new();
-    let created = match post(cx, &mut log, "/Users", &employee).await {
-        Ok(e) if e.status == 201 => e,
-        Ok(e) => {
-            s.block(
-                IDS,
-                &format!(
-                    "creating a user with enterprise attributes answered {}",
-                    e.status
-                ),
-            );
-            return s.finish();
-        }
+    let answer = post(cx, &mut log, "/Users", &employee).await;
+    let (created, b) = match answer.and_then(|e| resource_made(&e).map(|b| (e, b))) {
+        Ok(made) => made,
         Err(why) => {
-            s.block(IDS, &why);
+            s.block(IDS, &format!("a user with enterprise attributes: {why}"));
             return s.finish();
         }
     };
-    let b = created.json().unwrap_or(Value::Null);
     let path = format!("/Users/{}", b["id"].as_str().unwrap_or_default());
     check!(s, "P-ENT-01", log => {
         log.push(created.clone());

@@ -20,7 +20,7 @@ const IDS: &[&str] = &[
 ];
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
-    let mut s = Section::new(cx);
+    let mut s = Section::new(cx, &[IDS]);
     let p = cx.prefix.clone();
     let made = population(cx, &["fq-alpha", "fq-bravo", "fq-charlie", "fq-delta"], |i, u| {
         if i % 2 == 0 {

@@ -23,11 +23,14 @@ fn writable(a: &Value) -> bool {
 }
 
 /// A value an attribute definition accepts; `None` for what cannot be made up (references to
-/// other resources).
+/// other resources, and strings whose canonicalValues list is given and empty: a server may
+/// hold its clients to that list, and an empty one admits nothing).
 fn sample(def: &Value, owner: &str, salt: &str) -> Option<Value> {
     let name = def["name"].as_str().unwrap_or("x");
+    let canonical = def["canonicalValues"].as_array();
     let one = match def["type"].as_str().unwrap_or("string") {
-        "string" => match def["canonicalValues"].as_array().and_then(|c| c.first()) {
+        "string" if canonical.is_some_and(Vec::is_empty) => return None,
+        "string" => match canonical.and_then(|c| c.first()) {
             Some(c) => c.clone(),
             None if owner == "emails" && name == "value" => json!(format!("{salt}@example.com")),
             None if matches!(name, "locale" | "preferredLanguage") => json!("en-US"),
@@ -180,7 +183,7 @@ fn with(schema: &Value, characteristic: &str, value: &str) -> Vec<String> {
 }
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
-    let mut s = Section::new(cx);
+    let mut s = Section::new(cx, &[IDS]);
     let Some(schema) = cx.schema(USER).cloned() else {
         s.block(IDS, "the User schema could not be read from /Schemas");
         return s.finish();
@@ -285,4 +288,19 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
         Ok(())
     });
     s.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_canonical_list_admits_no_value_and_a_listed_one_is_used() {
+        let roles = json!({"name": "roles", "type": "complex", "multiValued": true, "subAttributes": [
+            {"name": "value", "type": "string"},
+            {"name": "type", "type": "string", "canonicalValues": []},
+            {"name": "display", "type": "string", "canonicalValues": ["shown"]}]});
+        let v = sample(&roles, "", "s-").unwrap_or_default();
+        assert_eq!(v, json!([{"value": "s-value", "display": "shown"}]));
+    }
 }

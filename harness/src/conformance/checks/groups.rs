@@ -18,17 +18,6 @@ const IDS: &[&str] = &[
     "P-SEARCH-03",
 ];
 
-fn member_ids(g: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = g["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["value"].as_str().map(str::to_owned))
-        .collect();
-    ids.sort();
-    ids
-}
-
 fn sorted(ids: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     v.sort();
@@ -36,7 +25,7 @@ fn sorted(ids: &[&str]) -> Vec<String> {
 }
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
-    let mut s = Section::new(cx);
+    let mut s = Section::new(cx, &[IDS]);
     let probe = cx.target.get("/Groups?count=0").await;
     if !matches!(&probe, Ok(e) if e.status == 200) {
         s.skip(IDS, "the server has no /Groups endpoint");
@@ -69,17 +58,10 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
     });
     let mut log = Vec::new();
     let created = post(cx, &mut log, "/Groups", &group_body("g-root", &[&one_id])).await;
-    let group = match created {
-        Ok(e) if e.status == 201 => e.json().unwrap_or(Value::Null),
-        Ok(e) => {
-            s.block(
-                &IDS[1..],
-                &format!("creating a group answered {}", e.status),
-            );
-            return s.finish();
-        }
+    let group = match created.and_then(|e| resource_made(&e)) {
+        Ok(group) => group,
         Err(why) => {
-            s.block(&IDS[1..], &why);
+            s.block(&IDS[1..], &format!("a group: {why}"));
             return s.finish();
         }
     };
@@ -137,6 +119,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
             .any(|g| g["value"] == group["id"])
     };
     check!(s, "P-USER-03", log => {
+        patched(cx, &mut log, &path, json!([{"op": "add", "path": "members", "value": [{"value": one_id}]}])).await?;
         ensure(in_groups(&get_json(cx, &mut log, &one_path).await?), || "User.groups of a member does not list the group".into())?;
         patched(cx, &mut log, &path, json!([{"op": "remove", "path": format!("members[value eq \"{one_id}\"]")}])).await?;
         let after = get_json(cx, &mut log, &one_path).await?;

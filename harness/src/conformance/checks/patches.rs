@@ -22,7 +22,7 @@ fn emails(u: &Value) -> Vec<Value> {
 }
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
-    let mut s = Section::new(cx);
+    let mut s = Section::new(cx, &[IDS, &["P-PATCH-01"]]);
     if !cx.supports("patch") {
         check!(s, "P-PATCH-01", log => {
             let e = call(cx, &mut log, Method::PATCH, &format!("/Users/{}missing", cx.prefix), Some(&patch_op(json!([{"op": "add", "path": "title", "value": "x"}]))), &[]).await?;

@@ -37,7 +37,7 @@ fn only(v: &Value, keys: &[&str]) -> Result<(), String> {
 }
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
-    let mut s = Section::new(cx);
+    let mut s = Section::new(cx, &[IDS]);
     let p = cx.prefix.clone();
     let made = population(cx, &["so-a", "so-b", "so-C"], |i, u| {
         if i == 0 {
@@ -121,7 +121,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
             only(&r, &["id", "userName"]).map_err(|e| format!(".search: {e}"))?;
         }
         let e = post(cx, &mut log, "/Users?attributes=userName", &user(cx, "attr-new")).await?;
-        status(&e, &[201])?;
+        resource_made(&e)?;
         only(&body(&e)?, &["id", "userName"]).map_err(|e| format!("POST: {e}"))?;
         let e = call(cx, &mut log, Method::PUT, &format!("{b_path}?attributes=userName"), Some(&user(cx, "so-b")), &[]).await?;
         status(&e, &[200])?;

@@ -39,7 +39,7 @@ pub fn is_xsd_datetime(text: &str) -> bool {
 }
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
-    let mut s = Section::new(cx);
+    let mut s = Section::new(cx, &[IDS]);
     let users = match population(cx, &["rule-a", "rule-b"], |_, _| {}).await {
         Ok(users) => users,
         Err(why) => {
@@ -54,7 +54,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
         let mut u = user(cx, "rule-utf8");
         u["name"]["givenName"] = json!("Zoë Ñandú 日本");
         let e = post(cx, &mut log, "/Users", &u).await?;
-        status(&e, &[201])?;
+        resource_made(&e)?;
         let path = format!("/Users/{}", body(&e)?["id"].as_str().unwrap_or_default());
         let now = get_json(cx, &mut log, &path).await?;
         ensure(now["name"]["givenName"] == json!("Zoë Ñandú 日本"), || format!("the UTF-8 name came back as {}", now["name"]["givenName"]))
@@ -79,7 +79,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
     check!(s, "P-SCHEMA-07", log => {
         let upper = json!({"schemas": [USER], "USERNAME": format!("{p}rule-upper"), "NAME": {"GIVENNAME": "Upper"}});
         let e = post(cx, &mut log, "/Users", &upper).await?;
-        status(&e, &[201])?;
+        resource_made(&e)?;
         let got = body(&e)?;
         ensure(got["userName"] == json!(format!("{p}rule-upper")), || format!("USERNAME was not read as userName: {}", got["userName"]))
     });
@@ -88,7 +88,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
         u["nickName"] = Value::Null;
         u["phoneNumbers"] = json!([]);
         let e = post(cx, &mut log, "/Users", &u).await?;
-        status(&e, &[201])?;
+        resource_made(&e)?;
         let path = format!("/Users/{}", body(&e)?["id"].as_str().unwrap_or_default());
         let now = get_json(cx, &mut log, &path).await?;
         ensure(now.get("nickName").is_none_or(Value::is_null), || format!("nickName sent as null came back as {}", now["nickName"]))?;
@@ -99,7 +99,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
         u["emails"] = json!([{"value": format!("{p}rule-primary@example.com"), "type": "work", "primary": true},
                              {"value": format!("{p}rule-primary@example.org"), "type": "home"}]);
         let e = post(cx, &mut log, "/Users", &u).await?;
-        status(&e, &[201])?;
+        resource_made(&e)?;
         let path = format!("/Users/{}", body(&e)?["id"].as_str().unwrap_or_default());
         let now = get_json(cx, &mut log, &path).await?;
         let primaries = now["emails"].as_array().into_iter().flatten().filter(|m| m["primary"] == json!(true)).count();
@@ -110,7 +110,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
         u["groups"] = json!([{"value": format!("{p}no-group")}]);
         u["meta"] = json!({"created": "2001-01-01T00:00:00Z", "resourceType": "Group"});
         let e = post(cx, &mut log, "/Users", &u).await?;
-        status(&e, &[201])?;
+        resource_made(&e)?;
         let path = format!("/Users/{}", body(&e)?["id"].as_str().unwrap_or_default());
         for got in [body(&e)?, get_json(cx, &mut log, &path).await?] {
             ensure(!got["groups"].to_string().contains("no-group"), || format!("the client's groups were kept: {}", got["groups"]))?;
@@ -130,7 +130,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
         let mut u = user(cx, "rule-okta-pw");
         u["password"] = json!("Okta-Secret-77");
         let e = post(cx, &mut log, "/Users", &u).await?;
-        status(&e, &[201])?;
+        resource_made(&e)?;
         let path = format!("/Users/{}", body(&e)?["id"].as_str().unwrap_or_default());
         let later = call(cx, &mut log, Method::GET, &path, None, &[]).await?;
         ensure(![&e, &later].iter().any(|x| x.response_body.contains("Okta-Secret-77")), || "the password came back".into())
@@ -209,7 +209,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
     });
     check!(s, "P-DELETE-04", log => {
         let e = post(cx, &mut log, "/Users", &user(cx, "rule-b")).await?;
-        status(&e, &[201])
+        resource_made(&e).map(|_| ())
     });
     s.finish()
 }
