@@ -64,6 +64,11 @@ pub struct Exchange {
 
 /// Longest a single request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// True when the connection went away under a sent request (reset, closed before the answer).
+fn dropped(e: &reqwest::Error) -> bool {
+    e.is_request() && !e.is_connect() && !e.is_timeout()
+}
+
 /// A 429 is retried this many times, waiting as `Retry-After` says (at most `MAX_RETRY_WAIT`).
 const RETRIES_ON_429: u32 = 3;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
@@ -182,6 +187,7 @@ impl Target {
             format!("{}{path}", self.base)
         };
         let mut attempt = 0;
+        let mut retried_drop = false;
         loop {
             let mut wanted: Vec<(String, String)> =
                 vec![("accept".into(), "application/scim+json".into())];
@@ -221,10 +227,17 @@ impl Target {
                 req = req.body(b.clone());
             }
             let started = Instant::now();
-            let mut resp = req
-                .send()
-                .await
-                .map_err(|e| format!("{method} {url}: {}", why_unreachable(&url, &e)))?;
+            let mut resp = match req.send().await {
+                Ok(resp) => resp,
+                // A connection the server dropped under a request is retried once when the
+                // request is idempotent, as RFC 9110 §9.2.2 allows: a keep-alive race is no
+                // finding about the server.
+                Err(e) if dropped(&e) && method.is_idempotent() && !retried_drop => {
+                    retried_drop = true;
+                    continue;
+                }
+                Err(e) => return Err(format!("{method} {url}: {}", why_unreachable(&url, &e))),
+            };
             let status = resp.status().as_u16();
             let response_headers: Vec<(String, String)> = resp
                 .headers()
@@ -314,7 +327,7 @@ fn why_unreachable(url: &str, e: &reqwest::Error) -> String {
         "connection refused: nothing listens there".into()
     } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
         "the host name does not resolve (DNS)".into()
-    } else if url.starts_with("https://") && e.is_request() && !e.is_connect() {
+    } else if url.starts_with("https://") && dropped(e) {
         // TLS 1.3 servers refuse a missing client certificate after the handshake, by an
         // alert the client meets only as the connection going away (closed, reset, cancelled,
         // a broken pipe: the wording depends on the moment), never as a connect error.
