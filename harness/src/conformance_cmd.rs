@@ -198,6 +198,7 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write the report to {}", dir.display()))?;
     print!("{}", report::to_terminal(&run, args.strict));
     println!("report: {}", dir.display());
+    report::publish_to_github(&run, args.strict).context("cannot write $GITHUB_STEP_SUMMARY")?;
     Ok(match report::verdict(&run, args.strict) {
         "fail" => ExitCode::FAILURE,
         "incomplete" => ExitCode::from(2),

@@ -387,6 +387,60 @@ fn up_prints_its_endpoint_then_ready_and_serves_scim() {
     );
 }
 
+/// Under GitHub Actions a conformance run annotates each MUST failure and appends its summary
+/// to `$GITHUB_STEP_SUMMARY`; elsewhere it prints no workflow command.
+#[test]
+fn conformance_annotates_must_failures_under_github_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, endpoints) = start_up(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let quirk = rt.block_on(async {
+        scim::tls::ClientTls::default()
+            .client()
+            .unwrap()
+            .put(format!("{}/_sim/quirks", endpoints["space"]))
+            .bearer_auth("tok")
+            .json(&["scim-no-www-authenticate"])
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    assert_eq!(quirk.unwrap(), 200);
+    let summary = dir.path().join("step-summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let run = |github: &str| {
+        scimlab()
+            .args(["conformance", &endpoints["space-scim"], "--token", "tok"])
+            .args(["--select", "P-AUTH", "--report"])
+            .arg(dir.path().join(format!("report-{github}")))
+            .env("GITHUB_ACTIONS", github)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap()
+    };
+    let annotated = run("true");
+    let stdout = String::from_utf8_lossy(&annotated.stdout);
+    assert_eq!(annotated.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("::error title=P-AUTH-02 (MUST) 401 carries WWW-Authenticate::the 401 has no WWW-Authenticate header"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("::error").count(), 1, "{stdout}");
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        written.starts_with("earlier step\n"),
+        "appended, not replaced"
+    );
+    assert!(written.contains("P-AUTH-02"), "{written}");
+    let plain = run("false");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("::error"));
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), written);
+    drop(child);
+}
+
 /// `up --tls`: every server over HTTPS under a CA in DATA/tls, and what runs against it with
 /// `--ca-cert`: conformance on the three SCIM endpoints, a scenario and a short load through
 /// the IdP's pushes (which cross HTTPS too).

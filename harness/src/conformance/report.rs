@@ -225,6 +225,61 @@ pub fn to_terminal(run: &Run, strict: bool) -> String {
     out
 }
 
+/// GitHub Actions workflow commands: an `::error` for each failure that fails the run (a MUST,
+/// or a SHOULD with `strict`), a `::warning` for each other failure.
+pub fn to_github_annotations(run: &Run, strict: bool) -> String {
+    let mut out = String::new();
+    for r in &run.results {
+        let Outcome::Failed(why) = &r.outcome else {
+            continue;
+        };
+        let fails_run = r.def.level == Level::Must || (strict && r.def.level == Level::Should);
+        let command = if fails_run { "error" } else { "warning" };
+        let level = LEVELS
+            .iter()
+            .find(|(_, l)| *l == r.def.level)
+            .map_or("", |(name, _)| *name);
+        let title = format!("{} ({level}) {}", r.def.id, r.def.title);
+        let message = format!("{why}\n{} ({})", r.def.requirement, r.def.section);
+        out.push_str(&format!(
+            "::{command} title={}::{}\n",
+            escape_property(&title),
+            escape_data(&message)
+        ));
+    }
+    out
+}
+
+/// A workflow command's message: `%`, CR and LF escaped, as the Actions runner reads them.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: its message escapes, and `:` and `,` too.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Under GitHub Actions (`GITHUB_ACTIONS=true`): the annotations on stdout, and the Markdown
+/// summary appended to `$GITHUB_STEP_SUMMARY` when that is set.
+pub fn publish_to_github(run: &Run, strict: bool) -> std::io::Result<()> {
+    if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
+        return Ok(());
+    }
+    print!("{}", to_github_annotations(run, strict));
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        file.write_all(to_markdown(run, strict).as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Writes report.json, junit.xml and summary.md into `dir`.
 pub fn write(run: &Run, dir: &Path, strict: bool) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -298,5 +353,18 @@ mod tests {
         insta::assert_snapshot!("markdown", to_markdown(&run, false));
         insta::assert_snapshot!("junit", to_junit(&run).expect("serialises"));
         insta::assert_json_snapshot!("json", to_json(&run, false), {".version" => "[version]"});
+    }
+
+    #[test]
+    fn github_annotations_escape_what_the_runner_reads_and_follow_strict() {
+        let mut run = sample_run();
+        run.results.push(result(
+            "P-MEDIA-04",
+            Outcome::Failed("got text/html, 100%\nnot JSON".into()),
+            Vec::new(),
+        ));
+        insta::assert_snapshot!("github", to_github_annotations(&run, false));
+        let strict = to_github_annotations(&run, true);
+        assert_eq!(strict.matches("::error ").count(), 2, "{strict}");
     }
 }

@@ -89,7 +89,7 @@ defs! {
     "P-PUT-08", "RFC 7643 §3.1", Must, Provider, RFC, false, "PUT moves lastModified and version", "After a PUT that changes something, meta.lastModified moves forward (and meta.version changes when etag is on).";
     "P-DELETE-03", "RFC 7644 §3.6", Must, Provider, RFC, false, "Deleted is gone from queries", "A deleted resource appears in no later list, filter or .search.";
     "P-DELETE-04", "RFC 7644 §3.6", Should, Provider, RFC, false, "A deleted name can be reused", "After a delete, creating the same userName succeeds.";
-    "P-DELETE-06", "RFC 7644 §3.6", Should, Provider, RFC, false, "A deleted user leaves its groups", "After a User is deleted, no Group lists it in members and a filter on members.value finds none: the RFC has a deleted resource omitted from later query results.";
+    "P-DELETE-06", "RFC 7644 §3.6", Should, Provider, RFC, false, "A deleted user leaves its groups", "After a User is deleted, no Group lists it in members and a filter on members.value finds none. RFC 7644 §3.6: \"Service providers MUST omit the resource from future query results\"; a reference left in another resource is how servers most often break it, hence SHOULD.";
     "P-DELETE-07", "RFC 7644 §3.6", Should, Provider, RFC, false, "A deleted manager is no one's manager", "After a User is deleted, no User names it as enterprise manager.";
     "P-DELETE-08", "RFC 7644 §3.6", Should, Provider, RFC, false, "A deleted group leaves User.groups", "After a Group is deleted, User.groups of its former members no longer lists it.";
     "X-INFO-06", "RFC 7644 §3.6", Info, Provider, RFC, false, "Hard or soft delete", "Whether DELETE removes the resource or only deactivates it.";
