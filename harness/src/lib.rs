@@ -7,6 +7,14 @@ pub mod load;
 pub mod scenario;
 pub mod targets;
 
+/// Text made safe for HTML content and attribute values.
+pub(crate) fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Percent-encodes a path segment or a query value (a space becomes %20).
 pub(crate) fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()

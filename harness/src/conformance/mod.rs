@@ -6,6 +6,7 @@
 //! Every finding keeps the exchanges that prove it, with credentials masked.
 
 mod checks;
+pub mod html;
 pub mod report;
 mod target;
 

@@ -1,4 +1,5 @@
-//! Reports of a conformance run: JSON (the source of truth), JUnit XML, Markdown, terminal.
+//! Reports of a conformance run: JSON (the source of truth), JUnit XML, Markdown, HTML
+//! (`html.rs`), terminal.
 
 use std::path::Path;
 
@@ -29,7 +30,7 @@ fn is_noted(o: &Outcome) -> bool {
 /// An outcome's name and the test that recognises it.
 type OutcomeKind = (&'static str, fn(&Outcome) -> bool);
 
-const OUTCOMES: [OutcomeKind; 6] = [
+pub(super) const OUTCOMES: [OutcomeKind; 6] = [
     ("passed", is_passed),
     ("failed", is_failed),
     ("skipped", is_skipped),
@@ -37,7 +38,7 @@ const OUTCOMES: [OutcomeKind; 6] = [
     ("waived", is_waived),
     ("noted", is_noted),
 ];
-const LEVELS: [(&str, Level); 4] = [
+pub(super) const LEVELS: [(&str, Level); 4] = [
     ("MUST", Level::Must),
     ("SHOULD", Level::Should),
     ("MAY", Level::May),
@@ -280,7 +281,7 @@ pub fn publish_to_github(run: &Run, strict: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes report.json, junit.xml and summary.md into `dir`.
+/// Writes report.json, junit.xml, summary.md and report.html into `dir`.
 pub fn write(run: &Run, dir: &Path, strict: bool) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let json =
@@ -290,7 +291,8 @@ pub fn write(run: &Run, dir: &Path, strict: bool) -> std::io::Result<()> {
         dir.join("junit.xml"),
         to_junit(run).map_err(std::io::Error::other)?,
     )?;
-    std::fs::write(dir.join("summary.md"), to_markdown(run, strict))
+    std::fs::write(dir.join("summary.md"), to_markdown(run, strict))?;
+    std::fs::write(dir.join("report.html"), super::html::page(run, strict))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! system with no network), and the same plots as separate SVG files. The SVG is written by
 //! hand: a few polylines and labels, no fonts to embed, and the same bytes for the same report.
 
+use crate::escape_html as escape;
 use std::fmt::Write;
 
 use super::report::{Hist, LoadReport};
@@ -90,13 +91,6 @@ fn fmt_num(v: f64) -> String {
     } else {
         format!("{v}")
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 struct Series {
@@ -408,18 +402,20 @@ fn markdown_to_html(md: &str) -> String {
     out
 }
 
-/// The page. Its script only checks that the plots were laid out (for the browser test) and
-/// needs nothing from the network.
+/// The page. Its script only checks that the plots were laid out (`data-rendered` against
+/// `data-expected`, for the browser test) and needs nothing from the network.
 pub fn page(report: &LoadReport) -> String {
     let body = markdown_to_html(&report.to_markdown());
-    let plots: String = plots(report).into_iter().map(|(_, svg)| svg).collect();
+    let drawn = plots(report);
+    let expected = drawn.len();
+    let plots: String = drawn.into_iter().map(|(_, svg)| svg).collect();
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>scimlab load: {verdict}</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;color:#222}}
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}}
 th{{background:#f5f5f5}}svg.plot{{display:block;margin:1.5rem 0;max-width:100%;height:auto}}</style></head>
-<body data-verdict="{verdict}">{body}<h2>Plots</h2>{plots}
+<body data-verdict="{verdict}" data-expected="{expected}">{body}<h2>Plots</h2>{plots}
 <script>
 (function () {{
   var ok = 0, plots = document.querySelectorAll("svg.plot");
@@ -427,7 +423,7 @@ th{{background:#f5f5f5}}svg.plot{{display:block;margin:1.5rem 0;max-width:100%;h
     var box = svg.getBBox();
     if (box.width > 0 && box.height > 0 && svg.querySelectorAll("polyline.series").length > 0) ok++;
   }});
-  document.body.setAttribute("data-plots-rendered", ok + "/" + plots.length);
+  document.body.setAttribute("data-rendered", ok + "/" + plots.length);
 }})();
 </script></body></html>
 "#,
