@@ -3,8 +3,9 @@
 //! folder, drives a joiner / mover / leaver round trip through each SCIM endpoint over HTTP
 //! (through the connectors it also checks the resulting native permissions), runs the
 //! conformance suite against all three, every scenario, and a short load run with fault
-//! phases, and writes the report contract's `report.json` and `summary.md` (each part's own
-//! reports go to `conformance-<target>/`, `scenarios/` and `load/`).
+//! phases, and writes the report contract's `report.json` and `summary.md`, and `index.html`
+//! over every part (each part's own reports go to `conformance-<target>/`, `scenarios/` and
+//! `load/`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -304,6 +305,52 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             false,
         )?;
     }
+    let scenarios_failed = scenario_runs.iter().filter(|r| !r.passed).count();
+    let mut parts = vec![Part {
+        name: "smoke".into(),
+        verdict: if failed == 0 { "pass" } else { "fail" }.into(),
+        detail: format!("{} steps passed, {failed} failed", steps.len() - failed),
+        link: "summary.md".into(),
+    }];
+    for (target, suite) in &suites {
+        parts.push(Part {
+            name: format!("conformance on {target}"),
+            verdict: conformance_report::verdict(suite, false).into(),
+            detail: format!(
+                "{} passed, {} failed, {} blocked",
+                suite.count(None, |o| *o == Outcome::Passed),
+                suite.count(None, |o| matches!(o, Outcome::Failed(_))),
+                suite.count(None, |o| matches!(o, Outcome::Blocked(_)))
+            ),
+            link: format!("conformance-{target}/report.html"),
+        });
+    }
+    parts.push(Part {
+        name: "scenarios".into(),
+        verdict: if scenarios_failed == 0 {
+            "pass"
+        } else {
+            "fail"
+        }
+        .into(),
+        detail: format!(
+            "{} passed, {scenarios_failed} failed",
+            scenario_runs.len() - scenarios_failed
+        ),
+        link: "scenarios/summary.md".into(),
+    });
+    parts.push(Part {
+        name: "load".into(),
+        verdict: load_report.verdict.clone(),
+        detail: format!(
+            "{} events sent, {} applied, {} lost",
+            load_report.recorded.events.sent,
+            load_report.recorded.events.applied,
+            load_report.recorded.events.lost
+        ),
+        link: "load/index.html".into(),
+    });
+    std::fs::write(report_dir.join("index.html"), index_html(verdict, &parts))?;
 
     for s in &steps {
         println!(
@@ -360,6 +407,51 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One part of the run on `index.html`: its verdict, a line of figures, its own report.
+struct Part {
+    name: String,
+    verdict: String,
+    detail: String,
+    link: String,
+}
+
+/// `index.html`: every part of the run with its verdict and a link to its report; offline, and
+/// its script marks the rows it laid out for the browser check.
+fn index_html(verdict: &str, parts: &[Part]) -> String {
+    use harness::escape_html as escape;
+    let rows: String = parts
+        .iter()
+        .map(|p| {
+            format!(
+                r#"<tr class="part {v}"><td><a href="{link}">{name}</a></td><td>{v}</td><td>{detail}</td></tr>"#,
+                link = escape(&p.link),
+                name = escape(&p.name),
+                v = escape(&p.verdict),
+                detail = escape(&p.detail),
+            )
+        })
+        .collect();
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>scimlab ci: {verdict}</title>
+<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
+th{{background:#f5f5f5}}tr.fail td:nth-child(2),tr.incomplete td:nth-child(2){{color:#b00;font-weight:bold}}tr.pass td:nth-child(2){{color:#070}}</style></head>
+<body data-verdict="{verdict}" data-expected="{expected}"><h1>scimlab ci: {verdict}</h1>
+<table><tr><th>part</th><th>verdict</th><th>figures</th></tr>{rows}</table>
+<p>The whole run as data: <a href="report.json">report.json</a>.</p>
+<script>
+(function () {{
+  var rows = Array.prototype.slice.call(document.querySelectorAll("tr.part"));
+  var laidOut = rows.filter(function (r) {{ return r.getBoundingClientRect().height > 0; }}).length;
+  document.body.setAttribute("data-rendered", laidOut + "/" + rows.length);
+}})();
+</script></body></html>
+"#,
+        expected = parts.len(),
+    )
 }
 
 fn summary_markdown(steps: &[Step], verdict: &str) -> String {

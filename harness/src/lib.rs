@@ -8,7 +8,7 @@ pub mod scenario;
 pub mod targets;
 
 /// Text made safe for HTML content and attribute values.
-pub(crate) fn escape_html(s: &str) -> String {
+pub fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

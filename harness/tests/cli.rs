@@ -55,6 +55,25 @@ fn ci_writes_the_report_contract_and_passes() {
         "smoke through the connectors: {space_steps}"
     );
     assert!(report["summary"]["smoke"]["passed"].as_u64().unwrap() >= 25);
+    let index = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    let links: Vec<&str> = index
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    assert_eq!(
+        links.len(),
+        7,
+        "smoke, 3 conformance, scenarios, load, report.json: {links:?}"
+    );
+    for link in links {
+        assert!(dir.path().join(link).exists(), "index.html links {link}");
+    }
+    assert_eq!(
+        index.matches(r#"<tr class="part pass">"#).count(),
+        6,
+        "{index}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let load = &report["summary"]["load"];
     assert_eq!(load["verdict"], "pass", "{stdout}");
