@@ -11,12 +11,13 @@
 //! ```
 //!
 //! Modules: `schema` (RFC 7643 schemas as data), `filter`, `path`, `patch`, `query`
-//! (sort, paging, projection), `resource` (validation), `store` (sled), `provider`
+//! (sort, paging, projection), `cursor` (RFC 9865 cursors), `resource` (validation), `store` (sled), `provider`
 //! (operations, HTTP-free), `bulk`, `server` (axum).
 
 pub mod auth;
 pub mod bulk;
 pub mod connector;
+pub mod cursor;
 pub mod error;
 pub mod filter;
 pub mod json;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::cursor::{Cursors, Position};
 use crate::error::{Result, ScimError};
 use crate::filter::{Compiled, Filter};
 use crate::patch::{apply_patch, member_ops, parse_patch_request, touches, MemberOps};
@@ -46,6 +47,8 @@ pub struct ProviderConfig {
     pub durability: Durability,
     /// What non-standard input is accepted (for example Entra's `"False"` for a boolean).
     pub leniency: Leniency,
+    /// How long an RFC 9865 cursor stays valid (`pagination.cursorTimeout`).
+    pub cursor_timeout: std::time::Duration,
 }
 
 impl Default for ProviderConfig {
@@ -61,6 +64,7 @@ impl Default for ProviderConfig {
             group_display_name_unique: true,
             durability: Durability::Flush,
             leniency: Leniency::default(),
+            cursor_timeout: crate::cursor::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -81,6 +85,16 @@ pub struct Page {
     pub total: usize,
     pub start_index: usize,
     pub resources: Vec<Value>,
+    /// Set when the query paged by cursor (RFC 9865).
+    pub cursors: Option<PageCursors>,
+}
+
+/// The cursors of a page: `next` on every page but the last, `previous` on every page but the
+/// first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageCursors {
+    pub next: Option<String>,
+    pub previous: Option<String>,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -165,6 +179,7 @@ pub struct Provider {
     /// deletes never race a backend call.
     writers: tokio::sync::RwLock<()>,
     ids: IdLocks,
+    cursors: Cursors,
 }
 
 /// A planned update: the new document and the member changes.
@@ -247,6 +262,7 @@ impl Provider {
         Provider {
             store,
             defs,
+            cursors: Cursors::new(config.cursor_timeout),
             config,
             backend: None,
             writers: tokio::sync::RwLock::new(()),
@@ -1018,11 +1034,45 @@ impl Provider {
             None => (0..self.defs.len()).collect(),
         };
         let parsed = q.filter.as_deref().map(Filter::parse).transpose()?;
-        let page_size = q
-            .count
+        let digest = q.digest(rt.map_or("", |t| self.defs[t].endpoint.as_str()));
+        let position = match q.cursor.as_deref() {
+            Some("") => Some(Position {
+                offset: 0,
+                count: q.count,
+            }),
+            Some(c) => Some(self.cursors.open(c, &digest, q.count)?),
+            None => None,
+        };
+        let page_size = position
+            .map_or(q.count, |p| p.count)
             .unwrap_or(self.config.max_results)
             .min(self.config.max_results);
-        let skip = q.start_index.saturating_sub(1);
+        let skip = position.map_or(q.start_index.saturating_sub(1), |p| p.offset);
+        let page = |total: usize, resources: Vec<Value>| {
+            let cursors = position.map(|p| {
+                let at = |offset| {
+                    self.cursors.issue(
+                        &digest,
+                        Position {
+                            offset,
+                            count: p.count,
+                        },
+                    )
+                };
+                let more = page_size > 0 && skip + resources.len() < total;
+                PageCursors {
+                    next: more.then(|| at(skip + resources.len())),
+                    previous: (page_size > 0 && skip > 0)
+                        .then(|| at(skip.saturating_sub(page_size))),
+                }
+            });
+            Page {
+                total,
+                start_index: skip + 1,
+                resources,
+                cursors,
+            }
+        };
 
         if parsed.is_none() && q.sort_by.is_none() {
             let total = types.iter().map(|&t| self.store.count(t)).sum();
@@ -1034,11 +1084,7 @@ impl Provider {
                 let (id, raw) = entry?;
                 resources.push(self.render(self.view(t, &id, &raw)?, &q.projection));
             }
-            return Ok(Page {
-                total,
-                start_index: q.start_index,
-                resources,
-            });
+            return Ok(page(total, resources));
         }
 
         let mut matched: Vec<(Option<SortKey>, View)> = Vec::new();
@@ -1090,11 +1136,7 @@ impl Provider {
             .take(page_size)
             .map(|(_, v)| self.render(v, &q.projection))
             .collect();
-        Ok(Page {
-            total,
-            start_index: q.start_index,
-            resources,
-        })
+        Ok(page(total, resources))
     }
 
     fn collect_matches(

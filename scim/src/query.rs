@@ -29,7 +29,28 @@ pub struct ListQuery {
     pub start_index: usize,
     /// `None`: as many as `filter.maxResults` allows; negative values are taken as 0.
     pub count: Option<usize>,
+    /// RFC 9865: `Some("")` asks for the first page of a cursor query, `Some(c)` for the page
+    /// `c` points to; `None` pages by index.
+    pub cursor: Option<String>,
     pub projection: Projection,
+}
+
+impl ListQuery {
+    /// What a cursor is bound to: everything but the paging, for `endpoint` (empty at the root).
+    pub fn digest(&self, endpoint: &str) -> String {
+        let order = match self.sort_order {
+            SortOrder::Ascending => "a",
+            SortOrder::Descending => "d",
+        };
+        crate::cursor::query_digest(&[
+            endpoint,
+            self.filter.as_deref().unwrap_or(""),
+            self.sort_by.as_deref().unwrap_or(""),
+            order,
+            &self.projection.attributes.join(","),
+            &self.projection.excluded.join(","),
+        ])
+    }
 }
 
 /// `attributes` / `excludedAttributes`.
@@ -99,6 +120,7 @@ impl ListQuery {
         if let Some(c) = param(params, "count") {
             q.count = Some(parse_int("count", c)?.max(0) as usize);
         }
+        q.cursor = param(params, "cursor").map(str::to_owned);
         Ok(q)
     }
 
@@ -153,6 +175,7 @@ impl ListQuery {
             },
             start_index: int("startIndex")?.unwrap_or(1).max(1) as usize,
             count: int("count")?.map(|c| c.max(0) as usize),
+            cursor: string("cursor")?,
             projection: Projection {
                 attributes: list("attributes")?,
                 excluded: list("excludedAttributes")?,

@@ -97,6 +97,14 @@ pub const SCIM_QUIRKS: &[(&str, &str)] = &[
     ("scim-deleted-references-kept", "a deleted resource stays in the members, groups and manager that named it (RFC 7644 §3.6)"),
     ("scim-members-capped", "a Group is answered with at most its first 100 members (RFC 7643 §4.2)"),
     ("scim-read-as-list", "GET of one resource by id answers a ListResponse holding it (RFC 7644 §3.4.1)"),
+    ("scim-cursor-unadvertised", "ServiceProviderConfig has no pagination block, yet cursors work (RFC 9865 §4)"),
+    ("scim-pagination-malformed", "ServiceProviderConfig's pagination.cursor is the text \"true\" and index is missing (RFC 9865 §4)"),
+    ("scim-cursor-default-misstated", "ServiceProviderConfig says cursor is the default paging, yet a request without paging is paged by index (RFC 9865 §2.4)"),
+    ("scim-cursor-stops-early", "no nextCursor after the first page, however many results remain (RFC 9865 §2)"),
+    ("scim-previous-cursor-on-first", "the first page of a cursor query carries a previousCursor (RFC 9865 §2)"),
+    ("scim-search-cursor-ignored", "POST .search ignores cursor and pages by index (RFC 9865 §3)"),
+    ("scim-cursor-garbage-restarts", "a cursor not of the server's form is read as a request for the first page (RFC 9865 §2.1)"),
+    ("scim-cursor-count-unchecked", "a later page's count is ignored, not compared with the first request's (RFC 9865 §2.1)"),
 ];
 
 /// How many members `scim-members-capped` answers.
@@ -130,6 +138,12 @@ impl Exchange {
             .rsplit('/')
             .next()
             .unwrap_or("")
+    }
+
+    /// The RFC 9865 cursor the request pages with, from the query or a .search body.
+    fn cursor(&self) -> Option<&str> {
+        self.param("cursor")
+            .or_else(|| self.body.as_ref()?.get("cursor")?.as_str())
     }
 
     fn is_discovery(&self) -> bool {
@@ -299,6 +313,16 @@ fn rewrite_query(on: On<'_>, params: &[(String, String)]) -> Option<Vec<(String,
     if on("scim-attributes-ignored") {
         out.retain(|(k, _)| k != "attributes" && k != "excludedAttributes");
     }
+    if let Some(i) = out.iter().position(|(k, _)| k == "cursor") {
+        let paging = cursor_paging(on, &out[i].1, false);
+        match paging.cursor {
+            Some(c) => out[i].1 = c,
+            None => drop(out.remove(i)),
+        }
+        if paging.drop_count {
+            out.retain(|(k, _)| k != "count");
+        }
+    }
     for (_, v) in out.iter_mut().filter(|(k, _)| k == "filter") {
         if on("scim-filter-ignores-and") {
             if let Some(i) = v.to_ascii_lowercase().find(" and ") {
@@ -313,6 +337,28 @@ fn rewrite_query(on: On<'_>, params: &[(String, String)]) -> Option<Vec<(String,
         }
     }
     (out.as_slice() != params).then_some(out)
+}
+
+/// What the cursor quirks leave of a paging request.
+struct CursorPaging {
+    /// `None`: the cursor is dropped.
+    cursor: Option<String>,
+    drop_count: bool,
+}
+
+fn cursor_paging(on: On<'_>, cursor: &str, in_search_body: bool) -> CursorPaging {
+    let cursor = if on("scim-search-cursor-ignored") && in_search_body {
+        None
+    } else if on("scim-cursor-garbage-restarts") && !cursor.contains('.') {
+        Some(String::new())
+    } else {
+        Some(cursor.to_owned())
+    };
+    let later_page = cursor.as_deref().is_some_and(|c| !c.is_empty());
+    CursorPaging {
+        drop_count: on("scim-cursor-count-unchecked") && later_page,
+        cursor,
+    }
 }
 
 /// `text` with every case-insensitive occurrence of `from` (ASCII) replaced by `to`.
@@ -375,6 +421,18 @@ fn rewrite_request(on: On<'_>, ex: &Exchange, v: &mut Value) -> Result<(), ScimE
                 "displayName".into(),
                 json!(format!("unnamed-{}", uuid::Uuid::new_v4())),
             );
+        }
+    }
+    if ex.method == Method::POST && ex.last_segment() == ".search" {
+        if let Some(cursor) = o.get("cursor").and_then(Value::as_str) {
+            let paging = cursor_paging(on, cursor, true);
+            match paging.cursor {
+                Some(c) => o.insert("cursor".into(), json!(c)),
+                None => o.remove("cursor"),
+            };
+            if paging.drop_count {
+                o.remove("count");
+            }
         }
     }
     if ex.method == Method::POST && ex.last_segment() == "Bulk" {
@@ -544,6 +602,11 @@ const BODY_QUIRKS: &[&str] = &[
     "scim-deleted-references-kept",
     "scim-members-capped",
     "scim-read-as-list",
+    "scim-cursor-unadvertised",
+    "scim-pagination-malformed",
+    "scim-cursor-default-misstated",
+    "scim-cursor-stops-early",
+    "scim-previous-cursor-on-first",
 ];
 
 async fn answer(on: On<'_>, ex: &Exchange, resp: Response, quirks: &Quirks) -> Response {
@@ -731,6 +794,16 @@ fn rewrite_answer(on: On<'_>, ex: &Exchange, status: &mut StatusCode, v: &mut Va
         if on("scim-discovery-bare") {
             spc.as_object_mut().map(|o| o.remove("schemas"));
         }
+        if on("scim-cursor-unadvertised") {
+            spc.as_object_mut().map(|o| o.remove("pagination"));
+        }
+        if on("scim-pagination-malformed") {
+            spc["pagination"]["cursor"] = json!("true");
+            spc["pagination"].as_object_mut().map(|o| o.remove("index"));
+        }
+        if on("scim-cursor-default-misstated") {
+            spc["pagination"]["defaultPaginationMethod"] = json!("cursor");
+        }
         return;
     }
     let by_id = ex.path.contains("/Users/") || ex.path.contains("/Groups/");
@@ -790,6 +863,17 @@ fn rewrite_answer(on: On<'_>, ex: &Exchange, status: &mut StatusCode, v: &mut Va
     }
     if let Some(o) = v.as_object_mut() {
         if o.contains_key("Resources") {
+            match ex.cursor() {
+                Some("") if on("scim-previous-cursor-on-first") => {
+                    if let Some(next) = o.get("nextCursor").cloned() {
+                        o.insert("previousCursor".into(), next);
+                    }
+                }
+                Some(c) if !c.is_empty() && on("scim-cursor-stops-early") => {
+                    o.remove("nextCursor");
+                }
+                _ => {}
+            }
             if on("scim-inactive-hidden") {
                 if let Some(items) = o.get_mut("Resources").and_then(Value::as_array_mut) {
                     let before = items.len();

@@ -352,16 +352,25 @@ fn resource_response(
 }
 
 fn list_response(page: Page) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "schemas": [LIST_RESPONSE_URN],
-            "totalResults": page.total,
-            "itemsPerPage": page.resources.len(),
-            "startIndex": page.start_index,
-            "Resources": page.resources,
-        }),
-    )
+    let mut body = json!({
+        "schemas": [LIST_RESPONSE_URN],
+        "totalResults": page.total,
+        "itemsPerPage": page.resources.len(),
+    });
+    // A cursor page has no index (RFC 9865 §2 examples); an index page has no cursors.
+    match page.cursors {
+        None => body["startIndex"] = json!(page.start_index),
+        Some(cursors) => {
+            if let Some(next) = cursors.next {
+                body["nextCursor"] = json!(next);
+            }
+            if let Some(previous) = cursors.previous {
+                body["previousCursor"] = json!(previous);
+            }
+        }
+    }
+    body["Resources"] = json!(page.resources);
+    json_response(StatusCode::OK, &body)
 }
 
 // -- discovery (§4): sort and paging parameters are ignored, a filter is refused --------------
@@ -383,6 +392,7 @@ fn discovery_list(items: Vec<Value>) -> Response {
         total: n,
         start_index: 1,
         resources: items,
+        cursors: None,
     })
 }
 
@@ -403,6 +413,14 @@ async fn service_provider_config(
             "changePassword": {"supported": true},
             "sort": {"supported": true},
             "etag": {"supported": true},
+            "pagination": {
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": c.max_results,
+                "maxPageSize": c.max_results,
+                "cursorTimeout": c.cursor_timeout.as_secs().max(1)
+            },
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",

@@ -137,13 +137,21 @@ pub fn page(run: &Run, strict: bool) -> String {
         let outcome = outcome_name(&r.outcome);
         let _ = write!(
             rows,
-            r#"<tr class="result {outcome}" id="{id}" data-level="{level}" data-section="{section}" data-outcome="{outcome}"><td>{id}</td><td>{level}</td><td>{section}</td><td>{outcome}</td><td><b>{title}</b><div class="asks">{asks} <i>({binds:?} obligation)</i></div>{why}{exchanges}</td></tr>"#,
+            r#"<tr class="result {outcome}" id="{id}" data-level="{level}" data-section="{section}" data-outcome="{outcome}"><td>{id}</td><td>{level}</td><td>{section}</td><td>{outcome}</td><td><b>{title}</b><div class="asks">{asks} <i>({binds:?} obligation)</i></div>{quote}{why}{exchanges}</td></tr>"#,
             id = r.def.id,
             level = level_name(r),
             section = escape(r.def.section),
             title = escape(r.def.title),
             asks = escape(r.def.requirement),
             binds = r.def.binds,
+            quote = match r.def.quote {
+                "" => String::new(),
+                q => format!(
+                    "<blockquote>{} <cite>{}</cite></blockquote>",
+                    escape(q),
+                    escape(r.def.section)
+                ),
+            },
             why = match reason(&r.outcome) {
                 "" => String::new(),
                 why => format!("<div class=\"why\">{}</div>", escape(why)),
@@ -177,7 +185,7 @@ pub fn page(run: &Run, strict: bool) -> String {
 #results{{width:100%;table-layout:fixed}}#results th:nth-child(-n+4){{width:6.5rem}}#results td{{overflow-wrap:anywhere}}
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top;text-align:left}}
 th{{background:#f5f5f5}}tr.failed td:nth-child(4){{color:#b00;font-weight:bold}}tr.passed td:nth-child(4){{color:#070}}
-tr.blocked td:nth-child(4){{color:#a60}}.asks{{color:#555;margin:.2rem 0}}.why{{margin:.2rem 0}}
+tr.blocked td:nth-child(4){{color:#a60}}.asks{{color:#555;margin:.2rem 0}}blockquote{{margin:.2rem 0 .2rem 1rem;padding-left:.5rem;border-left:3px solid #ccd;color:#333;font-style:italic}}cite{{font-style:normal;color:#777}}.why{{margin:.2rem 0}}
 pre{{background:#f7f7f7;padding:.5rem;white-space:pre-wrap;overflow-wrap:anywhere}}.notice{{background:#fff3cd;padding:.5rem}}</style></head>
 <body data-verdict="{verdict}" data-expected="{expected}">
 <h1>SCIM conformance of {target}: {verdict}</h1>

@@ -57,6 +57,10 @@ pub struct CheckDef {
     pub title: &'static str,
     /// What the RFC asks, in a sentence a vendor can act on.
     pub requirement: &'static str,
+    /// The sentence of the RFC (or profile) the check tests, word for word; empty where none
+    /// has been checked against the text yet.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub quote: &'static str,
     pub profile: Profile,
     /// True when the check writes nothing to the server.
     pub read_only: bool,

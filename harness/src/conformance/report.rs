@@ -167,6 +167,12 @@ pub fn to_markdown(run: &Run, strict: bool) -> String {
         ));
         md.push_str(&format!("- **Outcome**: {:?}\n", r.outcome));
         md.push_str(&format!("- **The RFC asks**: {}\n", r.def.requirement));
+        if !r.def.quote.is_empty() {
+            md.push_str(&format!(
+                "- **{} says**: \"{}\"\n",
+                r.def.section, r.def.quote
+            ));
+        }
         for e in &r.exchanges {
             md.push_str(&format!("\n```http\n{} {}\n", e.method, e.url));
             for (k, v) in &e.request_headers {

@@ -231,3 +231,106 @@ async fn p_search_03_p_list_07_root_queries_span_every_type() {
         .await
         .assert_error(400, Some("invalidFilter"));
 }
+
+/// The pages of a cursor query from an empty cursor; `ask` gives the response for a cursor.
+async fn cursor_walk<F, Fut>(ask: F) -> Vec<Resp>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Resp>,
+{
+    let mut pages = vec![ask(String::new()).await];
+    while let Some(next) = pages[pages.len() - 1].body["nextCursor"].as_str() {
+        assert!(pages.len() < 10, "the walk does not end");
+        let next = next.to_owned();
+        pages.push(ask(next).await);
+    }
+    pages
+}
+
+#[tokio::test]
+async fn rfc9865_cursors_walk_every_page_over_get_and_search() {
+    let all = ["c1", "c2", "c3", "c4", "c5"];
+    let s = with_users(&all).await;
+    let spc = s.get("/ServiceProviderConfig").await;
+    assert_eq!(spc.body["pagination"]["cursor"], json!(true));
+    assert_eq!(
+        spc.body["pagination"]["defaultPaginationMethod"],
+        json!("index")
+    );
+
+    let by_get = cursor_walk(|c| {
+        let s = &s;
+        async move {
+            s.get(&format!("/Users?sortBy=userName&count=2&cursor={c}"))
+                .await
+        }
+    })
+    .await;
+    let pages: Vec<Vec<String>> = by_get.iter().map(names).collect();
+    assert_eq!(pages, [vec!["c1", "c2"], vec!["c3", "c4"], vec!["c5"]]);
+    assert!(by_get[0].body.get("previousCursor").is_none());
+    assert!(by_get[0].body.get("startIndex").is_none());
+    assert_eq!(by_get[2].body["totalResults"], json!(5));
+    let back = by_get[1].body["previousCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_again = s
+        .get(&format!("/Users?sortBy=userName&count=2&cursor={back}"))
+        .await;
+    assert_eq!(names(&first_again), ["c1", "c2"]);
+
+    let by_search = cursor_walk(|c| {
+        let s = &s;
+        async move {
+            let body = json!({"schemas": [SEARCH], "sortBy": "userName", "count": 2, "cursor": c});
+            s.post("/Users/.search", body).await
+        }
+    })
+    .await;
+    assert_eq!(by_search.iter().map(names).collect::<Vec<_>>(), pages);
+
+    // At the root, Users and Groups page together.
+    s.group("g1", &[]).await;
+    let root = cursor_walk(|c| {
+        let s = &s;
+        async move { s.get(&format!("/?count=4&cursor={c}")).await }
+    })
+    .await;
+    assert_eq!(root.len(), 2);
+    assert_eq!(root.iter().map(|p| names(p).len()).sum::<usize>(), 6);
+}
+
+#[tokio::test]
+async fn rfc9865_a_foreign_cursor_another_query_or_count_is_a_400() {
+    let s = with_users(&["d1", "d2", "d3"]).await;
+    let first = s.get("/Users?count=1&cursor").await;
+    let next = first.body["nextCursor"].as_str().unwrap().to_owned();
+    s.get("/Users?count=1&cursor=made-up")
+        .await
+        .assert_error(400, Some("invalidCursor"));
+    s.get(&format!("/Users?count=1&cursor={next}x"))
+        .await
+        .assert_error(400, Some("invalidCursor"));
+    // The cursor belongs to the unfiltered query.
+    s.get(&format!(
+        "/Users?count=1&filter=userName%20pr&cursor={next}"
+    ))
+    .await
+    .assert_error(400, Some("invalidCursor"));
+    s.get(&format!("/Users?count=2&cursor={next}"))
+        .await
+        .assert_error(400, Some("invalidCount"));
+    // Left out, the count is the first request's.
+    assert_eq!(
+        names(&s.get(&format!("/Users?cursor={next}")).await).len(),
+        1
+    );
+    // count=0: totalResults only, and nothing to follow.
+    let none = s.get("/Users?count=0&cursor=").await;
+    assert_eq!(
+        (none.body["totalResults"].as_u64(), names(&none).len()),
+        (Some(3), 0)
+    );
+    assert!(none.body.get("nextCursor").is_none());
+}

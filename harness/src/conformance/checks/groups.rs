@@ -84,7 +84,9 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
         if refs.is_empty() {
             return Err(unsupported("members carry no $ref"));
         }
-        ensure(refs.iter().all(|r| (r.starts_with("http://") || r.starts_with("https://")) && r.ends_with(&format!("/Users/{one_id}"))), || format!("members[].$ref should be the member's URI, got {refs:?}"))
+        // RFC 7643 §2.3.7: absolute, or relative to the base URL ("Users/{id}").
+        let points_at_member = |r: &str| r.ends_with(&format!("/Users/{one_id}")) || r == format!("Users/{one_id}");
+        ensure(refs.iter().all(|r| points_at_member(r)), || format!("members[].$ref should be the member's URI, got {refs:?}"))
     });
     check!(s, "I-OKTA-07", log => {
         let now = patched(cx, &mut log, &path, json!([{"op": "add", "path": "members", "value": [{"value": two_id}]}])).await?;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The scimTypes of RFC 7644 Table 9.
+/// The scimTypes of RFC 7644 Table 9 and RFC 9865 §2.1.
 const SCIM_TYPES: &[&str] = &[
     "invalidFilter",
     "tooMany",
@@ -14,6 +14,9 @@ const SCIM_TYPES: &[&str] = &[
     "invalidValue",
     "invalidVers",
     "sensitive",
+    "invalidCursor",
+    "expiredCursor",
+    "invalidCount",
 ];
 
 /// RFC 7644 §7.1 for a base URL: TLS unless the server is on loopback (then `None`: nothing to check).
@@ -127,7 +130,7 @@ pub async fn section(cx: &Cx) -> Vec<CheckResult> {
                 let fits = if t == "uniqueness" { e.status == 409 } else { e.status == 400 };
                 ensure(fits, || format!("scimType {t} does not fit status {}", e.status))
             }
-            Some(other) => Err(format!("scimType {other} is not one of RFC 7644 Table 9")),
+            Some(other) => Err(format!("scimType {other} is not one of RFC 7644 Table 9 or RFC 9865 §2.1")),
         })
     });
     check!(s, "P-ERR-04", log => {
