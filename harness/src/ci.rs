@@ -208,6 +208,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         scim::Durability::Flush,
         None,
         None,
+        None,
     )
     .await?;
     let targets = Targets::start(Some(data_dir.clone()), &token, true).await?;

@@ -51,6 +51,10 @@ pub struct ConformanceArgs {
     /// deletes); 0 skips those checks.
     #[arg(long, default_value_t = conformance::DEFAULT_LARGE_GROUP)]
     pub large_group: usize,
+    /// Most requests I-IPSIE-06 (`--profile ipsie`) sends, 8 at a time, to meet the server's
+    /// rate limit; set it above your limit. 0 skips the check.
+    #[arg(long, default_value_t = conformance::DEFAULT_RATE_LIMIT_BURST)]
+    pub rate_limit_burst: usize,
     /// Fail on SHOULD findings too.
     #[arg(long)]
     pub strict: bool,
@@ -149,6 +153,7 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         limited_auth: args.limited_token.clone().map(Auth::Bearer),
         deadline: Some(std::time::Duration::from_secs(args.time_limit)),
         large_group: args.large_group,
+        rate_limit_burst: args.rate_limit_burst,
     };
     if !conformance::definitions()
         .iter()

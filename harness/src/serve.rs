@@ -52,6 +52,10 @@ pub struct UpArgs {
     /// How long the IdP's access tokens live, in seconds.
     #[arg(long, default_value_t = 3600, requires = "oauth")]
     pub oauth_token_lifetime: u64,
+    /// Rate-limit the SCIM provider: each credential may send N requests at once and N per
+    /// second, then gets 429 with Retry-After (the IPSIE AL1 profile asks for a limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: Option<u32>,
 }
 
 fn parse_dialect(text: &str) -> Result<harness::targets::Dialect, String> {
@@ -82,6 +86,7 @@ pub async fn start(
     durability: Durability,
     tls: Option<scim::tls::ServerTls>,
     oauth: Option<std::sync::Arc<scim::oauth::Verifier>>,
+    rate_limit: Option<scim::rate::RateLimit>,
 ) -> anyhow::Result<Running> {
     let mut servers = scim::sim::Servers::new(tls);
     let (listener, url) = servers
@@ -92,6 +97,7 @@ pub async fn start(
     let config = ProviderConfig {
         base_url: url.clone(),
         durability,
+        rate_limit,
         ..Default::default()
     };
     let provider = Provider::open(dir, config)
@@ -163,6 +169,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         durability,
         tls.server.clone(),
         oauth.as_ref().map(|o| o.verifier.clone()),
+        args.rate_limit.map(|n| scim::rate::RateLimit {
+            per_second: n,
+            burst: n,
+        }),
     )
     .await?;
     let targets = harness::targets::Targets::start_with_policies(

@@ -24,6 +24,10 @@ impl Drop for Served {
 }
 
 async fn serve_engine() -> Served {
+    serve_engine_limited(None).await
+}
+
+async fn serve_engine_limited(rate_limit: Option<scim::rate::RateLimit>) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -31,6 +35,7 @@ async fn serve_engine() -> Served {
         dir.path(),
         ProviderConfig {
             base_url: base.clone(),
+            rate_limit,
             ..Default::default()
         },
     )
@@ -70,10 +75,12 @@ fn target(base: &str) -> Target {
     Target::new(base, Auth::Bearer("t".into())).unwrap()
 }
 
-/// Every check: the RFC's and both IdP profiles', with a large group of `large_group` members.
+/// Every check: the RFC's and every profile's, with a large group of `large_group` members (the
+/// rate-limit burst of I-IPSIE-06 is left out: the servers here are not limited, and
+/// `the_rate_limit_check_meets_the_engines_limiter` proves it).
 fn every_profile(large_group: usize) -> Options {
     Options {
-        profiles: vec![Profile::Okta, Profile::Entra],
+        profiles: vec![Profile::Okta, Profile::Entra, Profile::Ipsie],
         large_group,
         ..Default::default()
     }
@@ -127,7 +134,7 @@ async fn every_check_passes_against_the_engine() {
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(
         run.results.len(),
-        200,
+        208,
         "every line of the checklist has a result"
     );
     let not_run: BTreeSet<&str> = run
@@ -152,6 +159,7 @@ async fn every_check_passes_against_the_engine() {
             "P-ME-01",
             "P-ME-03",
             "P-BULK-11",
+            "I-IPSIE-06",
         ]
         .into_iter()
         .collect(),
@@ -213,7 +221,12 @@ async fn every_check_alone_and_every_profile_give_the_full_runs_verdicts() {
             wrong.push(format!("{id} alone: {got:?}, the full run: {expected:?}"));
         }
     }
-    for profiles in [vec![], vec![Profile::Okta], vec![Profile::Entra]] {
+    for profiles in [
+        vec![],
+        vec![Profile::Okta],
+        vec![Profile::Entra],
+        vec![Profile::Ipsie],
+    ] {
         let options = Options {
             profiles: profiles.clone(),
             large_group: SMALL_LARGE_GROUP,
@@ -328,6 +341,7 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
             "scim-no-paging",
             // count is dropped, so a cursor page holds every match.
             ids(&[
+                "I-IPSIE-05",
                 "P-CURSOR-02",
                 "P-CURSOR-03",
                 "P-PAGE-01",
@@ -342,6 +356,7 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
             "scim-attributes-ignored",
             ids(&[
                 "I-ENTRA-06",
+                "I-IPSIE-04",
                 "P-ATTR-01",
                 "P-ATTR-02",
                 "P-ATTR-04",
@@ -353,6 +368,7 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
             "scim-patch-remove-ignored",
             ids(&[
                 "I-ENTRA-04",
+                "I-IPSIE-03",
                 "I-OKTA-07",
                 "P-PATCH-05",
                 "P-PATCH-16",
@@ -363,7 +379,7 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
                 "P-USER-03",
             ]),
         ),
-        ("scim-no-auth-schemes", ids(&["P-DISC-02"])),
+        ("scim-no-auth-schemes", ids(&["I-IPSIE-07", "P-DISC-02"])),
         ("scim-filter-no-ordering", ids(&["P-FILTER-04"])),
         ("scim-filter-no-not", ids(&["P-FILTER-09"])),
         ("scim-filter-primary-value-only", ids(&["P-FILTER-10"])),
@@ -391,6 +407,7 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
         (
             "scim-discovery-bare",
             ids(&[
+                "I-IPSIE-08",
                 "P-DISC-01",
                 "P-DISC-04",
                 "P-DISC-05",
@@ -504,6 +521,8 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
             ids(&[
                 "I-ENTRA-05",
                 "I-ENTRA-07",
+                "I-IPSIE-01",
+                "I-IPSIE-04",
                 "I-OKTA-01",
                 "I-OKTA-02",
                 "P-BULK-07",
@@ -651,6 +670,14 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
         ("scim-cursor-garbage-restarts", ids(&["P-CURSOR-06"])),
         ("scim-cursor-count-unchecked", ids(&["P-CURSOR-07"])),
         (
+            "scim-value-filters-refused",
+            ids(&["I-ENTRA-05", "I-IPSIE-01", "P-FILTER-11"]),
+        ),
+        (
+            "scim-deleted-names-reserved",
+            ids(&["I-IPSIE-02", "P-DELETE-04"]),
+        ),
+        (
             "scim-read-as-list",
             // Almost every check reads a resource back by id.
             ids(&[
@@ -662,6 +689,8 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
                 "I-ENTRA-07",
                 "I-ENTRA-08",
                 "I-ENTRA-09",
+                "I-IPSIE-03",
+                "I-IPSIE-04",
                 "I-OKTA-05",
                 "I-OKTA-07",
                 "P-ATTR-01",
@@ -744,8 +773,9 @@ async fn each_quirk_fails_exactly_the_checks_that_test_it_on_both_connectors() {
         "P-ME-03",
         "P-MEDIA-02",
         "P-CREATE-05",
-        "P-DELETE-04",
         "P-PATCH-09",
+        // Needs a server with a rate limit, which the connectors do not have.
+        "I-IPSIE-06",
     ]);
     let covered: BTreeSet<String> = table.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
     for def in conformance::definitions()
@@ -826,6 +856,38 @@ async fn read_only_runs_write_nothing_and_waivers_are_not_counted() {
         .any(|r| r.def.id == "P-AUTH-02" && matches!(r.outcome, Outcome::Waived(_))));
     assert!(!run.fails(true), "a waived failure does not fail the run");
     targets.stop().await;
+}
+
+/// I-IPSIE-06 passes against the engine with a rate limit (429, Retry-After, served again after
+/// the wait) and fails against the engine without one.
+#[tokio::test]
+async fn the_rate_limit_check_meets_the_engines_limiter() {
+    let options = Options {
+        profiles: vec![Profile::Ipsie],
+        select: vec!["I-IPSIE-06".into()],
+        rate_limit_burst: 200,
+        ..Default::default()
+    };
+    let limited = serve_engine_limited(Some(scim::rate::RateLimit {
+        per_second: 20,
+        burst: 40,
+    }))
+    .await;
+    let run = conformance::run(target(&limited.base), options.clone()).await;
+    let outcome = |run: &conformance::Run| {
+        run.results
+            .iter()
+            .find(|r| r.def.id == "I-IPSIE-06")
+            .map(|r| r.outcome.clone())
+    };
+    assert_eq!(outcome(&run), Some(Outcome::Passed), "{:?}", run.results);
+    let unlimited = serve_engine().await;
+    let run = conformance::run(target(&unlimited.base), options).await;
+    assert!(
+        matches!(outcome(&run), Some(Outcome::Failed(why)) if why.contains("met no 429")),
+        "{:?}",
+        outcome(&run)
+    );
 }
 
 /// P-AUTH-04 fails when the "limited" credential is in fact allowed to read.

@@ -28,6 +28,7 @@ pub mod path;
 pub mod provider;
 pub mod query;
 mod quirks;
+pub mod rate;
 pub mod resource;
 pub mod schema;
 pub mod server;

@@ -49,6 +49,8 @@ pub struct ProviderConfig {
     pub leniency: Leniency,
     /// How long an RFC 9865 cursor stays valid (`pagination.cursorTimeout`).
     pub cursor_timeout: std::time::Duration,
+    /// Requests each credential may send (429 with `Retry-After` beyond); `None`: unlimited.
+    pub rate_limit: Option<crate::rate::RateLimit>,
 }
 
 impl Default for ProviderConfig {
@@ -65,6 +67,7 @@ impl Default for ProviderConfig {
             durability: Durability::Flush,
             leniency: Leniency::default(),
             cursor_timeout: crate::cursor::DEFAULT_TIMEOUT,
+            rate_limit: None,
         }
     }
 }
@@ -180,6 +183,7 @@ pub struct Provider {
     writers: tokio::sync::RwLock<()>,
     ids: IdLocks,
     cursors: Cursors,
+    limiter: Option<crate::rate::Limiter>,
 }
 
 /// A planned update: the new document and the member changes.
@@ -263,6 +267,7 @@ impl Provider {
             store,
             defs,
             cursors: Cursors::new(config.cursor_timeout),
+            limiter: config.rate_limit.map(crate::rate::Limiter::new),
             config,
             backend: None,
             writers: tokio::sync::RwLock::new(()),
@@ -291,6 +296,10 @@ impl Provider {
 
     pub fn config(&self) -> &ProviderConfig {
         &self.config
+    }
+
+    pub fn limiter(&self) -> Option<&crate::rate::Limiter> {
+        self.limiter.as_ref()
     }
 
     pub fn store(&self) -> &Store {

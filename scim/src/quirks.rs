@@ -105,6 +105,8 @@ pub const SCIM_QUIRKS: &[(&str, &str)] = &[
     ("scim-search-cursor-ignored", "POST .search ignores cursor and pages by index (RFC 9865 §3)"),
     ("scim-cursor-garbage-restarts", "a cursor not of the server's form is read as a request for the first page (RFC 9865 §2.1)"),
     ("scim-cursor-count-unchecked", "a later page's count is ignored, not compared with the first request's (RFC 9865 §2.1)"),
+    ("scim-value-filters-refused", "a filter with a value path (`emails[value eq ...]`) is refused (RFC 7644 §3.4.2.2)"),
+    ("scim-deleted-names-reserved", "the userName of a deleted User cannot be used again: 409 (RFC 7644 §3.6)"),
 ];
 
 /// How many members `scim-members-capped` answers.
@@ -206,6 +208,17 @@ pub async fn scim_quirks(
         }
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(mut v) => {
+                if on("scim-deleted-names-reserved")
+                    && ex.method == Method::POST
+                    && ex.last_segment() == "Users"
+                    && is_reserved(&sim.controls().quirks.memory(), &v)
+                {
+                    return error(
+                        409,
+                        Some(ScimType::Uniqueness),
+                        "userName is reserved: it belonged to a deleted user",
+                    );
+                }
                 if let Err(refused) = rewrite_request(&on, &ex, &mut v) {
                     return refused.into_response();
                 }
@@ -235,6 +248,13 @@ fn refusal(on: On<'_>, ex: &Exchange, headers: &axum::http::HeaderMap) -> Option
             400,
             Some(ScimType::InvalidFilter),
             "gt, ge, lt and le are not supported",
+        ));
+    }
+    if on("scim-value-filters-refused") && filter.contains('[') {
+        return Some(error(
+            400,
+            Some(ScimType::InvalidFilter),
+            "value filters are not supported",
         ));
     }
     if on("scim-filter-keywords-refused")
@@ -607,6 +627,7 @@ const BODY_QUIRKS: &[&str] = &[
     "scim-cursor-default-misstated",
     "scim-cursor-stops-early",
     "scim-previous-cursor-on-first",
+    "scim-deleted-names-reserved",
 ];
 
 async fn answer(on: On<'_>, ex: &Exchange, resp: Response, quirks: &Quirks) -> Response {
@@ -652,6 +673,9 @@ async fn answer(on: On<'_>, ex: &Exchange, resp: Response, quirks: &Quirks) -> R
     if on("scim-deleted-references-kept") && ex.method == Method::DELETE && code == 204 {
         remember_deleted(&mut quirks.memory(), ex.last_segment());
     }
+    if on("scim-deleted-names-reserved") && ex.method == Method::DELETE && code == 204 {
+        reserve_name(&mut quirks.memory(), ex.last_segment());
+    }
     if on("scim-deleted-as-ok") && ex.method == Method::DELETE && code == 204 {
         return scim_json(StatusCode::OK, &json!({}));
     }
@@ -667,6 +691,9 @@ async fn answer(on: On<'_>, ex: &Exchange, resp: Response, quirks: &Quirks) -> R
         rewrite_answer(on, ex, &mut status, v);
         if on("scim-deleted-references-kept") {
             each_resource(v, &mut |r| keep_references(&mut quirks.memory(), r));
+        }
+        if on("scim-deleted-names-reserved") {
+            each_resource(v, &mut |r| remember_name(&mut quirks.memory(), r));
         }
     }
     if on("scim-missing-as-empty")
@@ -713,6 +740,29 @@ async fn answer(on: On<'_>, ex: &Exchange, resp: Response, quirks: &Quirks) -> R
 
 /// References an answer may hold to other resources: multi-valued ones, and the manager.
 const REFERENCES: &[&str] = &["members", "groups"];
+
+/// `scim-deleted-names-reserved`: every User's name by id as answers show them, and the names
+/// of the deleted ones.
+fn remember_name(memory: &mut Value, r: &Value) {
+    if let (Some(id), Some(name)) = (r["id"].as_str(), r["userName"].as_str()) {
+        memory["names"][id] = json!(name.to_lowercase());
+    }
+}
+
+fn reserve_name(memory: &mut Value, id: &str) {
+    let name = memory["names"][id].clone();
+    if name.is_string() {
+        memory["reserved"][name.as_str().unwrap_or_default()] = json!(true);
+    }
+}
+
+fn is_reserved(memory: &Value, body: &Value) -> bool {
+    let name = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("userName")))
+        .and_then(|(_, v)| v.as_str());
+    name.is_some_and(|n| memory["reserved"][n.to_lowercase()] == json!(true))
+}
 
 fn remember_deleted(memory: &mut Value, id: &str) {
     if !memory["deleted"].is_array() {

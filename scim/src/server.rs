@@ -87,7 +87,39 @@ pub fn app(state: AppState) -> Router {
         .nest("/v2", routes)
         .fallback(unknown_route)
         .layer(middleware::from_fn(negotiate))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state)
+}
+
+/// 429 with `Retry-After` once a credential has used its requests (`ProviderConfig::rate_limit`);
+/// before authentication, so a flood of bad credentials is limited too.
+async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(limiter) = state.provider.limiter() else {
+        return next.run(req).await;
+    };
+    let key = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map_or(&b""[..], HeaderValue::as_bytes);
+    match limiter.take(key, std::time::Instant::now()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            let limit = limiter.limit();
+            let mut resp = ScimError::new(
+                429,
+                None,
+                format!(
+                    "too many requests: at most {} at once and {} per second for each credential",
+                    limit.burst, limit.per_second
+                ),
+            )
+            .into_response();
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            resp
+        }
+    }
 }
 
 /// Longest request URI (path and query) served: a filter of `filter::MAX_FILTER_LEN` bytes

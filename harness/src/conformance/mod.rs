@@ -36,6 +36,8 @@ pub enum Profile {
     Rfc,
     Okta,
     Entra,
+    /// The OpenID IPSIE AL1 SCIM 2.0 profile (draft-ipsie-scim-al1-profile).
+    Ipsie,
 }
 
 /// Whose obligation the sentence a check tests is. A check of how the server takes a request
@@ -105,6 +107,8 @@ pub struct Options {
     pub deadline: Option<std::time::Duration>,
     /// Members of the large group P-GROUP-03/04 build; 0 skips them.
     pub large_group: usize,
+    /// Most requests I-IPSIE-06 sends to meet the server's rate limit; 0 skips it.
+    pub rate_limit_burst: usize,
 }
 
 impl Options {
@@ -190,6 +194,9 @@ fn not_scim(e: &Exchange) -> Result<(), String> {
 
 /// Members of the large group when `--large-group` is not given.
 pub const DEFAULT_LARGE_GROUP: usize = 1000;
+
+/// Requests I-IPSIE-06 sends at most when not told.
+pub const DEFAULT_RATE_LIMIT_BURST: usize = 1000;
 
 /// The run's time limit when none is given.
 pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -449,6 +456,8 @@ pub async fn run(target: Target, options: Options) -> Run {
     };
     let sections = futures::future::join_all(checks::sections(&cx)).await;
     let mut results: Vec<CheckResult> = sections.into_iter().flatten().collect();
+    // Alone, once everything else is done: it spends the credential's rate limit.
+    results.extend(checks::after_the_rest(&cx).await);
     results.sort_by_key(|r| checks::order(r.def.id));
     let registered = cx.created.lock().unwrap_or_else(|p| p.into_inner()).len();
     let budget =

@@ -38,6 +38,8 @@ pub struct Target {
     extra: Vec<(String, String)>,
     /// Server certificates are not checked (`--insecure`).
     pub insecure: bool,
+    /// Times a 429 is waited out and retried.
+    retries_on_429: u32,
 }
 
 /// The response body cap when none is given: far above any SCIM page of `filter.maxResults`
@@ -129,7 +131,17 @@ impl Target {
             max_body: DEFAULT_MAX_BODY,
             extra: Vec::new(),
             insecure: tls.insecure,
+            retries_on_429: RETRIES_ON_429,
         })
+    }
+
+    /// The same target, answering a 429 as it comes instead of waiting and retrying: for the
+    /// check that provokes one.
+    pub fn without_retries(&self) -> Target {
+        Target {
+            retries_on_429: 0,
+            ..self.clone()
+        }
     }
 
     /// The same target, sending these headers with every request.
@@ -272,7 +284,7 @@ impl Target {
                 bytes.extend_from_slice(&chunk);
             }
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            if status == 429 && attempt < RETRIES_ON_429 {
+            if status == 429 && attempt < self.retries_on_429 {
                 attempt += 1;
                 tokio::time::sleep(
                     Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT),

@@ -77,3 +77,36 @@ async fn p_err_03_hostile_inputs_never_get_a_500() {
         assert!(["invalidSyntax", "invalidValue"].contains(&t), "{t}");
     }
 }
+
+/// `rate_limit`: each credential gets its burst, then 429 with a SCIM error and `Retry-After`;
+/// another credential (a bad one here) has a bucket of its own.
+#[tokio::test]
+async fn a_rate_limited_credential_gets_429_with_retry_after() {
+    let s = Server::start_with(ProviderConfig {
+        rate_limit: Some(scim::rate::RateLimit {
+            per_second: 1,
+            burst: 3,
+        }),
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(s.get("/Users?count=1").await.status, 200);
+    }
+    let limited = s.get("/Users?count=1").await;
+    limited.assert_error(429, None);
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    let stranger = scim::tls::ClientTls::default()
+        .client()
+        .unwrap()
+        .get(format!("{}/Users", s.base))
+        .bearer_auth("someone-else")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stranger.status(),
+        401,
+        "another credential is not limited by this one's use"
+    );
+}

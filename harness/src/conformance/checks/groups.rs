@@ -26,8 +26,7 @@ fn sorted(ids: &[&str]) -> Vec<String> {
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
     let mut s = Section::new(cx, &[IDS]);
-    let probe = cx.target.get("/Groups?count=0").await;
-    if !matches!(&probe, Ok(e) if e.status == 200) {
+    if !has_groups(cx).await {
         s.skip(IDS, "the server has no /Groups endpoint");
         return s.finish();
     }

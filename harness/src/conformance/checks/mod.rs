@@ -13,6 +13,7 @@ use crate::encode;
 const RFC: Profile = Profile::Rfc;
 const OKTA: Profile = Profile::Okta;
 const ENTRA: Profile = Profile::Entra;
+const IPSIE: Profile = Profile::Ipsie;
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -225,6 +226,14 @@ defs! {
     "P-BULK-09", "RFC 7644 §3.7.4", Must, Provider, RFC, false, "maxPayloadSize is enforced", "A payload above maxPayloadSize gets 413 with the limit in the error." => "If either limit is exceeded, the service provider MUST return HTTP response code 413 (Payload Too Large). The returned response MUST specify the limit exceeded in the body of the error response.";
     "P-BULK-10", "RFC 7644 §3.7", Must, Provider, RFC, false, "Stale version fails the operation", "An operation whose version does not match the current ETag fails with 412." => "version The current resource version. Version MAY be used if the service provider supports entity-tags (ETags) (Section 2.3 of [RFC7232]) and \"method\" is \"PUT\", \"PATCH\", or \"DELETE\".";
     "P-BULK-11", "RFC 7644 §3.12", Should, Provider, RFC, false, "Bulk unsupported is 501", "With bulk.supported false, POST /Bulk gets 501." => "501 (Not Implemented): Service provider does not support the request operation, e.g., PATCH.";
+    "I-IPSIE-01", "IPSIE AL1 SCIM l.186-190", Must, Provider, IPSIE, false, "IPSIE look-up filters", "userName eq, externalId eq and emails[value eq \"...\"] each find exactly the user." => "Application Providers MUST support the following filter expressions: * username eq {username} * externalId eq {externalId} * emails[value eq {email}]";
+    "I-IPSIE-02", "IPSIE AL1 SCIM l.166", Must, Provider, IPSIE, false, "A deleted username is free again", "After a user is deleted, a user with the same userName can be created." => "After a user is deleted, the Application MUST allow the creation of a new user with the same username.";
+    "I-IPSIE-03", "IPSIE AL1 SCIM l.228-240", Must, Provider, IPSIE, false, "IPSIE membership PATCH forms", "add with path members and a value array; remove with path members[value eq \"id\"]; remove with path members (every member); none with a value on remove." => "The op attribute MUST contain either \"add\" or \"remove\". ... The path attribute MUST be either: \"members\" (to remove all members) \"members[value eq {id}]\" (to remove a single member)";
+    "I-IPSIE-04", "IPSIE AL1 SCIM l.212-218", Must, Provider, IPSIE, false, "Groups read without members", "GET /Groups/{id}?excludedAttributes=members and GET /Groups?filter=displayName eq ...&excludedAttributes=members answer the group without members." => "Group searches by id are performed by the SCIM operation GET /Group/{id}?excludedAttributes=members";
+    "I-IPSIE-05", "IPSIE AL1 SCIM l.176, 210", Must, Provider, IPSIE, false, "Users and Groups page", "GET /Users and GET /Groups page by index (startIndex and count) or by RFC 9865 cursor." => "To ensure that large amounts of data can be read from the Application, the application MUST support with index-based or cursor-based pagination for the GET /Groups request.";
+    "I-IPSIE-06", "IPSIE AL1 SCIM l.176, 210, 270", Must, Provider, IPSIE, true, "Rate limited, with Retry-After", "A burst of GET /Users (at most --rate-limit-burst, 8 at a time) meets 429 with a Retry-After in seconds, and a request after that wait is served." => "To ensure system stability and prevent abuse, the Application SHALL enforce rate limits on this endpoint and MUST respond with appropriate headers, such as \"429 Too Many Requests\" and \"Retry-After,\" when limits are exceeded.";
+    "I-IPSIE-07", "IPSIE AL1 SCIM l.98, 121", Must, Provider, IPSIE, true, "OAuth is the authentication", "ServiceProviderConfig's authenticationSchemes lists an OAuth scheme." => "All SCIM operations SHALL be authenticated and authorized via OAuth 2.0 as specified in Section 3.1.";
+    "I-IPSIE-08", "IPSIE AL1 SCIM l.246-258", Must, Provider, IPSIE, true, "Users and Groups are described", "/ResourceTypes lists User and Group, /Schemas holds both schemas, and the User schema has emails." => "The supported ResourceTypes MUST include Users and Groups.";
     "P-CURSOR-01", "RFC 9865 §4", Should, Provider, RFC, false, "Cursor paging is advertised", "A provider that answers an empty cursor with nextCursor lists pagination in ServiceProviderConfig." => "A SCIM service provider implementing cursor-based pagination SHOULD include the following additional attribute in JSON document returned by the /ServiceProviderConfig endpoint";
     "P-CURSOR-02", "RFC 9865 §4", Must, Provider, RFC, false, "pagination is well formed", "pagination.cursor and pagination.index are booleans, cursor true only when cursors work; defaultPaginationMethod is cursor or index; defaultPageSize, maxPageSize and cursorTimeout are positive integers when given." => "A Boolean value specifying support of cursor-based pagination. REQUIRED.";
     "P-CURSOR-03", "RFC 9865 §2", Must, Provider, RFC, false, "nextCursor walks every page", "From an empty cursor with count=2 over 5 users, every page but the last has nextCursor, none holds more than 2, and the pages hold every user once; cursors are unreserved characters only." => "Service providers supporting cursor-based pagination MUST include nextCursor in all paged query responses except when returning the last page. nextCursor MUST be omitted from a response only to indicate that there are no more result pages.";
@@ -271,7 +280,13 @@ pub fn sections(cx: &Cx) -> Vec<SectionFuture<'_>> {
         Box::pin(bulk::section(cx)),
         Box::pin(integrity::section(cx)),
         Box::pin(cursors::section(cx)),
+        Box::pin(ipsie::section(cx)),
     ]
+}
+
+/// What must run alone once every section is done.
+pub async fn after_the_rest(cx: &Cx) -> Vec<CheckResult> {
+    ipsie::last(cx).await
 }
 
 /// Runs one check: `$body` is an async block that may use `log` and returns `Result<(), String>`.
@@ -306,6 +321,7 @@ mod filters;
 mod generated;
 mod groups;
 mod integrity;
+mod ipsie;
 mod patches;
 mod protocol_more;
 mod selection;
@@ -498,6 +514,11 @@ async fn patched_then_read(
     let e = call(cx, log, Method::PATCH, path, Some(&patch_op(ops)), &[]).await?;
     status(&e, &[200, 204])?;
     get_json(cx, log, read).await
+}
+
+/// Whether the server serves /Groups (sections on groups are skipped when not).
+async fn has_groups(cx: &Cx) -> bool {
+    matches!(cx.target.get("/Groups?count=0").await, Ok(e) if e.status == 200)
 }
 
 /// The ids of a group's members, sorted.
