@@ -24,7 +24,7 @@ use harness::conformance::{
 use harness::load::plan::{Mix, PlanOptions, Shard};
 use harness::load::{self, LoadOptions};
 use harness::scenario;
-use harness::scenario::model::DialectName;
+use harness::scenario::model::Dialect;
 use harness::targets::Targets;
 
 #[derive(Debug, Args)]
@@ -65,7 +65,7 @@ fn load_options(rate: f64) -> anyhow::Result<LoadOptions> {
         },
         shard: Shard::WHOLE,
         phases,
-        dialect: DialectName::Okta,
+        dialect: Dialect::Okta,
         policies: PathBuf::from("scenarios/policies"),
         settle: std::time::Duration::from_secs(90),
         max_p99_ms: None,
@@ -198,7 +198,7 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     let stamp = started.format("%Y%m%dT%H%M%SZ").to_string();
     let report_dir = args
         .report
-        .unwrap_or_else(|| PathBuf::from("reports").join(format!("ci-{stamp}")));
+        .unwrap_or_else(|| crate::default_report_dir("ci"));
     let data_dir = std::env::temp_dir().join(format!("scimlab-ci-{}-{stamp}", std::process::id()));
     let token = serve::generate_token();
     let engine = serve::start(

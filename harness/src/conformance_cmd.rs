@@ -193,12 +193,10 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         ..options
     };
     let run = conformance::run(target, options).await;
-    let dir = args.report.clone().unwrap_or_else(|| {
-        PathBuf::from("reports").join(format!(
-            "conformance-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ))
-    });
+    let dir = args
+        .report
+        .clone()
+        .unwrap_or_else(|| crate::default_report_dir("conformance"));
     report::write(&run, &dir, args.strict)
         .with_context(|| format!("cannot write the report to {}", dir.display()))?;
     print!("{}", report::to_terminal(&run, args.strict));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use harness::load::{self, plan, report::LoadReport, LoadOptions, Phase};
-use harness::scenario::model::{DialectName, TargetName};
+use harness::scenario::model::{Dialect, TargetName};
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -42,7 +42,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "0/1")]
     pub shard: plan::Shard,
     #[arg(long, value_enum, default_value = "okta")]
-    pub dialect: DialectName,
+    pub dialect: Dialect,
     /// Where space-idp.toml and teamcity-idp.toml are.
     #[arg(long, default_value = "scenarios/policies")]
     pub policies: PathBuf,
@@ -175,13 +175,6 @@ fn parse_quirk(s: &str) -> Result<(TargetName, String), String> {
     }
 }
 
-fn default_dir(command: &str) -> PathBuf {
-    PathBuf::from("reports").join(format!(
-        "{command}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-    ))
-}
-
 /// Writes every format and prints the summary; the exit code follows the verdict.
 fn finish(report: &LoadReport, dir: &Path) -> anyhow::Result<ExitCode> {
     load::write(report, dir)
@@ -201,7 +194,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
     }
     let report = load::run(&options).await?;
-    let dir = args.report.clone().unwrap_or_else(|| default_dir("load"));
+    let dir = args
+        .report
+        .clone()
+        .unwrap_or_else(|| crate::default_report_dir("load"));
     finish(&report, &dir)
 }
 
@@ -239,7 +235,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
             let merged = LoadReport::merge(&parts)?;
-            finish(&merged, &report.unwrap_or_else(|| default_dir("merged")))
+            finish(
+                &merged,
+                &report.unwrap_or_else(|| crate::default_report_dir("merged")),
+            )
         }
         ReportCommand::Render { file, report } => {
             let loaded = load::read(&file).map_err(anyhow::Error::msg)?;

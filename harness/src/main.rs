@@ -88,3 +88,11 @@ fn main() -> ExitCode {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
+
+/// Where a command writes its report unless told otherwise: `reports/<command>-<UTC time>`.
+fn default_report_dir(command: &str) -> PathBuf {
+    PathBuf::from("reports").join(format!(
+        "{command}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ))
+}

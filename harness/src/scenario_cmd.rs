@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use harness::scenario::{self, model::DialectName};
+use harness::scenario::{self, model::Dialect};
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
@@ -18,7 +18,7 @@ pub struct ScenarioArgs {
     pub policies: PathBuf,
     /// Only this dialect (default: the dialects each scenario lists).
     #[arg(long, value_enum)]
-    pub dialect: Option<DialectName>,
+    pub dialect: Option<Dialect>,
     /// Where report.json, junit.xml and summary.md go (default: reports/scenario-<UTC timestamp>).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -46,12 +46,10 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
     }
     let runs = scenario::run_all(&loaded, &args.policies, args.dialect, remote.as_ref()).await?;
-    let dir = args.report.clone().unwrap_or_else(|| {
-        PathBuf::from("reports").join(format!(
-            "scenario-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ))
-    });
+    let dir = args
+        .report
+        .clone()
+        .unwrap_or_else(|| crate::default_report_dir("scenario"));
     scenario::write(&runs, &dir)
         .with_context(|| format!("cannot write the report to {}", dir.display()))?;
     print!("{}", scenario::to_terminal(&runs));

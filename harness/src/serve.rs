@@ -29,7 +29,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub no_fsync: bool,
     /// The SCIM dialect the IdP's apps speak: okta or entra.
-    #[arg(long, default_value = "okta", value_parser = parse_dialect)]
+    #[arg(long, value_enum, default_value_t = harness::targets::Dialect::Okta)]
     pub dialect: harness::targets::Dialect,
     /// Map the IdP's pushed groups by the policies in this folder (space-idp.toml,
     /// teamcity-idp.toml: `scenarios/policies`, as `scimlab load --targets` expects) instead of
@@ -56,14 +56,6 @@ pub struct UpArgs {
     /// second, then gets 429 with Retry-After (the IPSIE AL1 profile asks for a limit).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
-}
-
-fn parse_dialect(text: &str) -> Result<harness::targets::Dialect, String> {
-    match text {
-        "okta" => Ok(harness::targets::Dialect::Okta),
-        "entra" => Ok(harness::targets::Dialect::Entra),
-        other => Err(format!("'{other}' is not okta or entra")),
-    }
 }
 
 /// A running provider.

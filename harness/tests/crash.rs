@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::load::plan::GROUPS;
-use harness::scenario::model::DialectName;
+use harness::scenario::model::Dialect;
 use harness::scenario::run::{check_remote, Endpoint, Remote};
 use harness::targets::{assign_and_push, group_named, idp_call};
 use rand::{Rng, SeedableRng};
@@ -73,7 +73,7 @@ impl Stack {
             scim: None,
         };
         Remote {
-            dialect: DialectName::Okta,
+            dialect: Dialect::Okta,
             idp: end(&self.idp),
             space: end(&self.space),
             teamcity: end(&self.teamcity),

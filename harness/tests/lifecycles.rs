@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::scenario::model::{DialectName, QuirkStep, Step, TargetName};
+use harness::scenario::model::{Dialect, QuirkStep, Step, TargetName};
 use harness::scenario::random::{self, Op, GROUPS, PEOPLE};
 use harness::scenario::{self, Scenario};
 use proptest::prelude::*;
@@ -54,11 +54,7 @@ fn lifecycle() -> impl Strategy<Value = (Vec<Op>, bool)> {
 }
 
 fn build(ops: &[Op], entra: bool, quirk: Option<&str>, settle: &str) -> Scenario {
-    let dialect = if entra {
-        DialectName::Entra
-    } else {
-        DialectName::Okta
-    };
+    let dialect = if entra { Dialect::Entra } else { Dialect::Okta };
     let mut s = random::scenario(ops, dialect, settle);
     if let Some(q) = quirk {
         s.steps.insert(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use harness::load::plan::{self, Mix, PlanOptions, Shard};
 use harness::load::report::{Hist, LoadReport};
 use harness::load::{self, LoadOptions};
-use harness::scenario::model::{DialectName, TargetName};
+use harness::scenario::model::{Dialect, TargetName};
 
 fn options(shard: Shard) -> LoadOptions {
     LoadOptions {
@@ -23,7 +23,7 @@ fn options(shard: Shard) -> LoadOptions {
         },
         shard,
         phases: Vec::new(),
-        dialect: DialectName::Okta,
+        dialect: Dialect::Okta,
         policies: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/policies"),
         settle: Duration::from_secs(30),
         max_p99_ms: None,
@@ -145,7 +145,7 @@ async fn shards_share_servers_already_running() {
         scim: None,
     };
     let remote = Remote {
-        dialect: DialectName::Okta,
+        dialect: Dialect::Okta,
         idp: end(&stack.idp.url),
         space: end(&stack.space.space_url),
         teamcity: end(&stack.teamcity.teamcity_url),

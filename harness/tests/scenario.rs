@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::scenario::{self, model::DialectName, Scenario};
+use harness::scenario::{self, model::Dialect, Scenario};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -34,7 +34,7 @@ async fn run_text(text: &str) -> Result<scenario::ScenarioRun, scenario::RunErro
     scenario::run::run(
         &s,
         Path::new("inline.yaml"),
-        DialectName::Okta,
+        Dialect::Okta,
         &root().join("scenarios/policies"),
     )
     .await
@@ -196,7 +196,7 @@ async fn scenarios_run_against_servers_already_running_and_again() {
     let err = scenario::run::run_on(
         &restart,
         Path::new("r.yaml"),
-        DialectName::Okta,
+        Dialect::Okta,
         &policies,
         Some(&remote),
     )

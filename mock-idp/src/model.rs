@@ -97,13 +97,24 @@ pub struct Group {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How an IdP speaks SCIM: the one spelling of the dialect, from `mock-idp`'s apps to the
+/// harness's `--dialect` flags and scenario files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
     /// Okta's OIN SCIM 2.0 client (dialects.md §1).
     Okta,
     /// Entra ID's default SCIM client, without the `aadOptscim062020` flag (dialects.md §2).
     Entra,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Okta => "okta",
+            Dialect::Entra => "entra",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

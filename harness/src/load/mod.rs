@@ -20,11 +20,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::scenario::model::{DialectName, TargetName};
+use crate::scenario::model::{Dialect, TargetName};
 use crate::scenario::oracle::{self, Oracle};
 use crate::scenario::run::{put_control, Endpoint, Ends, Remote, TOKEN};
 use crate::targets::{
-    assign_and_push, group_named, idp_call, idp_policies, Dialect, Server, Targets, TargetsError,
+    assign_and_push, group_named, idp_call, idp_policies, Server, Targets, TargetsError,
 };
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
@@ -54,10 +54,8 @@ pub enum LoadError {
 /// optionally one target stopped and started again.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
-    pub latency_ms: u64,
-    pub rate_5xx: f64,
-    pub rate_429: f64,
-    pub drop: f64,
+    /// What the simulators' control plane takes, as it takes it.
+    pub faults: scim::sim::Faults,
     /// Stop this target at the phase's start and start it again after the pause.
     pub kill: Option<(Server, Duration)>,
 }
@@ -94,7 +92,8 @@ impl FromStr for FaultSpec {
 
     /// `5xx=5%,429=2%,latency=20ms,drop=1%,kill=teamcity:2s`, or `none`.
     fn from_str(s: &str) -> Result<FaultSpec, String> {
-        let mut f = FaultSpec::default();
+        let mut spec = FaultSpec::default();
+        let f = &mut spec.faults;
         for part in s
             .split(',')
             .map(str::trim)
@@ -115,7 +114,7 @@ impl FromStr for FaultSpec {
                         "teamcity" => Server::Teamcity,
                         other => return Err(format!("kill: `{other}` is not space or teamcity")),
                     };
-                    f.kill = Some((server, duration(pause)?));
+                    spec.kill = Some((server, duration(pause)?));
                 }
                 other => {
                     return Err(format!(
@@ -127,24 +126,25 @@ impl FromStr for FaultSpec {
         if f.rate_5xx + f.rate_429 + f.drop > 100.0 {
             return Err(format!("`{s}`: the shares add up to more than 100%"));
         }
-        Ok(f)
+        Ok(spec)
     }
 }
 
 impl fmt::Display for FaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
-        if self.rate_5xx > 0.0 {
-            parts.push(format!("5xx={}%", self.rate_5xx));
+        let faults = &self.faults;
+        if faults.rate_5xx > 0.0 {
+            parts.push(format!("5xx={}%", faults.rate_5xx));
         }
-        if self.rate_429 > 0.0 {
-            parts.push(format!("429={}%", self.rate_429));
+        if faults.rate_429 > 0.0 {
+            parts.push(format!("429={}%", faults.rate_429));
         }
-        if self.drop > 0.0 {
-            parts.push(format!("drop={}%", self.drop));
+        if faults.drop > 0.0 {
+            parts.push(format!("drop={}%", faults.drop));
         }
-        if self.latency_ms > 0 {
-            parts.push(format!("latency={}ms", self.latency_ms));
+        if faults.latency_ms > 0 {
+            parts.push(format!("latency={}ms", faults.latency_ms));
         }
         if let Some((server, pause)) = &self.kill {
             let name = match server {
@@ -196,7 +196,7 @@ pub struct LoadOptions {
     pub shard: Shard,
     /// Fault phases in time order; before the first, no faults.
     pub phases: Vec<Phase>,
-    pub dialect: DialectName,
+    pub dialect: Dialect,
     /// Where `space-idp.toml` and `teamcity-idp.toml` are.
     pub policies: PathBuf,
     /// How long to wait for the last events to be applied after the last one was sent.
@@ -390,8 +390,7 @@ async fn put_faults(
     ends: &Ends,
     faults: &FaultSpec,
 ) -> Result<(), String> {
-    let body = json!({"latencyMs": faults.latency_ms, "rate429": faults.rate_429,
-                      "rate5xx": faults.rate_5xx, "drop": faults.drop});
+    let body = serde_json::to_value(&faults.faults).map_err(|e| e.to_string())?;
     for end in [&ends.space, &ends.teamcity] {
         put_control(client, end, "/_sim/faults", &body).await?;
     }
@@ -520,10 +519,7 @@ pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
     let (space_policy, teamcity_policy) =
         idp_policies(&o.policies).map_err(|(path, e)| LoadError::Policy(path, e))?;
     let data = tempfile::tempdir()?;
-    let dialect = match o.dialect {
-        DialectName::Okta => Dialect::Okta,
-        DialectName::Entra => Dialect::Entra,
-    };
+    let dialect = o.dialect;
     let (ends, targets) = match &o.remote {
         Some(r) => {
             let client = r.http().map_err(LoadError::Setup)?;
@@ -581,7 +577,7 @@ async fn drive(
         space_policy,
         teamcity_policy,
         config,
-        o.dialect == DialectName::Entra,
+        o.dialect == Dialect::Entra,
     )
     .map_err(|e| LoadError::Setup(e.to_string()))?;
 
@@ -991,8 +987,8 @@ mod tests {
         let f: FaultSpec = "5xx=5%,429=2%,latency=20ms,drop=1%,kill=teamcity:2s"
             .parse()
             .unwrap();
-        assert_eq!(f.rate_5xx, 5.0);
-        assert_eq!(f.latency_ms, 20);
+        assert_eq!(f.faults.rate_5xx, 5.0);
+        assert_eq!(f.faults.latency_ms, 20);
         assert_eq!(f.kill, Some((Server::Teamcity, Duration::from_secs(2))));
         assert_eq!(
             f.to_string(),
@@ -1009,7 +1005,7 @@ mod tests {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }
         let p: Phase = "10s:5xx=5%".parse().unwrap();
-        assert_eq!((p.at_s, p.faults.rate_5xx), (10.0, 5.0));
+        assert_eq!((p.at_s, p.faults.faults.rate_5xx), (10.0, 5.0));
         assert!("5xx=5%".parse::<Phase>().is_err());
     }
 }

@@ -37,7 +37,7 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<(PathBuf, Scenario)>, ScenarioE
 pub async fn run_all(
     loaded: &[(PathBuf, Scenario)],
     policies: &Path,
-    only: Option<model::DialectName>,
+    only: Option<model::Dialect>,
     remote: Option<&run::Remote>,
 ) -> Result<Vec<ScenarioRun>, RunError> {
     let only = remote.map(|r| r.dialect).or(only);

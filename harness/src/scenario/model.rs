@@ -16,24 +16,10 @@ pub struct ScenarioError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum DialectName {
-    Okta,
-    Entra,
-}
+pub use mock_idp::Dialect;
 
-impl DialectName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DialectName::Okta => "okta",
-            DialectName::Entra => "entra",
-        }
-    }
-}
-
-fn both_dialects() -> Vec<DialectName> {
-    vec![DialectName::Okta, DialectName::Entra]
+fn both_dialects() -> Vec<Dialect> {
+    vec![Dialect::Okta, Dialect::Entra]
 }
 
 /// The policy files (in `scenarios/policies/`, without `.toml`) the targets run with.
@@ -72,7 +58,7 @@ pub struct Scenario {
     pub description: String,
     /// The dialects the IdP runs the scenario in (both unless narrowed).
     #[serde(default = "both_dialects")]
-    pub dialects: Vec<DialectName>,
+    pub dialects: Vec<Dialect>,
     #[serde(default)]
     pub policies: Policies,
     /// IdP groups created up front, assigned and pushed to both apps.

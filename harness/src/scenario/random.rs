@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    DialectName, Expect, Hire, Membership, Move, Policies, Rename, Scenario, Server, Step, UserRef,
+    Dialect, Expect, Hire, Membership, Move, Policies, Rename, Scenario, Server, Step, UserRef,
 };
 
 /// The people a random lifecycle draws from.
@@ -196,7 +196,7 @@ impl Model {
 }
 
 /// The scenario a sequence of operations stands for, in one dialect.
-pub fn scenario(ops: &[Op], dialect: DialectName, settle: &str) -> Scenario {
+pub fn scenario(ops: &[Op], dialect: Dialect, settle: &str) -> Scenario {
     let mut model = Model::default();
     let mut steps = Vec::new();
     for op in ops {
@@ -252,7 +252,7 @@ mod tests {
                 group: None,
             },
         ];
-        let s = scenario(&ops, DialectName::Okta, "5s");
+        let s = scenario(&ops, Dialect::Okta, "5s");
         let kinds: Vec<&str> = s.steps.iter().map(Step::kind).collect();
         assert_eq!(
             kinds,

@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::model::{
-    self, Access, DialectName, Expect, Scenario, Server, SpaceExpect, Step, TargetName,
-    TeamCityExpect, Tokens,
+    self, Access, Dialect, Expect, Scenario, Server, SpaceExpect, Step, TargetName, TeamCityExpect,
+    Tokens,
 };
 use super::oracle::{self, Account, Oracle, Seen, TargetConfig, View};
 use crate::encode;
-use crate::targets::{idp_call, Dialect, Targets};
+use crate::targets::{idp_call, Targets};
 
 pub(crate) const TOKEN: &str = "scimlab-scenario";
 
@@ -1066,7 +1066,7 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Remote {
-    pub dialect: DialectName,
+    pub dialect: Dialect,
     #[serde(default)]
     pub ca_cert: Option<std::path::PathBuf>,
     pub idp: Endpoint,
@@ -1130,7 +1130,7 @@ pub async fn check_remote(
     let client = remote.http()?;
     let ends = Ends::remote(&client, remote).await?;
     let config = ends.target_config(&client).await?;
-    let entra = remote.dialect == DialectName::Entra;
+    let entra = remote.dialect == Dialect::Entra;
     let mut oracle = Oracle::new(space, teamcity, config, entra).map_err(|e| e.to_string())?;
     ends.final_check(&client, &mut oracle, users).await
 }
@@ -1331,7 +1331,7 @@ impl Ends {
 pub async fn run(
     scenario: &Scenario,
     file: &Path,
-    dialect: DialectName,
+    dialect: Dialect,
     policies_dir: &Path,
 ) -> Result<ScenarioRun, RunError> {
     run_on(scenario, file, dialect, policies_dir, None).await
@@ -1341,7 +1341,7 @@ pub async fn run(
 pub async fn run_on(
     scenario: &Scenario,
     file: &Path,
-    dialect: DialectName,
+    dialect: Dialect,
     policies_dir: &Path,
     remote: Option<&Remote>,
 ) -> Result<ScenarioRun, RunError> {
@@ -1378,15 +1378,11 @@ pub async fn run_on(
             (None, ends, Some(tag))
         }
         None => {
-            let idp_dialect = match dialect {
-                DialectName::Okta => Dialect::Okta,
-                DialectName::Entra => Dialect::Entra,
-            };
             let targets = Targets::start_with_policies(
                 Some(data.path().to_owned()),
                 TOKEN,
                 false,
-                idp_dialect,
+                dialect,
                 (space_policy.clone(), teamcity_policy.clone()),
                 Default::default(),
             )
@@ -1400,7 +1396,7 @@ pub async fn run_on(
             space_policy,
             teamcity_policy,
             config,
-            dialect == DialectName::Entra,
+            dialect == Dialect::Entra,
         )
         .map_err(|e| e.to_string())
     }) {
