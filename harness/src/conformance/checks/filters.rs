@@ -1,4 +1,4 @@
-//! The rest of filtering, paging limits and the IdPs' own look-ups, over four users of its own.
+//! Filter operators in depth, paging limits and the IdPs' own look-ups, over four users of its own.
 
 use super::*;
 

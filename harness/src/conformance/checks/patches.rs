@@ -1,4 +1,4 @@
-//! The rest of PATCH: answers, add and replace on every kind of attribute, errors, primary.
+//! PATCH in depth: answers, add and replace on every kind of attribute, errors, primary.
 
 use super::*;
 

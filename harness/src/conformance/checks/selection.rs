@@ -1,4 +1,4 @@
-//! The rest of sorting, attribute selection, `.search` and ETags, over three users of its own.
+//! Sorting, attribute selection, `.search` and ETags in depth, over three users of its own.
 
 use super::*;
 
