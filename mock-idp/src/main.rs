@@ -49,10 +49,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    scim::cli::init_tracing();
     let args = Args::parse();
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
     anyhow::ensure!(args.max_attempts >= 1, "--max-attempts must be at least 1");
@@ -78,15 +75,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("starting mock-idp on {}", args.data.display()))?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"idp": {"url": launched.url, "token": token}})
-        );
-    } else {
-        println!("idp {} token={token}", launched.url);
-        println!("ready");
-    }
+    scim::cli::print_endpoints(args.json, &token, &[("idp", &launched.url)]);
     scim::sim::shutdown_signal().await;
     launched.stop().await;
     Ok(())

@@ -28,34 +28,19 @@ struct Args {
     /// Token for both servers (generated when absent).
     #[arg(long, env = "SCIMLAB_TOKEN")]
     token: Option<String>,
-    /// A token that opens the control plane (`/_sim`) besides `--token`.
-    #[arg(long, env = "SCIMLAB_SIM_TOKEN")]
-    sim_token: Option<String>,
     /// Run only the bridge, in front of this TeamCity server.
     #[arg(long, requires = "teamcity_token")]
     teamcity_url: Option<String>,
     /// Access token for --teamcity-url (a user who may manage users, groups and roles).
     #[arg(long, env = "TEAMCITY_TOKEN")]
     teamcity_token: Option<String>,
-    /// Acknowledge writes before they are flushed (faster; not crash-safe).
-    #[arg(long)]
-    no_fsync: bool,
-    /// Accept "True"/"False" strings for booleans, as Entra ID sends them.
-    #[arg(long)]
-    lenient: bool,
-    /// Print the endpoints as one JSON object.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    tls: scim::tls::TlsArgs,
+    common: scim::cli::MockFlags,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    scim::cli::init_tracing();
     let args = Args::parse();
     let policy = match &args.policy {
         Some(path) => Policy::load(path)?,
@@ -68,19 +53,19 @@ async fn main() -> anyhow::Result<()> {
         (Some(url), Some(token)) => Target::Remote { url, token },
         _ => Target::Simulator { port: args.port },
     };
-    let tls = args.tls.tls()?;
+    let tls = args.common.tls.tls()?;
     let launched = launch(Options {
         tls,
         scim_oauth: None,
-        sim_token: args.sim_token.clone(),
+        sim_token: args.common.sim_token.clone(),
         target,
         scim_port: args.scim_port,
         data: Some(args.data.clone()),
         token: token.clone(),
         scim_token: token.clone(),
         policy,
-        durable: !args.no_fsync,
-        lenient: args.lenient,
+        durable: !args.common.no_fsync,
+        lenient: args.common.lenient,
     })
     .await
     .with_context(|| format!("starting mock-teamcity on {}", args.data.display()))?;
@@ -89,21 +74,8 @@ async fn main() -> anyhow::Result<()> {
         endpoints.push(("teamcity", launched.teamcity_url.clone()));
     }
     endpoints.push(("teamcity-scim", launched.scim_url.clone()));
-    if args.json {
-        let mut out = serde_json::Map::new();
-        for (name, url) in &endpoints {
-            out.insert(
-                (*name).into(),
-                serde_json::json!({"url": url, "token": token}),
-            );
-        }
-        println!("{}", serde_json::Value::Object(out));
-    } else {
-        for (name, url) in &endpoints {
-            println!("{name} {url} token={token}");
-        }
-        println!("ready");
-    }
+    let endpoints: Vec<(&str, &str)> = endpoints.iter().map(|(n, u)| (*n, u.as_str())).collect();
+    scim::cli::print_endpoints(args.common.json, &token, &endpoints);
     scim::sim::shutdown_signal().await;
     launched.stop().await;
     Ok(())

@@ -16,6 +16,8 @@
 
 pub mod auth;
 pub mod bulk;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod connector;
 pub mod cursor;
 pub mod error;
