@@ -6,13 +6,11 @@
 use std::path::Path;
 
 use mock_space::{launch, Launched, Options, Policy};
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use test_support::{Http, ScimCalls, GROUP, USER};
 
 const TOKEN: &str = "org-token";
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 fn default_policy() -> Policy {
     Policy::default_policy()
@@ -36,53 +34,24 @@ async fn start(data: Option<&Path>, policy: Policy) -> Launched {
     .unwrap()
 }
 
-struct Http {
-    client: Client,
-}
-
-impl Http {
-    fn new() -> Http {
-        Http {
-            client: scim::tls::ClientTls::default().client().unwrap(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        url: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, url).bearer_auth(token);
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/scim+json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
 struct World {
     s: Launched,
     http: Http,
+}
+
+impl ScimCalls for World {
+    async fn scim(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.s.scim_url);
+        self.http.call(method, &url, TOKEN, body).await
+    }
 }
 
 impl World {
     async fn new(policy: Policy) -> World {
         World {
             s: start(None, policy).await,
-            http: Http::new(),
+            http: Http::default(),
         }
-    }
-
-    async fn scim(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.s.scim_url);
-        self.http.call(method, &url, TOKEN, body).await
     }
 
     async fn space(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -98,45 +67,6 @@ impl World {
     ) -> (StatusCode, Value) {
         let url = format!("{}{path}", self.s.space_url);
         self.http.call(method, &url, token, body).await
-    }
-
-    async fn user(&self, name: &str) -> String {
-        let (status, body) = self
-            .scim(
-                Method::POST,
-                "/Users",
-                Some(json!({"schemas": [USER], "userName": name, "externalId": format!("x-{name}"),
-                    "name": {"givenName": "Given", "familyName": name},
-                    "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn group(&self, name: &str, external_id: &str, members: &[&str]) -> String {
-        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
-        let (status, body) = self
-            .scim(
-                Method::POST,
-                "/Groups",
-                Some(
-                    json!({"schemas": [GROUP], "displayName": name, "externalId": external_id,
-                    "members": members}),
-                ),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
-        self.scim(
-            Method::PATCH,
-            path,
-            Some(json!({"schemas": [PATCH], "Operations": ops})),
-        )
-        .await
     }
 
     /// project key -> sorted roles, from the simulator's permission endpoint.
@@ -435,7 +365,7 @@ async fn restart_keeps_everything() {
     let (ann, eng) = {
         let w = World {
             s: start(Some(dir.path()), default_policy()).await,
-            http: Http::new(),
+            http: Http::default(),
         };
         let ann = w.user("ann").await;
         let eng = w.group("Engineering", "engineering", &[&ann]).await;
@@ -444,7 +374,7 @@ async fn restart_keeps_everything() {
     };
     let w = World {
         s: start(Some(dir.path()), default_policy()).await,
-        http: Http::new(),
+        http: Http::default(),
     };
     assert_eq!(
         w.roles("ann").await,
@@ -472,7 +402,7 @@ async fn a_changed_policy_applies_to_existing_groups_at_restart() {
     {
         let w = World {
             s: start(Some(dir.path()), default_policy()).await,
-            http: Http::new(),
+            http: Http::default(),
         };
         let ann = w.user("ann").await;
         w.group("Engineering", "engineering", &[&ann]).await;
@@ -488,7 +418,7 @@ async fn a_changed_policy_applies_to_existing_groups_at_restart() {
     .unwrap();
     let w = World {
         s: start(Some(dir.path()), policy).await,
-        http: Http::new(),
+        http: Http::default(),
     };
     assert_eq!(w.roles("ann").await, json!({"INFRA": ["admin"]}));
     w.s.stop().await;
@@ -521,7 +451,7 @@ async fn audit_events_chain_and_stream() {
     // The stream replays stored events first.
     let resp = w
         .http
-        .client
+        .client()
         .get(format!("{}/_sim/events?follow=true", w.s.space_url))
         .bearer_auth(TOKEN)
         .send()
@@ -562,7 +492,7 @@ async fn faults_and_quirks_switch_on_and_off() {
         .await;
     let cut = match w
         .http
-        .client
+        .client()
         .get(format!("{}{profiles}", w.s.space_url))
         .bearer_auth(TOKEN)
         .send()
@@ -630,7 +560,7 @@ async fn faults_and_quirks_switch_on_and_off() {
     let (_, metrics) = (
         (),
         w.http
-            .client
+            .client()
             .get(format!("{}/_sim/metrics", w.s.space_url))
             .bearer_auth(TOKEN)
             .send()

@@ -6,17 +6,22 @@
 use std::path::Path;
 
 use mock_teamcity::{launch, Launched, Options, Policy, Target};
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use test_support::{Http, ScimCalls, GROUP, USER};
 
 const TOKEN: &str = "admin-token";
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 struct World {
     s: Launched,
-    http: Client,
+    http: Http,
+}
+
+impl ScimCalls for World {
+    async fn scim(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.send(TOKEN, method, format!("{}{path}", self.s.scim_url), body)
+            .await
+    }
 }
 
 impl World {
@@ -38,7 +43,7 @@ impl World {
         .unwrap();
         World {
             s,
-            http: scim::tls::ClientTls::default().client().unwrap(),
+            http: Http::default(),
         }
     }
 
@@ -49,28 +54,7 @@ impl World {
         url: String,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, url)
-            .bearer_auth(token)
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/scim+json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn scim(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.send(TOKEN, method, format!("{}{path}", self.s.scim_url), body)
-            .await
+        self.http.call(method, &url, token, body).await
     }
 
     async fn tc(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -79,33 +63,6 @@ impl World {
             method,
             format!("{}{path}", self.s.teamcity_url),
             body,
-        )
-        .await
-    }
-
-    async fn user(&self, name: &str) -> String {
-        let (status, body) = self
-            .scim(Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": name, "externalId": format!("x-{name}"),
-                "name": {"givenName": "Given", "familyName": name}, "emails": [{"value": format!("{name}@example.com"), "primary": true}]})))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn group(&self, name: &str, external_id: &str, members: &[&str]) -> String {
-        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
-        let (status, body) = self
-            .scim(Method::POST, "/Groups", Some(json!({"schemas": [GROUP], "displayName": name, "externalId": external_id, "members": members})))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
-        self.scim(
-            Method::PATCH,
-            path,
-            Some(json!({"schemas": [PATCH], "Operations": ops})),
         )
         .await
     }
@@ -557,7 +514,7 @@ async fn bridge_and_teamcity_restart_independently() {
                 })
                 .await
                 .unwrap(),
-                http: scim::tls::ClientTls::default().client().unwrap(),
+                http: Http::default(),
             }
         }
     };
@@ -583,7 +540,7 @@ async fn bridge_and_teamcity_restart_independently() {
                 })
                 .await
                 .unwrap(),
-                http: scim::tls::ClientTls::default().client().unwrap(),
+                http: Http::default(),
             }
         }
     };

@@ -1,0 +1,108 @@
+//! What the mocks' end-to-end tests share: HTTP calls that keep the status and the JSON, and
+//! the SCIM calls every connector test makes (`ScimCalls`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// A client for loopback servers.
+#[derive(Debug)]
+pub struct Http {
+    client: Client,
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            client: scim::tls::ClientTls::default().client().unwrap(),
+        }
+    }
+}
+
+impl Http {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Sends `body` as SCIM JSON with a bearer token, asking for JSON; the answer's body is its
+    /// JSON, `Null` when empty, or else its text as a string.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, url)
+            .bearer_auth(token)
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(_) if text.is_empty() => Value::Null,
+            Err(_) => Value::String(text),
+        };
+        (status, body)
+    }
+}
+
+/// The SCIM calls of a connector test, on top of the one request a test world sends.
+#[allow(async_fn_in_trait)] // test worlds only, never sent across threads
+pub trait ScimCalls {
+    async fn scim(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value);
+
+    /// Creates a user with a work email; its id.
+    async fn user(&self, name: &str) -> String {
+        let (status, body) = self
+            .scim(
+                Method::POST,
+                "/Users",
+                Some(json!({"schemas": [USER], "userName": name, "externalId": format!("x-{name}"),
+                    "name": {"givenName": "Given", "familyName": name},
+                    "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a group with these member ids; its id.
+    async fn group(&self, name: &str, external_id: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        let (status, body) = self
+            .scim(
+                Method::POST,
+                "/Groups",
+                Some(
+                    json!({"schemas": [GROUP], "displayName": name, "externalId": external_id,
+                    "members": members}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
+        self.scim(
+            Method::PATCH,
+            path,
+            Some(json!({"schemas": [PATCH], "Operations": ops})),
+        )
+        .await
+    }
+}
