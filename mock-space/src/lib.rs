@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
+use scim::connector::{connector_app, ConnectorSpec};
 use scim::provider::BoxFuture;
 use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
 use scim::tls::Tls;
-use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -26,9 +26,6 @@ use crate::connector::{space_client, SpaceBackend};
 use crate::directory::{new_id, Directory, Project, Record, Repository, Rules};
 pub use crate::error::ApiError;
 pub use crate::policy::Policy;
-
-/// The connector's Group resource type (the `scim` engine serves Users, then Groups).
-const GROUPS: usize = 1;
 
 /// Misbehaviours the native API can be switched to, so a harness can prove it notices them.
 pub const QUIRKS: &[(&str, &str)] = &[
@@ -232,46 +229,24 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     let (native_listener, space_url) = bind(&servers, opts.port).await?;
     let (scim_listener, scim_url) = bind(&servers, opts.scim_port).await?;
 
-    let config = ProviderConfig {
-        base_url: scim_url.clone(),
-        durability: if opts.durable {
-            Durability::Flush
-        } else {
-            Durability::Background
-        },
-        leniency: scim::resource::Leniency {
-            boolean_strings: opts.lenient,
-        },
-        ..Default::default()
-    };
     let client = space_client(&space_url, &opts.token, &opts.tls.client)?;
     let backend = SpaceBackend::new(client, opts.policy);
-    let provider = match sub("space-scim") {
-        Some(dir) => Provider::open(&dir, config)?,
-        None => Provider::temporary(config)?,
-    }
-    .with_backend(Arc::new(backend));
-
+    // The connector re-grants every group before it takes requests, which calls the native API.
     servers.serve(native_listener, native_app(space.clone()));
-    // The policy may have changed since the last run: bring every group's grants up to it
-    // before the connector takes requests.
-    let regranted = provider.reapply(GROUPS).await?;
-    if regranted > 0 {
-        tracing::info!("{regranted} groups re-granted under the current policy");
-    }
     let sim: Arc<dyn Simulated> = space.clone();
-    let connector = scim::app(scim::AppState {
-        provider,
-        tokens: match &opts.scim_oauth {
-            Some(_) => Vec::new(),
-            None => vec![opts.scim_token.clone()],
+    let connector = connector_app(
+        ConnectorSpec {
+            base_url: scim_url.clone(),
+            dir: sub("space-scim"),
+            durable: opts.durable,
+            lenient: opts.lenient,
+            token: opts.scim_token.clone(),
+            oauth: opts.scim_oauth.clone(),
+            sim: Some(sim),
         },
-        oauth: opts.scim_oauth.clone(),
-    })
-    .layer(axum::middleware::from_fn_with_state(
-        sim,
-        scim::sim::scim_quirks,
-    ));
+        Arc::new(backend),
+    )
+    .await?;
     servers.serve(scim_listener, connector);
     Ok(Launched {
         space_url,

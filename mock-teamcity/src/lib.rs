@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
+use scim::connector::{connector_app, ConnectorSpec};
 use scim::provider::BoxFuture;
 use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
 use scim::tls::Tls;
-use scim::{Durability, Provider, ProviderConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -31,8 +31,6 @@ pub const QUIRKS: &[(&str, &str)] = &[(
     "token-delete-ignored",
     "deleting an access token answers 204 but leaves the token working",
 )];
-/// The bridge's Group resource type (the `scim` engine serves Users, then Groups).
-const GROUPS: usize = 1;
 
 /// The simulator's state.
 #[derive(Debug)]
@@ -227,46 +225,22 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
     };
 
     let (scim_listener, scim_url) = bind(&servers, opts.scim_port).await?;
-    let config = ProviderConfig {
-        base_url: scim_url.clone(),
-        durability: if opts.durable {
-            Durability::Flush
-        } else {
-            Durability::Background
-        },
-        leniency: scim::resource::Leniency {
-            boolean_strings: opts.lenient,
-        },
-        ..Default::default()
-    };
     let client = teamcity_client(&teamcity_url, &token, &opts.tls.client)?;
     let backend = TeamCityBackend::new(client, opts.policy);
-    let provider = match sub("teamcity-scim") {
-        Some(dir) => Provider::open(&dir, config)?,
-        None => Provider::temporary(config)?,
-    }
-    .with_backend(Arc::new(backend));
-    // The policy may have changed since the last run: bring every group's roles up to it.
-    let regranted = provider.reapply(GROUPS).await?;
-    if regranted > 0 {
-        tracing::info!("{regranted} groups re-granted under the current policy");
-    }
-    let mut app = scim::app(scim::AppState {
-        provider,
-        tokens: match &opts.scim_oauth {
-            Some(_) => Vec::new(),
-            None => vec![opts.scim_token.clone()],
+    let app = connector_app(
+        ConnectorSpec {
+            base_url: scim_url.clone(),
+            dir: sub("teamcity-scim"),
+            durable: opts.durable,
+            lenient: opts.lenient,
+            token: opts.scim_token.clone(),
+            oauth: opts.scim_oauth.clone(),
+            // The simulator's SCIM quirks reach its bridge; a real server's bridge has none.
+            sim: teamcity.clone().map(|tc| -> Arc<dyn Simulated> { tc }),
         },
-        oauth: opts.scim_oauth.clone(),
-    });
-    // The simulator's SCIM quirks reach its bridge; a bridge in front of a real server has none.
-    if let Some(tc) = &teamcity {
-        let sim: Arc<dyn Simulated> = tc.clone();
-        app = app.layer(axum::middleware::from_fn_with_state(
-            sim,
-            scim::sim::scim_quirks,
-        ));
-    }
+        Arc::new(backend),
+    )
+    .await?;
     servers.serve(scim_listener, app);
     Ok(Launched {
         teamcity_url,

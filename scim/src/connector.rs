@@ -439,3 +439,64 @@ mod tests {
         );
     }
 }
+
+/// How a mock's SCIM connector is served: its provider's settings and who may call it.
+#[derive(Debug)]
+pub struct ConnectorSpec {
+    /// Where clients reach the connector.
+    pub base_url: String,
+    /// Its own sled folder; `None` keeps it in memory.
+    pub dir: Option<std::path::PathBuf>,
+    pub durable: bool,
+    /// Accept Entra's "True"/"False" strings for booleans.
+    pub lenient: bool,
+    /// The bearer token it takes, unless `oauth` is set.
+    pub token: String,
+    pub oauth: Option<std::sync::Arc<crate::oauth::Verifier>>,
+    /// The simulator whose SCIM quirks apply; a connector in front of a real server has none.
+    pub sim: Option<std::sync::Arc<dyn crate::sim::Simulated>>,
+}
+
+/// The connector's router: a provider calling `backend`, every group first brought up to the
+/// backend's current rules (its policy may have changed since the last run).
+pub async fn connector_app(
+    spec: ConnectorSpec,
+    backend: std::sync::Arc<dyn crate::provider::Backend>,
+) -> Result<axum::Router> {
+    let config = crate::ProviderConfig {
+        base_url: spec.base_url,
+        durability: if spec.durable {
+            crate::Durability::Flush
+        } else {
+            crate::Durability::Background
+        },
+        leniency: crate::resource::Leniency {
+            boolean_strings: spec.lenient,
+        },
+        ..Default::default()
+    };
+    let provider = match &spec.dir {
+        Some(dir) => crate::Provider::open(dir, config)?,
+        None => crate::Provider::temporary(config)?,
+    }
+    .with_backend(backend);
+    let regranted = provider.reapply_groups().await?;
+    if regranted > 0 {
+        tracing::info!("{regranted} groups re-granted under the current policy");
+    }
+    let app = crate::app(crate::AppState {
+        provider,
+        tokens: match &spec.oauth {
+            Some(_) => Vec::new(),
+            None => vec![spec.token],
+        },
+        oauth: spec.oauth,
+    });
+    Ok(match spec.sim {
+        Some(sim) => app.layer(axum::middleware::from_fn_with_state(
+            sim,
+            crate::sim::scim_quirks,
+        )),
+        None => app,
+    })
+}

@@ -798,10 +798,14 @@ impl Provider {
         self.store.durable().await
     }
 
-    /// Hands every resource of a type to the backend again, unchanged, so the native side catches
-    /// up with a backend whose rules changed (a connector's new role policy). Returns how many
-    /// links changed.
-    pub async fn reapply(&self, rt: usize) -> Result<usize> {
+    /// Hands every group to the backend again, unchanged, so the native side catches up with a
+    /// backend whose rules changed (a connector's new role policy). Returns how many links
+    /// changed.
+    pub async fn reapply_groups(&self) -> Result<usize> {
+        self.reapply(GROUPS).await
+    }
+
+    async fn reapply(&self, rt: usize) -> Result<usize> {
         let ids: Vec<String> = self
             .store
             .scan(rt)
