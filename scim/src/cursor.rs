@@ -85,10 +85,6 @@ impl Cursors {
         }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// A cursor to `position` of the query whose digest is `query`: URL-safe (RFC 3986
     /// unreserved characters only).
     pub fn issue(&self, query: &str, position: Position) -> String {

@@ -1047,7 +1047,12 @@ impl Provider {
             None => (0..self.defs.len()).collect(),
         };
         let parsed = q.filter.as_deref().map(Filter::parse).transpose()?;
-        let digest = q.digest(rt.map_or("", |t| self.defs[t].endpoint.as_str()));
+        // Only a cursor query needs the digest its cursors are bound to.
+        let digest = q
+            .cursor
+            .as_ref()
+            .map(|_| q.digest(rt.map_or("", |t| self.defs[t].endpoint.as_str())))
+            .unwrap_or_default();
         let position = match q.cursor.as_deref() {
             Some("") => Some(Position {
                 offset: 0,

@@ -35,24 +35,6 @@ pub struct ListQuery {
     pub projection: Projection,
 }
 
-impl ListQuery {
-    /// What a cursor is bound to: everything but the paging, for `endpoint` (empty at the root).
-    pub fn digest(&self, endpoint: &str) -> String {
-        let order = match self.sort_order {
-            SortOrder::Ascending => "a",
-            SortOrder::Descending => "d",
-        };
-        crate::cursor::query_digest(&[
-            endpoint,
-            self.filter.as_deref().unwrap_or(""),
-            self.sort_by.as_deref().unwrap_or(""),
-            order,
-            &self.projection.attributes.join(","),
-            &self.projection.excluded.join(","),
-        ])
-    }
-}
-
 /// `attributes` / `excludedAttributes`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Projection {
@@ -100,6 +82,22 @@ fn parse_int(name: &str, v: &str) -> Result<i64> {
 }
 
 impl ListQuery {
+    /// What a cursor is bound to: everything but the paging, for `endpoint` (empty at the root).
+    pub fn digest(&self, endpoint: &str) -> String {
+        let order = match self.sort_order {
+            SortOrder::Ascending => "a",
+            SortOrder::Descending => "d",
+        };
+        crate::cursor::query_digest(&[
+            endpoint,
+            self.filter.as_deref().unwrap_or(""),
+            self.sort_by.as_deref().unwrap_or(""),
+            order,
+            &self.projection.attributes.join(","),
+            &self.projection.excluded.join(","),
+        ])
+    }
+
     /// From URL query parameters; names are matched case-insensitively, unknown ones ignored.
     pub fn from_params(params: &[(String, String)]) -> Result<ListQuery> {
         let mut q = ListQuery {

@@ -15,9 +15,11 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// Buckets kept at most; past it, the full (idle) ones are dropped, so a flood of made-up
-/// credentials cannot grow the map without bound.
+/// Buckets kept at most. At the cap the full (idle) ones are dropped, at most once a second so a
+/// flood of made-up credentials costs no scan per request; credentials still without room share
+/// one overflow bucket.
 const MAX_BUCKETS: usize = 10_000;
+const OVERFLOW: [u8; 32] = [0; 32];
 
 #[derive(Debug)]
 struct Bucket {
@@ -28,14 +30,20 @@ struct Bucket {
 #[derive(Debug)]
 pub struct Limiter {
     limit: RateLimit,
-    buckets: Mutex<HashMap<[u8; 32], Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Debug, Default)]
+struct Buckets {
+    by_credential: HashMap<[u8; 32], Bucket>,
+    swept: Option<Instant>,
 }
 
 impl Limiter {
     pub fn new(limit: RateLimit) -> Limiter {
         Limiter {
             limit,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::default()),
         }
     }
 
@@ -48,14 +56,24 @@ impl Limiter {
     pub fn take(&self, key: &[u8], now: Instant) -> Result<(), Duration> {
         let rate = f64::from(self.limit.per_second.max(1));
         let burst = f64::from(self.limit.burst.max(1));
-        let id: [u8; 32] = Sha256::digest(key).into();
+        let mut id: [u8; 32] = Sha256::digest(key).into();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&id) {
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
-            });
+        let Buckets {
+            by_credential,
+            swept,
+        } = &mut *buckets;
+        if by_credential.len() >= MAX_BUCKETS && !by_credential.contains_key(&id) {
+            if swept.is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1)) {
+                *swept = Some(now);
+                by_credential.retain(|_, b| {
+                    b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+                });
+            }
+            if by_credential.len() >= MAX_BUCKETS {
+                id = OVERFLOW;
+            }
         }
-        let bucket = buckets.entry(id).or_insert(Bucket {
+        let bucket = by_credential.entry(id).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
@@ -96,6 +114,23 @@ mod tests {
             "another credential has its own bucket"
         );
         assert!(l.take(b"Bearer a", t0 + Duration::from_millis(100)).is_ok());
+    }
+
+    #[test]
+    fn past_the_cap_new_credentials_share_one_bucket() {
+        let l = Limiter::new(RateLimit {
+            per_second: 1,
+            burst: 1,
+        });
+        let t0 = Instant::now();
+        for i in 0..MAX_BUCKETS {
+            assert!(l.take(format!("Bearer {i}").as_bytes(), t0).is_ok());
+        }
+        // Every bucket is in use: the next two unknown credentials share the overflow one.
+        assert!(l.take(b"Bearer new-1", t0).is_ok());
+        assert!(l.take(b"Bearer new-2", t0).is_err());
+        let held = l.buckets.lock().unwrap().by_credential.len();
+        assert_eq!(held, MAX_BUCKETS + 1, "the map stays bounded");
     }
 
     proptest! {

@@ -401,7 +401,7 @@ fn list_response(page: Page) -> Response {
             }
         }
     }
-    body["Resources"] = json!(page.resources);
+    body["Resources"] = Value::Array(page.resources);
     json_response(StatusCode::OK, &body)
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::report::{verdict, LEVELS, OUTCOMES};
+use super::report::{level_name, verdict, LEVELS, OUTCOMES};
 use super::{CheckResult, Outcome, Run};
 use crate::escape_html as escape;
 
@@ -12,13 +12,6 @@ fn outcome_name(o: &Outcome) -> &'static str {
     OUTCOMES
         .iter()
         .find(|(_, is)| is(o))
-        .map_or("?", |(name, _)| *name)
-}
-
-fn level_name(r: &CheckResult) -> &'static str {
-    LEVELS
-        .iter()
-        .find(|(_, l)| *l == r.def.level)
         .map_or("?", |(name, _)| *name)
 }
 
@@ -119,7 +112,7 @@ pub fn page(run: &Run, strict: bool) -> String {
             fixes,
             r##"<li><a href="#{id}">{id}</a> {level} {title}{also}</li>"##,
             id = f.def.id,
-            level = level_name(f),
+            level = level_name(f.def.level),
             title = escape(f.def.title),
         );
     }
@@ -139,7 +132,7 @@ pub fn page(run: &Run, strict: bool) -> String {
             rows,
             r#"<tr class="result {outcome}" id="{id}" data-level="{level}" data-section="{section}" data-outcome="{outcome}"><td>{id}</td><td>{level}</td><td>{section}</td><td>{outcome}</td><td><b>{title}</b><div class="asks">{asks} <i>({binds:?} obligation)</i></div>{quote}{why}{exchanges}</td></tr>"#,
             id = r.def.id,
-            level = level_name(r),
+            level = level_name(r.def.level),
             section = escape(r.def.section),
             title = escape(r.def.title),
             asks = escape(r.def.requirement),

@@ -90,6 +90,14 @@ pub struct CheckResult {
     pub millis: f64,
 }
 
+impl CheckResult {
+    /// Whether this result fails the run: a failed MUST, or a failed SHOULD under `strict`.
+    pub fn fails_run(&self, strict: bool) -> bool {
+        matches!(self.outcome, Outcome::Failed(_))
+            && (self.def.level == Level::Must || (strict && self.def.level == Level::Should))
+    }
+}
+
 /// Options of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -214,6 +222,8 @@ pub struct Cx {
     pub schemas: Vec<Value>,
     deadline: Instant,
     created: Mutex<Vec<String>>,
+    /// Whether the server serves /Groups, asked once for every section that needs to know.
+    groups: tokio::sync::OnceCell<bool>,
 }
 
 impl Cx {
@@ -232,6 +242,16 @@ impl Cx {
                 .as_str()
                 .is_some_and(|id| id.eq_ignore_ascii_case(urn))
         })
+    }
+
+    /// Whether the server serves /Groups (sections on groups are skipped when not).
+    pub async fn has_groups(&self) -> bool {
+        *self
+            .groups
+            .get_or_init(|| async {
+                matches!(self.target.get("/Groups?count=0").await, Ok(e) if e.status == 200)
+            })
+            .await
     }
 
     pub fn out_of_time(&self) -> bool {
@@ -416,10 +436,7 @@ impl Run {
 
     /// True when a MUST failed (or a SHOULD, when `strict`).
     pub fn fails(&self, strict: bool) -> bool {
-        self.results.iter().any(|r| {
-            matches!(r.outcome, Outcome::Failed(_))
-                && (r.def.level == Level::Must || (strict && r.def.level == Level::Should))
-        })
+        self.results.iter().any(|r| r.fails_run(strict))
     }
 }
 
@@ -453,6 +470,7 @@ pub async fn run(target: Target, options: Options) -> Run {
         schemas,
         deadline,
         created: Mutex::new(Vec::new()),
+        groups: tokio::sync::OnceCell::new(),
     };
     let sections = futures::future::join_all(checks::sections(&cx)).await;
     let mut results: Vec<CheckResult> = sections.into_iter().flatten().collect();

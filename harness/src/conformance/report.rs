@@ -38,6 +38,14 @@ pub(super) const OUTCOMES: [OutcomeKind; 6] = [
     ("waived", is_waived),
     ("noted", is_noted),
 ];
+/// A level as reports spell it.
+pub(super) fn level_name(level: Level) -> &'static str {
+    LEVELS
+        .iter()
+        .find(|(_, l)| *l == level)
+        .map_or("?", |(name, _)| *name)
+}
+
 pub(super) const LEVELS: [(&str, Level); 4] = [
     ("MUST", Level::Must),
     ("SHOULD", Level::Should),
@@ -240,12 +248,12 @@ pub fn to_github_annotations(run: &Run, strict: bool) -> String {
         let Outcome::Failed(why) = &r.outcome else {
             continue;
         };
-        let fails_run = r.def.level == Level::Must || (strict && r.def.level == Level::Should);
-        let command = if fails_run { "error" } else { "warning" };
-        let level = LEVELS
-            .iter()
-            .find(|(_, l)| *l == r.def.level)
-            .map_or("", |(name, _)| *name);
+        let command = if r.fails_run(strict) {
+            "error"
+        } else {
+            "warning"
+        };
+        let level = level_name(r.def.level);
         let title = format!("{} ({level}) {}", r.def.id, r.def.title);
         let message = format!("{why}\n{} ({})", r.def.requirement, r.def.section);
         out.push_str(&format!(

@@ -522,11 +522,6 @@ async fn patched_then_read(
     get_json(cx, log, read).await
 }
 
-/// Whether the server serves /Groups (sections on groups are skipped when not).
-async fn has_groups(cx: &Cx) -> bool {
-    matches!(cx.target.get("/Groups?count=0").await, Ok(e) if e.status == 200)
-}
-
 /// The ids of a group's members, sorted.
 fn member_ids(g: &Value) -> Vec<String> {
     let mut ids: Vec<String> = g["members"]
