@@ -222,8 +222,6 @@ pub struct Cx {
     pub schemas: Vec<Value>,
     deadline: Instant,
     created: Mutex<Vec<String>>,
-    /// Whether the server serves /Groups, asked once for every section that needs to know.
-    groups: tokio::sync::OnceCell<bool>,
 }
 
 impl Cx {
@@ -242,16 +240,6 @@ impl Cx {
                 .as_str()
                 .is_some_and(|id| id.eq_ignore_ascii_case(urn))
         })
-    }
-
-    /// Whether the server serves /Groups (sections on groups are skipped when not).
-    pub async fn has_groups(&self) -> bool {
-        *self
-            .groups
-            .get_or_init(|| async {
-                matches!(self.target.get("/Groups?count=0").await, Ok(e) if e.status == 200)
-            })
-            .await
     }
 
     pub fn out_of_time(&self) -> bool {
@@ -470,7 +458,6 @@ pub async fn run(target: Target, options: Options) -> Run {
         schemas,
         deadline,
         created: Mutex::new(Vec::new()),
-        groups: tokio::sync::OnceCell::new(),
     };
     let sections = futures::future::join_all(checks::sections(&cx)).await;
     let mut results: Vec<CheckResult> = sections.into_iter().flatten().collect();

@@ -26,7 +26,7 @@ fn sorted(ids: &[&str]) -> Vec<String> {
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
     let mut s = Section::new(cx, &[IDS]);
-    if !cx.has_groups().await {
+    if !has_groups(cx).await {
         s.skip(IDS, "the server has no /Groups endpoint");
         return s.finish();
     }

@@ -42,7 +42,7 @@ async fn delete(cx: &Cx, log: &mut Vec<Exchange>, path: &str) -> Result<(), Stri
 
 pub async fn section(cx: &Cx) -> Vec<CheckResult> {
     let mut s = Section::new(cx, &[IDS]);
-    if !cx.has_groups().await {
+    if !has_groups(cx).await {
         s.skip(
             &["P-DELETE-06", "P-DELETE-08", "P-GROUP-03", "P-GROUP-04"],
             "the server has no /Groups endpoint",

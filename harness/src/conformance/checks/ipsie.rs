@@ -94,7 +94,7 @@ async fn users(cx: &Cx, s: &mut Section<'_>) {
 }
 
 async fn groups(cx: &Cx, s: &mut Section<'_>) {
-    if !cx.has_groups().await {
+    if !has_groups(cx).await {
         s.skip(
             &["I-IPSIE-03", "I-IPSIE-04"],
             "the server has no /Groups endpoint",

@@ -522,6 +522,12 @@ async fn patched_then_read(
     get_json(cx, log, read).await
 }
 
+/// Whether the server serves /Groups (sections on groups are skipped when not). Each section
+/// asks when it starts: a server that answers an empty list 404 says yes only once groups exist.
+async fn has_groups(cx: &Cx) -> bool {
+    matches!(cx.target.get("/Groups?count=0").await, Ok(e) if e.status == 200)
+}
+
 /// The ids of a group's members, sorted.
 fn member_ids(g: &Value) -> Vec<String> {
     let mut ids: Vec<String> = g["members"]
