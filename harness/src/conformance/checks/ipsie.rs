@@ -145,6 +145,7 @@ pub async fn last(cx: &Cx) -> Vec<CheckResult> {
     }
     check!(s, "I-IPSIE-06", log => {
         let eager = cx.target.without_retries();
+        let started = std::time::Instant::now();
         let mut sent = 0;
         let mut limited = None;
         while sent < burst && limited.is_none() {
@@ -162,7 +163,11 @@ pub async fn last(cx: &Cx) -> Vec<CheckResult> {
             }
         }
         let Some(e) = limited else {
-            return Err(format!("{sent} requests, {BURST_CONCURRENCY} at a time, met no 429: no rate limit at or below --rate-limit-burst {burst}"));
+            let secs = started.elapsed().as_secs_f64();
+            return Err(format!(
+                "{sent} requests, {BURST_CONCURRENCY} at a time, met no 429 in {secs:.1} s ({:.0}/s): no limit at or below that rate and a burst of {burst} (--rate-limit-burst)",
+                sent as f64 / secs.max(0.001)
+            ));
         };
         log.push(e.clone());
         let wait = e.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
