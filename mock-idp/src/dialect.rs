@@ -9,7 +9,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use crate::mapping::{document, merge_into};
+use crate::mapping::{document, merge_into, ENTERPRISE_USER};
 use crate::model::{Dialect, Op};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -486,6 +486,19 @@ impl Wire<'_> {
                     unlinks: vec![user.clone()],
                     ..done(self.requests)
                 })
+            }
+            Op::SetManager { user, manager } => {
+                let id = target(user)?;
+                // Entra sends the manager's target id as a plain string (dialects.md §2.2).
+                let op = json!({
+                    "op": self.op("add"),
+                    "path": format!("{ENTERPRISE_USER}:manager"),
+                    "value": target(manager)?,
+                });
+                let body = self.patch(vec![op]);
+                self.call(Method::PATCH, &format!("/Users/{id}"), Some(&body), &[])
+                    .await?;
+                Ok(done(self.requests))
             }
             Op::PushGroup { group, name } => self.push_group(group, name).await,
             Op::RenameGroup { group, name } => {

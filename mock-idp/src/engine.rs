@@ -362,6 +362,7 @@ fn message(op: &Op) -> &'static str {
         Op::RenameGroup { .. } => "Push group name update to external application",
         Op::Members { .. } => "Push group memberships to external application",
         Op::DeleteGroup { .. } => "Delete group in external application",
+        Op::SetManager { .. } => "Push user manager to external application",
     }
 }
 

@@ -212,6 +212,9 @@ pub struct UserSync {
     pub active: bool,
     /// The mapped SCIM attributes last sent, by SCIM path.
     pub attrs: BTreeMap<String, String>,
+    /// The IdP id of the manager last linked (Entra's reference attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
 }
 
 /// What an app was last told about a pushed group. Its members are `MemberSync` records, one
@@ -277,6 +280,11 @@ pub enum Op {
     DeleteGroup {
         group: String,
     },
+    /// Links `user` to `manager` (both IdP ids) by the manager's id in the target.
+    SetManager {
+        user: String,
+        manager: String,
+    },
 }
 
 impl Op {
@@ -284,7 +292,9 @@ impl Op {
     pub fn event_type(&self) -> &'static str {
         match self {
             Op::CreateUser { .. } => "application.provision.user.push",
-            Op::UpdateUser { .. } => "application.provision.user.push_profile",
+            Op::UpdateUser { .. } | Op::SetManager { .. } => {
+                "application.provision.user.push_profile"
+            }
             Op::Deactivate { .. } => "application.provision.user.deactivate",
             Op::Reactivate { .. } => "application.provision.user.reactivate",
             Op::DeleteUser { .. } => "application.provision.user.deprovision",
@@ -302,7 +312,8 @@ impl Op {
             | Op::UpdateUser { user, .. }
             | Op::Deactivate { user }
             | Op::Reactivate { user }
-            | Op::DeleteUser { user } => user,
+            | Op::DeleteUser { user }
+            | Op::SetManager { user, .. } => user,
             Op::PushGroup { group, .. }
             | Op::RenameGroup { group, .. }
             | Op::Members { group, .. }
@@ -1180,8 +1191,10 @@ impl<'a> Tx<'a> {
                         user: id.to_owned(),
                         active: true,
                         attrs,
+                        manager: None,
                     }),
                 );
+                self.plan_manager(app, id, &user);
                 true
             }
             Some(mut sync) => {
@@ -1214,9 +1227,46 @@ impl<'a> Tx<'a> {
                 }
                 let changed = was_active != sync.active;
                 self.user_syncs.set(key, Some(sync));
+                self.plan_manager(app, id, &user);
                 changed
             }
         }
+    }
+
+    /// Entra's manager is a reference attribute: once the user and the manager named by the
+    /// profile's `managerId` (an IdP id or login) are both in the app, a PATCH links them by
+    /// the manager's id in the target, a round trip after the create (dialects.md §2.2). A
+    /// manager not in the app is left out until the user changes again; a manager removed
+    /// from the profile sends nothing, as Entra cannot provision a null.
+    fn plan_manager(&mut self, app: &App, id: &str, user: &User) {
+        if app.dialect != Dialect::Entra || !app.features.update {
+            return;
+        }
+        let Some(mut sync) = self.user_sync(&app.id, id).filter(|s| s.active).cloned() else {
+            return;
+        };
+        let manager = user
+            .profile
+            .get("managerId")
+            .and_then(Value::as_str)
+            .and_then(|key| self.user(key).or_else(|| self.org.user_by_login(key)))
+            .map(|m| m.id.clone())
+            .filter(|m| m != id && self.user_sync(&app.id, m).is_some_and(|s| s.active));
+        if manager == sync.manager {
+            return;
+        }
+        if let Some(manager) = &manager {
+            self.enqueue(
+                &app.id,
+                vec![id.to_owned(), manager.clone()],
+                Op::SetManager {
+                    user: id.to_owned(),
+                    manager: manager.clone(),
+                },
+            );
+        }
+        sync.manager = manager;
+        self.user_syncs.set(pair(&app.id, id), Some(sync));
     }
 
     /// Queues what `app` must do for pushed group `id`: create, rename, membership, delete.

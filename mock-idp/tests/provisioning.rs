@@ -188,6 +188,53 @@ async fn a_cleared_attribute_is_skipped_by_entra_and_dropped_by_okta() {
     }
 }
 
+/// Entra's manager is a reference: a PATCH after the create links the report to the manager's
+/// id in the target, as a plain string; a new manager is a new PATCH.
+#[tokio::test]
+async fn entra_links_a_manager_by_its_target_id() {
+    let rec = Recorder::start().await;
+    let idp = start_idp(fast_engine()).await;
+    let api = Api::new(&idp.url);
+    let app = api.scim_app("Target", "entra", &rec.url).await;
+    let boss = api.hire("boss@example.test", "Bo", "Ss").await;
+    let carol = api.hire("carol@example.test", "Carol", "Ng").await;
+    api.assign(&app, &boss).await;
+    api.assign(&app, &carol).await;
+    api.drained(&app, 10).await;
+    rec.tape.take();
+
+    let ann = api.hire("ann@example.test", "Ann", "Lee").await;
+    api.update_profile(&ann, json!({"managerId": boss})).await;
+    api.assign(&app, &ann).await;
+    api.drained(&app, 10).await;
+    // A new manager named by login; then one who is not in the app: nothing is sent for them.
+    api.update_profile(&ann, json!({"managerId": "carol@example.test"}))
+        .await;
+    api.drained(&app, 10).await;
+    let outsider = api.hire("dan@example.test", "Dan", "Po").await;
+    api.update_profile(&ann, json!({"managerId": outsider}))
+        .await;
+    api.drained(&app, 10).await;
+
+    let scim_ann = api.target_id(&app, &ann).await;
+    let scim_boss = api.target_id(&app, &boss).await;
+    let scim_carol = api.target_id(&app, &carol).await;
+    let tape = rec.tape.take();
+    let user = rec.get(&format!("/Users/{scim_ann}")).await;
+    let names = [
+        (scim_ann, "<ann in target>"),
+        (scim_boss.clone(), "<boss in target>"),
+        (scim_carol.clone(), "<carol in target>"),
+        (ann, "<ann in idp>"),
+    ];
+    let tape = normalise(tape, &names);
+    insta::assert_json_snapshot!("entra_manager", tape);
+    let manager = &user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"];
+    assert_eq!(manager["value"], scim_carol.as_str(), "{user}");
+    assert_ne!(manager["value"], scim_boss.as_str());
+    idp.stop().await;
+}
+
 #[tokio::test]
 async fn assigning_a_group_provisions_its_members_and_features_gate_each_operation() {
     let rec = Recorder::start().await;
