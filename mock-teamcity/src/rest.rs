@@ -27,8 +27,13 @@ use crate::TeamCity;
 type Shared = Arc<TeamCity>;
 
 pub fn router(tc: Shared) -> Router {
+    // Each collection answers with and without a trailing slash, as TeamCity's Jersey does
+    // (teamcity-client lists `projects/?locator=`).
+    let all_users = get(list_users).post(create_user);
+    let all_groups = get(list_groups).post(create_group);
+    let all_projects = get(list_projects).post(create_project);
     let users = Router::new()
-        .route("/", get(list_users).post(create_user))
+        .route("/", all_users.clone())
         .route(
             "/{user}",
             get(read_user).put(replace_user).delete(delete_user),
@@ -62,7 +67,7 @@ pub fn router(tc: Shared) -> Router {
         )
         .route("/{user}/{field}", get(read_field).put(put_field));
     let groups = Router::new()
-        .route("/", get(list_groups).post(create_group))
+        .route("/", all_groups.clone())
         .route("/{group}", get(read_group).delete(delete_group))
         .route("/{group}/name", axum::routing::put(rename_group))
         .route("/{group}/roles", get(group_roles).post(add_group_role))
@@ -75,20 +80,30 @@ pub fn router(tc: Shared) -> Router {
             get(parent_groups).put(replace_parent_groups),
         );
     let projects = Router::new()
-        .route("/", get(list_projects).post(create_project))
+        .route("/", all_projects.clone())
         .route("/{project}", get(read_project).delete(delete_project));
-    Router::new()
+    let api = Router::new()
         .nest("/app/rest/users", users)
         .nest("/app/rest/userGroups", groups)
         .nest("/app/rest/projects", projects)
+        .route("/app/rest/users/", all_users)
+        .route("/app/rest/userGroups/", all_groups)
+        .route("/app/rest/projects/", all_projects)
         .route("/app/rest/roles", get(list_roles))
         .route("/app/rest/server", get(server_info))
-        .route("/app/rest/server/version", get(server_version))
+        .route("/app/rest/server/version", get(server_version));
+    Router::new()
+        .merge(api.clone())
+        .nest(HTTP_AUTH, api)
         .route("/_sim/permissions/{user}", get(sim_permissions))
         .fallback(|| async { RestError::not_found("No such resource.") })
         .layer(axum::middleware::from_fn(crate::xml::negotiate))
         .with_state(tc)
 }
+
+/// The prefix of TeamCity's older REST URLs (`/httpAuth/app/rest/...`, HTTP Basic), which
+/// older clients such as pyteamcity still use: the same API under it.
+pub const HTTP_AUTH: &str = "/httpAuth";
 
 /// Who is calling.
 #[derive(Debug)]

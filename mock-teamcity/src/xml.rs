@@ -53,6 +53,7 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
 /// The root element TeamCity uses for a path: the collection or the single entity.
 fn root_element(path: &str) -> String {
     let segments: Vec<&str> = path
+        .trim_start_matches(crate::rest::HTTP_AUTH)
         .trim_start_matches("/app/rest/")
         .split('/')
         .filter(|s| !s.is_empty())
@@ -138,6 +139,7 @@ mod tests {
     fn root_elements_follow_the_path() {
         for (path, root) in [
             ("/app/rest/users", "users"),
+            ("/httpAuth/app/rest/users/id:1", "user"),
             ("/app/rest/users/id:1", "user"),
             ("/app/rest/users/id:1/roles", "roles"),
             ("/app/rest/users/id:1/roles/PROJECT_VIEWER/g", "role"),

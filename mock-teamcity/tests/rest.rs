@@ -619,4 +619,27 @@ async fn what_generated_clients_send_is_understood() {
         .ok(Method::GET, "/app/rest/users/username:ann", None)
         .await;
     assert_eq!(ann["name"], "Ann Lee", "the JSON string is the value");
+
+    // Older clients (pyteamcity, teamcity-client) use TeamCity's `/httpAuth/app/rest/` URLs
+    // with HTTP Basic, and list collections with a trailing slash.
+    for path in [
+        "/httpAuth/app/rest/users/username:ann",
+        "/httpAuth/app/rest/projects/?locator=",
+        "/app/rest/users/",
+    ] {
+        let got = tc
+            .http
+            .get(format!("{}{path}", tc.s.teamcity_url))
+            .basic_auth("admin", Some(TOKEN))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(got, StatusCode::OK, "{path}");
+    }
+    let (status, _) = tc
+        .raw("wrong", Method::GET, "/httpAuth/app/rest/users", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the prefix opens nothing");
 }

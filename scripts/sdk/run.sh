@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real client libraries from the registries, unchanged, against scimlab's mocks: Okta's Python
-# and Node SDKs against mock-idp (over HTTPS: both refuse http://), dohq-teamcity against
-# mock-teamcity. Installs them into a venv (default target/sdk-venv) and an npm folder (default
+# and Node SDKs against mock-idp (over HTTPS: both refuse http://), dohq-teamcity (PyPI) and
+# teamcity-client (npm) against mock-teamcity. Installs them into a venv (default target/sdk-venv) and an npm folder (default
 # target/sdk-npm) and starts its own `scimlab up` servers.
 # Usage: scripts/sdk/run.sh [SCIMLAB_BINARY]
 set -euo pipefail
@@ -50,4 +50,6 @@ up plain
 plain=$DATA
 echo "== dohq-teamcity against mock-teamcity ($(url "$plain" teamcity))"
 "$VENV/bin/python" scripts/sdk/teamcity_dohq.py "$(url "$plain" teamcity)" sdk-token || status=1
+echo "== teamcity-client (npm) against mock-teamcity ($(url "$plain" teamcity))"
+NODE_PATH="$NPM_DIR/node_modules" node scripts/sdk/teamcity_client.js "$(url "$plain" teamcity)" sdk-token || status=1
 exit $status
