@@ -5,6 +5,7 @@ pub mod client;
 pub mod conformance;
 pub mod load;
 pub mod scenario;
+pub mod scim_target;
 pub mod targets;
 
 /// Text made safe for HTML content and attribute values.

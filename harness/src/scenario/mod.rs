@@ -2,6 +2,7 @@
 //! targets, each expectation read back from the target's own permission view, and every
 //! target compared in full with the permission oracle after the last step.
 
+mod directory;
 pub mod model;
 pub mod oracle;
 pub mod random;

@@ -50,12 +50,26 @@ impl Default for Policies {
     }
 }
 
+/// What a scenario is written for: scimlab's mocks (expectations in Space's and TeamCity's
+/// permission vocabulary, outages, quirks, tokens) or any SCIM endpoint (expectations on the
+/// SCIM resources themselves).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Written {
+    #[default]
+    Mocks,
+    Scim,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// `scim`: runs against `scimlab scenario --scim URL` (or the embedded SCIM engine).
+    #[serde(default, rename = "for", skip_serializing_if = "is_mocks")]
+    pub written_for: Written,
     /// The dialects the IdP runs the scenario in (both unless narrowed).
     #[serde(default = "both_dialects")]
     pub dialects: Vec<Dialect>,
@@ -70,6 +84,10 @@ pub struct Scenario {
     /// enough for the IdP's retry backoff after an outage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<String>,
+}
+
+fn is_mocks(w: &Written) -> bool {
+    *w == Written::Mocks
 }
 
 impl Scenario {
@@ -287,6 +305,9 @@ pub struct Expect {
     pub space: Vec<SpaceExpect>,
     #[serde(default)]
     pub teamcity: Vec<TeamCityExpect>,
+    /// On a SCIM endpoint (scenarios `for: scim`).
+    #[serde(default)]
+    pub scim: Vec<ScimExpect>,
 }
 
 impl Expect {
@@ -338,6 +359,22 @@ pub struct TeamCityExpect {
     pub access: Option<Access>,
     /// Every token the user created on TeamCity (`token` steps) is accepted, or refused.
     pub tokens: Option<Tokens>,
+}
+
+/// In SCIM's vocabulary: the user's resource on the endpoint, read back by `userName`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimExpect {
+    pub user: String,
+    /// The resource exists (`false`: no resource has the user's userName).
+    pub exists: Option<bool>,
+    pub active: Option<bool>,
+    /// Exactly these of the scenario's pushed groups list the user as a member.
+    pub groups: Option<Vec<String>>,
+    /// SCIM path (`title`, `name.familyName`, `emails[type eq "work"].value`, an extension
+    /// URN and attribute) and the value it must hold.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// `500ms`, `2s`, `1.5s`, `1m`.
@@ -438,6 +475,7 @@ impl Scenario {
         }
         let mut hired: Vec<String> = Vec::new();
         let mut tokens: Vec<(String, TargetName)> = Vec::new();
+        let scim = self.written_for == Written::Scim;
         let mut down: Vec<Server> = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             let fail = |message: String| {
@@ -447,6 +485,21 @@ impl Scenario {
                 ))
             };
             let known_group = |g: &str, groups: &[String]| groups.iter().any(|x| x == g);
+            let mocks_only = match step {
+                Step::Token(_)
+                | Step::Quirks(_)
+                | Step::Down(_)
+                | Step::Up(_)
+                | Step::Restart(_) => true,
+                Step::Expect(e) => !e.space.is_empty() || !e.teamcity.is_empty(),
+                _ => false,
+            };
+            if scim && mocks_only {
+                return fail("needs scimlab's mocks, and this scenario is `for: scim`".into());
+            }
+            if !scim && matches!(step, Step::Expect(e) if !e.scim.is_empty()) {
+                return fail("scim expectations need `for: scim` at the top of the file".into());
+            }
             if let Some(server) = step.needs().into_iter().find(|s| down.contains(s)) {
                 return fail(format!("{server:?} is down (an `up` step must come first)"));
             }
@@ -574,10 +627,30 @@ impl Scenario {
                             return fail(format!("teamcity expectation for {} needs project with may / may_not, or access", t.user));
                         }
                     }
+                    if let Some(x) = e.scim.iter().find(|x| {
+                        x.exists.is_none()
+                            && x.active.is_none()
+                            && x.groups.is_none()
+                            && x.attributes.is_empty()
+                    }) {
+                        return fail(format!(
+                            "scim expectation for {} needs exists, active, groups or attributes",
+                            x.user
+                        ));
+                    }
+                    if let Some(g) = e
+                        .scim
+                        .iter()
+                        .flat_map(|x| x.groups.iter().flatten())
+                        .find(|g| !known_group(g, &groups))
+                    {
+                        return fail(format!("group {g:?} is not declared under groups"));
+                    }
                     e.space
                         .iter()
                         .map(|s| s.user.as_str())
                         .chain(e.teamcity.iter().map(|t| t.user.as_str()))
+                        .chain(e.scim.iter().map(|x| x.user.as_str()))
                         .collect()
                 }
             };

@@ -476,7 +476,7 @@ pub async fn read_idp(
 }
 
 /// Every item of an Okta list, following `Link: <...>; rel="next"`.
-async fn pages(
+pub(crate) async fn pages(
     client: &reqwest::Client,
     url: &str,
     token: &str,

@@ -209,6 +209,7 @@ pub fn scenario(ops: &[Op], dialect: Dialect, settle: &str) -> Scenario {
                     within: settle.to_owned(),
                     space: Vec::new(),
                     teamcity: Vec::new(),
+                    scim: Vec::new(),
                 }));
             }
         }
@@ -216,6 +217,7 @@ pub fn scenario(ops: &[Op], dialect: Dialect, settle: &str) -> Scenario {
     Scenario {
         name: format!("random lifecycle of {} steps", steps.len()),
         description: format!("generated from {ops:?}"),
+        written_for: Default::default(),
         dialects: vec![dialect],
         policies: Policies::default(),
         groups: GROUPS.iter().map(|g| (*g).to_owned()).collect(),

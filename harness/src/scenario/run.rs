@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::directory::Directory;
 use super::model::{
     self, Access, Dialect, Expect, Scenario, Server, SpaceExpect, Step, TargetName, TeamCityExpect,
     Tokens,
@@ -90,13 +91,9 @@ struct World {
     ends: Ends,
     /// The embedded servers; `None` against remote ones.
     targets: Option<Targets>,
-    /// Against remote servers, a tag that keeps this run's logins apart from earlier runs'.
-    run_tag: Option<String>,
-    users: Vec<(String, String)>,
-    groups: Vec<(String, String)>,
+    /// The IdP's side: who was hired, the groups, delivery.
+    dir: Directory,
     tokens: Vec<MadeToken>,
-    /// Contract ends not yet reached: (user, when).
-    contracts: Vec<(String, Instant)>,
     down: Vec<Server>,
     oracle: Oracle,
     /// The oracle's view after set-up (0) and after each step.
@@ -127,39 +124,8 @@ impl Verdict {
 }
 
 impl World {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-        idp_call(
-            &self.client,
-            &self.ends.idp.url,
-            &self.ends.idp.token,
-            method,
-            path,
-            body,
-        )
-        .await
-    }
-
-    fn user(&self, name: &str) -> Result<&str, String> {
-        self.users
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
-            .ok_or_else(|| format!("{name} was not hired"))
-    }
-
-    fn group(&self, name: &str) -> Result<&str, String> {
-        self.groups
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
-            .ok_or_else(|| format!("no group {name}"))
-    }
-
     fn login(&self, name: &str) -> String {
-        match &self.run_tag {
-            Some(tag) => format!("{name}.{tag}@scimlab.test"),
-            None => format!("{name}@scimlab.test"),
-        }
+        self.dir.login(name)
     }
 
     fn end(&self, on: TargetName) -> &Endpoint {
@@ -187,108 +153,13 @@ impl World {
             .ok_or_else(|| "remote servers cannot be stopped or started from here".to_owned())
     }
 
-    async fn lifecycle(&self, user: &str, action: &str) -> Result<String, String> {
-        let id = self.user(user)?.to_owned();
-        self.call(
-            Method::POST,
-            &format!("/api/v1/users/{id}/lifecycle/{action}"),
-            None,
-        )
-        .await
-        .map(|_| String::new())
-    }
-
-    async fn membership(&self, user: &str, group: &str, join: bool) -> Result<String, String> {
-        let path = format!(
-            "/api/v1/groups/{}/users/{}",
-            self.group(group)?,
-            self.user(user)?
-        );
-        let method = if join { Method::PUT } else { Method::DELETE };
-        self.call(method, &path, None).await.map(|_| String::new())
-    }
-
-    /// Creates a group (on remote servers, reuses one of that name: policies match by name),
-    /// assigns it to both apps and pushes it to both.
-    async fn create_group(&mut self, name: &str) -> Result<(), String> {
-        let idp = &self.ends.idp;
-        let reuse = self.run_tag.is_some();
-        let id =
-            crate::targets::group_named(&self.client, &idp.url, &idp.token, name, reuse).await?;
-        for target in TARGETS {
-            let idp = &self.ends.idp;
-            crate::targets::assign_and_push(
-                &self.client,
-                &idp.url,
-                &idp.token,
-                self.app(target),
-                &id,
-            )
-            .await?;
-        }
-        self.groups.push((name.to_owned(), id));
-        Ok(())
-    }
-
-    async fn hire(&mut self, name: &str, h: &model::Hire) -> Result<(), String> {
-        let login = self.login(name);
-        let mut profile = json!({"login": login, "email": login,
-                                 "firstName": name, "lastName": "Scenario"});
-        for (k, v) in &h.profile {
-            profile[k] = v.clone();
-        }
-        let group_ids = h
-            .groups
-            .iter()
-            .map(|g| self.group(g).map(str::to_owned))
-            .collect::<Result<Vec<_>, _>>()?;
-        let u = self
-            .call(
-                Method::POST,
-                "/api/v1/users?activate=true",
-                // With a password the user is ACTIVE (has signed in), so suspend applies.
-                Some(json!({"profile": profile, "groupIds": group_ids,
-                            "credentials": {"password": {"value": "Scenario-pass-1"}}})),
-            )
-            .await?;
-        let id = u["id"]
-            .as_str()
-            .ok_or("the IdP gave the user no id")?
-            .to_owned();
-        self.users.push((name.to_owned(), id));
-        if let Some(after) = h.expires.as_deref().and_then(model::duration) {
-            self.contracts
-                .push((name.to_owned(), Instant::now() + after));
-        }
-        Ok(())
-    }
-
-    /// Deactivates the users whose contract has ended, as HR's automation would (Okta has no
-    /// expiry of its own), and has the oracle follow. Waits while the IdP is down.
+    /// Ends the contracts that are due, and has the oracle follow. Waits while the IdP is
+    /// down.
     async fn expire_contracts(&mut self) -> Result<(), String> {
         if self.down.contains(&Server::Idp) {
             return Ok(());
         }
-        let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.contracts)
-            .into_iter()
-            .partition(|(_, at)| *at <= now);
-        self.contracts = later;
-        let mut expired = false;
-        for (user, _) in due {
-            let id = self.user(&user)?.to_owned();
-            let path = format!("/api/v1/users/{id}");
-            let status = match self.call(Method::GET, &path, None).await {
-                Ok(u) => u["status"].as_str().unwrap_or_default().to_owned(),
-                // Deleted before the contract ended: nothing to expire.
-                Err(_) => continue,
-            };
-            if status != "DEPROVISIONED" {
-                self.lifecycle(&user, "deactivate").await?;
-                expired = true;
-            }
-        }
-        if expired {
+        if self.dir.expire_contracts().await? {
             // Outside any step: what is due changed now.
             self.refresh_oracle().await?;
         }
@@ -296,85 +167,13 @@ impl World {
     }
 
     async fn step(&mut self, step: &Step) -> Result<String, String> {
+        if let Some(outcome) = self.dir.step(step).await {
+            return outcome;
+        }
         match step {
-            Step::Hire(h) => {
-                let names = h.names();
-                for name in &names {
-                    self.hire(name, h).await?;
-                }
-                Ok(if names.len() > 1 {
-                    format!("{} hired", names.len())
-                } else {
-                    String::new()
-                })
-            }
-            Step::Update(u) => {
-                let id = self.user(&u.user)?.to_owned();
-                self.call(
-                    Method::POST,
-                    &format!("/api/v1/users/{id}"),
-                    Some(json!({"profile": u.profile})),
-                )
-                .await
-                .map(|_| String::new())
-            }
-            Step::Join(m) => self.membership(&m.user, &m.group, true).await,
-            Step::Leave(m) => self.membership(&m.user, &m.group, false).await,
-            Step::Move(m) => {
-                self.membership(&m.user, &m.to, true).await?;
-                self.membership(&m.user, &m.from, false).await
-            }
-            Step::Reorg(r) => {
-                let from = self.group(&r.from)?.to_owned();
-                let members = self
-                    .call(Method::GET, &format!("/api/v1/groups/{from}/users"), None)
-                    .await?;
-                let names: Vec<String> = members
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|u| u["id"].as_str())
-                    .filter_map(|id| self.users.iter().find(|(_, i)| i == id))
-                    .map(|(n, _)| n.clone())
-                    .collect();
-                for name in &names {
-                    self.membership(name, &r.to, true).await?;
-                    self.membership(name, &r.from, false).await?;
-                }
-                Ok(format!("{} moved", names.len()))
-            }
-            Step::Rename(r) => {
-                let id = self.group(&r.group)?.to_owned();
-                self.call(
-                    Method::PUT,
-                    &format!("/api/v1/groups/{id}"),
-                    Some(json!({"profile": {"name": r.to}})),
-                )
-                .await?;
-                if let Some(entry) = self.groups.iter_mut().find(|(n, _)| *n == r.group) {
-                    entry.0 = r.to.clone();
-                }
-                Ok(String::new())
-            }
-            Step::Suspend(u) => self.lifecycle(&u.user, "suspend").await,
-            Step::Unsuspend(u) => self.lifecycle(&u.user, "unsuspend").await,
-            Step::Terminate(u) => self.lifecycle(&u.user, "deactivate").await,
-            Step::Rehire(u) => self.lifecycle(&u.user, "activate").await,
-            Step::Delete(u) => {
-                let id = self.user(&u.user)?.to_owned();
-                // Okta deletes in two steps: the first DELETE deactivates.
-                let path = format!("/api/v1/users/{id}");
-                let now = self.call(Method::GET, &path, None).await?;
-                if now["status"] != json!("DEPROVISIONED") {
-                    self.call(Method::DELETE, &path, None).await?;
-                }
-                self.call(Method::DELETE, &path, None)
-                    .await
-                    .map(|_| String::new())
-            }
             Step::Token(t) => {
                 // A user makes a token once the account exists: after the IdP has delivered.
-                self.delivered(Duration::from_secs(5)).await?;
+                self.dir.delivered(Duration::from_secs(5)).await?;
                 let login = encode(&format!("username:{}", self.login(&t.user)));
                 let (url, field) = match t.on {
                     TargetName::Space => (
@@ -440,10 +239,6 @@ impl World {
                     .map_err(|e| e.to_string())?;
                 Ok(String::new())
             }
-            Step::Wait(w) => {
-                tokio::time::sleep(model::duration(w).unwrap_or_default()).await;
-                Ok(String::new())
-            }
             Step::Expect(e) => {
                 let within = model::duration(&e.within).unwrap_or(Duration::from_secs(5));
                 let verdict = self.converge(within, Some(e)).await?;
@@ -456,6 +251,8 @@ impl World {
                     Err(format!("after {}: {}", e.within, verdict.text()))
                 }
             }
+            // The directory ran every step of the IdP's vocabulary above.
+            other => Err(format!("{} is not a step about the targets", other.kind())),
         }
     }
 
@@ -467,7 +264,7 @@ impl World {
             self.expire_contracts().await?;
             // Until the IdP has delivered every change, "no access" would hold only because
             // the change has not arrived yet.
-            let pending = self.pending().await?;
+            let pending = self.dir.pending().await?;
             let verdict = if pending > 0 {
                 Verdict {
                     misses: vec![format!("{pending} changes still in the IdP's outboxes")],
@@ -492,35 +289,6 @@ impl World {
         }
     }
 
-    /// Waits (at most `within`) until the IdP has delivered everything it accepted.
-    async fn delivered(&self, within: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let pending = self.pending().await?;
-            if pending == 0 {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{pending} changes still in the IdP's outboxes after {within:?}"
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Changes the IdP has accepted and not yet delivered to either app.
-    async fn pending(&self) -> Result<usize, String> {
-        let mut n = 0;
-        for app in [&self.ends.space_app, &self.ends.teamcity_app] {
-            let outbox = self
-                .call(Method::GET, &format!("/api/v1/apps/{app}/outbox"), None)
-                .await?;
-            n += outbox.as_array().map_or(0, Vec::len);
-        }
-        Ok(n)
-    }
-
     /// The oracle's view of the IdP now (the last one while the IdP is down).
     async fn expected_now(&mut self) -> Result<View, String> {
         if self.down.contains(&Server::Idp) {
@@ -534,11 +302,11 @@ impl World {
             &self.client,
             &self.ends.idp.url,
             &self.ends.idp.token,
-            &self.users,
+            &self.dir.users,
             &apps,
         )
         .await?;
-        let names: Vec<String> = self.users.iter().map(|(n, _)| n.clone()).collect();
+        let names: Vec<String> = self.dir.users.iter().map(|(n, _)| n.clone()).collect();
         Ok(self.oracle.expected(&state, &names))
     }
 
@@ -1408,15 +1176,18 @@ pub async fn run_on(
             return Err(RunError::Oracle(why));
         }
     };
+    let mut dir = Directory::new(
+        client.clone(),
+        ends.idp.clone(),
+        vec![ends.space_app.clone(), ends.teamcity_app.clone()],
+    );
+    dir.tag = run_tag;
     let mut world = World {
         client,
         ends,
         targets,
-        run_tag,
-        users: Vec::new(),
-        groups: Vec::new(),
+        dir,
         tokens: Vec::new(),
-        contracts: Vec::new(),
         down: Vec::new(),
         oracle,
         history: Vec::new(),
@@ -1455,7 +1226,7 @@ impl World {
         let at = Instant::now();
         let mut setup = Ok(String::new());
         for g in &scenario.groups {
-            setup = self.create_group(g).await.map(|_| String::new());
+            setup = self.dir.create_group(g).await.map(|_| String::new());
             if setup.is_err() {
                 break;
             }
