@@ -737,11 +737,13 @@ async fn drive_teamcity(s: &mut Smoke, teamcity_url: &str) {
     .await;
 }
 
-/// Every `scenarios/*.yaml`, each in its dialects, on servers of its own.
+/// Every `scenarios/*.yaml`, each in its dialects, on servers of its own (a scenario `for:
+/// scim` on scimlab's own SCIM engine).
 async fn run_scenarios() -> anyhow::Result<Vec<scenario::ScenarioRun>> {
     let dir = Path::new("scenarios");
     let files = scenario::files_in(dir)
         .context("cannot list scenarios/ (scimlab ci runs from the repository root)")?;
     let loaded = scenario::load_all(&files)?;
-    Ok(scenario::run_all(&loaded, &dir.join("policies"), None, None).await?)
+    let engine = scenario::scim_run::ScimTargets::default();
+    Ok(scenario::run_all(&loaded, &dir.join("policies"), None, None, &engine).await?)
 }

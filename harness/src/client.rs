@@ -120,6 +120,89 @@ impl OAuthFlags {
     }
 }
 
+/// How scimlab authenticates to a SCIM endpoint it did not start: the same flags on every
+/// command that calls one (conformance, scenario --scim, load --scim).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthFlags {
+    /// Bearer token (or SCIMLAB_TOKEN).
+    #[arg(long, env = "SCIMLAB_TOKEN", hide_env_values = true, conflicts_with_all = ["basic", "token_file", "oauth_token_url"])]
+    pub token: Option<String>,
+    /// Read the bearer token from this file (its first line).
+    #[arg(long, conflicts_with_all = ["basic", "oauth_token_url"])]
+    pub token_file: Option<PathBuf>,
+    /// HTTP Basic credentials as USER:PASSWORD.
+    #[arg(long, conflicts_with = "oauth_token_url")]
+    pub basic: Option<String>,
+    #[command(flatten)]
+    pub oauth: OAuthFlags,
+}
+
+impl AuthFlags {
+    /// The bearer token given directly or in a file.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        use anyhow::Context;
+        match &self.token_file {
+            Some(path) => Ok(Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
+            )),
+            None => Ok(self.token.clone()),
+        }
+    }
+
+    /// How the harness's own requests authenticate.
+    pub fn auth(&self, tls: &ClientTls) -> anyhow::Result<crate::conformance::Auth> {
+        use crate::conformance::Auth;
+        Ok(
+            match (self.token()?, &self.basic, self.oauth.credentials()?) {
+                (Some(t), _, _) => Auth::Bearer(t),
+                (None, Some(b), _) => Auth::Basic(b.clone()),
+                (None, None, Some(credentials)) => {
+                    let http = tls
+                        .builder()?
+                        .timeout(std::time::Duration::from_secs(10))
+                        .build()?;
+                    Auth::OAuth(TokenSource::new(credentials, http))
+                }
+                (None, None, None) => Auth::None,
+            },
+        )
+    }
+
+    /// How the embedded IdP authenticates its pushes: a bearer token, or OAuth client
+    /// credentials with a secret (what Okta's and Entra's SCIM apps support).
+    pub fn push_auth(&self) -> anyhow::Result<crate::scim_target::PushAuth> {
+        use crate::scim_target::PushAuth;
+        if let Some(token) = self.token()? {
+            return Ok(PushAuth::Bearer(token));
+        }
+        if self.basic.is_some() {
+            anyhow::bail!("the IdP pushes with a bearer token or OAuth client credentials, not HTTP Basic: give --token or --oauth-token-url");
+        }
+        match self.oauth.credentials()? {
+            Some(Credentials {
+                token_url,
+                client_id,
+                auth: ClientAuth::SecretBasic(secret) | ClientAuth::SecretPost(secret),
+                ..
+            }) => Ok(PushAuth::OAuth {
+                token_url,
+                client_id,
+                client_secret: secret,
+            }),
+            Some(_) => anyhow::bail!(
+                "the IdP's OAuth client authenticates with a secret: give --client-secret, not --client-key"
+            ),
+            None => anyhow::bail!("give --token (or --token-file) or --oauth-token-url with a client"),
+        }
+    }
+}
+
 /// A bearer credential: a fixed token, or OAuth access tokens fetched as they are needed.
 #[derive(Debug, Clone)]
 pub enum Bearer {

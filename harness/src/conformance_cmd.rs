@@ -11,15 +11,8 @@ use harness::conformance::{self, report, Auth, Options, Profile, Target};
 pub struct ConformanceArgs {
     /// SCIM base URL, e.g. http://127.0.0.1:8080 or https://scim.example.com/scim/v2
     pub url: String,
-    /// Bearer token (or SCIMLAB_TOKEN).
-    #[arg(long, env = "SCIMLAB_TOKEN", hide_env_values = true, conflicts_with_all = ["basic", "token_file", "oauth_token_url"])]
-    pub token: Option<String>,
-    /// Read the bearer token from this file (its first line).
-    #[arg(long, conflicts_with_all = ["basic", "oauth_token_url"])]
-    pub token_file: Option<PathBuf>,
-    /// HTTP Basic credentials as USER:PASSWORD.
-    #[arg(long, conflicts_with = "oauth_token_url")]
-    pub basic: Option<String>,
+    #[command(flatten)]
+    pub auth: harness::client::AuthFlags,
     /// A header sent with every request, as `Name: value` (repeatable), for an API key say;
     /// its value is masked in every report.
     #[arg(long = "header", value_parser = parse_header)]
@@ -63,8 +56,6 @@ pub struct ConformanceArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub tls: harness::client::TlsFlags,
-    #[command(flatten)]
-    pub oauth: harness::client::OAuthFlags,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -113,30 +104,7 @@ fn read_waivers(path: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
 
 pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let tls = args.tls.client_tls()?;
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned(),
-        ),
-        None => args.token.clone(),
-    };
-    let auth = match (token, &args.basic, args.oauth.credentials()?) {
-        (Some(t), _, _) => Auth::Bearer(t),
-        (None, Some(b), _) => Auth::Basic(b.clone()),
-        (None, None, Some(credentials)) => {
-            let http = tls
-                .builder()?
-                .timeout(std::time::Duration::from_secs(10))
-                .build()?;
-            Auth::OAuth(scim::oauth::TokenSource::new(credentials, http))
-        }
-        (None, None, None) => Auth::None,
-    };
+    let auth = args.auth.auth(&tls)?;
     if args.url.starts_with("http://") && !conformance::is_loopback(&args.url) {
         eprintln!("warning: {} is not loopback and uses plain http: credentials cross the network unencrypted (RFC 7644 §7.1 requires TLS)", args.url);
     }

@@ -1,6 +1,6 @@
 //! `scimlab scenario`: loads scenario files (every one first, so a bad file fails before any
 //! server starts), runs each in its dialects on fresh embedded servers (or on remote ones from
-//! `--targets`), writes report.json.
+//! `--targets`; scenarios `for: scim` against the `--scim` endpoints), writes report.json.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use harness::scenario::{self, model::Dialect};
+use std::ops::Not;
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
@@ -26,7 +27,18 @@ pub struct ScenarioArgs {
     /// `[teamcity]` with `url` and `token`) instead of fresh embedded ones.
     #[arg(long)]
     pub targets: Option<PathBuf>,
-    /// How --targets are reached over HTTPS.
+    /// Run the scenarios written `for: scim` against this SCIM endpoint (repeatable;
+    /// NAME=URL names it in reports): mock-idp runs here and pushes to it in --dialect.
+    /// Everything the run makes carries its tag and is deleted at the end.
+    #[arg(long = "scim", conflicts_with = "targets")]
+    pub scim: Vec<harness::scim_target::ScimSpec>,
+    /// With --scim: leave what the run made on the endpoint.
+    #[arg(long, requires = "scim")]
+    pub keep: bool,
+    /// How --scim endpoints are authenticated (the IdP pushes with these credentials).
+    #[command(flatten)]
+    pub auth: harness::client::AuthFlags,
+    /// How --targets and --scim are reached over HTTPS.
     #[command(flatten)]
     pub tls: harness::client::TlsFlags,
 }
@@ -37,7 +49,27 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.files.clone()
     };
-    let loaded = scenario::load_all(&files)?;
+    let mut loaded = scenario::load_all(&files)?;
+    let scim = args
+        .scim
+        .is_empty()
+        .not()
+        .then_some(scenario::model::Written::Scim);
+    if let Some(written) = scim {
+        if let Some((file, _)) = loaded
+            .iter()
+            .find(|(_, s)| s.written_for != written && !args.files.is_empty())
+        {
+            anyhow::bail!(
+                "{} is written for scimlab's mocks, not `for: scim`: it cannot run against --scim",
+                file.display()
+            );
+        }
+        loaded.retain(|(_, s)| s.written_for == written);
+        if loaded.is_empty() {
+            anyhow::bail!("no scenario is written `for: scim`");
+        }
+    }
     let remote = match &args.targets {
         Some(path) => Some(scenario::run::Remote::load(path)?.with_tls(args.tls.client_tls()?)),
         None => None,
@@ -45,7 +77,23 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     if remote.as_ref().is_some_and(|r| r.tls.insecure) {
         eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
     }
-    let runs = scenario::run_all(&loaded, &args.policies, args.dialect, remote.as_ref()).await?;
+    let scim_targets = scenario::scim_run::ScimTargets {
+        specs: args.scim.clone(),
+        push: match args.scim.is_empty() {
+            true => None,
+            false => Some(args.auth.push_auth()?),
+        },
+        tls: args.tls.client_tls()?,
+        keep: args.keep,
+    };
+    let runs = scenario::run_all(
+        &loaded,
+        &args.policies,
+        args.dialect,
+        remote.as_ref(),
+        &scim_targets,
+    )
+    .await?;
     let dir = args
         .report
         .clone()

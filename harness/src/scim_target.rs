@@ -420,9 +420,14 @@ impl ScimTarget {
     }
 
     /// What the endpoint shows for the people and groups the IdP knows (each looked up by
-    /// its name; a group also by the id the IdP linked), as the facts [`due`] produces.
-    pub async fn read_back(&self, idp: &IdpFacts) -> Result<Facts, String> {
+    /// its name; a group also by the id the IdP linked), as the facts [`due`] produces, and
+    /// each person's resource as read.
+    pub async fn read_back(
+        &self,
+        idp: &IdpFacts,
+    ) -> Result<(Facts, BTreeMap<String, Value>), String> {
         let mut seen = Facts::new();
+        let mut resources = BTreeMap::new();
         let mut names_by_id: BTreeMap<String, String> = BTreeMap::new();
         for (name, person) in &idp.people {
             let s = user_subject(name);
@@ -440,6 +445,7 @@ impl ScimTarget {
             let Some(resource) = found.first() else {
                 continue;
             };
+            resources.insert(name.clone(), resource.clone());
             if found.len() > 1 {
                 put("userName", format!("{} resources have it", found.len()));
             }
@@ -503,7 +509,7 @@ impl ScimTarget {
                 members.into_iter().collect::<Vec<_>>().join(", "),
             );
         }
-        Ok(seen)
+        Ok((seen, resources))
     }
 
     /// Deletes what the run made: users by login and groups by name, each only when the

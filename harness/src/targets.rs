@@ -362,24 +362,36 @@ pub async fn assign_and_push(
     Ok(())
 }
 
+/// The app connection profile for pushing with the IdP's `token`, or with OAuth tokens from
+/// `oauth` when the targets take only those.
+fn connection(idp_url: &str, token: &str, oauth: Option<&OAuth>) -> Value {
+    match oauth {
+        Some(o) => json!({"authScheme": "OAUTH2",
+            "tokenUrl": format!("{idp_url}{}", mock_idp::oauth::TOKEN_PATH),
+            "clientId": o.client_id, "clientSecret": o.client_secret}),
+        None => json!({"authScheme": "TOKEN", "token": token}),
+    }
+}
+
 /// The app labelled `label` (created when missing), pointed at `scim_url` in `dialect` with
-/// every provisioning feature on.
-async fn wire_app(
+/// every provisioning feature on, authenticating with `connection` (an app connection
+/// profile: `authScheme` and its fields).
+pub(crate) async fn wire_app(
     client: &reqwest::Client,
-    idp: &mock_idp::Launched,
+    idp_url: &str,
     token: &str,
-    oauth: Option<&OAuth>,
+    connection: Value,
     label: &str,
     scim_url: &str,
     dialect: Dialect,
 ) -> Result<String, TargetsError> {
     use reqwest::Method;
     let call = |method, path: String, body: Value| async move {
-        idp_call(client, &idp.url, token, method, &path, Some(body))
+        idp_call(client, idp_url, token, method, &path, Some(body))
             .await
             .map_err(TargetsError::Wiring)
     };
-    let apps = idp_call(client, &idp.url, token, Method::GET, "/api/v1/apps", None)
+    let apps = idp_call(client, idp_url, token, Method::GET, "/api/v1/apps", None)
         .await
         .map_err(TargetsError::Wiring)?;
     let existing = apps
@@ -407,14 +419,7 @@ async fn wire_app(
     call(
         Method::POST,
         format!("/api/v1/apps/{id}/connections/default?activate=true"),
-        match oauth {
-            Some(o) => json!({"profile": {"authScheme": "OAUTH2",
-                "tokenUrl": format!("{}{}", idp.url, mock_idp::oauth::TOKEN_PATH),
-                "clientId": o.client_id, "clientSecret": o.client_secret}, "baseUrl": scim_url}),
-            None => {
-                json!({"profile": {"authScheme": "TOKEN", "token": token}, "baseUrl": scim_url})
-            }
-        },
+        json!({"profile": connection, "baseUrl": scim_url}),
     )
     .await?;
     call(
@@ -494,9 +499,9 @@ impl Targets {
         let idp = setup.idp(None).await?;
         let space_app = wire_app(
             &client,
-            &idp,
+            &idp.url,
             token,
-            oauth,
+            connection(&idp.url, token, oauth),
             "Space",
             &space.scim_url,
             dialect,
@@ -504,9 +509,9 @@ impl Targets {
         .await?;
         let teamcity_app = wire_app(
             &client,
-            &idp,
+            &idp.url,
             token,
-            oauth,
+            connection(&idp.url, token, oauth),
             "TeamCity",
             &teamcity.scim_url,
             dialect,

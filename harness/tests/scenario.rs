@@ -16,9 +16,15 @@ async fn every_shipped_scenario_holds_in_both_dialects() {
     let files = scenario::files_in(&root().join("scenarios")).unwrap();
     assert!(files.len() >= 7, "{files:?}");
     let loaded = scenario::load_all(&files).unwrap();
-    let runs = scenario::run_all(&loaded, &root().join("scenarios/policies"), None, None)
-        .await
-        .unwrap();
+    let runs = scenario::run_all(
+        &loaded,
+        &root().join("scenarios/policies"),
+        None,
+        None,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(runs.len(), 2 * files.len(), "every file in both dialects");
     let failed: Vec<String> = runs
         .iter()
@@ -181,7 +187,7 @@ async fn scenarios_run_against_servers_already_running_and_again() {
     ])
     .unwrap();
     for round in 0..2 {
-        let runs = scenario::run_all(&loaded, &policies, None, Some(&remote))
+        let runs = scenario::run_all(&loaded, &policies, None, Some(&remote), &Default::default())
             .await
             .unwrap();
         assert_eq!(runs.len(), 2, "the remote IdP speaks Okta only");

@@ -2,6 +2,7 @@
 //! through mock-idp's management API, groups made, assigned and pushed to every target's app,
 //! contracts ending, and whether the IdP has delivered what it accepted.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -13,6 +14,14 @@ use crate::targets::idp_call;
 
 /// How often the IdP's outboxes are read while waiting for delivery.
 const POLL: Duration = Duration::from_millis(25);
+
+/// A change the IdP has not delivered.
+pub(crate) struct Undelivered {
+    pub(crate) text: String,
+    /// Parked (given up on after a refusal or too many attempts), or held back behind a
+    /// parked one: it will not arrive by waiting.
+    pub(crate) parked: bool,
+}
 
 /// What the scenario named, by the IdP's ids, and how to reach the IdP.
 pub(crate) struct Directory {
@@ -62,6 +71,26 @@ impl Directory {
             body,
         )
         .await
+    }
+
+    /// A GET of the IdP's API; `None` when it answers 404.
+    pub(crate) async fn find(&self, path: &str) -> Result<Option<Value>, String> {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.idp.url))
+            .header("authorization", format!("SSWS {}", self.idp.token))
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        match resp.status().as_u16() {
+            404 => Ok(None),
+            200 => resp
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| format!("GET {path}: {e}")),
+            code => Err(format!("GET {path}: the IdP answered {code}")),
+        }
     }
 
     pub(crate) fn user(&self, name: &str) -> Result<&str, String> {
@@ -299,14 +328,64 @@ impl Directory {
 
     /// Changes the IdP has accepted and not yet delivered to any app.
     pub(crate) async fn pending(&self) -> Result<usize, String> {
-        let mut n = 0;
+        Ok(self.undelivered().await?.len())
+    }
+
+    /// Each change the IdP has accepted and not yet delivered: what it is, whether it is
+    /// parked (given up on until someone retries it), and the target's last answer to it.
+    pub(crate) async fn undelivered(&self) -> Result<Vec<Undelivered>, String> {
+        let mut out = Vec::new();
         for app in &self.apps {
             let outbox = self
                 .call(Method::GET, &format!("/api/v1/apps/{app}/outbox"), None)
                 .await?;
-            n += outbox.as_array().map_or(0, Vec::len);
+            let entries = outbox.as_array().cloned().unwrap_or_default();
+            let names = |e: &Value| -> Vec<String> {
+                ["subjects", "sharedSubjects"]
+                    .iter()
+                    .flat_map(|k| e[*k].as_array().cloned().unwrap_or_default())
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            };
+            // A parked entry holds back every later entry about the same user or group.
+            let held: BTreeSet<String> = entries
+                .iter()
+                .filter(|e| e["status"] == "PARKED")
+                .flat_map(names)
+                .collect();
+            for e in &entries {
+                let what = e["type"].as_str().unwrap_or("change");
+                let status = e["status"].as_str().unwrap_or("PENDING");
+                let text = match e["lastError"].as_str() {
+                    Some(err) => format!("{what} {status}: {err}"),
+                    None => format!("{what} {status}"),
+                };
+                out.push(Undelivered {
+                    text,
+                    parked: status == "PARKED" || names(e).iter().any(|n| held.contains(n)),
+                });
+            }
         }
-        Ok(n)
+        Ok(out)
+    }
+
+    /// Why the IdP has not finished: how many changes wait, and why, each reason once.
+    pub(crate) fn waiting(undelivered: &[Undelivered]) -> String {
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for u in undelivered {
+            *reasons.entry(u.text.as_str()).or_default() += 1;
+        }
+        let shown: Vec<String> = reasons
+            .iter()
+            .take(3)
+            .map(|(text, n)| format!("{n} x {text}"))
+            .collect();
+        format!(
+            "{} changes still in the IdP's outboxes ({}{})",
+            undelivered.len(),
+            shown.join("; "),
+            if reasons.len() > 3 { "; ..." } else { "" }
+        )
     }
 
     /// Waits (at most `within`) until the IdP has delivered everything it accepted.

@@ -5,8 +5,10 @@
 mod directory;
 pub mod model;
 pub mod oracle;
+mod play;
 pub mod random;
 pub mod run;
+pub mod scim_run;
 
 use std::path::{Path, PathBuf};
 
@@ -33,19 +35,28 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<(PathBuf, Scenario)>, ScenarioE
         .collect()
 }
 
-/// Runs each scenario in each of its dialects (only `only`, when given), one after another, on
-/// fresh embedded servers or on `remote` ones (in the one dialect their IdP speaks).
+/// Runs each scenario in each of its dialects (only `only`, when given), one after another:
+/// a scenario for the mocks on fresh embedded servers or on `remote` ones (in the one dialect
+/// their IdP speaks), a scenario `for: scim` against the `scim` endpoints (scimlab's own
+/// engine when none is given).
 pub async fn run_all(
     loaded: &[(PathBuf, Scenario)],
     policies: &Path,
     only: Option<model::Dialect>,
     remote: Option<&run::Remote>,
+    scim: &scim_run::ScimTargets,
 ) -> Result<Vec<ScenarioRun>, RunError> {
-    let only = remote.map(|r| r.dialect).or(only);
     let mut runs = Vec::new();
     for (file, s) in loaded {
+        let only = match s.written_for {
+            model::Written::Mocks => remote.map(|r| r.dialect).or(only),
+            model::Written::Scim => only,
+        };
         for dialect in s.dialects.iter().filter(|d| only.is_none_or(|o| o == **d)) {
-            runs.push(run::run_on(s, file, *dialect, policies, remote).await?);
+            runs.push(match s.written_for {
+                model::Written::Mocks => run::run_on(s, file, *dialect, policies, remote).await?,
+                model::Written::Scim => scim_run::run(s, file, *dialect, scim).await?,
+            });
         }
     }
     Ok(runs)
@@ -182,6 +193,7 @@ mod tests {
             detail: detail.into(),
             millis: 12.5,
             findings: Vec::new(),
+            differences: Vec::new(),
         };
         vec![
             ScenarioRun {
@@ -192,6 +204,7 @@ mod tests {
                 seconds: 0.25,
                 steps: vec![step(1, "hire", true, ""), step(2, "expect", true, "2 expectations held")],
                 insecure: false,
+                scim: Vec::new(),
             },
             ScenarioRun {
                 file: "scenarios/transfer.yaml".into(),
@@ -215,6 +228,7 @@ mod tests {
                     },
                 ],
                 insecure: false,
+                scim: Vec::new(),
             },
         ]
     }

@@ -17,6 +17,7 @@ use super::model::{
     Tokens,
 };
 use super::oracle::{self, Account, Oracle, Seen, TargetConfig, View};
+use super::play::{play, Runner, Verdict};
 use crate::encode;
 use crate::targets::{idp_call, Targets};
 
@@ -28,9 +29,6 @@ type Views = BTreeMap<(TargetName, String), Option<Value>>;
 type Judge<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
 /// How often an expectation is read again while it does not hold.
 const POLL: Duration = Duration::from_millis(25);
-/// How long the final oracle check waits for the targets to converge unless the scenario says:
-/// long enough for the IdP's retry backoff after an outage.
-const SETTLE: Duration = Duration::from_secs(20);
 const TARGETS: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +58,9 @@ pub struct StepResult {
     /// Differences from the permission oracle at the deadline.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<oracle::Finding>,
+    /// On a SCIM endpoint: differences from the SCIM-level oracle at the deadline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<crate::scim_target::Difference>,
 }
 
 /// One scenario file in one dialect.
@@ -74,6 +75,22 @@ pub struct ScenarioRun {
     /// Server certificates were not checked (`--insecure`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// A scenario `for: scim`: each endpoint it ran against, and what its clean-up did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scim: Vec<ScimOutcome>,
+}
+
+/// Where a `for: scim` scenario ran, and what it left behind.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScimOutcome {
+    pub target: String,
+    pub url: String,
+    /// The tag every login and group name of the run carries.
+    pub tag: String,
+    pub deleted: usize,
+    /// Resources the clean-up could not delete (or `--keep` kept): a failure.
+    pub left: Vec<String>,
+    pub kept: bool,
 }
 
 /// A personal token a user made on a target, and the oracle's view it was made in.
@@ -101,26 +118,6 @@ struct World {
     /// Each target's last audit event seq before each step (aligned with `history`).
     heads: Vec<BTreeMap<TargetName, u64>>,
     audit: BTreeMap<TargetName, Vec<Value>>,
-}
-
-/// What an `expect` (or the final check) found wrong: the scenario's own misses and the
-/// oracle's findings.
-#[derive(Default)]
-struct Verdict {
-    misses: Vec<String>,
-    findings: Vec<oracle::Finding>,
-}
-
-impl Verdict {
-    fn holds(&self) -> bool {
-        self.misses.is_empty() && self.findings.is_empty()
-    }
-
-    fn text(&self) -> String {
-        let mut all = self.misses.clone();
-        all.extend(self.findings.iter().map(ToString::to_string));
-        all.join("; ")
-    }
 }
 
 impl World {
@@ -167,9 +164,6 @@ impl World {
     }
 
     async fn step(&mut self, step: &Step) -> Result<String, String> {
-        if let Some(outcome) = self.dir.step(step).await {
-            return outcome;
-        }
         match step {
             Step::Token(t) => {
                 // A user makes a token once the account exists: after the IdP has delivered.
@@ -264,11 +258,11 @@ impl World {
             self.expire_contracts().await?;
             // Until the IdP has delivered every change, "no access" would hold only because
             // the change has not arrived yet.
-            let pending = self.dir.pending().await?;
-            let verdict = if pending > 0 {
+            let undelivered = self.dir.undelivered().await?;
+            let verdict = if !undelivered.is_empty() {
                 Verdict {
-                    misses: vec![format!("{pending} changes still in the IdP's outboxes")],
-                    findings: Vec::new(),
+                    misses: vec![Directory::waiting(&undelivered)],
+                    ..Verdict::default()
                 }
             } else {
                 // One read of every user and token serves the expectations and the oracle.
@@ -280,7 +274,11 @@ impl World {
                 };
                 let findings = self.findings(&views).await;
                 misses.extend(self.token_findings(&tokens));
-                Verdict { misses, findings }
+                Verdict {
+                    misses,
+                    findings,
+                    differences: Vec::new(),
+                }
             };
             if verdict.holds() || Instant::now() >= deadline {
                 return Ok(verdict);
@@ -1194,7 +1192,7 @@ pub async fn run_on(
         heads: Vec::new(),
         audit: BTreeMap::new(),
     };
-    let steps = world.play(scenario).await;
+    let steps = play(&mut world, scenario).await;
     if let Some(t) = world.targets.take() {
         t.stop().await;
     }
@@ -1207,82 +1205,21 @@ pub async fn run_on(
         seconds: started.elapsed().as_secs_f64(),
         steps,
         insecure: remote.is_some_and(|r| r.tls.insecure),
+        scim: Vec::new(),
     })
 }
 
-impl World {
-    /// Set-up, every step, then the final oracle check; stops at the first step that fails
-    /// (an `expect` apart), since the rest would be meaningless.
-    async fn play(&mut self, scenario: &Scenario) -> Vec<StepResult> {
-        let mut steps = Vec::new();
-        let result = |index, kind, outcome: Result<String, String>, at: Instant| StepResult {
-            index,
-            kind,
-            ok: outcome.is_ok(),
-            detail: outcome.unwrap_or_else(|e| e),
-            millis: at.elapsed().as_secs_f64() * 1000.0,
-            findings: Vec::new(),
-        };
-        let at = Instant::now();
-        let mut setup = Ok(String::new());
-        for g in &scenario.groups {
-            setup = self.dir.create_group(g).await.map(|_| String::new());
-            if setup.is_err() {
-                break;
-            }
-        }
-        if let Err(why) = self.begin_step().await {
-            setup = Err(why);
-        }
-        if let Err(why) = setup {
-            steps.push(result(0, "groups", Err(why), at));
-            return steps;
-        }
-        for (i, step) in scenario.steps.iter().enumerate() {
-            let at = Instant::now();
-            let mut outcome = match self.expire_contracts().await {
-                Ok(()) => self.step(step).await,
-                Err(why) => Err(why),
-            };
-            if let Err(why) = self.begin_step().await {
-                outcome = outcome.and(Err(why));
-            }
-            let ok = outcome.is_ok();
-            steps.push(result(i + 1, step.kind(), outcome, at));
-            if !ok && !matches!(step, Step::Expect(_)) {
-                return steps;
-            }
-        }
-        let at = Instant::now();
-        let settle = scenario
-            .settle
-            .as_deref()
-            .and_then(model::duration)
-            .unwrap_or(SETTLE);
-        let mut last = match self.settle(settle).await {
-            Ok((verdict, detail)) => {
-                let mut r = result(
-                    scenario.steps.len() + 1,
-                    "oracle",
-                    if verdict.holds() {
-                        Ok(detail)
-                    } else {
-                        Err(format!("after {settle:?}: {}", verdict.text()))
-                    },
-                    at,
-                );
-                r.findings = verdict.findings;
-                r
-            }
-            Err(why) => result(scenario.steps.len() + 1, "oracle", Err(why), at),
-        };
-        if let Some(failed_expect) = steps.iter_mut().rev().find(|s| !s.ok && s.kind == "expect") {
-            // The report keeps the oracle's findings with the check that saw them last.
-            failed_expect.findings.clone_from(&last.findings);
-        }
-        last.millis = at.elapsed().as_secs_f64() * 1000.0;
-        steps.push(last);
-        steps
+impl Runner for World {
+    fn directory(&mut self) -> &mut Directory {
+        &mut self.dir
+    }
+
+    async fn target_step(&mut self, step: &Step) -> Result<String, String> {
+        self.step(step).await
+    }
+
+    async fn expire_contracts(&mut self) -> Result<(), String> {
+        World::expire_contracts(self).await
     }
 
     /// After set-up and after each step: the oracle's view and the audit heads it follows.

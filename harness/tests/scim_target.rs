@@ -1,0 +1,158 @@
+//! A SCIM endpoint as a scenario target, end to end over HTTP: the run cleans up only what it
+//! made, the SCIM-level oracle catches an endpoint that acknowledges changes it drops, and a
+//! failed preflight writes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::path::Path;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use harness::scenario::scim_run::{self, ScimTargets};
+use harness::scenario::{model::Dialect, Scenario};
+use harness::scim_target::{PushAuth, ScimSpec};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "vendor-token";
+
+/// A SCIM engine nobody from the run started: scimlab's own, as a vendor's server would be,
+/// with `layer` in front of it.
+async fn endpoint(layer: Option<fn(Request, Next) -> Fut>) -> (String, scim::sim::Servers) {
+    let mut servers = scim::sim::Servers::new(None);
+    let (listener, url) = servers.bind(0).await.unwrap();
+    let provider = scim::Provider::temporary(scim::ProviderConfig {
+        base_url: url.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let app = scim::app(scim::AppState {
+        provider,
+        tokens: vec![TOKEN.to_owned()],
+        oauth: None,
+    });
+    let app = match layer {
+        Some(f) => app.layer(axum::middleware::from_fn(f)),
+        None => app,
+    };
+    servers.serve(listener, app);
+    (url, servers)
+}
+
+type Fut = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+/// Acknowledges every PATCH of a group without applying it: memberships silently lost.
+fn drop_group_patches(req: Request, next: Next) -> Fut {
+    Box::pin(async move {
+        if req.method() == axum::http::Method::PATCH && req.uri().path().starts_with("/Groups/") {
+            return axum::http::StatusCode::NO_CONTENT.into_response();
+        }
+        next.run(req).await
+    })
+}
+
+async fn call(url: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = scim::tls::ClientTls::default()
+        .client()
+        .unwrap()
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    resp.json().await.unwrap_or(Value::Null)
+}
+
+fn targets(url: &str, token: &str) -> ScimTargets {
+    ScimTargets {
+        specs: vec![ScimSpec {
+            name: "vendor".into(),
+            url: url.to_owned(),
+        }],
+        push: Some(PushAuth::Bearer(token.to_owned())),
+        ..Default::default()
+    }
+}
+
+async fn play(text: &str, dialect: Dialect, given: &ScimTargets) -> harness::scenario::ScenarioRun {
+    let s = Scenario::parse(Path::new("inline.yaml"), text).unwrap();
+    scim_run::run(&s, Path::new("inline.yaml"), dialect, given)
+        .await
+        .unwrap()
+}
+
+const JOIN_AND_LEAVE: &str = "name: join and leave\nfor: scim\nsettle: 3s\ngroups: [Eng]\nsteps:\n  - hire: {user: ann, groups: [Eng], profile: {title: Dev}}\n  - hire: {user: bob, groups: [Eng]}\n  - expect:\n      within: 5s\n      scim: [{user: ann, active: true, groups: [Eng], attributes: {title: Dev}}]\n  - terminate: {user: bob}\n  - expect:\n      within: 5s\n      scim: [{user: bob, active: false, groups: []}]\n";
+
+#[tokio::test]
+async fn the_run_deletes_what_it_made_and_nothing_else() {
+    let (url, servers) = endpoint(None).await;
+    let outsider = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "outsider@vendor.test"});
+    call(&url, reqwest::Method::POST, "/Users", Some(outsider)).await;
+    for dialect in [Dialect::Okta, Dialect::Entra] {
+        let run = play(JOIN_AND_LEAVE, dialect, &targets(&url, TOKEN)).await;
+        assert!(
+            run.passed,
+            "{}",
+            harness::scenario::to_terminal(std::slice::from_ref(&run))
+        );
+        let outcome = &run.scim[0];
+        assert_eq!((outcome.deleted, outcome.left.len()), (3, 0), "{outcome:?}");
+        let users = call(&url, reqwest::Method::GET, "/Users", None).await;
+        let names: Vec<&str> = users["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|u| u["userName"].as_str())
+            .collect();
+        assert_eq!(names, ["outsider@vendor.test"], "{dialect:?}");
+        let groups = call(&url, reqwest::Method::GET, "/Groups", None).await;
+        assert_eq!(groups["totalResults"], 0, "{groups}");
+    }
+    servers.stop().await;
+}
+
+#[tokio::test]
+async fn the_oracle_catches_memberships_acknowledged_and_dropped() {
+    let (url, servers) = endpoint(Some(drop_group_patches)).await;
+    let run = play(JOIN_AND_LEAVE, Dialect::Entra, &targets(&url, TOKEN)).await;
+    assert!(!run.passed);
+    let oracle = run.steps.last().unwrap();
+    let members = oracle
+        .differences
+        .iter()
+        .find(|d| d.subject == "group Eng" && d.attribute == "members")
+        .unwrap_or_else(|| panic!("{:?}", oracle.differences));
+    assert_eq!(
+        (members.expected.as_str(), members.actual.as_str()),
+        ("ann", "")
+    );
+    assert_eq!(members.since_step, 4, "due since bob left at step 4");
+    let expect = &run.steps[2];
+    assert!(
+        expect
+            .detail
+            .contains("ann: in groups {}, expected {\"Eng\"}"),
+        "{}",
+        expect.detail
+    );
+    servers.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_preflight_writes_nothing() {
+    let (url, servers) = endpoint(None).await;
+    let run = play(JOIN_AND_LEAVE, Dialect::Okta, &targets(&url, "wrong-token")).await;
+    assert!(!run.passed);
+    assert_eq!(run.steps.len(), 1);
+    assert_eq!(run.steps[0].kind, "preflight");
+    assert!(
+        run.steps[0].detail.contains("401"),
+        "{}",
+        run.steps[0].detail
+    );
+    let users = call(&url, reqwest::Method::GET, "/Users", None).await;
+    assert_eq!(users["totalResults"], 0);
+    servers.stop().await;
+}
