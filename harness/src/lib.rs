@@ -7,6 +7,7 @@ pub mod load;
 pub mod scenario;
 pub mod scim_target;
 pub mod targets;
+pub mod wiretap;
 
 /// Text made safe for HTML content and attribute values.
 pub fn escape_html(s: &str) -> String {

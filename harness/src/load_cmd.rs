@@ -79,9 +79,24 @@ pub struct LoadArgs {
     /// How --targets are reached over HTTPS.
     #[command(flatten)]
     pub tls: harness::client::TlsFlags,
-    /// The OAuth client --poll-ms reads the targets' SCIM connectors with (`up --oauth`).
+    /// Push the load to this SCIM endpoint ([NAME=]URL) instead of scimlab's mocks: mock-idp
+    /// runs here and pushes in --dialect through a metering proxy; a read-only preflight
+    /// comes first, everything the run makes carries its tag and is deleted at the end.
+    #[arg(long, conflicts_with_all = ["targets", "quirks", "phases", "faults", "poll_ms", "durable"])]
+    pub scim: Option<harness::scim_target::ScimSpec>,
+    /// With --scim: leave what the run made on the endpoint.
+    #[arg(long, requires = "scim")]
+    pub keep: bool,
+    /// With --scim: at most this many requests reach the endpoint; then the run stops.
+    #[arg(long, requires = "scim")]
+    pub max_requests: Option<u64>,
+    /// With --scim: at most this many requests per second reach the endpoint.
+    #[arg(long, requires = "scim")]
+    pub max_rate: Option<f64>,
+    /// Credentials: for --scim, what the IdP pushes with; for --targets, the OAuth client
+    /// --poll-ms reads the targets' SCIM connectors with (`up --oauth`).
     #[command(flatten)]
-    pub oauth: harness::client::OAuthFlags,
+    pub auth: harness::client::AuthFlags,
 }
 
 impl LoadArgs {
@@ -121,7 +136,10 @@ impl LoadArgs {
         if self.poll_ms.is_some_and(|ms| !(1..=60_000).contains(&ms)) {
             anyhow::bail!("--poll-ms must be in [1, 60000]");
         }
-        if self.targets.is_none() && self.oauth.oauth_token_url.is_some() {
+        if self.targets.is_none()
+            && self.scim.is_none()
+            && self.auth.oauth.oauth_token_url.is_some()
+        {
             anyhow::bail!("--oauth-token-url is for --targets whose SCIM connectors take OAuth");
         }
         let remote = match &self.targets {
@@ -129,7 +147,7 @@ impl LoadArgs {
             Some(path) => {
                 let mut remote =
                     harness::scenario::run::Remote::load(path)?.with_tls(self.tls.client_tls()?);
-                if let Some(credentials) = self.oauth.credentials()? {
+                if let Some(credentials) = self.auth.oauth.credentials()? {
                     let http = remote.http().map_err(anyhow::Error::msg)?;
                     remote.scim_oauth = Some(scim::oauth::TokenSource::new(credentials, http));
                 }
@@ -190,6 +208,40 @@ fn finish(report: &LoadReport, dir: &Path) -> anyhow::Result<ExitCode> {
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
+    if let Some(spec) = &args.scim {
+        if args.max_rate.is_some_and(|r| !(r > 0.0 && r <= 100_000.0)) {
+            anyhow::bail!("--max-rate must be in (0, 100000]");
+        }
+        let tls = args.tls.client_tls()?;
+        if tls.insecure {
+            eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
+        }
+        let target = load::endpoint::ScimLoad {
+            spec: spec.clone(),
+            push: args.auth.push_auth()?,
+            tls,
+            caps: harness::wiretap::Caps {
+                max_rate: args.max_rate,
+                max_requests: args.max_requests,
+            },
+            keep: args.keep,
+        };
+        let report = load::endpoint::run(&options, &target).await?;
+        let dir = args
+            .report
+            .clone()
+            .unwrap_or_else(|| crate::default_report_dir("load"));
+        report
+            .write(&dir)
+            .with_context(|| format!("cannot write the report to {}", dir.display()))?;
+        print!("{}", report.to_markdown());
+        println!("report: {}", dir.display());
+        return Ok(if report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if options.remote.as_ref().is_some_and(|r| r.tls.insecure) {
         eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
     }

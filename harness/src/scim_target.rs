@@ -133,6 +133,105 @@ pub struct IdpFacts {
     pub groups: BTreeMap<String, (String, Option<String>)>,
 }
 
+/// Reads the IdP's state of `people` and `groups` (each: the run's name, the IdP's id) for
+/// `app` through its management API (`url`, `SSWS token`). A person deleted in the IdP keeps
+/// the profile `before` last saw, so that they can still be looked up by login; a link the IdP
+/// dropped with them, likewise.
+pub async fn read_idp(
+    client: &reqwest::Client,
+    (url, token): (&str, &str),
+    app: &str,
+    groups: &[(String, String)],
+    people: &[(String, String)],
+    before: &IdpFacts,
+) -> Result<IdpFacts, String> {
+    use futures::StreamExt;
+    let get = |path: String| async move {
+        let resp = client
+            .get(format!("{url}{path}"))
+            .header("authorization", format!("SSWS {token}"))
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        match resp.status().as_u16() {
+            404 => Ok(None),
+            200 => resp
+                .json::<Value>()
+                .await
+                .map(Some)
+                .map_err(|e| format!("GET {path}: {e}")),
+            code => Err(format!("GET {path}: the IdP answered {code}")),
+        }
+    };
+    let group_of: BTreeMap<&str, &str> = groups
+        .iter()
+        .map(|(name, id)| (id.as_str(), name.as_str()))
+        .collect();
+    let mappings = get(format!("/api/v1/apps/{app}/group-push/mappings"))
+        .await?
+        .unwrap_or(Value::Null);
+    let mut facts = IdpFacts::default();
+    for (name, id) in groups {
+        let shown = get(format!("/api/v1/groups/{id}"))
+            .await?
+            .and_then(|g| g["profile"]["name"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let linked = mappings
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["sourceGroupId"] == id.as_str())
+            .and_then(|m| m["targetGroupId"].as_str())
+            .map(str::to_owned);
+        facts.groups.insert(name.clone(), (shown, linked));
+    }
+    let reads = futures::stream::iter(people.iter().map(|(name, id)| {
+        let (get, group_of) = (&get, &group_of);
+        async move {
+            let earlier = before.people.get(name);
+            let user = get(format!("/api/v1/users/{id}")).await?;
+            let groups = match &user {
+                Some(_) => get(format!("/api/v1/users/{id}/groups"))
+                    .await?
+                    .and_then(|g| g.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|g| g["id"].as_str().and_then(|g| group_of.get(g)))
+                    .map(|g| (*g).to_owned())
+                    .collect(),
+                None => BTreeSet::new(),
+            };
+            let linked = get(format!("/api/v1/apps/{app}/users/{id}"))
+                .await?
+                .and_then(|u| u["externalId"].as_str().map(str::to_owned))
+                .or_else(|| earlier.and_then(|p| p.linked.clone()));
+            let profile = match &user {
+                Some(u) => u["profile"].as_object().cloned().unwrap_or_default(),
+                None => earlier.map(|p| p.profile.clone()).unwrap_or_default(),
+            };
+            let status = user.and_then(|u| u["status"].as_str().map(str::to_owned));
+            Ok::<_, String>((
+                name.clone(),
+                Person {
+                    id: id.clone(),
+                    status,
+                    profile,
+                    groups,
+                    linked,
+                },
+            ))
+        }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    for read in reads {
+        let (name, person) = read?;
+        facts.people.insert(name, person);
+    }
+    Ok(facts)
+}
+
 /// Statuses in which Okta provisions an assigned user (mock-idp's docs, dialects.md §1).
 const PROVISIONED: &[&str] = &[
     "ACTIVE",
@@ -250,17 +349,37 @@ pub struct Difference {
     pub attribute: String,
     pub expected: String,
     pub actual: String,
-    /// The step since which the expected value has been due (0: set-up).
-    pub since_step: usize,
+    /// The step since which the expected value has been due (0: set-up); `None` where no
+    /// steps were recorded (a load run is judged once, at its end).
+    pub since_step: Option<usize>,
 }
 
 impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: {}: {} is {:?}, due {:?} since step {}",
-            self.target, self.subject, self.attribute, self.actual, self.expected, self.since_step
-        )
+        write!(f, "{}: {}: ", self.target, self.subject)?;
+        if self.attribute == "members" {
+            // Member lists are long: name who is missing and who should not be there.
+            let set = |t: &str| -> BTreeSet<String> {
+                t.split(", ")
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let (due, seen) = (set(&self.expected), set(&self.actual));
+            let missing: Vec<&String> = due.difference(&seen).collect();
+            let extra: Vec<&String> = seen.difference(&due).collect();
+            write!(f, "members miss {missing:?} and wrongly hold {extra:?}")?;
+        } else {
+            write!(
+                f,
+                "{} is {:?}, due {:?}",
+                self.attribute, self.actual, self.expected
+            )?;
+        }
+        match self.since_step {
+            Some(step) => write!(f, " since step {step}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -297,10 +416,12 @@ pub fn compare(target: &str, history: &[Facts], seen: &Facts) -> Vec<Difference>
         if same(attribute, expected, actual) {
             continue;
         }
-        let since_step = history
-            .iter()
-            .rposition(|facts| facts.get(key) != Some(expected))
-            .map_or(0, |i| i + 1);
+        let since_step = (history.len() > 1).then(|| {
+            history
+                .iter()
+                .rposition(|facts| facts.get(key) != Some(expected))
+                .map_or(0, |i| i + 1)
+        });
         out.push(Difference {
             target: target.to_owned(),
             subject: subject.clone(),
@@ -358,7 +479,7 @@ pub struct ScimTarget {
 }
 
 /// What the clean-up did: resources deleted, and those it could not (left behind).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Cleanup {
     pub deleted: usize,
     pub left: Vec<String>,
@@ -694,7 +815,7 @@ mod tests {
                 found[0].actual.as_str(),
                 found[0].since_step
             ),
-            ("title", "Lead", "Dev", 2)
+            ("title", "Lead", "Dev", Some(2))
         );
         seen.insert(key("user ann", "exists"), "false".into());
         let found = compare("v", &history, &seen);
@@ -739,7 +860,7 @@ mod tests {
             let found = compare("t", &history, &seen);
             prop_assert_eq!(found.len(), 1);
             prop_assert_eq!(&(found[0].subject.clone(), found[0].attribute.clone()), &k);
-            prop_assert_eq!(found[0].since_step, 0);
+            prop_assert_eq!(found[0].since_step, None, "one view: no step to name");
         }
     }
 }

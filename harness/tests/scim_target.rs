@@ -128,7 +128,7 @@ async fn the_oracle_catches_memberships_acknowledged_and_dropped() {
         (members.expected.as_str(), members.actual.as_str()),
         ("ann", "")
     );
-    assert_eq!(members.since_step, 4, "due since bob left at step 4");
+    assert_eq!(members.since_step, Some(4), "due since bob left at step 4");
     let expect = &run.steps[2];
     assert!(
         expect
@@ -154,5 +154,78 @@ async fn a_failed_preflight_writes_nothing() {
     );
     let users = call(&url, reqwest::Method::GET, "/Users", None).await;
     assert_eq!(users["totalResults"], 0);
+    servers.stop().await;
+}
+
+/// `scimlab load --scim` against the endpoint, as a user runs it; (exit code, report.json).
+async fn load(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().to_owned();
+    let mut args: Vec<String> = [
+        "load",
+        "--scim",
+        url,
+        "--token",
+        TOKEN,
+        "--rate",
+        "20",
+        "--duration",
+        "2",
+        "--users",
+        "10",
+        "--settle",
+        "5",
+        "--quiet",
+        "--report",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.push(report.display().to_string());
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
+            .args(&args)
+            .env_remove("SCIMLAB_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(report.join("report.json")).unwrap_or_else(|_| {
+        panic!(
+            "no report: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), serde_json::from_str(&text).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_run_passes_cleans_up_and_stops_at_max_requests() {
+    let (url, servers) = endpoint(None).await;
+    let (code, report) = load(&url, &[]).await;
+    assert_eq!(code, Some(0), "{}", report["verdict_line"]);
+    assert_eq!(report["oracle_differences"], 0);
+    assert!(report["traffic"]["requests"].as_u64().unwrap() > 40);
+    assert!(
+        report["cleanup"]["deleted"].as_u64().unwrap() >= 14,
+        "{}",
+        report["cleanup"]
+    );
+    let users = call(&url, reqwest::Method::GET, "/Users", None).await;
+    assert_eq!(users["totalResults"], 0, "everything deleted: {users}");
+
+    let (code, report) = load(&url, &["--max-requests", "50"]).await;
+    assert_eq!(code, Some(1));
+    let line = report["verdict_line"].as_str().unwrap();
+    assert!(line.contains("--max-requests"), "{line}");
+    assert_eq!(report["traffic"]["capped"], true);
+    let users = call(&url, reqwest::Method::GET, "/Users", None).await;
+    assert_eq!(
+        users["totalResults"], 0,
+        "cleaned up after the cap too: {users}"
+    );
     servers.stop().await;
 }

@@ -2,6 +2,7 @@
 //! latency until each target applied them (from the targets' audit streams), fault phases on
 //! the targets, and the final state against the permission oracle.
 
+pub mod endpoint;
 pub mod html;
 pub mod plan;
 pub mod report;
@@ -279,12 +280,21 @@ impl LoadOptions {
     }
 }
 
+/// The login of person `user` of a load run, with the run's tag if it has one.
+fn login(tag: Option<&str>, user: u32) -> String {
+    match tag {
+        Some(tag) => format!("load-{tag}-{user:07}@load.scimlab.test"),
+        None => format!("load-{user:07}@load.scimlab.test"),
+    }
+}
+
 /// The IdP side of the run: its endpoint, the apps, the groups and the people's ids.
 struct Idp {
     client: reqwest::Client,
     end: Endpoint,
     group_ids: Vec<String>,
-    user_ids: Mutex<HashMap<u32, String>>,
+    /// Shared with whoever must clean up after the run, even when it fails half-way.
+    user_ids: Arc<Mutex<HashMap<u32, String>>>,
     tag: Option<String>,
 }
 
@@ -317,10 +327,7 @@ impl Idp {
 
     /// The login of person `user`, with the run's tag if it has one.
     fn login(&self, user: u32) -> String {
-        match &self.tag {
-            Some(tag) => format!("load-{tag}-{user:07}@load.scimlab.test"),
-            None => format!("load-{user:07}@load.scimlab.test"),
-        }
+        login(self.tag.as_deref(), user)
     }
 
     async fn hire(&self, user: u32, group: u8) -> Result<(), String> {
@@ -597,7 +604,7 @@ async fn drive(
         client: client.clone(),
         end: ends.idp.clone(),
         group_ids,
-        user_ids: Mutex::new(HashMap::new()),
+        user_ids: Arc::default(),
         tag: o.tag.clone(),
     });
 

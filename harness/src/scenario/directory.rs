@@ -73,26 +73,6 @@ impl Directory {
         .await
     }
 
-    /// A GET of the IdP's API; `None` when it answers 404.
-    pub(crate) async fn find(&self, path: &str) -> Result<Option<Value>, String> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.idp.url))
-            .header("authorization", format!("SSWS {}", self.idp.token))
-            .send()
-            .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
-        match resp.status().as_u16() {
-            404 => Ok(None),
-            200 => resp
-                .json()
-                .await
-                .map(Some)
-                .map_err(|e| format!("GET {path}: {e}")),
-            code => Err(format!("GET {path}: the IdP answered {code}")),
-        }
-    }
-
     pub(crate) fn user(&self, name: &str) -> Result<&str, String> {
         self.users
             .iter()

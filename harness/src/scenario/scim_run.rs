@@ -5,7 +5,7 @@
 //! (`crate::scim_target`). A read-only preflight comes first; at the end the run deletes what
 //! it made, unless told to keep it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use super::play::{play, Runner, Verdict};
 use super::run::{Endpoint, RunError, ScenarioRun, ScimOutcome, StepResult, TOKEN};
 use crate::conformance::Target;
 use crate::scim_target::{
-    compare, due, reader_auth, value_at, Facts, IdpFacts, Person, PushAuth, ScimSpec, ScimTarget,
+    compare, due, read_idp, reader_auth, value_at, Facts, IdpFacts, PushAuth, ScimSpec, ScimTarget,
 };
 
 const POLL: Duration = Duration::from_millis(50);
@@ -308,79 +308,21 @@ impl ScimWorld {
         }
     }
 
-    /// The IdP's state for one app, read through its management API.
-    async fn idp_facts(&self, app: &str, before: &IdpFacts) -> Result<IdpFacts, String> {
-        let d = &self.dir;
-        let mut facts = IdpFacts::default();
-        let group_of: BTreeMap<&str, &str> = d
-            .groups
-            .iter()
-            .map(|(n, id)| (id.as_str(), n.as_str()))
-            .collect();
-        let mappings = d
-            .find(&format!("/api/v1/apps/{app}/group-push/mappings"))
-            .await?
-            .unwrap_or(Value::Null);
-        for (name, id) in &d.groups {
-            let shown = d
-                .find(&format!("/api/v1/groups/{id}"))
-                .await?
-                .and_then(|g| g["profile"]["name"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| d.group_name(name));
-            let linked = mappings
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|m| m["sourceGroupId"] == id.as_str())
-                .and_then(|m| m["targetGroupId"].as_str())
-                .map(str::to_owned);
-            facts.groups.insert(name.clone(), (shown, linked));
-        }
-        for (name, id) in &d.users {
-            let earlier = before.people.get(name);
-            let user = d.find(&format!("/api/v1/users/{id}")).await?;
-            let groups = match &user {
-                Some(_) => d
-                    .find(&format!("/api/v1/users/{id}/groups"))
-                    .await?
-                    .and_then(|g| g.as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|g| g["id"].as_str().and_then(|g| group_of.get(g)))
-                    .map(|g| (*g).to_owned())
-                    .collect(),
-                None => BTreeSet::new(),
-            };
-            let linked = d
-                .find(&format!("/api/v1/apps/{app}/users/{id}"))
-                .await?
-                .and_then(|u| u["externalId"].as_str().map(str::to_owned))
-                .or_else(|| earlier.and_then(|p| p.linked.clone()));
-            let profile = match &user {
-                Some(u) => u["profile"].as_object().cloned().unwrap_or_default(),
-                // Deleted: the last profile read still names them.
-                None => earlier.map(|p| p.profile.clone()).unwrap_or_default(),
-            };
-            facts.people.insert(
-                name.clone(),
-                Person {
-                    id: id.clone(),
-                    status: user.and_then(|u| u["status"].as_str().map(str::to_owned)),
-                    profile,
-                    groups,
-                    linked,
-                },
-            );
-        }
-        Ok(facts)
-    }
-
     /// What is due on every endpoint now: appended after set-up and each step, or replacing
     /// the latest view (`refresh`) once the IdP has delivered and linked what it made.
     async fn due_now(&mut self, refresh: bool) -> Result<(), String> {
         for i in 0..self.targets.len() {
             let app = self.targets[i].app.clone();
-            let facts = self.idp_facts(&app, &self.targets[i].facts).await?;
+            let d = &self.dir;
+            let facts = read_idp(
+                &d.client,
+                (&d.idp.url, &d.idp.token),
+                &app,
+                &d.groups,
+                &d.users,
+                &self.targets[i].facts,
+            )
+            .await?;
             let t = &mut self.targets[i];
             let now = due(&facts, &mut t.known, self.dialect);
             t.facts = facts;

@@ -1,0 +1,668 @@
+//! `scimlab load --scim URL`: the load plan pushed by the embedded IdP to a SCIM endpoint the
+//! run did not start. The IdP pushes through the metering proxy (`crate::wiretap`), which
+//! counts the endpoint's answers by operation and status and holds the caps. Latency per
+//! operation kind is the IdP's own: from accepting a change to the endpoint acknowledging its
+//! last request, as its System Log records each delivery. At the end every person the run
+//! touched is compared with the SCIM-level oracle, and what the run made is deleted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use scim::tls::ClientTls;
+use serde::Serialize;
+
+use super::plan::{self, Planned, GROUPS};
+use super::report::{Hist, Latency};
+use super::{Idp, LoadError, LoadOptions, SETUP_CONCURRENCY};
+use crate::conformance::Target;
+use crate::scenario::run::{Endpoint, TOKEN};
+use crate::scim_target::{
+    compare, due, read_idp, reader_auth, Cleanup, Difference, IdpFacts, PushAuth, ScimSpec,
+    ScimTarget,
+};
+use crate::targets::{assign_and_push, group_named, wire_app};
+use crate::wiretap::{Caps, Traffic, Wiretap};
+
+/// Differences kept verbatim in the report; the rest are counted.
+const KEPT: usize = 50;
+/// Seconds the IdP's backlog must grow in a row to call the run saturated.
+const SATURATION_SECONDS: usize = 5;
+
+/// The endpoint and how the run treats it.
+#[derive(Debug, Clone)]
+pub struct ScimLoad {
+    pub spec: ScimSpec,
+    pub push: PushAuth,
+    pub tls: ClientTls,
+    pub caps: Caps,
+    pub keep: bool,
+}
+
+/// The IdP's delivery latency of one kind of change (accepted to acknowledged).
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub kind: String,
+    pub latency: Latency,
+    /// Changes of this kind the IdP gave up on (parked).
+    pub failed: u64,
+}
+
+/// One second of the measured part.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Second {
+    pub second: u64,
+    pub sent: u64,
+    /// Changes the endpoint acknowledged (the IdP's deliveries).
+    pub delivered: u64,
+    /// The IdP's outbox at the end of the second.
+    pub backlog: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScimLoadReport {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub command: &'static str,
+    pub target: String,
+    pub url: String,
+    pub dialect: String,
+    pub rate: f64,
+    pub duration_s: f64,
+    pub users: u32,
+    pub tag: String,
+    pub verdict: &'static str,
+    /// One line: why the run passed or failed.
+    pub verdict_line: String,
+    pub setup_s: f64,
+    pub measured_s: f64,
+    pub events_planned: u64,
+    pub events_accepted: u64,
+    pub events_refused: u64,
+    /// How late the generator sent events (its own lateness, not the target's).
+    pub lag: Latency,
+    pub delivery: Vec<Delivery>,
+    pub traffic: Traffic,
+    pub seconds: Vec<Second>,
+    pub saturated: Option<String>,
+    /// Changes still in the IdP's outbox at the end, and of those parked.
+    pub undelivered: u64,
+    pub parked: u64,
+    pub oracle_checked: u64,
+    pub oracle_differences: u64,
+    pub differences: Vec<Difference>,
+    pub cleanup: Cleanup,
+    pub kept: bool,
+    pub problems: Vec<String>,
+}
+
+/// Runs the plan of `o` against `t`.
+pub async fn run(o: &LoadOptions, t: &ScimLoad) -> Result<ScimLoadReport, LoadError> {
+    let setup = |e: &dyn std::fmt::Display| LoadError::Setup(e.to_string());
+    let http = t.tls.client().map_err(|e| setup(&e))?;
+    let tag = o
+        .tag
+        .clone()
+        .unwrap_or_else(|| format!("sl{:08x}", rand::random::<u32>()));
+    let reader = Target::with_tls(&t.spec.url, reader_auth(&t.push, http.clone()), &t.tls)
+        .map_err(|e| setup(&e))?;
+    let target = ScimTarget::new(&t.spec, t.push.clone(), reader, &tag);
+    target
+        .preflight()
+        .await
+        .map_err(|why| LoadError::Setup(format!("preflight: {why} (nothing was written)")))?;
+    let upstream = t.tls.builder().map_err(|e| setup(&e))?;
+    let upstream = upstream
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| setup(&e))?;
+    let tap = Wiretap::start(&t.spec.url, upstream, t.caps).await?;
+    let idp = mock_idp::launch(mock_idp::Options {
+        port: 0,
+        data: None,
+        token: TOKEN.to_owned(),
+        durable: false,
+        engine: mock_idp::EngineConfig::default(),
+        sim_token: None,
+        tls: scim::tls::Tls::default(),
+        oauth: None,
+    })
+    .await
+    .map_err(crate::targets::TargetsError::from)?;
+    let hired: Arc<Mutex<HashMap<u32, String>>> = Arc::default();
+    let stack = Stack {
+        target: &target,
+        tap: &tap,
+        launched: &idp,
+        http: &http,
+        tag: &tag,
+        hired: hired.clone(),
+    };
+    let outcome = drive(o, t, stack).await;
+    // The IdP stops first, so nothing it still retries lands after the clean-up.
+    idp.stop().await;
+    let traffic = tap.traffic();
+    tap.stop().await;
+    // Whatever happened, what the run made goes (a set-up that failed half-way included).
+    let cleanup = if t.keep {
+        Cleanup::default()
+    } else {
+        let logins: Vec<String> = {
+            let hired = hired.lock().unwrap_or_else(|p| p.into_inner());
+            hired.keys().map(|u| super::login(Some(&tag), *u)).collect()
+        };
+        let groups: Vec<String> = GROUPS.iter().map(|g| format!("{tag}-{g}")).collect();
+        target.clean_up(&logins, &groups).await
+    };
+    let mut report = match outcome {
+        Ok(report) => report,
+        Err(LoadError::Setup(why)) if !cleanup.left.is_empty() => {
+            return Err(LoadError::Setup(format!(
+                "{why}; and the clean-up left: {}",
+                cleanup.left.join("; ")
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    report.traffic = traffic;
+    report.cleanup = cleanup;
+    report.kept = t.keep;
+    judge(&mut report, o.max_p99_ms);
+    Ok(report)
+}
+
+/// What a run has started: the endpoint's client, the proxy, the IdP, the run's tag, and who
+/// has been hired so far.
+struct Stack<'a> {
+    target: &'a ScimTarget,
+    tap: &'a Wiretap,
+    launched: &'a mock_idp::Launched,
+    http: &'a reqwest::Client,
+    tag: &'a str,
+    hired: Arc<Mutex<HashMap<u32, String>>>,
+}
+
+/// Set-up, the measured part, the settle and the final comparison; everyone hired is noted
+/// in `hired` as soon as the IdP has them, for the clean-up.
+async fn drive(
+    o: &LoadOptions,
+    t: &ScimLoad,
+    stack: Stack<'_>,
+) -> Result<ScimLoadReport, LoadError> {
+    let Stack {
+        target,
+        tap,
+        launched,
+        http,
+        tag,
+        hired,
+    } = stack;
+    let setup_started = Instant::now();
+    let fail = LoadError::Setup;
+    let app = wire_app(
+        http,
+        &launched.url,
+        TOKEN,
+        t.push.connection(),
+        &format!("SCIM {}", t.spec.name),
+        &tap.url,
+        o.dialect,
+    )
+    .await?;
+    let end = Endpoint {
+        url: launched.url.clone(),
+        token: TOKEN.to_owned(),
+        app: None,
+        scim: None,
+    };
+    let mut group_ids = Vec::new();
+    for g in GROUPS {
+        let id = group_named(http, &end.url, TOKEN, &format!("{tag}-{g}"), false)
+            .await
+            .map_err(fail)?;
+        assign_and_push(http, &end.url, TOKEN, &app, &id)
+            .await
+            .map_err(fail)?;
+        group_ids.push(id);
+    }
+    let idp = Arc::new(Idp {
+        client: http.clone(),
+        end,
+        group_ids,
+        user_ids: hired,
+        tag: Some(tag.to_owned()),
+    });
+    let population: Vec<u32> = (0..o.plan.users).collect();
+    let hires = futures::stream::iter(population.iter().map(|&u| {
+        let idp = idp.clone();
+        async move { idp.hire(u, plan::first_group(u)).await }
+    }))
+    .buffer_unordered(SETUP_CONCURRENCY)
+    .collect::<Vec<Result<(), String>>>()
+    .await;
+    if let Some(Err(e)) = hires.into_iter().find(Result::is_err) {
+        return Err(fail(format!("hiring the starting population: {e}")));
+    }
+    let engine = &launched.idp;
+    let backlog = || engine.store.read().outbox.len() as u64;
+    let window = Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
+    let deadline = Instant::now() + window;
+    while backlog() > 0 && Instant::now() < deadline && !tap.capped() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if backlog() > 0 {
+        return Err(fail(format!(
+            "{} changes of the starting population were not delivered within {} s{}",
+            backlog(),
+            window.as_secs(),
+            if tap.capped() {
+                " (--max-requests reached)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let setup_s = setup_started.elapsed().as_secs_f64();
+
+    // The measured part: the plan at its own pace, a sample of the IdP every second.
+    let planned: Vec<Planned> = plan::plan(&o.plan);
+    let events_planned = planned.len() as u64;
+    let start = Instant::now();
+    let start_wall = chrono::Utc::now();
+    let sent = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let sampler = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop_rx.changed() => break,
+                }
+                let delivered = engine.engine.stats.delivered.load(Ordering::Relaxed);
+                samples.push((delivered, engine.store.read().outbox.len() as u64));
+            }
+            samples
+        })
+    };
+    let mut lag = Hist::new();
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    let mut sends = tokio::task::JoinSet::new();
+    for e in planned {
+        if tap.capped() {
+            break;
+        }
+        let due = start + Duration::from_micros(e.at_micros);
+        tokio::time::sleep_until(due.into()).await;
+        lag.record(Instant::now().saturating_duration_since(due).as_micros() as u64);
+        let idp = idp.clone();
+        let sent = sent.clone();
+        sends.spawn(async move {
+            let outcome = idp.send(&e).await;
+            if outcome.is_ok() {
+                let second = (e.at_micros / 1_000_000) + 1;
+                *sent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(second)
+                    .or_default() += 1;
+            }
+            outcome
+        });
+    }
+    let mut problems = Vec::new();
+    while let Some(done) = sends.join_next().await {
+        match done {
+            Ok(Ok(())) => accepted += 1,
+            Ok(Err(why)) => {
+                refused += 1;
+                if problems.len() < KEPT {
+                    problems.push(format!("the IdP refused an event: {why}"));
+                }
+            }
+            Err(e) => problems.push(format!("a send task failed: {e}")),
+        }
+    }
+    if tap.capped() {
+        problems.push("--max-requests was reached: the run stopped sending".into());
+    }
+    // Settle: until the outbox is empty, or only parked entries remain, or time runs out.
+    let deadline = Instant::now() + o.settle;
+    let parked = || {
+        engine
+            .store
+            .read()
+            .outbox
+            .values()
+            .filter(|e| e.parked)
+            .count() as u64
+    };
+    while backlog() > parked() && Instant::now() < deadline && !tap.capped() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let measured_s = start.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let samples = sampler.await.unwrap_or_default();
+    let sent = sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let seconds = per_second(&samples, &sent);
+    // Parked changes stay in the outbox: a backlog of failures is not saturation.
+    let saturated = saturation(&seconds).filter(|_| parked() == 0);
+
+    let delivery = deliveries(&idp, &start_wall).await.map_err(fail)?;
+    let (undelivered, parked) = (backlog(), parked());
+    let people: Vec<(String, String)> = {
+        let ids = idp.user_ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.iter()
+            .map(|(u, id)| (format!("load-{u:07}"), id.clone()))
+            .collect()
+    };
+    let groups: Vec<(String, String)> = GROUPS
+        .iter()
+        .map(|g| (*g).to_owned())
+        .zip(idp.group_ids.iter().cloned())
+        .collect();
+    let end = (idp.end.url.as_str(), idp.end.token.as_str());
+    let facts = read_idp(http, end, &app, &groups, &people, &IdpFacts::default())
+        .await
+        .map_err(fail)?;
+    let mut known: BTreeSet<String> = facts.people.keys().cloned().collect();
+    let now = due(&facts, &mut known, o.dialect);
+    let (seen, _) = target.read_back(&facts).await.map_err(fail)?;
+    let mut differences = compare(&target.name, &[now], &seen);
+    let total = differences.len() as u64;
+    differences.truncate(KEPT);
+    let report = ScimLoadReport {
+        tool: "scimlab",
+        version: env!("CARGO_PKG_VERSION"),
+        command: "load",
+        target: target.name.clone(),
+        url: target.url.clone(),
+        dialect: o.dialect.as_str().into(),
+        rate: o.plan.rate,
+        duration_s: o.plan.duration_s,
+        users: o.plan.users,
+        tag: tag.to_owned(),
+        verdict: "fail",
+        verdict_line: String::new(),
+        setup_s,
+        measured_s,
+        events_planned,
+        events_accepted: accepted,
+        events_refused: refused,
+        lag: lag.summary(),
+        delivery,
+        traffic: tap.traffic(),
+        seconds,
+        saturated,
+        undelivered,
+        parked,
+        oracle_checked: people.len() as u64,
+        oracle_differences: total,
+        differences,
+        cleanup: Cleanup::default(),
+        kept: false,
+        problems,
+    };
+    Ok(report)
+}
+
+/// The IdP's delivery latency per kind of change since `since`, from its System Log.
+async fn deliveries(
+    idp: &Idp,
+    since: &chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Delivery>, String> {
+    let fmt = |t: &chrono::DateTime<chrono::Utc>| {
+        crate::encode(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    let until = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let path = format!(
+        "/api/v1/logs?since={}&until={}&limit=1000",
+        fmt(since),
+        fmt(&until)
+    );
+    let events =
+        crate::scenario::oracle::pages(&idp.client, &idp.end.url, &idp.end.token, &path).await?;
+    let mut by: BTreeMap<String, (Hist, u64)> = BTreeMap::new();
+    for e in &events {
+        let Some(kind) = e["eventType"]
+            .as_str()
+            .and_then(|k| k.strip_prefix("application.provision."))
+        else {
+            continue;
+        };
+        let entry = by.entry(kind.to_owned()).or_default();
+        match e["outcome"]["result"].as_str() {
+            Some("SUCCESS") => {
+                if let Some(ms) = e["debugContext"]["debugData"]["latencyMs"].as_f64() {
+                    entry.0.record((ms * 1000.0) as u64);
+                }
+            }
+            _ => entry.1 += 1,
+        }
+    }
+    Ok(by
+        .into_iter()
+        .map(|(kind, (hist, failed))| Delivery {
+            kind,
+            latency: hist.summary(),
+            failed,
+        })
+        .collect())
+}
+
+/// Each second of the measured part from the sampler's (delivered so far, backlog) pairs and
+/// the events sent per second.
+fn per_second(samples: &[(u64, u64)], sent: &BTreeMap<u64, u64>) -> Vec<Second> {
+    let mut before = samples.first().map_or(0, |s| s.0);
+    samples
+        .iter()
+        .enumerate()
+        .map(|(i, &(delivered, backlog))| {
+            let second = i as u64;
+            let s = Second {
+                second,
+                sent: sent.get(&second).copied().unwrap_or(0),
+                delivered: delivered.saturating_sub(before),
+                backlog,
+            };
+            before = delivered;
+            s
+        })
+        .collect()
+}
+
+/// "saturated at about X deliveries/s" when the IdP's backlog grew for
+/// `SATURATION_SECONDS` seconds in a row: the endpoint (or the IdP) took changes more slowly
+/// than they came.
+pub fn saturation(seconds: &[Second]) -> Option<String> {
+    let mut run = 0;
+    for (i, pair) in seconds.windows(2).enumerate() {
+        run = if pair[1].backlog > pair[0].backlog {
+            run + 1
+        } else {
+            0
+        };
+        if run >= SATURATION_SECONDS {
+            let window = &seconds[i + 2 - run..=i + 1];
+            let rate = window.iter().map(|s| s.delivered).sum::<u64>() as f64 / run as f64;
+            return Some(format!(
+                "saturated at about {rate:.0} deliveries/s: the IdP's backlog grew from {} to {} over {run} s",
+                window.first().map_or(0, |s| s.backlog),
+                window.last().map_or(0, |s| s.backlog),
+            ));
+        }
+    }
+    None
+}
+
+/// The verdict and its one line.
+fn judge(r: &mut ScimLoadReport, max_p99_ms: Option<f64>) {
+    let mut why = Vec::new();
+    if r.undelivered > 0 {
+        why.push(format!(
+            "{} changes undelivered ({} parked)",
+            r.undelivered, r.parked
+        ));
+    }
+    if r.oracle_differences > 0 {
+        why.push(format!(
+            "{} differences from the SCIM oracle",
+            r.oracle_differences
+        ));
+    }
+    if r.events_refused > 0 {
+        why.push(format!("{} events refused by the IdP", r.events_refused));
+    }
+    if r.traffic.capped {
+        why.push("--max-requests reached before the plan ended".into());
+    }
+    if let Some(s) = &r.saturated {
+        why.push(s.clone());
+    }
+    if let Some(max) = max_p99_ms {
+        for d in r.delivery.iter().filter(|d| d.latency.p99 > max) {
+            why.push(format!(
+                "{} p99 {:.1} ms over {max} ms",
+                d.kind, d.latency.p99
+            ));
+        }
+    }
+    if !r.cleanup.left.is_empty() {
+        why.push(format!("{} resources left behind", r.cleanup.left.len()));
+    }
+    let delivered: u64 = r.delivery.iter().map(|d| d.latency.count).sum();
+    if why.is_empty() {
+        r.verdict = "pass";
+        r.verdict_line = format!(
+            "PASS: {} events, {delivered} deliveries, {} requests, every person equal to the SCIM oracle",
+            r.events_accepted, r.traffic.requests
+        );
+    } else {
+        r.verdict = "fail";
+        r.verdict_line = format!("FAIL: {}", why.join("; "));
+    }
+}
+
+impl ScimLoadReport {
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut md = format!(
+            "# Load on {} ({})\n\n**{}**\n\n{} events/s for {} s, {} people, {} dialect, tag `{}`; set-up {:.1} s.\n\n",
+            self.target, self.url, self.verdict_line, self.rate, self.duration_s, self.users,
+            self.dialect, self.tag, self.setup_s
+        );
+        md.push_str(&format!(
+            "Events: {} planned, {} accepted, {} refused. Generator lateness p99 {:.1} ms.\n\n",
+            self.events_planned, self.events_accepted, self.events_refused, self.lag.p99
+        ));
+        md.push_str("## Delivery (IdP accepted to endpoint acknowledged)\n\n| change | count | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | parked |\n|---|---|---|---|---|---|---|---|\n");
+        for d in &self.delivery {
+            let l = &d.latency;
+            md.push_str(&format!(
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |\n",
+                d.kind, l.count, l.p50, l.p90, l.p99, l.p999, l.max, d.failed
+            ));
+        }
+        md.push_str(&format!(
+            "\n## Requests to the endpoint ({} in all; 429 with Retry-After: {}, without: {})\n\n| operation | status | count | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n",
+            self.traffic.requests,
+            self.traffic.throttled_with_retry_after,
+            self.traffic.throttled_without_retry_after
+        ));
+        for o in &self.traffic.operations {
+            let l = &o.latency;
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
+                o.operation, o.status, l.count, l.p50, l.p99, l.max
+            ));
+        }
+        md.push_str(&format!(
+            "\n## SCIM oracle\n\n{} people checked, {} differences.\n\n",
+            self.oracle_checked, self.oracle_differences
+        ));
+        for d in &self.differences {
+            md.push_str(&format!("- {d}\n"));
+        }
+        md.push_str(&format!(
+            "\n## Clean-up\n\n{} deleted{}.\n",
+            self.cleanup.deleted,
+            if self.kept {
+                " (--keep: nothing deleted)"
+            } else {
+                ""
+            }
+        ));
+        for l in &self.cleanup.left {
+            md.push_str(&format!("- left: {l}\n"));
+        }
+        for p in &self.problems {
+            md.push_str(&format!("- problem: {p}\n"));
+        }
+        md
+    }
+
+    pub fn to_junit(&self) -> Result<String, quick_junit::SerializeError> {
+        use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+        let mut report = Report::new("scimlab load");
+        let mut suite = TestSuite::new(format!("load on {}", self.target));
+        let status = if self.passed() {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(self.verdict_line.clone());
+            s
+        };
+        suite.add_test_case(TestCase::new("verdict", status));
+        report.add_test_suite(suite);
+        report.to_string()
+    }
+
+    /// Writes report.json, summary.md and junit.xml into `dir`.
+    pub fn write(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("report.json"), json)?;
+        std::fs::write(dir.join("summary.md"), self.to_markdown())?;
+        std::fs::write(
+            dir.join("junit.xml"),
+            self.to_junit().map_err(std::io::Error::other)?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seconds(backlogs: &[u64]) -> Vec<Second> {
+        backlogs
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| Second {
+                second: i as u64,
+                sent: 10,
+                delivered: 4,
+                backlog: b,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_backlog_growing_five_seconds_in_a_row_is_saturation() {
+        assert_eq!(saturation(&seconds(&[0, 5, 0, 6, 0, 7])), None);
+        assert_eq!(saturation(&seconds(&[0, 1, 2, 3, 4])), None, "four seconds");
+        let said = saturation(&seconds(&[0, 6, 12, 18, 24, 30])).expect("saturated");
+        assert!(
+            said.starts_with("saturated at about 4 deliveries/s") && said.contains("from 6 to 30"),
+            "{said}"
+        );
+    }
+}
