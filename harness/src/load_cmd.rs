@@ -93,6 +93,17 @@ pub struct LoadArgs {
     /// With --scim: at most this many requests per second reach the endpoint.
     #[arg(long, requires = "scim")]
     pub max_rate: Option<f64>,
+    /// With --scim: climb from --rate, times 1.5 a step (each step a whole run of --duration),
+    /// until a run fails (its oracle, saturation, --max-p99-ms) or its error rate passes
+    /// --max-error-rate; report the highest rate that held.
+    #[arg(long, requires = "scim")]
+    pub find_max: bool,
+    /// With --find-max: at most this many steps.
+    #[arg(long, default_value_t = 6, requires = "find_max")]
+    pub find_max_steps: usize,
+    /// With --find-max: the share of requests answered 400 or more that still holds.
+    #[arg(long, default_value_t = 0.01, requires = "find_max")]
+    pub max_error_rate: f64,
     /// Credentials: for --scim, what the IdP pushes with; for --targets, the OAuth client
     /// --poll-ms reads the targets' SCIM connectors with (`up --oauth`).
     #[command(flatten)]
@@ -226,11 +237,35 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             },
             keep: args.keep,
         };
-        let report = load::endpoint::run(&options, &target).await?;
         let dir = args
             .report
             .clone()
             .unwrap_or_else(|| crate::default_report_dir("load"));
+        if args.find_max {
+            if !(0.0..=1.0).contains(&args.max_error_rate) {
+                anyhow::bail!("--max-error-rate is a share, in [0, 1]");
+            }
+            let (climb, last) = load::endpoint::find_max(
+                &options,
+                &target,
+                args.find_max_steps,
+                1.5,
+                args.max_error_rate,
+            )
+            .await?;
+            climb
+                .write(&dir)
+                .and_then(|()| last.write(&dir))
+                .with_context(|| format!("cannot write the report to {}", dir.display()))?;
+            print!("{}", climb.to_markdown());
+            println!("report: {}", dir.display());
+            return Ok(if climb.highest_held.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        let report = load::endpoint::run(&options, &target).await?;
         report
             .write(&dir)
             .with_context(|| format!("cannot write the report to {}", dir.display()))?;

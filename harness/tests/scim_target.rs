@@ -229,3 +229,21 @@ async fn a_load_run_passes_cleans_up_and_stops_at_max_requests() {
     );
     servers.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_rate_paces_what_reaches_the_endpoint() {
+    let (url, servers) = endpoint(None).await;
+    let started = std::time::Instant::now();
+    let (code, report) = load(&url, &["--max-rate", "40"]).await;
+    assert_eq!(code, Some(0), "{}", report["verdict_line"]);
+    let requests = report["traffic"]["requests"].as_u64().unwrap();
+    // Paced, the requests cannot have gone faster than 40 a second (a lower bound only: a
+    // slow machine makes the run longer, never shorter).
+    let floor = (requests as f64 - 1.0) / 40.0;
+    assert!(
+        started.elapsed().as_secs_f64() >= floor,
+        "{requests} requests in {:?}",
+        started.elapsed()
+    );
+    servers.stop().await;
+}

@@ -548,6 +548,143 @@ fn judge(r: &mut ScimLoadReport, max_p99_ms: Option<f64>) {
     }
 }
 
+/// One rate of a `--find-max` climb.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub rate: f64,
+    pub held: bool,
+    pub verdict_line: String,
+    /// The slowest kind of change's p99 delivery latency, ms.
+    pub worst_p99_ms: f64,
+    /// Answers of 400 or more, of all requests that reached the endpoint.
+    pub error_rate: f64,
+}
+
+/// `--find-max`: the climb, and the highest rate that held.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindMax {
+    pub tool: &'static str,
+    pub command: &'static str,
+    pub target: String,
+    pub url: String,
+    pub max_p99_ms: Option<f64>,
+    pub max_error_rate: f64,
+    pub steps: Vec<Step>,
+    /// `None`: not even the first rate held.
+    pub highest_held: Option<f64>,
+    pub verdict_line: String,
+}
+
+/// Climbs from `o`'s rate by `factor` for at most `steps` runs, each a whole run (set-up,
+/// load, oracle, clean-up), until one fails: the verdict of a run (its oracle, saturation,
+/// `--max-p99-ms`) or an error rate over `max_error_rate`.
+pub async fn find_max(
+    o: &LoadOptions,
+    t: &ScimLoad,
+    steps: usize,
+    factor: f64,
+    max_error_rate: f64,
+) -> Result<(FindMax, ScimLoadReport), LoadError> {
+    let mut climbed = Vec::new();
+    let mut options = o.clone();
+    let mut last = None;
+    for _ in 0..steps.max(1) {
+        let report = run(&options, t).await?;
+        let errors: u64 = report
+            .traffic
+            .operations
+            .iter()
+            .filter(|op| op.status >= 400)
+            .map(|op| op.latency.count)
+            .sum();
+        let error_rate = errors as f64 / report.traffic.requests.max(1) as f64;
+        let held = report.passed() && error_rate <= max_error_rate;
+        let worst_p99_ms = report
+            .delivery
+            .iter()
+            .map(|d| d.latency.p99)
+            .fold(0.0, f64::max);
+        let mut line = report.verdict_line.clone();
+        if report.passed() && !held {
+            line = format!(
+                "FAIL: error rate {:.2}% over {:.2}%",
+                error_rate * 100.0,
+                max_error_rate * 100.0
+            );
+        }
+        climbed.push(Step {
+            rate: options.plan.rate,
+            held,
+            verdict_line: line,
+            worst_p99_ms,
+            error_rate,
+        });
+        last = Some(report);
+        if !held {
+            break;
+        }
+        options.plan.rate *= factor;
+    }
+    let highest_held = climbed.iter().rev().find(|s| s.held).map(|s| s.rate);
+    let verdict_line = match (highest_held, climbed.last()) {
+        (Some(rate), Some(top)) if !top.held => format!(
+            "held {rate:.0} events/s; at {:.0}: {}",
+            top.rate, top.verdict_line
+        ),
+        (Some(rate), _) => {
+            format!("held every rate tried, up to {rate:.0} events/s: climb further with --rate")
+        }
+        (None, Some(top)) => format!(
+            "not even {:.0} events/s held: {}",
+            top.rate, top.verdict_line
+        ),
+        (None, None) => "no run".into(),
+    };
+    let report = last.ok_or_else(|| LoadError::Setup("no run".into()))?;
+    Ok((
+        FindMax {
+            tool: "scimlab",
+            command: "load --find-max",
+            target: report.target.clone(),
+            url: report.url.clone(),
+            max_p99_ms: o.max_p99_ms,
+            max_error_rate,
+            steps: climbed,
+            highest_held,
+            verdict_line,
+        },
+        report,
+    ))
+}
+
+impl FindMax {
+    pub fn to_markdown(&self) -> String {
+        let mut md = format!(
+            "# Highest rate on {} ({})\n\n**{}**\n\n| events/s | held | worst p99 ms | error rate | verdict |\n|---|---|---|---|---|\n",
+            self.target, self.url, self.verdict_line
+        );
+        for s in &self.steps {
+            md.push_str(&format!(
+                "| {:.0} | {} | {:.1} | {:.2}% | {} |\n",
+                s.rate,
+                if s.held { "yes" } else { "**no**" },
+                s.worst_p99_ms,
+                s.error_rate * 100.0,
+                s.verdict_line
+            ));
+        }
+        md
+    }
+
+    /// Writes find-max.json and find-max.md into `dir` (beside the last run's report).
+    pub fn write(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("find-max.json"), json)?;
+        std::fs::write(dir.join("find-max.md"), self.to_markdown())
+    }
+}
+
 impl ScimLoadReport {
     pub fn passed(&self) -> bool {
         self.verdict == "pass"
