@@ -43,7 +43,7 @@ enum Command {
     Scenario(scenario_cmd::ScenarioArgs),
     /// Sync latency and throughput under load, with fault phases (--shard i/n).
     #[command(after_help = EXIT_CODES)]
-    Load(load_cmd::LoadArgs),
+    Load(Box<load_cmd::LoadArgs>),
     /// Render or merge load reports.
     Report(load_cmd::ReportArgs),
     /// The main job: everything that exists, on the embedded default, one exit code.
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Conformance(args) => runtime.block_on(conformance_cmd::run(args)),
         Command::Scenario(args) => runtime.block_on(scenario_cmd::run(args)),
-        Command::Load(args) => runtime.block_on(load_cmd::run(args)),
+        Command::Load(args) => runtime.block_on(load_cmd::run(*args)),
         Command::Report(args) => load_cmd::report(args),
     };
     match result {
