@@ -82,7 +82,7 @@ pub struct LoadArgs {
     /// Push the load to this SCIM endpoint ([NAME=]URL) instead of scimlab's mocks: mock-idp
     /// runs here and pushes in --dialect through a metering proxy; a read-only preflight
     /// comes first, everything the run makes carries its tag and is deleted at the end.
-    #[arg(long, conflicts_with_all = ["targets", "quirks", "phases", "faults", "poll_ms", "durable"])]
+    #[arg(long, conflicts_with_all = ["targets", "quirks", "phases", "faults", "durable"])]
     pub scim: Option<harness::scim_target::ScimSpec>,
     /// With --scim: leave what the run made on the endpoint.
     #[arg(long, requires = "scim")]

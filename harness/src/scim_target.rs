@@ -502,7 +502,12 @@ impl ScimTarget {
     }
 
     /// Resources of `kind` (`Users`, `Groups`) whose `attribute` equals `value`.
-    async fn find(&self, kind: &str, attribute: &str, value: &str) -> Result<Vec<Value>, String> {
+    pub(crate) async fn find(
+        &self,
+        kind: &str,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, String> {
         let filter = encode(&format!("{attribute} eq \"{value}\""));
         let path = format!("/{kind}?filter={filter}");
         match self.json(&path).await? {

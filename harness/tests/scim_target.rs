@@ -205,9 +205,24 @@ async fn load(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_run_passes_cleans_up_and_stops_at_max_requests() {
     let (url, servers) = endpoint(None).await;
-    let (code, report) = load(&url, &[]).await;
+    let (code, report) = load(&url, &["--poll-ms", "20"]).await;
     assert_eq!(code, Some(0), "{}", report["verdict_line"]);
     assert_eq!(report["oracle_differences"], 0);
+    // Read back: the engine lists a user's groups, so membership is judged too.
+    assert_eq!(report["membership_judged"], true);
+    assert_eq!(report["never_visible"], 0);
+    let shown: u64 = report["visible"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["latency"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        shown,
+        report["events_accepted"].as_u64().unwrap(),
+        "{}",
+        report["visible"]
+    );
     assert!(report["traffic"]["requests"].as_u64().unwrap() > 40);
     assert!(
         report["cleanup"]["deleted"].as_u64().unwrap() >= 14,

@@ -6,7 +6,7 @@
 //! touched is compared with the SCIM-level oracle, and what the run made is deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use futures::StreamExt;
 use scim::tls::ClientTls;
 use serde::Serialize;
 
-use super::plan::{self, Planned, GROUPS};
+use super::plan::{self, Kind, Planned, GROUPS};
 use super::report::{Hist, Latency};
 use super::{Idp, LoadError, LoadOptions, SETUP_CONCURRENCY};
 use crate::conformance::Target;
@@ -39,6 +39,84 @@ pub struct ScimLoad {
     pub tls: ClientTls,
     pub caps: Caps,
     pub keep: bool,
+}
+
+/// An event waiting to show: when the IdP accepted it, its kind, and the group it must show
+/// the person in.
+type Waiting = (Instant, Kind, Option<String>);
+
+/// `--poll-ms`: each person with an open event is read back from the endpoint until it shows
+/// the outcome, and the time from the IdP accepting the event to that read is kept per kind.
+#[derive(Default)]
+struct Readback {
+    /// By login; a later event of the same person replaces an earlier one.
+    open: Mutex<HashMap<String, Waiting>>,
+    seen: Mutex<BTreeMap<&'static str, Hist>>,
+    /// The endpoint lists a user's groups on the user (RFC 7643 §4.1.2 `groups`, read-only):
+    /// seen on a person of the starting population, who is in a group. Without it,
+    /// membership is not judged and an event shows once the person is active.
+    lists_groups: AtomicBool,
+}
+
+impl Readback {
+    fn opened(&self, login: String, kind: Kind, group: Option<String>) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.insert(login, (Instant::now(), kind, group));
+    }
+
+    /// Whether `resource` (or its absence) shows the outcome of an event of `kind`.
+    fn shows(&self, resource: Option<&serde_json::Value>, kind: Kind, group: Option<&str>) -> bool {
+        let Some(r) = resource else { return false };
+        let active = crate::scim_target::value_at(r, "active");
+        if kind == Kind::Leaver {
+            return active.as_deref() == Some("false");
+        }
+        if active.as_deref() != Some("true") {
+            return false;
+        }
+        if !self.lists_groups.load(Ordering::Relaxed) {
+            return true;
+        }
+        let groups = r.get("groups").and_then(|g| g.as_array());
+        group.is_none_or(|g| groups.into_iter().flatten().any(|m| m["display"] == g))
+    }
+
+    /// Reads every open person once; those that show their outcome are closed.
+    async fn poll(&self, target: &ScimTarget) {
+        let open: Vec<(String, Waiting)> = {
+            let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            open.iter().map(|(l, v)| (l.clone(), v.clone())).collect()
+        };
+        let reads = futures::stream::iter(open.into_iter().map(|(login, v)| async move {
+            let found = target.find("Users", "userName", &login).await;
+            (login, v, found)
+        }))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+        for (login, (at, kind, group), found) in reads {
+            let Ok(found) = found else { continue };
+            if !self.shows(found.first(), kind, group.as_deref()) {
+                continue;
+            }
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            // Only if no later event of this person replaced it meanwhile.
+            if open.get(&login).is_some_and(|(a, _, _)| *a == at) {
+                open.remove(&login);
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                seen.entry(kind.as_str())
+                    .or_default()
+                    .record(at.elapsed().as_micros() as u64);
+            }
+        }
+    }
+}
+
+/// The read-back latency of one kind of event (`--poll-ms`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Visible {
+    pub kind: String,
+    pub latency: Latency,
 }
 
 /// The IdP's delivery latency of one kind of change (accepted to acknowledged).
@@ -84,6 +162,14 @@ pub struct ScimLoadReport {
     /// How late the generator sent events (its own lateness, not the target's).
     pub lag: Latency,
     pub delivery: Vec<Delivery>,
+    /// `--poll-ms`: from the IdP accepting an event to the first read that shows it, per
+    /// kind of event; empty without `--poll-ms`.
+    pub visible: Vec<Visible>,
+    /// With `--poll-ms`: events whose outcome no read showed by the end.
+    pub never_visible: u64,
+    /// With `--poll-ms`: whether the endpoint lists a user's groups on the user; when it does
+    /// not, a joiner's or mover's membership is not judged (it shows once active).
+    pub membership_judged: bool,
     pub traffic: Traffic,
     pub seconds: Vec<Second>,
     pub saturated: Option<String>,
@@ -248,6 +334,15 @@ async fn drive(
     }
     let engine = &launched.idp;
     let backlog = || engine.store.read().outbox.len() as u64;
+    let parked = || {
+        engine
+            .store
+            .read()
+            .outbox
+            .values()
+            .filter(|e| e.parked)
+            .count() as u64
+    };
     let window = Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
     let deadline = Instant::now() + window;
     while backlog() > 0 && Instant::now() < deadline && !tap.capped() {
@@ -293,58 +388,89 @@ async fn drive(
     let mut lag = Hist::new();
     let (mut accepted, mut refused) = (0u64, 0u64);
     let mut sends = tokio::task::JoinSet::new();
-    for e in planned {
-        if tap.capped() {
-            break;
+    let readback = Arc::new(Readback::default());
+    if o.poll.is_some() && o.plan.users > 0 {
+        let first = target.find("Users", "userName", &idp.login(0)).await;
+        let lists = first
+            .ok()
+            .and_then(|f| f.into_iter().next())
+            .is_some_and(|u| {
+                u.get("groups")
+                    .and_then(|g| g.as_array())
+                    .is_some_and(|g| !g.is_empty())
+            });
+        readback.lists_groups.store(lists, Ordering::Relaxed);
+    }
+    let polling = AtomicBool::new(o.poll.is_some());
+    let poller = async {
+        while polling.load(Ordering::Relaxed) {
+            readback.poll(target).await;
+            tokio::time::sleep(o.poll.unwrap_or_default()).await;
         }
-        let due = start + Duration::from_micros(e.at_micros);
-        tokio::time::sleep_until(due.into()).await;
-        lag.record(Instant::now().saturating_duration_since(due).as_micros() as u64);
-        let idp = idp.clone();
-        let sent = sent.clone();
-        sends.spawn(async move {
-            let outcome = idp.send(&e).await;
-            if outcome.is_ok() {
-                let second = (e.at_micros / 1_000_000) + 1;
-                *sent
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(second)
-                    .or_default() += 1;
-            }
-            outcome
-        });
-    }
-    let mut problems = Vec::new();
-    while let Some(done) = sends.join_next().await {
-        match done {
-            Ok(Ok(())) => accepted += 1,
-            Ok(Err(why)) => {
-                refused += 1;
-                if problems.len() < KEPT {
-                    problems.push(format!("the IdP refused an event: {why}"));
-                }
-            }
-            Err(e) => problems.push(format!("a send task failed: {e}")),
-        }
-    }
-    if tap.capped() {
-        problems.push("--max-requests was reached: the run stopped sending".into());
-    }
-    // Settle: until the outbox is empty, or only parked entries remain, or time runs out.
-    let deadline = Instant::now() + o.settle;
-    let parked = || {
-        engine
-            .store
-            .read()
-            .outbox
-            .values()
-            .filter(|e| e.parked)
-            .count() as u64
     };
-    while backlog() > parked() && Instant::now() < deadline && !tap.capped() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let measured = async {
+        for e in planned {
+            if tap.capped() {
+                break;
+            }
+            let due = start + Duration::from_micros(e.at_micros);
+            tokio::time::sleep_until(due.into()).await;
+            lag.record(Instant::now().saturating_duration_since(due).as_micros() as u64);
+            let idp = idp.clone();
+            let sent = sent.clone();
+            let readback = readback.clone();
+            let watched = o.poll.is_some().then(|| {
+                let group = e.to.map(|g| format!("{tag}-{}", GROUPS[g as usize]));
+                (idp.login(e.user), e.kind, group)
+            });
+            sends.spawn(async move {
+                let outcome = idp.send(&e).await;
+                if let (Ok(()), Some((login, kind, group))) = (&outcome, watched) {
+                    readback.opened(login, kind, group);
+                }
+                if outcome.is_ok() {
+                    let second = (e.at_micros / 1_000_000) + 1;
+                    *sent
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(second)
+                        .or_default() += 1;
+                }
+                outcome
+            });
+        }
+        let mut problems = Vec::new();
+        while let Some(done) = sends.join_next().await {
+            match done {
+                Ok(Ok(())) => accepted += 1,
+                Ok(Err(why)) => {
+                    refused += 1;
+                    if problems.len() < KEPT {
+                        problems.push(format!("the IdP refused an event: {why}"));
+                    }
+                }
+                Err(e) => problems.push(format!("a send task failed: {e}")),
+            }
+        }
+        if tap.capped() {
+            problems.push("--max-requests was reached: the run stopped sending".into());
+        }
+        // Settle: until the outbox is empty, or only parked entries remain, or time runs out.
+        let deadline = Instant::now() + o.settle;
+        while backlog() > parked() && Instant::now() < deadline && !tap.capped() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The last reads: until every outcome shows, or the settle time is over.
+        while o.poll.is_some()
+            && readback.open.lock().map_or(0, |o| o.len()) > 0
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        polling.store(false, Ordering::Relaxed);
+        (problems, accepted, refused, lag)
+    };
+    let ((problems, accepted, refused, lag), ()) = tokio::join!(measured, poller);
     let measured_s = start.elapsed().as_secs_f64();
     let _ = stop_tx.send(true);
     let samples = sampler.await.unwrap_or_default();
@@ -396,6 +522,18 @@ async fn drive(
         events_refused: refused,
         lag: lag.summary(),
         delivery,
+        visible: readback
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(kind, hist)| Visible {
+                kind: (*kind).to_owned(),
+                latency: hist.summary(),
+            })
+            .collect(),
+        never_visible: readback.open.lock().map_or(0, |o| o.len() as u64),
+        membership_judged: readback.lists_groups.load(Ordering::Relaxed),
         traffic: tap.traffic(),
         seconds,
         saturated,
@@ -507,6 +645,12 @@ fn judge(r: &mut ScimLoadReport, max_p99_ms: Option<f64>) {
         why.push(format!(
             "{} changes undelivered ({} parked)",
             r.undelivered, r.parked
+        ));
+    }
+    if r.never_visible > 0 {
+        why.push(format!(
+            "{} events never showed on the endpoint",
+            r.never_visible
         ));
     }
     if r.oracle_differences > 0 {
@@ -697,6 +841,13 @@ impl ScimLoadReport {
             self.dialect, self.tag, self.setup_s
         );
         md.push_str(&format!(
+            "Onboarding (before the clock starts): {} people pushed into {} groups converged in {:.1} s, {:.0} people/s; the SCIM oracle below checks that every member of every group arrived.\n\n",
+            self.users,
+            GROUPS.len(),
+            self.setup_s,
+            f64::from(self.users) / self.setup_s.max(1e-9)
+        ));
+        md.push_str(&format!(
             "Events: {} planned, {} accepted, {} refused. Generator lateness p99 {:.1} ms.\n\n",
             self.events_planned, self.events_accepted, self.events_refused, self.lag.p99
         ));
@@ -707,6 +858,20 @@ impl ScimLoadReport {
                 "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |\n",
                 d.kind, l.count, l.p50, l.p90, l.p99, l.p999, l.max, d.failed
             ));
+        }
+        if !self.visible.is_empty() || self.never_visible > 0 {
+            md.push_str(&format!(
+                "\n## Visible (IdP accepted to the first read that shows it, --poll-ms)\n\n{} events never shown by a read; membership judged from the user's `groups`: {}.\n\n| event | count | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|\n",
+                self.never_visible,
+                if self.membership_judged { "yes" } else { "no (the endpoint does not list them)" }
+            ));
+            for v in &self.visible {
+                let l = &v.latency;
+                md.push_str(&format!(
+                    "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+                    v.kind, l.count, l.p50, l.p90, l.p99, l.p999, l.max
+                ));
+            }
         }
         md.push_str(&format!(
             "\n## Requests to the endpoint ({} in all; 429 with Retry-After: {}, without: {})\n\n| operation | status | count | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n",
