@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::model::TargetName;
 
@@ -201,21 +201,15 @@ impl Oracle {
         out
     }
 
-    /// The items an active member of `groups` (id, name) holds on `target`.
+    /// The items an active member of `groups` (id, name) holds on `target`. The rules are
+    /// matched here, by the oracle's own reading, not by the connectors' `grants_for`: a bug
+    /// there must not hide here.
     fn grants(&self, target: TargetName, groups: &[(&String, &String)]) -> BTreeSet<String> {
-        let attrs = |id: &str, name: &str| {
-            let mut m = Map::new();
-            m.insert("displayName".into(), json!(name));
-            if self.entra {
-                m.insert("externalId".into(), json!(id));
-            }
-            m
-        };
         match target {
             TargetName::Space => {
                 let mut items: BTreeSet<String> = groups
                     .iter()
-                    .flat_map(|(id, name)| self.space.grants_for("", &attrs(id, name)))
+                    .flat_map(|(id, name)| self.matching(&self.space.rules, id, name))
                     .map(|g| format!("{}/{}", g.project, g.role))
                     .collect();
                 items.extend(
@@ -229,12 +223,31 @@ impl Oracle {
             TargetName::Teamcity => {
                 let held: Vec<(String, String)> = groups
                     .iter()
-                    .flat_map(|(id, name)| self.teamcity.grants_for("", &attrs(id, name)))
-                    .map(|g| (g.role, g.scope))
+                    .flat_map(|(id, name)| self.matching(&self.teamcity.rules, id, name))
+                    .map(|g| (g.role.clone(), g.scope.clone()))
                     .collect();
                 self.teamcity_items(&held)
             }
         }
+    }
+
+    /// The grants of every rule that names the IdP group `id` called `name` as the target
+    /// sees it: by its name, or (Entra only, which sends the IdP's group id as `externalId`)
+    /// by that id. Rules by connector id were refused in `new`.
+    fn matching<'a, G>(
+        &self,
+        rules: &'a [scim::connector::Rule<G>],
+        id: &str,
+        name: &str,
+    ) -> Vec<&'a G> {
+        rules
+            .iter()
+            .filter(|r| {
+                r.group.display_name.as_deref() == Some(name)
+                    || (self.entra && r.group.external_id.as_deref() == Some(id))
+            })
+            .flat_map(|r| r.grants.iter())
+            .collect()
     }
 
     /// TeamCity's effective permissions of roles held at scopes: global ones everywhere, a
@@ -771,5 +784,56 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("rule 1 of the Space policy"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// The oracle's own rule matching and the connectors' `grants_for` are two readings
+        /// of one policy: on any policy and any pushed group they must agree.
+        #[test]
+        fn the_oracles_reading_of_a_policy_agrees_with_the_connectors(
+            rules in proptest::collection::vec(
+                (proptest::bool::ANY, 0..3usize, 0..2usize, 0..2usize), 0..6),
+            id in 0..3usize,
+            name in 0..4usize,
+            entra in proptest::bool::ANY,
+        ) {
+            let (names, ids) = (["A", "B", "C", "D"], ["g0", "g1", "g2"]);
+            let mut text = String::new();
+            for (by_name, key, project, role) in &rules {
+                let group = if *by_name {
+                    format!("displayName = \"{}\"", names[*key])
+                } else {
+                    format!("externalId = \"{}\"", ids[*key])
+                };
+                text.push_str(&format!(
+                    "[[rule]]\ngroup = {{ {group} }}\ngrants = [{{ project = \"{}\", role = \"{}\" }}]\n",
+                    ["BACKEND", "WEB"][*project],
+                    ["member", "admin"][*role]
+                ));
+            }
+            let space = mock_space::Policy::parse(&text).unwrap();
+            let oracle = Oracle::new(
+                space.clone(),
+                mock_teamcity::Policy::default(),
+                TargetConfig::default(),
+                entra,
+            )
+            .unwrap();
+            let (id, name) = (ids[id].to_owned(), names[name].to_owned());
+            let ours: BTreeSet<String> = oracle
+                .grants(TargetName::Space, &[(&id, &name)]);
+            // What the connector gets: the name always, the IdP's id as externalId from Entra.
+            let mut attrs = serde_json::Map::new();
+            attrs.insert("displayName".into(), json!(name));
+            if entra {
+                attrs.insert("externalId".into(), json!(id));
+            }
+            let theirs: BTreeSet<String> = space
+                .grants_for("connector-id", &attrs)
+                .iter()
+                .map(|g| format!("{}/{}", g.project, g.role))
+                .collect();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
     }
 }
