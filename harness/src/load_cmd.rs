@@ -197,11 +197,10 @@ impl LoadArgs {
 }
 
 fn parse_quirk(s: &str) -> Result<(TargetName, String), String> {
-    match s.split_once(':') {
-        Some(("space", q)) => Ok((TargetName::Space, q.to_owned())),
-        Some(("teamcity", q)) => Ok((TargetName::Teamcity, q.to_owned())),
-        _ => Err(format!("`{s}`: a quirk is space:NAME or teamcity:NAME")),
-    }
+    let (target, quirk) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: a quirk is TARGET:NAME, e.g. space:NAME"))?;
+    Ok((target.parse()?, quirk.to_owned()))
 }
 
 /// Writes every format and prints the summary; the exit code follows the verdict.

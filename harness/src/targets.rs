@@ -49,6 +49,17 @@ pub enum Server {
     Teamcity,
 }
 
+impl Server {
+    /// The name in flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Server::Idp => "idp",
+            Server::Space => "space",
+            Server::Teamcity => "teamcity",
+        }
+    }
+}
+
 /// How the mocks were started, to start one again the same way.
 #[derive(Debug)]
 struct Setup {

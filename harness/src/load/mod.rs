@@ -29,7 +29,7 @@ use crate::targets::{
 };
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
-use track::{now_micros, Outcome, Tracked, Tracker, Watch, TARGETS};
+use track::{now_micros, Outcome, Tracked, Tracker, Watch};
 
 /// Requests in flight while the starting population is hired.
 const SETUP_CONCURRENCY: usize = 32;
@@ -110,11 +110,10 @@ impl FromStr for FaultSpec {
                 "latency" => f.latency_ms = duration(v)?.as_millis() as u64,
                 "kill" => {
                     let (server, pause) = v.split_once(':').unwrap_or((v, "2s"));
-                    let server = match server {
-                        "space" => Server::Space,
-                        "teamcity" => Server::Teamcity,
-                        other => return Err(format!("kill: `{other}` is not space or teamcity")),
-                    };
+                    let server = server
+                        .parse::<TargetName>()
+                        .map_err(|e| format!("kill: {e}"))?
+                        .server();
                     spec.kill = Some((server, duration(pause)?));
                 }
                 other => {
@@ -148,12 +147,7 @@ impl fmt::Display for FaultSpec {
             parts.push(format!("latency={}ms", faults.latency_ms));
         }
         if let Some((server, pause)) = &self.kill {
-            let name = match server {
-                Server::Space => "space",
-                Server::Teamcity => "teamcity",
-                Server::Idp => "idp",
-            };
-            parts.push(format!("kill={name}:{}s", pause.as_secs_f64()));
+            parts.push(format!("kill={}:{}s", server.as_str(), pause.as_secs_f64()));
         }
         if parts.is_empty() {
             write!(f, "none")
@@ -239,7 +233,7 @@ impl LoadOptions {
                 "--quirk changes an embedded target; it is refused with --targets".into(),
             );
         }
-        for (name, end) in [("space", &r.space), ("teamcity", &r.teamcity)] {
+        for (name, end) in TargetName::ALL.map(|t| (t.as_str(), r.target(t))) {
             if self.poll.is_some() && end.scim.is_none() {
                 return refuse(format!(
                     "--poll-ms reads people from the targets' SCIM connectors: give [{name}] a `scim` URL in the targets file"
@@ -608,7 +602,7 @@ async fn drive(
         tag: o.tag.clone(),
     });
 
-    for target in TARGETS {
+    for target in TargetName::ALL {
         let names: Vec<&String> = o
             .quirks
             .iter()
@@ -635,7 +629,7 @@ async fn drive(
     };
     if o.poll.is_some() {
         // A connector that refuses the reads would leave every event open until the deadline.
-        for t in TARGETS {
+        for t in TargetName::ALL {
             if let Some(scim) = &ends.target(t).scim {
                 track::can_read(&client, scim, &bearer(ends.target(t)))
                     .await
@@ -644,7 +638,7 @@ async fn drive(
         }
     }
     let mut followers = Vec::new();
-    for t in TARGETS {
+    for t in TargetName::ALL {
         let end = ends.target(t);
         let (tracker, client, token) = (tracker.clone(), client.clone(), end.token.clone());
         // Embedded targets always have their connector's URL; `check_remote` saw to the rest.
@@ -831,7 +825,7 @@ async fn drive(
             .collect(),
         ..Recorded::default()
     };
-    for t in TARGETS {
+    for t in TargetName::ALL {
         recorded
             .per_target
             .insert(oracle::target_label(t).to_owned(), Hist::new());
@@ -911,7 +905,7 @@ fn tally(
                     e.superseded += 1;
                 }
                 r.overall.record(m);
-                for target in TARGETS {
+                for target in TargetName::ALL {
                     if let (Some(l), Some(h)) = (
                         t.latency_micros(target),
                         r.per_target.get_mut(oracle::target_label(target)),

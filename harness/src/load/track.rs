@@ -17,13 +17,8 @@ use tokio::sync::watch;
 use super::plan::Kind;
 use crate::scenario::model::TargetName;
 
-pub const TARGETS: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
-
 fn slot(t: TargetName) -> usize {
-    match t {
-        TargetName::Space => 0,
-        TargetName::Teamcity => 1,
-    }
+    t as usize
 }
 
 /// The outcome an event must show on a target.
@@ -69,7 +64,7 @@ impl Tracked {
 
     /// Until every target reflected it.
     pub fn overall_micros(&self) -> Option<u64> {
-        TARGETS
+        TargetName::ALL
             .iter()
             .map(|t| self.latency_micros(*t))
             .collect::<Option<Vec<u64>>>()

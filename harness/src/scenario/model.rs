@@ -201,11 +201,36 @@ pub enum TargetName {
 }
 
 impl TargetName {
+    /// Every mock target, in report order.
+    pub const ALL: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
+
     pub fn server(self) -> Server {
         match self {
             TargetName::Space => Server::Space,
             TargetName::Teamcity => Server::Teamcity,
         }
+    }
+
+    /// The name in files, flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetName::Space => "space",
+            TargetName::Teamcity => "teamcity",
+        }
+    }
+}
+
+impl std::str::FromStr for TargetName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TargetName, String> {
+        TargetName::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = TargetName::ALL.iter().map(|t| t.as_str()).collect();
+                format!("`{s}` is not a target: {}", names.join(" or "))
+            })
     }
 }
 

@@ -111,10 +111,7 @@ impl std::fmt::Display for Finding {
 }
 
 pub fn target_label(t: TargetName) -> &'static str {
-    match t {
-        TargetName::Space => "space",
-        TargetName::Teamcity => "teamcity",
-    }
+    t.as_str()
 }
 
 /// The oracle for one run: the policies, the targets' configuration, and which accounts the

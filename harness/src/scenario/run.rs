@@ -29,7 +29,6 @@ type Views = BTreeMap<(TargetName, String), Option<Value>>;
 type Judge<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
 /// How often an expectation is read again while it does not hold.
 const POLL: Duration = Duration::from_millis(25);
-const TARGETS: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -292,7 +291,7 @@ impl World {
         if self.down.contains(&Server::Idp) {
             return Ok(self.history.last().cloned().unwrap_or_default());
         }
-        let apps: Vec<(TargetName, String)> = TARGETS
+        let apps: Vec<(TargetName, String)> = TargetName::ALL
             .iter()
             .map(|t| (*t, self.app(*t).to_owned()))
             .collect();
@@ -329,7 +328,7 @@ impl World {
     /// Copies new audit events of every running target.
     async fn sync_audit(&mut self) -> Result<BTreeMap<TargetName, u64>, String> {
         let mut heads = BTreeMap::new();
-        for t in TARGETS {
+        for t in TargetName::ALL {
             let known = self.audit.entry(t).or_default();
             let mut after = known.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
             if !self.down.contains(&t.server()) {
@@ -868,6 +867,14 @@ impl Remote {
         self
     }
 
+    /// The endpoint of one target.
+    pub fn target(&self, on: TargetName) -> &Endpoint {
+        match on {
+            TargetName::Space => &self.space,
+            TargetName::Teamcity => &self.teamcity,
+        }
+    }
+
     /// An HTTP client for these servers.
     pub fn http(&self) -> Result<reqwest::Client, String> {
         self.tls.client().map_err(|e| e.to_string())
@@ -1009,7 +1016,7 @@ impl Ends {
         let state = oracle::read_idp(client, &self.idp.url, &self.idp.token, users, &apps).await?;
         let names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
         oracle.provisioned(
-            TARGETS
+            TargetName::ALL
                 .iter()
                 .flat_map(|t| names.iter().map(|n| (*t, n.clone()))),
         );
