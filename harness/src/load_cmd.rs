@@ -98,6 +98,13 @@ pub struct LoadArgs {
     /// --max-error-rate; report the highest rate that held.
     #[arg(long, requires = "scim")]
     pub find_max: bool,
+    /// With --scim: this many more groups, each holding the first --group-size people of the
+    /// starting population, pushed before the clock starts (a first sync with large groups).
+    #[arg(long, default_value_t = 0, requires = "scim")]
+    pub groups: usize,
+    /// With --groups: the members of each.
+    #[arg(long, default_value_t = 0, requires = "groups")]
+    pub group_size: u32,
     /// With --find-max: at most this many steps.
     #[arg(long, default_value_t = 6, requires = "find_max")]
     pub find_max_steps: usize,
@@ -235,7 +242,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 max_requests: args.max_requests,
             },
             keep: args.keep,
+            large_groups: args.groups,
+            group_size: args.group_size,
         };
+        if (args.groups > 0) != (args.group_size > 0) || args.group_size > args.users {
+            anyhow::bail!(
+                "--groups and --group-size go together, and a group holds at most --users people"
+            );
+        }
         let dir = args
             .report
             .clone()

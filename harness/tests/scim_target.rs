@@ -205,7 +205,11 @@ async fn load(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_run_passes_cleans_up_and_stops_at_max_requests() {
     let (url, servers) = endpoint(None).await;
-    let (code, report) = load(&url, &["--poll-ms", "20"]).await;
+    let (code, report) = load(
+        &url,
+        &["--poll-ms", "20", "--groups", "2", "--group-size", "8"],
+    )
+    .await;
     assert_eq!(code, Some(0), "{}", report["verdict_line"]);
     assert_eq!(report["oracle_differences"], 0);
     // Read back: the engine lists a user's groups, so membership is judged too.

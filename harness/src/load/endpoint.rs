@@ -25,6 +25,7 @@ use crate::scim_target::{
 };
 use crate::targets::{assign_and_push, group_named, wire_app};
 use crate::wiretap::{Caps, Traffic, Wiretap};
+use reqwest::Method;
 
 /// Differences kept verbatim in the report; the rest are counted.
 const KEPT: usize = 50;
@@ -39,6 +40,21 @@ pub struct ScimLoad {
     pub tls: ClientTls,
     pub caps: Caps,
     pub keep: bool,
+    /// Groups besides the plan's, each holding the first `group_size` people of the starting
+    /// population, pushed before the clock starts: an IdP's first sync with large groups.
+    pub large_groups: usize,
+    pub group_size: u32,
+}
+
+impl ScimLoad {
+    /// Every group name the run makes on the endpoint, without the tag.
+    fn group_names(&self) -> Vec<String> {
+        GROUPS
+            .iter()
+            .map(|g| (*g).to_owned())
+            .chain((0..self.large_groups).map(|k| format!("Large-{k}")))
+            .collect()
+    }
 }
 
 /// An event waiting to show: when the IdP accepted it, its kind, and the group it must show
@@ -150,6 +166,8 @@ pub struct ScimLoadReport {
     pub rate: f64,
     pub duration_s: f64,
     pub users: u32,
+    pub large_groups: usize,
+    pub group_size: u32,
     pub tag: String,
     pub verdict: &'static str,
     /// One line: why the run passed or failed.
@@ -240,7 +258,11 @@ pub async fn run(o: &LoadOptions, t: &ScimLoad) -> Result<ScimLoadReport, LoadEr
             let hired = hired.lock().unwrap_or_else(|p| p.into_inner());
             hired.keys().map(|u| super::login(Some(&tag), *u)).collect()
         };
-        let groups: Vec<String> = GROUPS.iter().map(|g| format!("{tag}-{g}")).collect();
+        let groups: Vec<String> = t
+            .group_names()
+            .iter()
+            .map(|g| format!("{tag}-{g}"))
+            .collect();
         target.clean_up(&logins, &groups).await
     };
     let mut report = match outcome {
@@ -332,6 +354,34 @@ async fn drive(
     if let Some(Err(e)) = hires.into_iter().find(Result::is_err) {
         return Err(fail(format!("hiring the starting population: {e}")));
     }
+    // The large groups, filled first and then pushed whole, as a first sync finds them.
+    let mut groups: Vec<(String, String)> = GROUPS
+        .iter()
+        .map(|g| (*g).to_owned())
+        .zip(idp.group_ids.iter().cloned())
+        .collect();
+    for name in t.group_names().into_iter().skip(GROUPS.len()) {
+        let id = group_named(http, &idp.end.url, TOKEN, &format!("{tag}-{name}"), false)
+            .await
+            .map_err(fail)?;
+        let adds = futures::stream::iter((0..t.group_size).map(|u| {
+            let (idp, id) = (idp.clone(), id.clone());
+            async move {
+                let path = format!("/api/v1/groups/{id}/users/{}", idp.user_id(u)?);
+                idp.call(Method::PUT, &path, None).await.map(drop)
+            }
+        }))
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect::<Vec<Result<(), String>>>()
+        .await;
+        if let Some(Err(e)) = adds.into_iter().find(Result::is_err) {
+            return Err(fail(format!("filling {name}: {e}")));
+        }
+        assign_and_push(http, &idp.end.url, TOKEN, &app, &id)
+            .await
+            .map_err(fail)?;
+        groups.push((name, id));
+    }
     let engine = &launched.idp;
     let backlog = || engine.store.read().outbox.len() as u64;
     let parked = || {
@@ -343,7 +393,8 @@ async fn drive(
             .filter(|e| e.parked)
             .count() as u64
     };
-    let window = Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
+    let members = u64::from(o.plan.users) + t.large_groups as u64 * u64::from(t.group_size);
+    let window = Duration::from_secs(60) + Duration::from_millis(20 * members);
     let deadline = Instant::now() + window;
     while backlog() > 0 && Instant::now() < deadline && !tap.capped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -487,11 +538,6 @@ async fn drive(
             .map(|(u, id)| (format!("load-{u:07}"), id.clone()))
             .collect()
     };
-    let groups: Vec<(String, String)> = GROUPS
-        .iter()
-        .map(|g| (*g).to_owned())
-        .zip(idp.group_ids.iter().cloned())
-        .collect();
     let end = (idp.end.url.as_str(), idp.end.token.as_str());
     let facts = read_idp(http, end, &app, &groups, &people, &IdpFacts::default())
         .await
@@ -512,6 +558,8 @@ async fn drive(
         rate: o.plan.rate,
         duration_s: o.plan.duration_s,
         users: o.plan.users,
+        large_groups: t.large_groups,
+        group_size: t.group_size,
         tag: tag.to_owned(),
         verdict: "fail",
         verdict_line: String::new(),
@@ -841,9 +889,11 @@ impl ScimLoadReport {
             self.dialect, self.tag, self.setup_s
         );
         md.push_str(&format!(
-            "Onboarding (before the clock starts): {} people pushed into {} groups converged in {:.1} s, {:.0} people/s; the SCIM oracle below checks that every member of every group arrived.\n\n",
+            "Onboarding (before the clock starts): {} people pushed into {} groups, and {} more groups of {} members each, converged in {:.1} s, {:.0} people/s; the SCIM oracle below checks that every member of every group arrived.\n\n",
             self.users,
             GROUPS.len(),
+            self.large_groups,
+            self.group_size,
             self.setup_s,
             f64::from(self.users) / self.setup_s.max(1e-9)
         ));
