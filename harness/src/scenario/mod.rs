@@ -148,6 +148,21 @@ pub fn to_markdown(runs: &[ScenarioRun]) -> String {
         for s in r.steps.iter().filter(|s| !s.ok) {
             md.push_str(&format!("- step {} ({}): {}\n", s.index, s.kind, s.detail));
         }
+        let differences = r.steps.last().map_or(&[][..], |s| &s.differences[..]);
+        if !differences.is_empty() {
+            md.push_str("\n| endpoint | person or group | attribute | expected | actual | due since step |\n|---|---|---|---|---|---|\n");
+            for d in differences {
+                md.push_str(&format!(
+                    "| {} | {} | `{}` | {} | {} | {} |\n",
+                    d.target,
+                    d.subject,
+                    d.attribute,
+                    d.expected,
+                    d.actual,
+                    d.since_step.map_or(String::new(), |s| s.to_string())
+                ));
+            }
+        }
         let findings = r.steps.last().map_or(&[][..], |s| &s.findings[..]);
         if !findings.is_empty() {
             md.push_str("\n| target | user | difference | grant | route | step that should have changed it |\n|---|---|---|---|---|---|\n");
