@@ -15,7 +15,7 @@ use scim::tls::ClientTls;
 use serde::Serialize;
 
 use super::plan::{self, Kind, Planned, GROUPS};
-use super::report::{Hist, Latency};
+use super::report::{saturation, Hist, Latency};
 use super::{Idp, LoadError, LoadOptions, SETUP_CONCURRENCY};
 use crate::conformance::Target;
 use crate::scenario::run::{Endpoint, TOKEN};
@@ -29,8 +29,6 @@ use reqwest::Method;
 
 /// Differences kept verbatim in the report; the rest are counted.
 const KEPT: usize = 50;
-/// Seconds the IdP's backlog must grow in a row to call the run saturated.
-const SATURATION_SECONDS: usize = 5;
 
 /// The endpoint and how the run treats it.
 #[derive(Debug, Clone)]
@@ -528,7 +526,8 @@ async fn drive(
     let sent = sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let seconds = per_second(&samples, &sent);
     // Parked changes stay in the outbox: a backlog of failures is not saturation.
-    let saturated = saturation(&seconds).filter(|_| parked() == 0);
+    let series: Vec<(u64, u64)> = seconds.iter().map(|s| (s.backlog, s.delivered)).collect();
+    let saturated = saturation(&series, "deliveries").filter(|_| parked() == 0);
 
     let delivery = deliveries(&idp, &start_wall).await.map_err(fail)?;
     let (undelivered, parked) = (backlog(), parked());
@@ -660,30 +659,6 @@ fn per_second(samples: &[(u64, u64)], sent: &BTreeMap<u64, u64>) -> Vec<Second> 
             s
         })
         .collect()
-}
-
-/// "saturated at about X deliveries/s" when the IdP's backlog grew for
-/// `SATURATION_SECONDS` seconds in a row: the endpoint (or the IdP) took changes more slowly
-/// than they came.
-pub fn saturation(seconds: &[Second]) -> Option<String> {
-    let mut run = 0;
-    for (i, pair) in seconds.windows(2).enumerate() {
-        run = if pair[1].backlog > pair[0].backlog {
-            run + 1
-        } else {
-            0
-        };
-        if run >= SATURATION_SECONDS {
-            let window = &seconds[i + 2 - run..=i + 1];
-            let rate = window.iter().map(|s| s.delivered).sum::<u64>() as f64 / run as f64;
-            return Some(format!(
-                "saturated at about {rate:.0} deliveries/s: the IdP's backlog grew from {} to {} over {run} s",
-                window.first().map_or(0, |s| s.backlog),
-                window.last().map_or(0, |s| s.backlog),
-            ));
-        }
-    }
-    None
 }
 
 /// The verdict and its one line.
@@ -987,34 +962,5 @@ impl ScimLoadReport {
             dir.join("junit.xml"),
             self.to_junit().map_err(std::io::Error::other)?,
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seconds(backlogs: &[u64]) -> Vec<Second> {
-        backlogs
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| Second {
-                second: i as u64,
-                sent: 10,
-                delivered: 4,
-                backlog: b,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_backlog_growing_five_seconds_in_a_row_is_saturation() {
-        assert_eq!(saturation(&seconds(&[0, 5, 0, 6, 0, 7])), None);
-        assert_eq!(saturation(&seconds(&[0, 1, 2, 3, 4])), None, "four seconds");
-        let said = saturation(&seconds(&[0, 6, 12, 18, 24, 30])).expect("saturated");
-        assert!(
-            said.starts_with("saturated at about 4 deliveries/s") && said.contains("from 6 to 30"),
-            "{said}"
-        );
     }
 }

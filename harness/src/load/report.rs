@@ -163,6 +163,32 @@ pub struct Second {
     pub latency: Hist,
 }
 
+/// Seconds a backlog must grow in a row to call a run saturated.
+const SATURATION_SECONDS: usize = 5;
+
+/// "saturated at about X UNIT/s" when the backlog (`series`: at each second's end, and what
+/// was done in that second) grew `SATURATION_SECONDS` seconds in a row and by more than one
+/// second of the work done meanwhile: what came in outran what was done, and lateness grew.
+/// A backlog that only follows a rising rate (in flight = rate x latency) grows by less.
+pub fn saturation(series: &[(u64, u64)], unit: &str) -> Option<String> {
+    let mut run = 0;
+    for (i, pair) in series.windows(2).enumerate() {
+        run = if pair[1].0 > pair[0].0 { run + 1 } else { 0 };
+        if run < SATURATION_SECONDS {
+            continue;
+        }
+        let window = &series[i + 1 - run..=i + 1];
+        let (from, to) = (window[0].0, window[run].0);
+        let done = window[1..].iter().map(|s| s.1).sum::<u64>() as f64 / run as f64;
+        if (to - from) as f64 > done {
+            return Some(format!(
+                "saturated at about {done:.0} {unit}/s: the backlog grew from {from} to {to} over {run} s"
+            ));
+        }
+    }
+    None
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadConfig {
     /// What the event plan was made from (its fields sit at the top level of `config`).
@@ -269,6 +295,7 @@ impl Recorded {
                 }),
             ),
         ];
+        out.push(("not saturated", saturation(&self.backlog(), "events")));
         if let Some(max) = max_p99_ms {
             let p99 = self.overall.summary().p99;
             out.push((
@@ -277,6 +304,19 @@ impl Recorded {
             ));
         }
         out
+    }
+
+    /// Each second's backlog (events sent and not yet applied everywhere, at its end) and
+    /// the events applied in it.
+    fn backlog(&self) -> Vec<(u64, u64)> {
+        let mut open = 0i64;
+        self.seconds
+            .iter()
+            .map(|s| {
+                open += s.sent as i64 - s.applied as i64;
+                (open.max(0) as u64, s.applied)
+            })
+            .collect()
     }
 
     /// What must hold for the run to pass and did not.
@@ -583,6 +623,22 @@ impl LoadReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backlog_outgrowing_the_work_done_for_five_seconds_is_saturation() {
+        let series = |backlogs: &[u64], done: u64| -> Vec<(u64, u64)> {
+            backlogs.iter().map(|&b| (b, done)).collect()
+        };
+        assert_eq!(saturation(&series(&[0, 5, 0, 6, 0, 7], 4), "events"), None);
+        assert_eq!(saturation(&series(&[0, 10, 20, 30, 40], 4), "events"), None, "four seconds");
+        // A ramp: in flight grows with the rate, by far less than a second of work.
+        assert_eq!(saturation(&series(&[1, 2, 3, 4, 5, 6, 7], 100), "events"), None);
+        let said = saturation(&series(&[0, 6, 12, 18, 24, 30], 4), "deliveries").expect("saturated");
+        assert!(
+            said.starts_with("saturated at about 4 deliveries/s") && said.contains("from 0 to 30"),
+            "{said}"
+        );
+    }
     use proptest::prelude::*;
 
     fn sample() -> LoadReport {
