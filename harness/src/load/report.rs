@@ -630,10 +630,18 @@ mod tests {
             backlogs.iter().map(|&b| (b, done)).collect()
         };
         assert_eq!(saturation(&series(&[0, 5, 0, 6, 0, 7], 4), "events"), None);
-        assert_eq!(saturation(&series(&[0, 10, 20, 30, 40], 4), "events"), None, "four seconds");
+        assert_eq!(
+            saturation(&series(&[0, 10, 20, 30, 40], 4), "events"),
+            None,
+            "four seconds"
+        );
         // A ramp: in flight grows with the rate, by far less than a second of work.
-        assert_eq!(saturation(&series(&[1, 2, 3, 4, 5, 6, 7], 100), "events"), None);
-        let said = saturation(&series(&[0, 6, 12, 18, 24, 30], 4), "deliveries").expect("saturated");
+        assert_eq!(
+            saturation(&series(&[1, 2, 3, 4, 5, 6, 7], 100), "events"),
+            None
+        );
+        let said =
+            saturation(&series(&[0, 6, 12, 18, 24, 30], 4), "deliveries").expect("saturated");
         assert!(
             said.starts_with("saturated at about 4 deliveries/s") && said.contains("from 0 to 30"),
             "{said}"
