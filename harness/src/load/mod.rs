@@ -49,6 +49,8 @@ pub enum LoadError {
     Remote(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("interrupted (Ctrl-C or SIGTERM): the run stopped before its end; its clean-up ran unless --keep")]
+    Interrupted,
 }
 
 /// Faults put on both targets' native APIs (their connectors answer the IdP 503 for them) and

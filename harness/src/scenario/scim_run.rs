@@ -220,7 +220,19 @@ async fn run_on(
         dialect,
         targets: tracked,
     };
-    let steps = play(&mut world, scenario).await;
+    // Interrupted (Ctrl-C, SIGTERM): stop where it is, and still clean up below.
+    let steps = tokio::select! {
+        steps = play(&mut world, scenario) => steps,
+        () = scim::sim::shutdown_signal() => vec![StepResult {
+            index: 0,
+            kind: "interrupted",
+            ok: false,
+            detail: "interrupted (Ctrl-C or SIGTERM): the run stopped before its end; its clean-up ran unless --keep".into(),
+            millis: 0.0,
+            findings: Vec::new(),
+            differences: Vec::new(),
+        }],
+    };
     // The IdP stops first, so nothing it still retries lands after the clean-up.
     idp.stop().await;
     let logins: Vec<String> = world
