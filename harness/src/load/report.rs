@@ -295,7 +295,7 @@ impl Recorded {
                 }),
             ),
         ];
-        out.push(("not saturated", saturation(&self.backlog(), "events")));
+        out.push(("not saturated", self.saturated()));
         if let Some(max) = max_p99_ms {
             let p99 = self.overall.summary().p99;
             out.push((
@@ -306,17 +306,32 @@ impl Recorded {
         out
     }
 
-    /// Each second's backlog (events sent and not yet applied everywhere, at its end) and
-    /// the events applied in it.
-    fn backlog(&self) -> Vec<(u64, u64)> {
+    /// Saturation, judged on the fault-free stretches of the run only: a faulted phase's
+    /// backlog is what its faults cause (an outage, the IdP's backoff), which its phase row
+    /// shows, not a lack of capacity.
+    fn saturated(&self) -> Option<String> {
+        let faulted = |second: u64| {
+            let at = second as f64;
+            self.phases
+                .iter()
+                .any(|p| p.name != "none" && at >= p.from_s && at < p.to_s)
+        };
+        // Each second's backlog (events sent and not yet applied everywhere, at its end) and
+        // the events applied in it.
         let mut open = 0i64;
-        self.seconds
-            .iter()
-            .map(|s| {
-                open += s.sent as i64 - s.applied as i64;
-                (open.max(0) as u64, s.applied)
-            })
-            .collect()
+        let mut stretch = Vec::new();
+        for s in &self.seconds {
+            open += s.sent as i64 - s.applied as i64;
+            if faulted(s.second) {
+                if let Some(said) = saturation(&stretch, "events") {
+                    return Some(said);
+                }
+                stretch.clear();
+            } else {
+                stretch.push((open.max(0) as u64, s.applied));
+            }
+        }
+        saturation(&stretch, "events")
     }
 
     /// What must hold for the run to pass and did not.
@@ -623,6 +638,34 @@ impl LoadReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturation_is_judged_outside_faulted_phases_only() {
+        let mut r = Recorded::default();
+        for second in 0..12 {
+            // 10 sent and 2 applied a second: the backlog grows by 8 every second.
+            r.seconds.push(Second {
+                second,
+                sent: 10,
+                applied: 2,
+                latency: Hist::new(),
+            });
+        }
+        let phase = |name: &str, from_s: f64, to_s: f64| PhaseReport {
+            name: name.into(),
+            from_s,
+            to_s,
+            ..PhaseReport::default()
+        };
+        r.phases = vec![phase("kill=teamcity:2s", 0.0, 12.0)];
+        assert_eq!(r.saturated(), None, "an outage is not saturation");
+        r.phases = vec![
+            phase("kill=teamcity:2s", 0.0, 5.0),
+            phase("none", 5.0, 12.0),
+        ];
+        let said = r.saturated().expect("saturated once the faults end");
+        assert!(said.starts_with("saturated at about 2 events/s"), "{said}");
+    }
 
     #[test]
     fn a_backlog_outgrowing_the_work_done_for_five_seconds_is_saturation() {
