@@ -174,9 +174,20 @@ impl AuthFlags {
         )
     }
 
-    /// How the embedded IdP authenticates its pushes: a bearer token, or OAuth client
-    /// credentials with a secret (what Okta's and Entra's SCIM apps support).
-    pub fn push_auth(&self) -> anyhow::Result<crate::scim_target::PushAuth> {
+    /// How `--scim` runs reach the endpoint: the IdP pushes with a bearer token or OAuth
+    /// client credentials with a secret (what Okta's and Entra's SCIM apps support); the
+    /// harness reads back with the credentials exactly as given.
+    pub fn endpoint_auth(
+        &self,
+        tls: &ClientTls,
+    ) -> anyhow::Result<crate::scim_target::EndpointAuth> {
+        Ok(crate::scim_target::EndpointAuth {
+            push: self.push_auth()?,
+            read: self.auth(tls)?,
+        })
+    }
+
+    fn push_auth(&self) -> anyhow::Result<crate::scim_target::PushAuth> {
         use crate::scim_target::PushAuth;
         if let Some(token) = self.token()? {
             return Ok(PushAuth::Bearer(token));

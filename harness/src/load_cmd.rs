@@ -235,7 +235,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         }
         let target = load::endpoint::ScimLoad {
             spec: spec.clone(),
-            push: args.auth.push_auth()?,
+            auth: args.auth.endpoint_auth(&tls)?,
             tls,
             caps: harness::wiretap::Caps {
                 max_rate: args.max_rate,

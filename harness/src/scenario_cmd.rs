@@ -79,9 +79,9 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     }
     let scim_targets = scenario::scim_run::ScimTargets {
         specs: args.scim.clone(),
-        push: match args.scim.is_empty() {
+        auth: match args.scim.is_empty() {
             true => None,
-            false => Some(args.auth.push_auth()?),
+            false => Some(args.auth.endpoint_auth(&args.tls.client_tls()?)?),
         },
         tls: args.tls.client_tls()?,
         keep: args.keep,

@@ -72,6 +72,14 @@ pub enum PushAuth {
     },
 }
 
+/// How a run reaches an endpoint: the IdP pushes with `push`, the harness reads back (and
+/// cleans up) with `read`, the user's own credentials as given.
+#[derive(Debug, Clone)]
+pub struct EndpointAuth {
+    pub push: PushAuth,
+    pub read: Auth,
+}
+
 /// Names the scheme, never the secret.
 impl std::fmt::Debug for PushAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,23 +154,8 @@ pub async fn read_idp(
     before: &IdpFacts,
 ) -> Result<IdpFacts, String> {
     use futures::StreamExt;
-    let get = |path: String| async move {
-        let resp = client
-            .get(format!("{url}{path}"))
-            .header("authorization", format!("SSWS {token}"))
-            .send()
-            .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
-        match resp.status().as_u16() {
-            404 => Ok(None),
-            200 => resp
-                .json::<Value>()
-                .await
-                .map(Some)
-                .map_err(|e| format!("GET {path}: {e}")),
-            code => Err(format!("GET {path}: the IdP answered {code}")),
-        }
-    };
+    let get =
+        |path: String| async move { crate::targets::idp_find(client, url, token, &path).await };
     let group_of: BTreeMap<&str, &str> = groups
         .iter()
         .map(|(name, id)| (id.as_str(), name.as_str()))
@@ -554,6 +547,7 @@ impl ScimTarget {
     ) -> Result<(Facts, BTreeMap<String, Value>), String> {
         let mut seen = Facts::new();
         let mut resources = BTreeMap::new();
+        let paths = mapped_paths();
         let mut names_by_id: BTreeMap<String, String> = BTreeMap::new();
         for (name, person) in &idp.people {
             let s = user_subject(name);
@@ -581,7 +575,7 @@ impl ScimTarget {
             if let Some(active) = value_at(resource, "active") {
                 put("active", active);
             }
-            for path in &mapped_paths() {
+            for path in &paths {
                 if let Some(v) = value_at(resource, path) {
                     put(path, v);
                 }
@@ -705,26 +699,6 @@ fn mapped_paths() -> Vec<String> {
 fn excerpt(body: &Value) -> String {
     let text = body.to_string();
     text.chars().take(200).collect()
-}
-
-/// The credentials the harness reads back with: the IdP's own.
-pub fn reader_auth(push: &PushAuth, http: reqwest::Client) -> Auth {
-    match push {
-        PushAuth::Bearer(token) => Auth::Bearer(token.clone()),
-        PushAuth::OAuth {
-            token_url,
-            client_id,
-            client_secret,
-        } => Auth::OAuth(scim::oauth::TokenSource::new(
-            scim::oauth::Credentials {
-                token_url: token_url.clone(),
-                client_id: client_id.clone(),
-                auth: scim::oauth::ClientAuth::SecretBasic(client_secret.clone()),
-                scope: None,
-            },
-            http,
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -283,6 +283,52 @@ pub async fn idp_call(
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A GET of the IdP's management API; `None` when it answers 404 (a deleted user, say).
+pub async fn idp_find(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    path: &str,
+) -> Result<Option<Value>, String> {
+    let resp = client
+        .get(format!("{url}{path}"))
+        .header("authorization", format!("SSWS {token}"))
+        .send()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    match resp.status().as_u16() {
+        404 => Ok(None),
+        200 => resp
+            .json()
+            .await
+            .map(Some)
+            .map_err(|e| format!("GET {path}: {e}")),
+        code => Err(format!("GET {path}: the IdP answered {code}")),
+    }
+}
+
+/// mock-idp in memory on loopback, as `scenario --scim` and `load --scim` run it beside a
+/// foreign endpoint, trusting `client` for the endpoint's certificate.
+pub async fn embedded_idp(
+    token: &str,
+    client: scim::tls::ClientTls,
+) -> Result<mock_idp::Launched, TargetsError> {
+    Ok(mock_idp::launch(mock_idp::Options {
+        port: 0,
+        data: None,
+        token: token.to_owned(),
+        durable: false,
+        engine: mock_idp::EngineConfig::default(),
+        sim_token: None,
+        tls: Tls {
+            server: None,
+            client,
+        },
+        oauth: None,
+    })
+    .await?)
+}
+
 /// The id of the IdP group called `name`. With `reuse`, one of that name is taken if there is
 /// one (servers already running may have it from an earlier run or another shard, and the
 /// policies match groups by name); names are unique in the IdP, so a create refused because

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use harness::scenario::scim_run::{self, ScimTargets};
 use harness::scenario::{model::Dialect, Scenario};
-use harness::scim_target::{PushAuth, ScimSpec};
+use harness::scim_target::{EndpointAuth, PushAuth, ScimSpec};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "vendor-token";
@@ -70,7 +70,10 @@ fn targets(url: &str, token: &str) -> ScimTargets {
             name: "vendor".into(),
             url: url.to_owned(),
         }],
-        push: Some(PushAuth::Bearer(token.to_owned())),
+        auth: Some(EndpointAuth {
+            push: PushAuth::Bearer(token.to_owned()),
+            read: harness::conformance::Auth::Bearer(token.to_owned()),
+        }),
         ..Default::default()
     }
 }

@@ -20,8 +20,7 @@ use super::{Idp, LoadError, LoadOptions, SETUP_CONCURRENCY};
 use crate::conformance::Target;
 use crate::scenario::run::{Endpoint, TOKEN};
 use crate::scim_target::{
-    compare, due, read_idp, reader_auth, Cleanup, Difference, IdpFacts, PushAuth, ScimSpec,
-    ScimTarget,
+    compare, due, read_idp, Cleanup, Difference, EndpointAuth, IdpFacts, ScimSpec, ScimTarget,
 };
 use crate::targets::{assign_and_push, group_named, wire_app};
 use crate::wiretap::{Caps, Traffic, Wiretap};
@@ -34,7 +33,7 @@ const KEPT: usize = 50;
 #[derive(Debug, Clone)]
 pub struct ScimLoad {
     pub spec: ScimSpec,
-    pub push: PushAuth,
+    pub auth: EndpointAuth,
     pub tls: ClientTls,
     pub caps: Caps,
     pub keep: bool,
@@ -208,9 +207,9 @@ pub async fn run(o: &LoadOptions, t: &ScimLoad) -> Result<ScimLoadReport, LoadEr
         .tag
         .clone()
         .unwrap_or_else(|| format!("sl{:08x}", rand::random::<u32>()));
-    let reader = Target::with_tls(&t.spec.url, reader_auth(&t.push, http.clone()), &t.tls)
-        .map_err(|e| setup(&e))?;
-    let target = ScimTarget::new(&t.spec, t.push.clone(), reader, &tag);
+    let reader =
+        Target::with_tls(&t.spec.url, t.auth.read.clone(), &t.tls).map_err(|e| setup(&e))?;
+    let target = ScimTarget::new(&t.spec, t.auth.push.clone(), reader, &tag);
     target
         .preflight()
         .await
@@ -222,18 +221,8 @@ pub async fn run(o: &LoadOptions, t: &ScimLoad) -> Result<ScimLoadReport, LoadEr
         .build()
         .map_err(|e| setup(&e))?;
     let tap = Wiretap::start(&t.spec.url, upstream, t.caps).await?;
-    let idp = mock_idp::launch(mock_idp::Options {
-        port: 0,
-        data: None,
-        token: TOKEN.to_owned(),
-        durable: false,
-        engine: mock_idp::EngineConfig::default(),
-        sim_token: None,
-        tls: scim::tls::Tls::default(),
-        oauth: None,
-    })
-    .await
-    .map_err(crate::targets::TargetsError::from)?;
+    // The IdP pushes to the metering proxy on loopback, in plain HTTP.
+    let idp = crate::targets::embedded_idp(TOKEN, ClientTls::default()).await?;
     let hired: Arc<Mutex<HashMap<u32, String>>> = Arc::default();
     let stack = Stack {
         target: &target,
@@ -316,7 +305,7 @@ async fn drive(
         http,
         &launched.url,
         TOKEN,
-        t.push.connection(),
+        t.auth.push.connection(),
         &format!("SCIM {}", t.spec.name),
         &tap.url,
         o.dialect,

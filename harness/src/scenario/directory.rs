@@ -42,6 +42,14 @@ pub(crate) struct Directory {
     contracts: Vec<(String, Instant)>,
 }
 
+/// The IdP id of `name` in a list of (scenario name, IdP id).
+fn id_of<'a>(named: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    named
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, id)| id.as_str())
+}
+
 impl Directory {
     pub(crate) fn new(client: reqwest::Client, idp: Endpoint, apps: Vec<String>) -> Directory {
         Directory {
@@ -74,19 +82,11 @@ impl Directory {
     }
 
     pub(crate) fn user(&self, name: &str) -> Result<&str, String> {
-        self.users
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
-            .ok_or_else(|| format!("{name} was not hired"))
+        id_of(&self.users, name).ok_or_else(|| format!("{name} was not hired"))
     }
 
     pub(crate) fn group(&self, name: &str) -> Result<&str, String> {
-        self.groups
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
-            .ok_or_else(|| format!("no group {name}"))
+        id_of(&self.groups, name).ok_or_else(|| format!("no group {name}"))
     }
 
     /// The login (and SCIM userName) of the scenario's `name`.

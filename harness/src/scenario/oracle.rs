@@ -439,20 +439,10 @@ pub async fn read_idp(
         .map(|(n, id)| (id.as_str(), n.as_str()))
         .collect();
     for (name, id) in users {
-        let resp = client
-            .get(format!("{url}/api/v1/users/{id}"))
-            .header("authorization", format!("SSWS {token}"))
-            .send()
-            .await
-            .map_err(|e| format!("GET /api/v1/users/{id}: {e}"))?;
-        match resp.status().as_u16() {
-            404 => continue,
-            200 => {
-                let u: Value = resp.json().await.map_err(|e| e.to_string())?;
-                let status = u["status"].as_str().unwrap_or_default().to_owned();
-                state.status.insert(name.clone(), status);
-            }
-            code => return Err(format!("GET /api/v1/users/{id}: {code}")),
+        let path = format!("/api/v1/users/{id}");
+        if let Some(u) = crate::targets::idp_find(client, url, token, &path).await? {
+            let status = u["status"].as_str().unwrap_or_default().to_owned();
+            state.status.insert(name.clone(), status);
         }
     }
     for g in get("/api/v1/groups".into()).await? {

@@ -55,14 +55,8 @@ pub(crate) trait Runner {
 /// `expect` apart), since the rest would be meaningless.
 pub(crate) async fn play<R: Runner>(r: &mut R, scenario: &Scenario) -> Vec<StepResult> {
     let mut steps = Vec::new();
-    let result = |index, kind, outcome: Result<String, String>, at: Instant| StepResult {
-        index,
-        kind,
-        ok: outcome.is_ok(),
-        detail: outcome.unwrap_or_else(|e| e),
-        millis: at.elapsed().as_secs_f64() * 1000.0,
-        findings: Vec::new(),
-        differences: Vec::new(),
+    let result = |index, kind, outcome, at: Instant| {
+        StepResult::new(index, kind, outcome, at.elapsed().as_secs_f64() * 1000.0)
     };
     let at = Instant::now();
     let mut setup = Ok(String::new());

@@ -62,6 +62,26 @@ pub struct StepResult {
     pub differences: Vec<crate::scim_target::Difference>,
 }
 
+impl StepResult {
+    /// A step's result from its outcome (`Err`: what went wrong) and its time.
+    pub(crate) fn new(
+        index: usize,
+        kind: &'static str,
+        outcome: Result<String, String>,
+        millis: f64,
+    ) -> StepResult {
+        StepResult {
+            index,
+            kind,
+            ok: outcome.is_ok(),
+            detail: outcome.unwrap_or_else(|e| e),
+            millis,
+            findings: Vec::new(),
+            differences: Vec::new(),
+        }
+    }
+}
+
 /// One scenario file in one dialect.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioRun {
@@ -77,6 +97,34 @@ pub struct ScenarioRun {
     /// A scenario `for: scim`: each endpoint it ran against, and what its clean-up did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scim: Vec<ScimOutcome>,
+}
+
+impl ScenarioRun {
+    /// The run of `scenario` from `file` that took `steps` (and, on SCIM endpoints, left
+    /// `scim`): it passed when every step did, none was skipped, and nothing was left behind.
+    pub(crate) fn finished(
+        scenario: &Scenario,
+        file: &Path,
+        dialect: Dialect,
+        started: Instant,
+        steps: Vec<StepResult>,
+        insecure: bool,
+        scim: Vec<ScimOutcome>,
+    ) -> ScenarioRun {
+        let passed = steps.iter().all(|s| s.ok)
+            && steps.len() == scenario.steps.len() + 1
+            && scim.iter().all(|o| o.left.is_empty() || o.kept);
+        ScenarioRun {
+            file: file.display().to_string(),
+            name: scenario.name.clone(),
+            dialect: dialect.as_str(),
+            passed,
+            seconds: started.elapsed().as_secs_f64(),
+            steps,
+            insecure,
+            scim,
+        }
+    }
 }
 
 /// Where a `for: scim` scenario ran, and what it left behind.
@@ -1203,17 +1251,16 @@ pub async fn run_on(
     if let Some(t) = world.targets.take() {
         t.stop().await;
     }
-    let passed = steps.iter().all(|s| s.ok) && steps.len() == scenario.steps.len() + 1;
-    Ok(ScenarioRun {
-        file: file.display().to_string(),
-        name: scenario.name.clone(),
-        dialect: dialect.as_str(),
-        passed,
-        seconds: started.elapsed().as_secs_f64(),
+    let insecure = remote.is_some_and(|r| r.tls.insecure);
+    Ok(ScenarioRun::finished(
+        scenario,
+        file,
+        dialect,
+        started,
         steps,
-        insecure: remote.is_some_and(|r| r.tls.insecure),
-        scim: Vec::new(),
-    })
+        insecure,
+        Vec::new(),
+    ))
 }
 
 impl Runner for World {

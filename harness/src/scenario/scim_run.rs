@@ -18,7 +18,7 @@ use super::play::{play, Runner, Verdict};
 use super::run::{Endpoint, RunError, ScenarioRun, ScimOutcome, StepResult, TOKEN};
 use crate::conformance::Target;
 use crate::scim_target::{
-    compare, due, read_idp, reader_auth, value_at, Facts, IdpFacts, PushAuth, ScimSpec, ScimTarget,
+    compare, due, read_idp, value_at, EndpointAuth, Facts, IdpFacts, PushAuth, ScimSpec, ScimTarget,
 };
 
 const POLL: Duration = Duration::from_millis(50);
@@ -28,8 +28,8 @@ const POLL: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Default)]
 pub struct ScimTargets {
     pub specs: Vec<ScimSpec>,
-    /// How the IdP (and the harness's read-back) authenticates; unused for the engine.
-    pub push: Option<PushAuth>,
+    /// How the IdP and the harness's read-back authenticate; unused for the engine.
+    pub auth: Option<EndpointAuth>,
     pub tls: ClientTls,
     /// Leave what the run made on the endpoints.
     pub keep: bool,
@@ -89,47 +89,46 @@ pub async fn run(
         true => Some(Engine::start().await?),
         false => None,
     };
-    let (specs, push) = match &engine {
+    let (specs, auth) = match &engine {
         Some(e) => (
             vec![ScimSpec {
                 name: "engine".into(),
                 url: e.url.clone(),
             }],
-            PushAuth::Bearer(TOKEN.to_owned()),
+            EndpointAuth {
+                push: PushAuth::Bearer(TOKEN.to_owned()),
+                read: crate::conformance::Auth::Bearer(TOKEN.to_owned()),
+            },
         ),
         None => (
             given.specs.clone(),
             given
-                .push
+                .auth
                 .clone()
                 .ok_or_else(|| RunError::Remote("--scim needs credentials".into()))?,
         ),
     };
-    let outcome = run_on(scenario, dialect, &specs, push, given).await;
+    let outcome = run_on(scenario, dialect, &specs, &auth, given).await;
     if let Some(e) = engine {
         e.servers.stop().await;
     }
     let (steps, scim) = outcome?;
-    let passed = steps.iter().all(|s| s.ok)
-        && steps.len() == scenario.steps.len() + 1
-        && scim.iter().all(|o| o.left.is_empty() || o.kept);
-    Ok(ScenarioRun {
-        file: file.display().to_string(),
-        name: scenario.name.clone(),
-        dialect: dialect.as_str(),
-        passed,
-        seconds: started.elapsed().as_secs_f64(),
+    Ok(ScenarioRun::finished(
+        scenario,
+        file,
+        dialect,
+        started,
         steps,
-        insecure: given.tls.insecure,
+        given.tls.insecure,
         scim,
-    })
+    ))
 }
 
 async fn run_on(
     scenario: &Scenario,
     dialect: Dialect,
     specs: &[ScimSpec],
-    push: PushAuth,
+    auth: &EndpointAuth,
     given: &ScimTargets,
 ) -> Result<(Vec<StepResult>, Vec<ScimOutcome>), RunError> {
     let bad = |e: &dyn std::fmt::Display| RunError::Remote(e.to_string());
@@ -137,9 +136,9 @@ async fn run_on(
     let tag = format!("sl{:08x}", rand::random::<u32>());
     let mut targets = Vec::new();
     for spec in specs {
-        let reader = Target::with_tls(&spec.url, reader_auth(&push, http.clone()), &given.tls)
-            .map_err(|e| bad(&e))?;
-        targets.push(ScimTarget::new(spec, push.clone(), reader, &tag));
+        let reader =
+            Target::with_tls(&spec.url, auth.read.clone(), &given.tls).map_err(|e| bad(&e))?;
+        targets.push(ScimTarget::new(spec, auth.push.clone(), reader, &tag));
     }
     let outcomes = |targets: &[ScimTarget]| -> Vec<ScimOutcome> {
         targets
@@ -156,33 +155,16 @@ async fn run_on(
     };
     for t in &targets {
         if let Err(why) = t.preflight().await {
-            let step = StepResult {
-                index: 0,
-                kind: "preflight",
-                ok: false,
-                detail: format!("{why} (nothing was written)"),
-                millis: 0.0,
-                findings: Vec::new(),
-                differences: Vec::new(),
-            };
+            let step = StepResult::new(
+                0,
+                "preflight",
+                Err(format!("{why} (nothing was written)")),
+                0.0,
+            );
             return Ok((vec![step], outcomes(&targets)));
         }
     }
-    let idp = mock_idp::launch(mock_idp::Options {
-        port: 0,
-        data: None,
-        token: TOKEN.to_owned(),
-        durable: false,
-        engine: mock_idp::EngineConfig::default(),
-        sim_token: None,
-        tls: scim::tls::Tls {
-            server: None,
-            client: given.tls.clone(),
-        },
-        oauth: None,
-    })
-    .await
-    .map_err(crate::targets::TargetsError::from)?;
+    let idp = crate::targets::embedded_idp(TOKEN, given.tls.clone()).await?;
     let mut tracked = Vec::new();
     for t in targets {
         let label = format!("SCIM {}", t.name);
@@ -223,15 +205,12 @@ async fn run_on(
     // Interrupted (Ctrl-C, SIGTERM): stop where it is, and still clean up below.
     let steps = tokio::select! {
         steps = play(&mut world, scenario) => steps,
-        () = scim::sim::shutdown_signal() => vec![StepResult {
-            index: 0,
-            kind: "interrupted",
-            ok: false,
-            detail: "interrupted (Ctrl-C or SIGTERM): the run stopped before its end; its clean-up ran unless --keep".into(),
-            millis: 0.0,
-            findings: Vec::new(),
-            differences: Vec::new(),
-        }],
+        () = scim::sim::shutdown_signal() => vec![StepResult::new(
+            0,
+            "interrupted",
+            Err(crate::load::LoadError::Interrupted.to_string()),
+            0.0,
+        )],
     };
     // The IdP stops first, so nothing it still retries lands after the clean-up.
     idp.stop().await;
@@ -354,6 +333,8 @@ impl ScimWorld {
         wanted: &[ScimExpect],
     ) -> Result<Verdict, String> {
         let deadline = Instant::now() + within;
+        // Once the IdP has nothing left to send, its state stops changing: read it once.
+        let mut due_read = false;
         loop {
             let undelivered = self.dir.undelivered().await?;
             // Parked changes will not arrive by waiting: judge the endpoint as it is.
@@ -363,7 +344,10 @@ impl ScimWorld {
                 verdict.misses.push(Directory::waiting(&undelivered));
             }
             if settled {
-                self.due_now(true).await?;
+                if !due_read {
+                    self.due_now(true).await?;
+                    due_read = undelivered.is_empty();
+                }
                 for t in &self.targets {
                     let (seen, resources) = t.target.read_back(&t.facts).await?;
                     verdict
