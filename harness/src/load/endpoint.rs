@@ -221,8 +221,9 @@ pub async fn run(o: &LoadOptions, t: &ScimLoad) -> Result<ScimLoadReport, LoadEr
         .build()
         .map_err(|e| setup(&e))?;
     let tap = Wiretap::start(&t.spec.url, upstream, t.caps).await?;
-    // The IdP pushes to the metering proxy on loopback, in plain HTTP.
-    let idp = crate::targets::embedded_idp(TOKEN, ClientTls::default()).await?;
+    // The IdP pushes to the proxy in plain HTTP, but fetches OAuth tokens from the
+    // user's authorization server, which may need the user's CA.
+    let idp = crate::targets::embedded_idp(TOKEN, t.tls.clone()).await?;
     let hired: Arc<Mutex<HashMap<u32, String>>> = Arc::default();
     let stack = Stack {
         target: &target,
