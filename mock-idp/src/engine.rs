@@ -341,7 +341,7 @@ async fn run_entry(idp: Arc<Idp>, entry: Entry) -> Entry {
             }
         },
     };
-    if let Err(e) = record(&idp, &entry, result).await {
+    if let Err(e) = record(&idp, &entry, result) {
         tracing::warn!(
             "outbox entry {} of app {}: cannot record the outcome: {e}",
             entry.seq,
@@ -381,8 +381,10 @@ fn elapsed_micros(accepted: &str, acknowledged: &str) -> u64 {
 }
 
 /// Writes a delivery's outcome: done entries leave the outbox with their links, failed ones
-/// are rescheduled or parked. Every outcome but a retry goes to the System Log.
-async fn record(
+/// are rescheduled or parked. Every outcome but a retry goes to the System Log. Written without
+/// waiting for the disk, even when durable: a crash that loses an outcome leaves its entry in the
+/// outbox, and the entry is delivered again, which is harmless.
+fn record(
     idp: &Idp,
     entry: &Entry,
     result: Result<Delivered, Failure>,
@@ -401,93 +403,91 @@ async fn record(
         }
     );
     let stats = &engine.stats;
-    idp.store
-        .change(|org, c| {
-            // Gone: the app was deleted or an operator dropped the entry meanwhile.
-            let Some(current) = org.outbox.get(&(entry.app.clone(), entry.seq)) else {
-                return Ok(());
-            };
-            let app = org.apps.get(&entry.app);
-            let subject = entry.op.subject();
-            let mut targets: Vec<Value> = app.map(app_target).into_iter().collect();
-            targets.extend(
-                org.users
-                    .get(subject)
-                    .map(user_target)
-                    .or_else(|| org.groups.get(subject).map(group_target)),
-            );
-            let attempts = current.attempts + 1;
-            let mut debug = json!({"seq": entry.seq, "accepted": entry.accepted,
+    idp.store.change_replayable(|org, c| {
+        // Gone: the app was deleted or an operator dropped the entry meanwhile.
+        let Some(current) = org.outbox.get(&(entry.app.clone(), entry.seq)) else {
+            return Ok(());
+        };
+        let app = org.apps.get(&entry.app);
+        let subject = entry.op.subject();
+        let mut targets: Vec<Value> = app.map(app_target).into_iter().collect();
+        targets.extend(
+            org.users
+                .get(subject)
+                .map(user_target)
+                .or_else(|| org.groups.get(subject).map(group_target)),
+        );
+        let attempts = current.attempts + 1;
+        let mut debug = json!({"seq": entry.seq, "accepted": entry.accepted,
                 "attempts": attempts, "op": entry.op});
-            let (outcome, reason) = match &result {
-                Ok(done) => {
-                    c.remove(Record::Entry(current.clone()));
-                    for (id, scim_id) in &done.links {
-                        c.put(Record::Link(Link {
+        let (outcome, reason) = match &result {
+            Ok(done) => {
+                c.remove(Record::Entry(current.clone()));
+                for (id, scim_id) in &done.links {
+                    c.put(Record::Link(Link {
+                        app: entry.app.clone(),
+                        id: id.clone(),
+                        scim_id: scim_id.clone(),
+                    }));
+                }
+                for id in &done.unlinks {
+                    if let Some(scim_id) = org.link(&entry.app, id) {
+                        c.remove(Record::Link(Link {
                             app: entry.app.clone(),
                             id: id.clone(),
-                            scim_id: scim_id.clone(),
+                            scim_id: scim_id.to_owned(),
                         }));
                     }
-                    for id in &done.unlinks {
-                        if let Some(scim_id) = org.link(&entry.app, id) {
-                            c.remove(Record::Link(Link {
-                                app: entry.app.clone(),
-                                id: id.clone(),
-                                scim_id: scim_id.to_owned(),
-                            }));
-                        }
-                    }
-                    let micros = elapsed_micros(&entry.accepted, &acknowledged);
-                    stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    stats
-                        .latency_micros_sum
-                        .fetch_add(micros, Ordering::Relaxed);
-                    stats
-                        .latency_micros_max
-                        .fetch_max(micros, Ordering::Relaxed);
-                    debug["acknowledged"] = json!(acknowledged);
-                    debug["latencyMs"] = json!(micros as f64 / 1000.0);
-                    debug["requests"] = json!(done.requests);
-                    if let Some((_, scim_id)) = done.links.first() {
-                        debug["scimId"] = json!(scim_id);
-                    }
-                    ("SUCCESS", None)
                 }
-                Err(failure) => {
-                    stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                    let (reason, after, permanent) = match failure {
-                        Failure::Retry { reason, after } => (reason, *after, false),
-                        Failure::Permanent(reason) => (reason, None, true),
-                    };
-                    let mut next = current.clone();
-                    next.attempts = attempts;
-                    next.last_error = Some(reason.clone());
-                    if permanent || attempts >= engine.config.max_attempts {
-                        next.parked = true;
-                        stats.parked.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        let wait = after.unwrap_or_else(|| engine.backoff(attempts));
-                        next.not_before = now_ms() + wait.as_millis() as i64;
-                    }
-                    let parked = next.parked;
-                    c.put(Record::Entry(next));
-                    if !parked {
-                        return Ok(());
-                    }
-                    ("FAILURE", Some(reason.clone()))
+                let micros = elapsed_micros(&entry.accepted, &acknowledged);
+                stats.delivered.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .latency_micros_sum
+                    .fetch_add(micros, Ordering::Relaxed);
+                stats
+                    .latency_micros_max
+                    .fetch_max(micros, Ordering::Relaxed);
+                debug["acknowledged"] = json!(acknowledged);
+                debug["latencyMs"] = json!(micros as f64 / 1000.0);
+                debug["requests"] = json!(done.requests);
+                if let Some((_, scim_id)) = done.links.first() {
+                    debug["scimId"] = json!(scim_id);
                 }
-            };
-            c.event(
-                entry.op.event_type(),
-                subject,
-                json!({"actor": system_actor(), "displayMessage": message(&entry.op),
+                ("SUCCESS", None)
+            }
+            Err(failure) => {
+                stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                let (reason, after, permanent) = match failure {
+                    Failure::Retry { reason, after } => (reason, *after, false),
+                    Failure::Permanent(reason) => (reason, None, true),
+                };
+                let mut next = current.clone();
+                next.attempts = attempts;
+                next.last_error = Some(reason.clone());
+                if permanent || attempts >= engine.config.max_attempts {
+                    next.parked = true;
+                    stats.parked.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let wait = after.unwrap_or_else(|| engine.backoff(attempts));
+                    next.not_before = now_ms() + wait.as_millis() as i64;
+                }
+                let parked = next.parked;
+                c.put(Record::Entry(next));
+                if !parked {
+                    return Ok(());
+                }
+                ("FAILURE", Some(reason.clone()))
+            }
+        };
+        c.event(
+            entry.op.event_type(),
+            subject,
+            json!({"actor": system_actor(), "displayMessage": message(&entry.op),
                     "target": targets, "outcome": {"result": outcome, "reason": reason},
                     "debugContext": {"debugData": debug}}),
-            );
-            Ok(())
-        })
-        .await
+        );
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -177,9 +177,12 @@ pub struct Provider {
     config: ProviderConfig,
     backend: Option<Arc<dyn Backend>>,
     /// Writers across the await on the backend (the store's own lock is synchronous): held
-    /// shared, with the ids involved locked, by a members-only PATCH and by a change that turns
-    /// out to change nothing; held alone by every other write, so uniqueness checks, renames and
-    /// deletes never race a backend call.
+    /// shared, with the ids involved locked, by a members-only PATCH, by a change that turns
+    /// out to change nothing and by every write of a User (with the unique values it claims and,
+    /// for a delete, its groups locked too); held alone by the other Group writes, so renames
+    /// and member lists replaced whole never race a backend call. Users of a connector are
+    /// written concurrently: with a product that flushes every native call, one at a time caps
+    /// the connector at a few hundred writes a second.
     writers: tokio::sync::RwLock<()>,
     ids: IdLocks,
     cursors: Cursors,
@@ -194,8 +197,20 @@ type Planned = (Map<String, Value>, Members);
 enum Writers {
     /// Shared, with these resource ids locked.
     Shared(BTreeSet<String>),
+    /// Shared, with the resource's id and the unique values the change claims locked.
+    Keyed,
     /// Alone, unless the update turns out to change nothing.
     Alone,
+}
+
+impl Writers {
+    /// How a write of a resource of this kind holds the writers' lock.
+    fn for_kind(kind: ResourceKind) -> Writers {
+        match kind {
+            ResourceKind::User => Writers::Keyed,
+            _ => Writers::Alone,
+        }
+    }
 }
 
 /// Async locks on resource ids, taken in sorted order, so two writers never wait on each
@@ -457,20 +472,29 @@ impl Provider {
         let id = uuid::Uuid::new_v4().to_string();
         let now = timestamp(Utc::now());
         let meta = json!({"resourceType": def.name, "created": now, "lastModified": now});
-        let serial = self.writers.write().await;
-        let (doc, members) = {
-            let guard = self.store.lock();
-            let mut doc = self.assemble(&guard, rt, &id, None, input.attrs, meta)?;
+        let plan = |guard: &WriteGuard<'_>| -> Result<Planned> {
+            let mut doc = self.assemble(guard, rt, &id, None, input.attrs.clone(), meta.clone())?;
             keep_secrets(&mut doc, None, &input.secrets);
             let members = Members {
                 upsert: take_members(&mut doc),
                 leave: Vec::new(),
             };
-            (doc, members)
+            Ok((doc, members))
         };
-        let raw = self
-            .commit(rt, &id, None, (doc, members), None, serial)
-            .await?;
+        let raw = match Writers::for_kind(def.kind) {
+            Writers::Keyed => {
+                let planned = plan(&self.store.lock())?;
+                let mut ids = self.store.unique_claims(rt, None, &planned.0);
+                ids.insert(id.clone());
+                let locks = (self.writers.read().await, self.ids.lock(&ids).await);
+                self.commit(rt, &id, None, planned, None, locks).await?
+            }
+            _ => {
+                let serial = self.writers.write().await;
+                let planned = plan(&self.store.lock())?;
+                self.commit(rt, &id, None, planned, None, serial).await?
+            }
+        };
         self.view(rt, &id, &raw)
     }
 
@@ -568,7 +592,8 @@ impl Provider {
     {
         let def = &self.defs[rt];
         let members_too = members_too && def.kind == ResourceKind::Group;
-        self.update_with(rt, id, if_match, Writers::Alone, |guard, old, secrets| {
+        let writers = Writers::for_kind(def.kind);
+        self.update_with(rt, id, if_match, writers, |guard, old, secrets| {
             let stored = match members_too {
                 true => self.store.members(id),
                 false => Vec::new(),
@@ -658,9 +683,9 @@ impl Provider {
     where
         F: Fn(&WriteGuard<'_>, &Map<String, Value>, Option<Value>) -> Result<Option<Planned>>,
     {
-        let ids = match &writers {
+        let mut ids = match &writers {
             Writers::Shared(ids) => ids.clone(),
-            Writers::Alone => BTreeSet::from([id.to_owned()]),
+            Writers::Keyed | Writers::Alone => BTreeSet::from([id.to_owned()]),
         };
         let mut alone = false;
         loop {
@@ -684,6 +709,14 @@ impl Provider {
             if matches!(writers, Writers::Alone) && !alone {
                 alone = true;
                 continue;
+            }
+            if matches!(writers, Writers::Keyed) {
+                // Lock the values it claims as well, in order with the id, then plan again.
+                let claims = self.store.unique_claims(rt, Some(&old), &planned.0);
+                if !claims.is_subset(&ids) {
+                    ids.extend(claims);
+                    continue;
+                }
             }
             let locks = (serial, shared, held);
             return self.commit(rt, id, Some(&old), planned, link, locks).await;
@@ -738,7 +771,23 @@ impl Provider {
 
     pub async fn delete(&self, rt: usize, id: &str, if_match: Option<&str>) -> Result<()> {
         let def = &self.defs[rt];
-        let serial = self.writers.write().await;
+        let locks = match Writers::for_kind(def.kind) {
+            // A User leaves its groups: lock them too. Only a writer holding the User's id
+            // changes which groups it is in, so the set read under that lock holds.
+            Writers::Keyed => {
+                let mut ids = BTreeSet::from([id.to_owned()]);
+                loop {
+                    let locks = (self.writers.read().await, self.ids.lock(&ids).await);
+                    let groups = self.store.direct_groups(id).into_iter().map(|(g, _)| g);
+                    let groups: BTreeSet<String> = groups.collect();
+                    if groups.is_subset(&ids) {
+                        break (None, Some(locks));
+                    }
+                    ids.extend(groups);
+                }
+            }
+            _ => (Some(self.writers.write().await), None),
+        };
         let (_, old) = self.stored_for_write(&self.store.lock(), rt, id, if_match)?;
         if let Some(backend) = &self.backend {
             let left: Vec<(String, Option<Value>)> = self
@@ -794,7 +843,7 @@ impl Provider {
             });
             self.store.write(&guard, &changes)?;
         }
-        drop(serial);
+        drop(locks);
         self.store.durable().await
     }
 
@@ -1654,16 +1703,25 @@ mod tests {
         assert_ne!(left.version, added.version);
     }
 
-    /// Takes a while per change and counts how many it was given at once.
+    /// Takes a while per change, counts how many it was given at once, and keeps the userNames
+    /// it was given.
     #[derive(Debug, Default)]
     struct Slow {
         now: std::sync::atomic::AtomicUsize,
         most: std::sync::atomic::AtomicUsize,
+        user_names: std::sync::Mutex<Vec<String>>,
     }
 
     impl Backend for Slow {
-        fn apply<'a>(&'a self, _: BackendChange<'a>) -> BoxFuture<'a, Result<Links>> {
+        fn apply<'a>(&'a self, c: BackendChange<'a>) -> BoxFuture<'a, Result<Links>> {
             use std::sync::atomic::Ordering::SeqCst;
+            if let Some(name) = c
+                .new
+                .and_then(|n| n.get("userName"))
+                .and_then(Value::as_str)
+            {
+                self.user_names.lock().unwrap().push(name.to_lowercase());
+            }
             Box::pin(async move {
                 let now = self.now.fetch_add(1, SeqCst) + 1;
                 self.most.fetch_max(now, SeqCst);
@@ -1726,6 +1784,73 @@ mod tests {
         let most = backend.most.load(std::sync::atomic::Ordering::SeqCst);
         // Per group one change at a time; the two groups' changes overlap.
         assert_eq!(most, 2, "changes the backend saw at once");
+    }
+
+    #[tokio::test]
+    async fn users_reach_the_backend_together_and_a_contested_user_name_goes_to_one() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let backend = Arc::new(Slow::default());
+        let p = Provider::temporary(ProviderConfig::default())
+            .unwrap()
+            .with_backend(backend.clone());
+        let user = |name: &str| json!({"schemas": [crate::schema::USER_URN], "userName": name});
+        let names = (0..8).map(|i| format!("u{i}"));
+        let names: Vec<String> = names
+            .chain(std::iter::repeat_n("Taken".into(), 4))
+            .collect();
+        let bodies: Vec<Value> = names.iter().map(|n| user(n)).collect();
+        let created = futures::future::join_all(bodies.iter().map(|b| p.create(USERS, b)));
+        let (made, refused): (Vec<_>, Vec<_>) = created.await.into_iter().partition(Result::is_ok);
+        assert_eq!(made.len(), 9, "eight names, and the contested one once");
+        assert!(refused
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.status == 409)));
+        assert!(
+            backend.most.load(SeqCst) > 1,
+            "user creates went one at a time"
+        );
+        let ids: Vec<String> = made.into_iter().map(|v| v.unwrap().id).collect();
+
+        // Two renames to one name (case-insensitively): one wins.
+        let rename = |name: &str| {
+            json!({"schemas": [crate::schema::PATCH_OP_URN],
+                   "Operations": [{"op": "replace", "path": "userName", "value": name}]})
+        };
+        let (a, b) = (rename("same"), rename("SAME"));
+        let (a, b) = tokio::join!(
+            p.patch(USERS, &ids[0], &a, None),
+            p.patch(USERS, &ids[1], &b, None)
+        );
+        assert!(a.is_ok() != b.is_ok(), "one rename wins: {a:?} {b:?}");
+        let names = backend.user_names.lock().unwrap().clone();
+        for contested in ["taken", "same"] {
+            let given = names.iter().filter(|n| *n == contested).count();
+            assert_eq!(given, 1, "the product was given {contested} {given} times");
+        }
+
+        // People join a group while some of them are deleted: nobody deleted stays a member.
+        let group = json!({"schemas": [crate::schema::GROUP_URN], "displayName": "g"});
+        let g = p.create(GROUPS, &group).await.unwrap().id;
+        let add = |u: &str| {
+            json!({"schemas": [crate::schema::PATCH_OP_URN],
+                   "Operations": [{"op": "add", "path": "members", "value": [{"value": u}]}]})
+        };
+        let adds: Vec<Value> = ids.iter().map(|u| add(u)).collect();
+        let joins = adds.iter().map(|a| p.patch(GROUPS, &g, a, None));
+        let deletes = ids[..4].iter().map(|u| p.delete(USERS, u, None));
+        let (_, deleted) = tokio::join!(
+            futures::future::join_all(joins),
+            futures::future::join_all(deletes)
+        );
+        assert!(deleted.iter().all(Result::is_ok));
+        let members: Vec<Value> = members_of(&p.get(GROUPS, &g).unwrap());
+        let member_ids: BTreeSet<&str> = members.iter().filter_map(member_value).collect();
+        let kept: BTreeSet<&str> = ids[4..].iter().map(String::as_str).collect();
+        assert_eq!(member_ids, kept);
+        for u in &ids[4..] {
+            let groups = p.get(USERS, u).unwrap().doc["groups"].clone();
+            assert_eq!(groups.as_array().map(Vec::len), Some(1), "{u}: {groups}");
+        }
     }
 
     /// Records what it is told, fails on demand, and links each resource to a counter.

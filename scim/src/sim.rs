@@ -287,8 +287,23 @@ impl<S: RecordState> RecordStore<S> {
     }
 
     /// Runs one change: `decide` reads the state and says what to write; nothing is written
-    /// when it fails.
+    /// when it fails. Returns once the change is on disk, when durable.
     pub async fn change<T>(
+        &self,
+        decide: impl FnOnce(&S, &mut Changes<S::Record>) -> std::result::Result<T, S::Error>,
+    ) -> std::result::Result<T, S::Error> {
+        let out = self.change_replayable(decide)?;
+        if let Some(commit) = &self.commit {
+            commit.wait().await?;
+        }
+        Ok(out)
+    }
+
+    /// Runs one change and returns without waiting for the disk: only for a change that a
+    /// crash may lose because it is done again on restart (an outbox's delivery outcome: the
+    /// delivery is replayed, and replays are harmless). sled keeps a prefix of its log, so a
+    /// later durable change makes this one durable too.
+    pub fn change_replayable<T>(
         &self,
         decide: impl FnOnce(&S, &mut Changes<S::Record>) -> std::result::Result<T, S::Error>,
     ) -> std::result::Result<T, S::Error> {
@@ -329,9 +344,6 @@ impl<S: RecordState> RecordStore<S> {
             self.audit.published(events);
             out
         };
-        if let Some(commit) = &self.commit {
-            commit.wait().await?;
-        }
         Ok(out)
     }
 

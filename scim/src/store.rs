@@ -549,6 +549,24 @@ impl Store {
         Ok(out)
     }
 
+    /// The unique values `new` takes that `old` did not hold, as lock names (a NUL, which no
+    /// id holds, then the type, path and folded value): writers that claim the same value
+    /// concurrently must wait for each other, or both could pass the check before either wrote.
+    pub fn unique_claims(
+        &self,
+        rt: usize,
+        old: Option<&Map<String, Value>>,
+        new: &Map<String, Value>,
+    ) -> BTreeSet<String> {
+        let def = &self.defs[rt];
+        let held = old.map(|o| index_entries(def, o)).unwrap_or_default();
+        index_entries(def, new)
+            .difference(&held)
+            .filter(|(path, _)| def.is_unique(path))
+            .map(|(path, value)| format!("\0{rt}\0{path}\0{value}"))
+            .collect()
+    }
+
     /// Refuses changes that would give a unique value to a second resource (409 `uniqueness`).
     pub fn check_unique(&self, changes: &[Change<'_>]) -> Result<()> {
         let d = self.derived();
