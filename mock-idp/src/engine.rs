@@ -423,7 +423,11 @@ fn record(
         let (outcome, reason) = match &result {
             Ok(done) => {
                 c.remove(Record::Entry(current.clone()));
-                for (id, scim_id) in &done.links {
+                // Most deliveries name links the IdP already has: rewriting them costs a write.
+                let new = |(id, scim_id): &&(String, String)| {
+                    org.link(&entry.app, id) != Some(scim_id.as_str())
+                };
+                for (id, scim_id) in done.links.iter().filter(new) {
                     c.put(Record::Link(Link {
                         app: entry.app.clone(),
                         id: id.clone(),

@@ -45,18 +45,18 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 
 impl AuditEvent {
     fn digest(&self) -> String {
-        let body = json!([
+        // A tuple is written as the JSON array the chain has always hashed, without copying
+        // `data` into a new Value first.
+        let body = (
             self.seq,
-            self.applied,
-            self.kind,
-            self.subject,
-            self.data,
-            self.prev
-        ]);
-        Sha256::digest(body.to_string().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+            &self.applied,
+            &self.kind,
+            &self.subject,
+            &self.data,
+            &self.prev,
+        );
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        format!("{:x}", Sha256::digest(&bytes))
     }
 }
 
@@ -924,6 +924,33 @@ mod tests {
             writes.apply(&tree).unwrap();
             log.published(vec![e]);
         }
+    }
+
+    /// Logs written before the digest stopped copying `data` must still verify.
+    #[test]
+    fn the_digest_hashes_the_array_it_always_hashed() {
+        let event = AuditEvent {
+            seq: 7,
+            applied: "2026-12-05T00:00:00.000000Z".into(),
+            kind: "user.created".into(),
+            subject: "u1".into(),
+            data: json!({"b": [1, "two"], "a": {"c": null}}),
+            prev: "00ab".into(),
+            hash: String::new(),
+        };
+        let body = json!([
+            event.seq,
+            event.applied,
+            event.kind,
+            event.subject,
+            event.data,
+            event.prev
+        ]);
+        let old: String = Sha256::digest(body.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(event.digest(), old);
     }
 
     #[test]

@@ -725,7 +725,7 @@ pub fn hash_secret(value: &Value) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
     h.update(value.to_string().as_bytes());
-    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = format!("{:x}", h.finalize());
     format!("sha256:{}:{digest}", salt.simple())
 }
 
