@@ -1,9 +1,15 @@
 //! Outbox throughput: N joiners accepted by the IdP's API (C clients at once), delivered by the
-//! engine to a SCIM engine on loopback. Prints accepted/s, delivered/s and the accepted ->
-//! acknowledged latency the System Log records. Both sides durable (flush before answering).
+//! engine to an endpoint on loopback. Prints accepted/s, delivered/s, the SCIM requests/s the
+//! endpoint received, and the accepted -> acknowledged latency the System Log records.
 //!
-//! `cargo run --release -p mock-idp --example outbox_load -- [USERS] [CLIENTS] [okta|entra]`
+//! `cargo run --release -p mock-idp --example outbox_load -- [USERS] [CLIENTS] [okta|entra] [durable|fast]`
+//!
+//! `durable` (the default): the endpoint is scimlab's SCIM engine, and both sides flush before
+//! they answer. `fast`: the IdP does not flush, and the endpoint answers at once without storing
+//! anything (an empty search, a 201 with a fresh id), so the figure is the IdP's own push rate.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -17,26 +23,22 @@ async fn main() -> anyhow::Result<()> {
     let users: usize = args.get(1).map_or(Ok(2000), |a| a.parse())?;
     let clients: usize = args.get(2).map_or(Ok(8), |a| a.parse())?;
     let dialect = args.get(3).cloned().unwrap_or_else(|| "okta".into());
+    let durable = match args.get(4).map(String::as_str) {
+        None | Some("durable") => true,
+        Some("fast") => false,
+        Some(other) => bail!("the mode is durable or fast, not {other}"),
+    };
     let dir = tempfile::tempdir()?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let scim_url = format!("http://{}", listener.local_addr()?);
-    let provider = Provider::open(
-        &dir.path().join("scim"),
-        ProviderConfig {
-            base_url: scim_url.clone(),
-            durability: Durability::Flush,
-            leniency: scim::resource::Leniency {
-                boolean_strings: true,
-            },
-            ..Default::default()
-        },
-    )?;
-    let router = app(AppState {
-        provider,
-        tokens: vec!["t".into()],
-        oauth: None,
-    });
+    let requests = Arc::new(AtomicU64::new(0));
+    let router = if durable {
+        engine_endpoint(dir.path(), &scim_url)?
+    } else {
+        test_support::answering_endpoint()
+    };
+    let router = test_support::counted(router, requests.clone(), Default::default());
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let idp = launch(Options {
@@ -46,10 +48,43 @@ async fn main() -> anyhow::Result<()> {
         port: 0,
         data: Some(dir.path().join("idp")),
         token: "t".into(),
-        durable: true,
+        durable,
         engine: EngineConfig::default(),
     })
     .await?;
+    run(&idp, &scim_url, users, clients, &dialect, &requests).await?;
+    idp.stop().await;
+    Ok(())
+}
+
+/// scimlab's SCIM engine, flushing before it answers.
+fn engine_endpoint(dir: &std::path::Path, scim_url: &str) -> anyhow::Result<axum::Router> {
+    let provider = Provider::open(
+        &dir.join("scim"),
+        ProviderConfig {
+            base_url: scim_url.to_owned(),
+            durability: Durability::Flush,
+            leniency: scim::resource::Leniency {
+                boolean_strings: true,
+            },
+            ..Default::default()
+        },
+    )?;
+    Ok(app(AppState {
+        provider,
+        tokens: vec!["t".into()],
+        oauth: None,
+    }))
+}
+
+async fn run(
+    idp: &mock_idp::Launched,
+    scim_url: &str,
+    users: usize,
+    clients: usize,
+    dialect: &str,
+    requests: &AtomicU64,
+) -> anyhow::Result<()> {
     let client = scim::tls::ClientTls::default().client()?;
     let idp_url = idp.url.clone();
     let call = move |method: reqwest::Method, path: String, body: Value| {
@@ -121,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         r??;
     }
     let accepted = started.elapsed();
+    let requests_accepted = requests.load(Ordering::Relaxed);
     loop {
         let left = call(
             Method::GET,
@@ -137,6 +173,9 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delivered = started.elapsed();
+    let requests = requests.load(Ordering::Relaxed);
+    // Once the API is quiet, the IdP does nothing but push.
+    let drain_rate = (requests - requests_accepted) as f64 / (delivered - accepted).as_secs_f64();
     let mut latencies: Vec<f64> = Vec::new();
     let mut after = 0u64;
     loop {
@@ -163,11 +202,11 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0.0)
     };
     println!(
-        "{dialect}: {users} joiners by {clients} clients: accepted {:.0}/s ({:.2} s), delivered {:.0}/s ({:.2} s); accepted->acknowledged p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} deliveries)",
+        "{dialect}: {users} joiners by {clients} clients: accepted {:.0}/s ({:.2} s), delivered {:.0}/s ({:.2} s), {requests} SCIM requests at {:.0}/s ({drain_rate:.0}/s once all were accepted); accepted->acknowledged p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} deliveries)",
         users as f64 / accepted.as_secs_f64(), accepted.as_secs_f64(),
         users as f64 / delivered.as_secs_f64(), delivered.as_secs_f64(),
+        requests as f64 / delivered.as_secs_f64(),
         pct(0.5), pct(0.99), pct(1.0), latencies.len()
     );
-    idp.stop().await;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! What the mocks' end-to-end tests share: HTTP calls that keep the status and the JSON, and
-//! the SCIM calls every connector test makes (`ScimCalls`).
+//! What the mocks' end-to-end tests and the benches share: HTTP calls that keep the status and
+//! the JSON, the SCIM calls every connector test makes (`ScimCalls`), and an endpoint that
+//! answers an IdP's joiners at once (`answering_endpoint`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -105,4 +106,38 @@ pub trait ScimCalls {
         )
         .await
     }
+}
+
+/// A SCIM endpoint that costs next to nothing, to measure what an IdP pushes: a search finds
+/// nobody, a create gets a fresh id.
+pub fn answering_endpoint() -> axum::Router {
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let search = || async {
+        axum::Json(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 0, "startIndex": 1, "itemsPerPage": 0, "Resources": []}),
+        )
+    };
+    let create = |axum::Json(mut body): axum::Json<Value>| async move {
+        body["id"] = json!(format!("u{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+        (StatusCode::CREATED, axum::Json(body))
+    };
+    axum::Router::new().route("/Users", get(search).post(create))
+}
+
+/// `router`, counting the requests it gets in `requests` and waking `arrived` at each.
+pub fn counted(
+    router: axum::Router,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    arrived: std::sync::Arc<tokio::sync::Notify>,
+) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            arrived.notify_waiters();
+            next.run(req)
+        },
+    ))
 }
