@@ -14,6 +14,7 @@ use futures::StreamExt;
 use scim::tls::ClientTls;
 use serde::Serialize;
 
+use super::cpu::{CpuClock, CpuShare};
 use super::plan::{self, Kind, Planned, GROUPS};
 use super::report::{saturation, Hist, Latency};
 use super::{Idp, LoadError, LoadOptions, SETUP_CONCURRENCY};
@@ -188,6 +189,8 @@ pub struct ScimLoadReport {
     pub traffic: Traffic,
     pub seconds: Vec<Second>,
     pub saturated: Option<String>,
+    /// scimlab's own CPU while measuring (the generator and the IdP: the endpoint is elsewhere).
+    pub cpu: Option<CpuShare>,
     /// Changes still in the IdP's outbox at the end, and of those parked.
     pub undelivered: u64,
     pub parked: u64,
@@ -409,6 +412,7 @@ async fn drive(
     let planned: Vec<Planned> = plan::plan(&o.plan);
     let events_planned = planned.len() as u64;
     let start = Instant::now();
+    let cpu_clock = CpuClock::start();
     let start_wall = chrono::Utc::now();
     let sent = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -515,13 +519,22 @@ async fn drive(
     };
     let ((problems, accepted, refused, lag), ()) = tokio::join!(measured, poller);
     let measured_s = start.elapsed().as_secs_f64();
+    let cpu = cpu_clock.share();
     let _ = stop_tx.send(true);
     let samples = sampler.await.unwrap_or_default();
     let sent = sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let seconds = per_second(&samples, &sent);
     // Parked changes stay in the outbox: a backlog of failures is not saturation.
     let series: Vec<(u64, u64)> = seconds.iter().map(|s| (s.backlog, s.delivered)).collect();
-    let saturated = saturation(&series, "deliveries").filter(|_| parked() == 0);
+    let saturated = saturation(&series, "deliveries")
+        .filter(|_| parked() == 0)
+        .map(|said| match cpu.filter(CpuShare::busy) {
+            Some(cpu) => format!(
+                "{said}; {}, so the generator or the IdP may be the limit, not the endpoint",
+                cpu.describe()
+            ),
+            None => said,
+        });
 
     let delivery = deliveries(&idp, &start_wall).await.map_err(fail)?;
     let (undelivered, parked) = (backlog(), parked());
@@ -578,6 +591,7 @@ async fn drive(
         traffic: tap.traffic(),
         seconds,
         saturated,
+        cpu,
         undelivered,
         parked,
         oracle_checked: people.len() as u64,
@@ -867,8 +881,14 @@ impl ScimLoadReport {
             f64::from(self.users) / self.setup_s.max(1e-9)
         ));
         md.push_str(&format!(
-            "Events: {} planned, {} accepted, {} refused. Generator lateness p99 {:.1} ms.\n\n",
-            self.events_planned, self.events_accepted, self.events_refused, self.lag.p99
+            "Events: {} planned, {} accepted, {} refused. Generator lateness p99 {:.1} ms.{}\n\n",
+            self.events_planned,
+            self.events_accepted,
+            self.events_refused,
+            self.lag.p99,
+            self.cpu
+                .map(|c| format!(" While measuring, {}.", c.describe()))
+                .unwrap_or_default()
         ));
         md.push_str("## Delivery (IdP accepted to endpoint acknowledged)\n\n| change | count | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | parked |\n|---|---|---|---|---|---|---|---|\n");
         for d in &self.delivery {

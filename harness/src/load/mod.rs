@@ -2,6 +2,7 @@
 //! latency until each target applied them (from the targets' audit streams), fault phases on
 //! the targets, and the final state against the permission oracle.
 
+pub mod cpu;
 pub mod endpoint;
 pub mod html;
 pub mod plan;
@@ -714,6 +715,7 @@ async fn drive(
     };
     let problems = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
+    let cpu_clock = cpu::CpuClock::start();
     let start_wall = now_micros();
     let phases = tokio::spawn(run_phases(
         o.phases.clone(),
@@ -774,6 +776,7 @@ async fn drive(
     while sends.join_next().await.is_some() {}
     let settled = settle(&tracker, o.settle, &idp, &apps).await;
     let measured_s = start.elapsed().as_secs_f64();
+    let cpu = cpu_clock.share();
     let _ = phases.await;
     // Reads for the verdict go through the native APIs' fault layer: clear it first.
     let cleared = put_faults(&client, ends, &FaultSpec::default()).await;
@@ -814,6 +817,7 @@ async fn drive(
         setup_s,
         measured_s,
         sending_s,
+        cpu,
         lag: lag.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         accept: accept.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         phases: spans

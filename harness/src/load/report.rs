@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::cpu::CpuShare;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -242,6 +243,10 @@ pub struct Recorded {
     /// Wall-clock seconds from the first event due to the last one sent.
     pub sending_s: f64,
     pub setup_s: f64,
+    /// scimlab's process while measuring: the generator, the IdP and, on the embedded stack,
+    /// both targets, so a busy process means the machine, not one component, was the limit.
+    #[serde(default)]
+    pub cpu: Option<CpuShare>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -309,7 +314,19 @@ impl Recorded {
     /// Saturation, judged on the fault-free stretches of the run only: a faulted phase's
     /// backlog is what its faults cause (an outage, the IdP's backoff), which its phase row
     /// shows, not a lack of capacity.
+    /// The saturation signal, and whether the one process holding the whole stack was busy.
     fn saturated(&self) -> Option<String> {
+        let said = self.backlog_grew()?;
+        Some(match self.cpu.filter(CpuShare::busy) {
+            Some(cpu) => format!(
+                "{said}; {} (the generator, the IdP and both targets share it), so the machine's CPU is the limit",
+                cpu.describe()
+            ),
+            None => said,
+        })
+    }
+
+    fn backlog_grew(&self) -> Option<String> {
         let faulted = |second: u64| {
             let at = second as f64;
             self.phases
@@ -416,6 +433,11 @@ impl Recorded {
         self.measured_s = self.measured_s.max(other.measured_s);
         self.sending_s = self.sending_s.max(other.sending_s);
         self.setup_s = self.setup_s.max(other.setup_s);
+        // Each shard is a process of its own: the busiest one says most.
+        self.cpu = match (self.cpu, other.cpu) {
+            (Some(a), Some(b)) => Some(if b.share > a.share { b } else { a }),
+            (a, b) => a.or(b),
+        };
         Ok(())
     }
 }
@@ -553,7 +575,7 @@ impl LoadReport {
         let accept = r.accept.summary();
         md.push_str(&format!(
             "\nThroughput: {} sent/s over {} s of sending; {} applied/s until the last was applied, {} s (set-up {} s).\n\
-             Generator: sent late by p99 {} ms (max {} ms); the IdP accepted in p99 {} ms.\n\
+             Generator: sent late by p99 {} ms (max {} ms); the IdP accepted in p99 {} ms.{}\n\
              Oracle: {} of {} people differ.\n",
             self.summary["throughput"]["sent_per_s"],
             round(r.sending_s),
@@ -563,6 +585,9 @@ impl LoadReport {
             lag.p99,
             lag.max,
             accept.p99,
+            r.cpu
+                .map(|c| format!(" While measuring, {}.", c.describe()))
+                .unwrap_or_default(),
             r.oracle_mismatches,
             r.oracle_checked
         ));
@@ -665,6 +690,21 @@ mod tests {
         ];
         let said = r.saturated().expect("saturated once the faults end");
         assert!(said.starts_with("saturated at about 2 events/s"), "{said}");
+        assert!(!said.contains("CPU"), "{said}");
+
+        // The same backlog while the one process used nearly both cores: the machine's limit.
+        let cpu = |share: f64| CpuShare {
+            process_cpu_s: share * 2.0 * 12.0,
+            wall_s: 12.0,
+            cores: 2,
+            share,
+        };
+        r.cpu = Some(cpu(0.5));
+        assert!(!r.saturated().unwrap_or_default().contains("CPU"));
+        r.cpu = Some(cpu(0.95));
+        let said = r.saturated().unwrap_or_default();
+        assert!(said.contains("95% of the machine's 2 cores"), "{said}");
+        assert!(said.ends_with("the machine's CPU is the limit"), "{said}");
     }
 
     #[test]
