@@ -570,7 +570,32 @@ async fn faults_and_quirks_switch_on_and_off() {
             .await
             .unwrap(),
     );
-    assert!(metrics.contains("mock_space_http_requests_total{method=\"GET\",route=\"/team-directory\",status=\"429\"} 1"), "{metrics}");
+    // Read by a Prometheus text parser nobody here wrote: every line a sample, typed as declared.
+    let lines = metrics.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    let sample_lines = metrics
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(scrape.samples.len(), sample_lines, "{metrics}");
+    let throttled = scrape.samples.iter().find(|s| {
+        s.metric == "mock_space_http_requests_total"
+            && s.labels.get("method") == Some("GET")
+            && s.labels.get("route") == Some("/team-directory")
+            && s.labels.get("status") == Some("429")
+    });
+    assert_eq!(
+        throttled.map(|s| &s.value),
+        Some(&prometheus_parse::Value::Counter(1.0)),
+        "{metrics}"
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .all(|s| scrape.docs.contains_key(&s.metric)),
+        "every sample has its HELP: {metrics}"
+    );
     w.s.stop().await;
 }
 
