@@ -422,21 +422,15 @@ pub async fn follow(
             r = request => r,
             _ = stop.changed() => return,
         };
-        if let Ok(mut resp) = response {
-            let mut buffer = String::new();
+        if let Ok(resp) = response {
+            let mut events = std::pin::pin!(audit_events(resp));
             loop {
-                let chunk = tokio::select! {
-                    c = resp.chunk() => c,
+                let event = tokio::select! {
+                    e = events.next() => e,
                     _ = stop.changed() => return,
                 };
-                let Ok(Some(bytes)) = chunk else { break };
-                buffer.push_str(&String::from_utf8_lossy(&bytes));
-                while let Some(end) = buffer.find("\n\n") {
-                    let frame: String = buffer.drain(..end + 2).collect();
-                    if let Some(event) = sse_data(&frame) {
-                        tracker.fold(target, &event);
-                    }
-                }
+                let Some(event) = event else { break };
+                tracker.fold(target, &event);
             }
         }
         // Down or restarting: try again shortly, from where the stream stopped.
@@ -540,17 +534,32 @@ async fn read_person(
 }
 
 /// The JSON in an SSE frame's `data:` lines; `None` for keep-alives and notices.
-fn sse_data(frame: &str) -> Option<Value> {
-    let data: Vec<&str> = frame
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-        .collect();
-    if data.is_empty() {
-        return None;
-    }
-    let v: Value = serde_json::from_str(&data.join("\n")).ok()?;
-    v.get("seq").is_some().then_some(v)
+/// The audit events of an `/_sim/events?follow=true` answer, until it ends or breaks.
+fn audit_events(resp: reqwest::Response) -> impl futures::Stream<Item = Value> {
+    let chunks = futures::stream::unfold(resp, |mut r| async move {
+        r.chunk().await.transpose().map(|chunk| (chunk, r))
+    });
+    audit_events_of(chunks)
+}
+
+/// Parsed by eventsource-stream; a stream error ends it (the caller reconnects). Frames that
+/// are not an audit event (keep-alives, `lagged`) are skipped.
+fn audit_events_of<B, E>(
+    chunks: impl futures::Stream<Item = Result<B, E>>,
+) -> impl futures::Stream<Item = Value>
+where
+    B: AsRef<[u8]>,
+{
+    use eventsource_stream::Eventsource;
+    chunks
+        .eventsource()
+        .take_while(|e| std::future::ready(e.is_ok()))
+        .filter_map(|e| {
+            let event = e
+                .ok()
+                .and_then(|e| serde_json::from_str::<Value>(&e.data).ok());
+            std::future::ready(event.filter(|v| v.get("seq").is_some()))
+        })
 }
 
 #[cfg(test)]
@@ -563,16 +572,24 @@ mod tests {
                "applied": format!("2026-01-01T00:00:{at}Z")})
     }
 
-    #[test]
-    fn sse_frames_yield_events_and_skip_the_rest() {
+    #[tokio::test]
+    async fn sse_frames_yield_events_and_skip_the_rest() {
+        // A name of two-byte letters split between chunks, CRLF line ends, a keep-alive and a
+        // `lagged` notice between events.
+        let text =
+            "id: 3\r\nevent: x\r\ndata: {\"seq\":3,\"subject\":\"Žofia\"}\r\n\r\n:keep-alive\n\n\
+                    event: lagged\ndata: {\"resumeAfter\":4}\n\ndata: {\"seq\":\n\
+                    data: 5}\n\n";
+        let bytes = text.as_bytes();
+        let split = text.find('Ž').unwrap() + 1;
+        let chunks = [&bytes[..split], &bytes[split..]]
+            .map(|c| Ok::<_, std::convert::Infallible>(c.to_vec()));
+        let events: Vec<Value> = audit_events_of(futures::stream::iter(chunks))
+            .collect()
+            .await;
         assert_eq!(
-            sse_data("id: 3\nevent: x\ndata: {\"seq\":3}\n\n"),
-            Some(json!({"seq": 3}))
-        );
-        assert_eq!(sse_data(":keep-alive\n\n"), None);
-        assert_eq!(
-            sse_data("event: lagged\ndata: {\"resumeAfter\":4}\n\n"),
-            None
+            events,
+            vec![json!({"seq": 3, "subject": "Žofia"}), json!({"seq": 5})]
         );
     }
 
