@@ -7,36 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{json, Value};
+use test_support::{Http, GROUP, PATCH, USER};
 
 const TOKEN: &str = "bench";
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Joiners per outbox iteration: enough that the engine delivers several at once.
 const OUTBOX_BATCH: u64 = 100;
 
-/// A call that must succeed; a bench cannot go on without it.
-async fn call(client: &Client, method: Method, url: String, auth: &str, body: Value) -> Value {
-    let resp = client
-        .request(method, &url)
-        .header("authorization", auth)
-        .json(&body)
-        .send()
-        .await;
-    match resp {
-        Ok(r) if r.status().is_success() => r.json().await.unwrap_or(Value::Null),
-        Ok(r) => panic!("{url}: {}", r.status()),
-        Err(e) => panic!("{url}: {e}"),
-    }
-}
-
-fn http_client() -> Client {
-    match scim::tls::ClientTls::default().client() {
-        Ok(c) => c,
-        Err(e) => panic!("no HTTP client: {e}"),
-    }
+/// A SCIM call that must succeed; a bench cannot go on without it.
+async fn scim(http: &Http, method: Method, url: String, body: Value) -> Value {
+    let (status, answer) = http.call(method, &url, TOKEN, Some(body)).await;
+    assert!(status.is_success(), "{url}: {status} {answer}");
+    answer
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -56,23 +39,21 @@ fn connectors(c: &mut Criterion) {
         Ok(t) => t,
         Err(e) => panic!("the targets did not start: {e}"),
     };
-    let client = http_client();
-    let auth = format!("Bearer {TOKEN}");
+    let http = Http::default();
     let mut group = c.benchmark_group("connector_event");
     group
         .sample_size(30)
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
     let serial = AtomicU64::new(0);
-    for (name, scim) in [
+    for (name, base) in [
         ("space", targets.space.scim_url.clone()),
         ("teamcity", targets.teamcity.scim_url.clone()),
     ] {
-        let engineering = rt.block_on(call(
-            &client,
+        let engineering = rt.block_on(scim(
+            &http,
             Method::POST,
-            format!("{scim}/Groups"),
-            &auth,
+            format!("{base}/Groups"),
             json!({"schemas": [GROUP], "displayName": "Engineering"}),
         ));
         let group_id = engineering["id"].as_str().unwrap_or_default().to_owned();
@@ -82,7 +63,7 @@ fn connectors(c: &mut Criterion) {
                 "name": {"givenName": "Bench", "familyName": format!("U{i}")},
                 "emails": [{"value": format!("bench-{i}@example.com"), "type": "work", "primary": true}],
                 "active": true});
-            call(&client, Method::POST, format!("{scim}/Users"), &auth, body)
+            scim(&http, Method::POST, format!("{base}/Users"), body)
         };
         group.bench_function(format!("{name}/joiner"), |b| {
             b.iter(|| {
@@ -90,8 +71,8 @@ fn connectors(c: &mut Criterion) {
                     let user = create().await;
                     let add = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members",
                         "value": [{"value": user["id"]}]}]});
-                    let url = format!("{scim}/Groups/{group_id}");
-                    call(&client, Method::PATCH, url, &auth, add).await
+                    let url = format!("{base}/Groups/{group_id}");
+                    scim(&http, Method::PATCH, url, add).await
                 })
             })
         });
@@ -101,8 +82,8 @@ fn connectors(c: &mut Criterion) {
                 |id| {
                     let off = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active",
                         "value": false}]});
-                    let url = format!("{scim}/Users/{id}");
-                    rt.block_on(call(&client, Method::PATCH, url, &auth, off))
+                    let url = format!("{base}/Users/{id}");
+                    rt.block_on(scim(&http, Method::PATCH, url, off))
                 },
                 BatchSize::PerIteration,
             )
@@ -143,55 +124,14 @@ fn outbox(c: &mut Criterion) {
             Ok(idp) => idp,
             Err(e) => panic!("the IdP did not start: {e}"),
         };
-        let client = http_client();
-        let auth = format!("SSWS {TOKEN}");
-        let api = |path: &str| format!("{}/api/v1{path}", idp.url);
-        let app = call(
-            &client,
-            Method::POST,
-            api("/apps"),
-            &auth,
-            json!({"label": "bench", "settings": {"app": {"scimDialect": "okta"}}}),
-        )
-        .await;
-        let app = app["id"].as_str().unwrap_or_default().to_owned();
-        let group = call(
-            &client,
-            Method::POST,
-            api("/groups"),
-            &auth,
-            json!({"profile": {"name": "All"}}),
-        )
-        .await;
-        let group = group["id"].as_str().unwrap_or_default().to_owned();
-        call(
-            &client,
-            Method::PUT,
-            api(&format!("/apps/{app}/groups/{group}")),
-            &auth,
-            json!({}),
-        )
-        .await;
-        call(
-            &client,
-            Method::POST,
-            api(&format!("/apps/{app}/connections/default?activate=true")),
-            &auth,
-            json!({"profile": {"authScheme": "TOKEN", "token": TOKEN}, "baseUrl": scim_url}),
-        )
-        .await;
-        call(
-            &client,
-            Method::PUT,
-            api(&format!("/apps/{app}/features/USER_PROVISIONING")),
-            &auth,
-            json!({"capabilities": {"create": {"lifecycleCreate": {"status": "ENABLED"}}}}),
-        )
-        .await;
-        let users = api("/users?activate=true");
-        (idp, (client, auth, users, group))
+        let http = Http::default();
+        let (_, group) = http
+            .idp_pushing_to(&idp.url, TOKEN, &scim_url, "okta")
+            .await;
+        let users = format!("{}/api/v1/users?activate=true", idp.url);
+        (idp, (http, users, group))
     });
-    let (client, auth, users_url, group) = users;
+    let (http, users_url, group) = users;
     let serial = AtomicU64::new(0);
     let mut bench = c.benchmark_group("outbox");
     bench
@@ -207,9 +147,9 @@ fn outbox(c: &mut Criterion) {
                 let joiners = (0..OUTBOX_BATCH).map(|_| {
                     let i = serial.fetch_add(1, Ordering::Relaxed);
                     let login = format!("bench{i}@example.test");
-                    call(&client, Method::POST, users_url.clone(), &auth,
-                        json!({"profile": {"login": login, "email": login, "firstName": "B", "lastName": format!("{i}")},
-                            "groupIds": [group]}))
+                    let joiner = json!({"profile": {"login": login, "email": login, "firstName": "B",
+                        "lastName": format!("{i}")}, "groupIds": [group]});
+                    http.okta(Method::POST, &users_url, TOKEN, joiner)
                 });
                 futures::future::join_all(joiners).await;
                 while requests.load(Ordering::Relaxed) < due {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use mock_idp::{launch, EngineConfig, Options};
 use scim::{app, AppState, Durability, Provider, ProviderConfig};
 use serde_json::{json, Value};
@@ -103,38 +103,8 @@ async fn run(
         }
     };
     use reqwest::Method;
-    let app_doc = call(
-        Method::POST,
-        "/api/v1/apps".into(),
-        json!({"label": "load", "settings": {"app": {"scimDialect": dialect}}}),
-    )
-    .await?;
-    let app_id = app_doc["id"].as_str().context("no app id")?.to_owned();
-    let group = call(
-        Method::POST,
-        "/api/v1/groups".into(),
-        json!({"profile": {"name": "All"}}),
-    )
-    .await?;
-    let group_id = group["id"].as_str().context("no group id")?.to_owned();
-    call(
-        Method::PUT,
-        format!("/api/v1/apps/{app_id}/groups/{group_id}"),
-        json!({}),
-    )
-    .await?;
-    call(
-        Method::POST,
-        format!("/api/v1/apps/{app_id}/connections/default?activate=true"),
-        json!({"profile": {"authScheme": "TOKEN", "token": "t"}, "baseUrl": scim_url}),
-    )
-    .await?;
-    call(
-        Method::PUT,
-        format!("/api/v1/apps/{app_id}/features/USER_PROVISIONING"),
-        json!({"capabilities": {"create": {"lifecycleCreate": {"status": "ENABLED"}}}}),
-    )
-    .await?;
+    let http = test_support::Http::default();
+    let (app_id, group_id) = http.idp_pushing_to(&idp.url, "t", scim_url, dialect).await;
 
     // Each joiner is one API call: created active and in the assigned group.
     let started = Instant::now();

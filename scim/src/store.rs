@@ -558,11 +558,8 @@ impl Store {
         old: Option<&Map<String, Value>>,
         new: &Map<String, Value>,
     ) -> BTreeSet<String> {
-        let def = &self.defs[rt];
-        let held = old.map(|o| index_entries(def, o)).unwrap_or_default();
-        index_entries(def, new)
-            .difference(&held)
-            .filter(|(path, _)| def.is_unique(path))
+        new_unique_keys(&self.defs[rt], old, Some(new))
+            .into_iter()
             .map(|(path, value)| format!("\0{rt}\0{path}\0{value}"))
             .collect()
     }
@@ -572,18 +569,11 @@ impl Store {
         let d = self.derived();
         for c in changes {
             let def = &self.defs[c.rt];
-            let old_keys = c.old.map(|o| index_entries(def, o)).unwrap_or_default();
-            for key in c
-                .new
-                .map(|n| index_entries(def, n))
-                .unwrap_or_default()
-                .difference(&old_keys)
-            {
-                let unique = def.is_unique(&key.0);
+            for key in new_unique_keys(def, c.old, c.new) {
                 let taken = d.index[c.rt]
-                    .get(key)
+                    .get(&key)
                     .is_some_and(|ids| ids.iter().any(|h| h != c.id));
-                if unique && taken {
+                if taken {
                     return Err(ScimError::uniqueness(format!(
                         "{} '{}' is already taken by another {}",
                         key.0, key.1, def.name
@@ -696,6 +686,20 @@ fn leave(d: &mut Derived, group: &str, member: &str) {
 }
 
 /// (canonical path, folded value) for every indexed string value of a document.
+/// The unique (path, folded value) pairs `new` holds and `old` did not.
+fn new_unique_keys(
+    def: &ResourceDef,
+    old: Option<&Map<String, Value>>,
+    new: Option<&Map<String, Value>>,
+) -> Vec<(String, String)> {
+    let held = old.map(|o| index_entries(def, o)).unwrap_or_default();
+    let now = new.map(|n| index_entries(def, n)).unwrap_or_default();
+    now.difference(&held)
+        .filter(|(path, _)| def.is_unique(path))
+        .cloned()
+        .collect()
+}
+
 fn index_entries(def: &ResourceDef, doc: &Map<String, Value>) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for p in &def.indexed {

@@ -30,6 +30,62 @@ impl Http {
         &self.client
     }
 
+    /// A call to mock-idp's Okta API (`SSWS` token) that must succeed; its JSON answer.
+    pub async fn okta(&self, method: Method, url: &str, token: &str, body: Value) -> Value {
+        let resp = self
+            .client
+            .request(method, url)
+            .header("authorization", format!("SSWS {token}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{url}: {status} {answer}");
+        answer
+    }
+
+    /// Sets mock-idp (its Okta API at `idp`, API token `token`) to push in `dialect` to
+    /// `scim_url` (bearer `token` too): an app that creates users, assigned the group "All".
+    /// Returns the app's id and the group's: a user created in the group is pushed.
+    pub async fn idp_pushing_to(
+        &self,
+        idp: &str,
+        token: &str,
+        scim_url: &str,
+        dialect: &str,
+    ) -> (String, String) {
+        let api = |path: &str| format!("{idp}/api/v1{path}");
+        let app = json!({"label": "load", "settings": {"app": {"scimDialect": dialect}}});
+        let app = self.okta(Method::POST, &api("/apps"), token, app).await;
+        let app = app["id"].as_str().unwrap().to_owned();
+        let group = json!({"profile": {"name": "All"}});
+        let group = self.okta(Method::POST, &api("/groups"), token, group).await;
+        let group = group["id"].as_str().unwrap().to_owned();
+        let steps = [
+            (
+                Method::PUT,
+                format!("/apps/{app}/groups/{group}"),
+                json!({}),
+            ),
+            (
+                Method::POST,
+                format!("/apps/{app}/connections/default?activate=true"),
+                json!({"profile": {"authScheme": "TOKEN", "token": token}, "baseUrl": scim_url}),
+            ),
+            (
+                Method::PUT,
+                format!("/apps/{app}/features/USER_PROVISIONING"),
+                json!({"capabilities": {"create": {"lifecycleCreate": {"status": "ENABLED"}}}}),
+            ),
+        ];
+        for (method, path, body) in steps {
+            self.okta(method, &api(&path), token, body).await;
+        }
+        (app, group)
+    }
+
     /// Sends `body` as SCIM JSON with a bearer token, asking for JSON; the answer's body is its
     /// JSON, `Null` when empty, or else its text as a string.
     pub async fn call(

@@ -27,6 +27,21 @@ impl CpuShare {
         self.share >= BUSY
     }
 
+    /// A saturation verdict, with the process's share added when it was busy: `limit` says
+    /// what that makes the likely limit.
+    pub fn qualify(saturated: String, cpu: Option<CpuShare>, limit: &str) -> String {
+        match cpu.filter(CpuShare::busy) {
+            Some(cpu) => format!("{saturated}; {}, so {limit}", cpu.describe()),
+            None => saturated,
+        }
+    }
+
+    /// The share as a sentence for a report (with a leading space), or nothing.
+    pub fn sentence(cpu: Option<CpuShare>) -> String {
+        cpu.map(|c| format!(" While measuring, {}.", c.describe()))
+            .unwrap_or_default()
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "scimlab's process used {:.0}% of the machine's {} cores ({:.1} s of CPU in {:.1} s)",

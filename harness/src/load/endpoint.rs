@@ -528,12 +528,9 @@ async fn drive(
     let series: Vec<(u64, u64)> = seconds.iter().map(|s| (s.backlog, s.delivered)).collect();
     let saturated = saturation(&series, "deliveries")
         .filter(|_| parked() == 0)
-        .map(|said| match cpu.filter(CpuShare::busy) {
-            Some(cpu) => format!(
-                "{said}; {}, so the generator or the IdP may be the limit, not the endpoint",
-                cpu.describe()
-            ),
-            None => said,
+        .map(|said| {
+            let limit = "the generator or the IdP may be the limit, not the endpoint";
+            CpuShare::qualify(said, cpu, limit)
         });
 
     let delivery = deliveries(&idp, &start_wall).await.map_err(fail)?;
@@ -886,9 +883,7 @@ impl ScimLoadReport {
             self.events_accepted,
             self.events_refused,
             self.lag.p99,
-            self.cpu
-                .map(|c| format!(" While measuring, {}.", c.describe()))
-                .unwrap_or_default()
+            CpuShare::sentence(self.cpu)
         ));
         md.push_str("## Delivery (IdP accepted to endpoint acknowledged)\n\n| change | count | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | parked |\n|---|---|---|---|---|---|---|---|\n");
         for d in &self.delivery {

@@ -311,21 +311,16 @@ impl Recorded {
         out
     }
 
+    /// The saturation signal, and whether the one process holding the whole stack was busy.
+    fn saturated(&self) -> Option<String> {
+        let limit = "the machine's CPU is the limit (the generator, the IdP and both targets \
+                     share that process)";
+        Some(CpuShare::qualify(self.backlog_grew()?, self.cpu, limit))
+    }
+
     /// Saturation, judged on the fault-free stretches of the run only: a faulted phase's
     /// backlog is what its faults cause (an outage, the IdP's backoff), which its phase row
     /// shows, not a lack of capacity.
-    /// The saturation signal, and whether the one process holding the whole stack was busy.
-    fn saturated(&self) -> Option<String> {
-        let said = self.backlog_grew()?;
-        Some(match self.cpu.filter(CpuShare::busy) {
-            Some(cpu) => format!(
-                "{said}; {} (the generator, the IdP and both targets share it), so the machine's CPU is the limit",
-                cpu.describe()
-            ),
-            None => said,
-        })
-    }
-
     fn backlog_grew(&self) -> Option<String> {
         let faulted = |second: u64| {
             let at = second as f64;
@@ -585,9 +580,7 @@ impl LoadReport {
             lag.p99,
             lag.max,
             accept.p99,
-            r.cpu
-                .map(|c| format!(" While measuring, {}.", c.describe()))
-                .unwrap_or_default(),
+            CpuShare::sentence(r.cpu),
             r.oracle_mismatches,
             r.oracle_checked
         ));
@@ -704,7 +697,8 @@ mod tests {
         r.cpu = Some(cpu(0.95));
         let said = r.saturated().unwrap_or_default();
         assert!(said.contains("95% of the machine's 2 cores"), "{said}");
-        assert!(said.ends_with("the machine's CPU is the limit"), "{said}");
+        let limit = "so the machine's CPU is the limit (the generator, the IdP and both targets share that process)";
+        assert!(said.ends_with(limit), "{said}");
     }
 
     #[test]
