@@ -161,11 +161,14 @@ impl TeamCityBackend {
         };
         // The account as it was linked: a stale link (TeamCity reset, ids reused) finds no one
         // and the change is refused with 409 instead of landing on another person.
-        let path = user_path(id, c.old.unwrap_or(new));
+        let linked_path = user_path(id, c.old.unwrap_or(new));
+        // Once renamed, the account answers to its new username only: every later call and
+        // the rename's own undo address it so.
+        let path = user_path(id, new);
         let (old_fields, new_fields) = (c.old.map(user_fields), user_fields(new));
         if old_fields.as_ref() != Some(&new_fields) {
             plan.run(
-                Call::new(Method::PUT, path.clone(), Some(new_fields)),
+                Call::new(Method::PUT, linked_path, Some(new_fields)),
                 old_fields.map(|b| Call::new(Method::PUT, path.clone(), Some(b))),
             )
             .await?;

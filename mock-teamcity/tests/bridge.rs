@@ -731,3 +731,47 @@ async fn a_retried_create_adopts_the_user_a_crash_left_behind() {
     assert_eq!(seen["name"], "Left Behind");
     w.s.stop().await;
 }
+
+/// scim2-tester's `object_replacement` found this: a PUT that renames *and* deactivates reached
+/// the leaver's calls under the old username, which TeamCity no longer answers to (404).
+#[tokio::test]
+async fn a_replacement_that_renames_and_deactivates_strips_the_renamed_account() {
+    let w = World::new(None, Policy::default_policy()).await;
+    let cid = w.user("cid").await;
+    w.group("Engineering", "engineering", &[&cid]).await;
+    assert!(w.may("cid", "Backend", "run_build").await);
+    let replace = |user_name: &str, active: bool| json!({"schemas": [USER], "userName": user_name, "externalId": "x-cid", "active": active});
+    let (status, body) = w
+        .scim(
+            Method::PUT,
+            &format!("/Users/{cid}"),
+            Some(replace("cid-left", false)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, groups) = w
+        .tc(
+            Method::GET,
+            "/app/rest/users/username:cid-left/groups",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{groups}");
+    assert_eq!(groups["group"], json!([]), "the renamed leaver is stripped");
+    let (status, _) = w
+        .tc(Method::GET, "/app/rest/users/username:cid", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The rehire under a third name gets the group back.
+    let (status, body) = w
+        .scim(
+            Method::PUT,
+            &format!("/Users/{cid}"),
+            Some(replace("cid-back", true)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(w.may("cid-back", "Backend", "run_build").await);
+    w.s.stop().await;
+}
