@@ -46,10 +46,8 @@ fn connectors(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
     let serial = AtomicU64::new(0);
-    for (name, base) in [
-        ("space", targets.space.scim_url.clone()),
-        ("teamcity", targets.teamcity.scim_url.clone()),
-    ] {
+    for (target, urls) in &targets.mocks {
+        let (name, base) = (target.as_str(), urls.scim_url.clone());
         let engineering = rt.block_on(scim(
             &http,
             Method::POST,

@@ -28,14 +28,11 @@ async fn main() {
     let targets = harness::targets::Targets::start(Some(data.path().to_path_buf()), TOKEN, true)
         .await
         .unwrap();
-    let (space, teamcity) = (&targets.space, &targets.teamcity);
     let client = scim::tls::ClientTls::default().client().unwrap();
     println!("{users} users, {concurrency} in flight, durable writes on both sides");
     println!("| connector | phase | ok | failed | per second | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|");
-    for (connector, scim) in [
-        ("space", space.scim_url.clone()),
-        ("teamcity", teamcity.scim_url.clone()),
-    ] {
+    for (target, urls) in &targets.mocks {
+        let (connector, scim) = (target.as_str(), urls.scim_url.clone());
         let ids = phase(connector, "create", users, concurrency, |i| {
             let (client, scim) = (client.clone(), scim.clone());
             async move {

@@ -7,6 +7,7 @@
 //! over every part (each part's own reports go to `conformance-<target>/`, `scenarios/` and
 //! `load/`).
 
+use harness::mock_target::{field_is, TargetName};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -79,8 +80,8 @@ fn load_options(rate: f64) -> anyhow::Result<LoadOptions> {
 }
 
 struct Step {
-    target: &'static str,
-    name: &'static str,
+    target: String,
+    name: String,
     ok: bool,
     detail: String,
     millis: f64,
@@ -88,7 +89,7 @@ struct Step {
 
 struct Smoke {
     client: Client,
-    target: &'static str,
+    target: String,
     base: String,
     token: String,
     steps: Vec<Step>,
@@ -98,7 +99,7 @@ impl Smoke {
     /// Repeats a GET until `check` passes, for up to ten seconds; records one step.
     async fn eventually(
         &mut self,
-        name: &'static str,
+        name: &str,
         path: &str,
         check: impl Fn(&Value) -> Result<(), String>,
     ) -> Value {
@@ -119,7 +120,7 @@ impl Smoke {
     /// A `path` that is a whole URL goes there instead of to the SCIM base.
     async fn step(
         &mut self,
-        name: &'static str,
+        name: &str,
         method: Method,
         path: &str,
         body: Option<Value>,
@@ -162,8 +163,8 @@ impl Smoke {
             Err((why, v)) => (false, why, v),
         };
         self.steps.push(Step {
-            target: self.target,
-            name,
+            target: self.target.clone(),
+            name: name.to_owned(),
             ok,
             detail,
             millis,
@@ -179,16 +180,6 @@ fn ci_conformance() -> Options {
         profiles: vec![Profile::Okta, Profile::Entra],
         large_group: conformance::DEFAULT_LARGE_GROUP,
         ..Options::default()
-    }
-}
-
-fn field_is(v: &Value, pointer: &str, expected: Value) -> Result<(), String> {
-    match v.pointer(pointer) {
-        Some(actual) if *actual == expected => Ok(()),
-        actual => Err(format!(
-            "{pointer}: expected {expected}, got {}",
-            actual.cloned().unwrap_or(Value::Null)
-        )),
     }
 }
 
@@ -212,39 +203,36 @@ pub async fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let targets = Targets::start(Some(data_dir.clone()), &token, true).await?;
-    let (space, teamcity) = (&targets.space, &targets.teamcity);
 
     let client = scim::tls::ClientTls::default().client()?;
     let mut steps = Vec::new();
     let mut suites = Vec::new();
-    for (target, url) in [
-        ("engine", &engine.url),
-        ("space-scim", &space.scim_url),
-        ("teamcity-scim", &teamcity.scim_url),
-    ] {
+    let mut scim_urls = vec![("engine".to_owned(), engine.url.clone(), None)];
+    for (t, urls) in &targets.mocks {
+        scim_urls.push((format!("{t}-scim"), urls.scim_url.clone(), Some((*t, urls))));
+    }
+    for (target, url, mock) in scim_urls {
         let mut smoke = Smoke {
             client: client.clone(),
-            target,
+            target: target.clone(),
             base: url.clone(),
             token: token.clone(),
             steps: Vec::new(),
         };
         drive(&mut smoke).await;
-        match target {
-            "space-scim" => drive_space(&mut smoke, &space.space_url).await,
-            "teamcity-scim" => drive_teamcity(&mut smoke, &teamcity.teamcity_url).await,
-            _ => {}
+        if let Some((t, urls)) = mock {
+            drive_native(&mut smoke, t, &urls.native_url).await;
         }
         steps.append(&mut smoke.steps);
         let auth = Auth::Bearer(token.clone());
         suites.push((
             target,
-            conformance::run(Target::new(url, auth)?, ci_conformance()).await,
+            conformance::run(Target::new(&url, auth)?, ci_conformance()).await,
         ));
     }
     let mut smoke = Smoke {
         client: client.clone(),
-        target: "idp",
+        target: "idp".into(),
         base: targets.idp.url.clone(),
         token: token.clone(),
         steps: Vec::new(),
@@ -574,7 +562,7 @@ async fn drive_idp(s: &mut Smoke, targets: &Targets) {
         )
         .await;
     let id = hired["id"].as_str().unwrap_or("missing").to_owned();
-    for app in [&targets.space_app, &targets.teamcity_app] {
+    for app in targets.apps.values() {
         s.step(
             "idp joiner: assign to the connector's app",
             Method::POST,
@@ -592,8 +580,7 @@ async fn drive_idp(s: &mut Smoke, targets: &Targets) {
             other => Err(format!("expected active={want}, got {other:?}")),
         }
     };
-    let connectors = [&targets.space.scim_url, &targets.teamcity.scim_url];
-    for url in connectors {
+    for url in targets.mocks.values().map(|m| &m.scim_url) {
         s.eventually(
             "idp joiner: provisioned to the connector",
             &format!("{url}{filter}"),
@@ -610,7 +597,7 @@ async fn drive_idp(s: &mut Smoke, targets: &Targets) {
         |_| Ok(()),
     )
     .await;
-    for url in connectors {
+    for url in targets.mocks.values().map(|m| &m.scim_url) {
         s.eventually(
             "idp leaver: deactivated in the connector",
             &format!("{url}{filter}"),
@@ -637,102 +624,63 @@ async fn drive_idp(s: &mut Smoke, targets: &Targets) {
     .await;
 }
 
-async fn drive_space(s: &mut Smoke, space_url: &str) {
+/// The smoke steps that read a mock target's own API after a SCIM joiner and leaver: what
+/// the connector did to the product ([`harness::mock_target::NativeSmoke`]).
+async fn drive_native(s: &mut Smoke, target: TargetName, native_url: &str) {
     const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
     const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-    let permissions = format!("{space_url}/_sim/permissions/username:ci.bob");
+    let smoke = target.mock().smoke();
+    let permissions = format!("{native_url}/_sim/permissions/username:{}", smoke.user);
     let user = s
         .step(
-            "space joiner: create user",
+            &format!("{target} joiner: create user"),
             Method::POST,
             "/Users",
-            Some(json!({"schemas": [USER], "userName": "ci.bob"})),
+            Some(json!({"schemas": [USER], "userName": smoke.user})),
             StatusCode::CREATED,
             |_| Ok(()),
         )
         .await;
     let id = user["id"].as_str().unwrap_or("missing").to_owned();
-    s.step("space joiner: join the engineering group", Method::POST, "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "externalId": "engineering", "members": [{"value": id}]})), StatusCode::CREATED, |_| Ok(()))
-        .await;
+    let group = json!({"schemas": [GROUP], "displayName": "Engineering",
+        "externalId": "engineering", "members": [{"value": id}]});
     s.step(
-        "space joiner: may push to BACKEND",
-        Method::GET,
-        &format!("{permissions}?project=BACKEND&repository=api"),
-        None,
-        StatusCode::OK,
-        |v| {
-            let perms = v["permissions"].to_string();
-            if perms.contains("repo.push") && !perms.contains("repo.admin") {
-                Ok(())
-            } else {
-                Err(format!("expected push without admin, got {perms}"))
-            }
-        },
+        &format!("{target} joiner: join the engineering group"),
+        Method::POST,
+        "/Groups",
+        Some(group),
+        StatusCode::CREATED,
+        |_| Ok(()),
     )
     .await;
-    s.step("space leaver: deactivate", Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]})), StatusCode::OK, |v| field_is(v, "/active", json!(false))).await;
     s.step(
-        "space leaver: readable, no rights left",
+        &format!("{target} joiner: may {}", smoke.joined_may),
+        Method::GET,
+        &format!("{permissions}{}", smoke.joined_query),
+        None,
+        StatusCode::OK,
+        smoke.joined,
+    )
+    .await;
+    let deactivate = json!({"schemas": [PATCH],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    s.step(
+        &format!("{target} leaver: deactivate"),
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        Some(deactivate),
+        StatusCode::OK,
+        |v| field_is(v, "/active", json!(false)),
+    )
+    .await;
+    s.step(
+        &format!("{target} leaver: readable, no rights left"),
         Method::GET,
         &permissions,
         None,
         StatusCode::OK,
-        |v| {
-            field_is(v, "/active", json!(false))?;
-            field_is(v, "/projects", json!({}))
-        },
-    )
-    .await;
-}
-
-/// Through the TeamCity bridge: a joiner in a policy group may run builds on Backend and its
-/// subprojects; a leaver keeps a readable user with no groups, roles or tokens.
-async fn drive_teamcity(s: &mut Smoke, teamcity_url: &str) {
-    const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-    const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-    let permissions = format!("{teamcity_url}/_sim/permissions/username:ci.carol");
-    let user = s
-        .step(
-            "teamcity joiner: create user",
-            Method::POST,
-            "/Users",
-            Some(json!({"schemas": [USER], "userName": "ci.carol"})),
-            StatusCode::CREATED,
-            |_| Ok(()),
-        )
-        .await;
-    let id = user["id"].as_str().unwrap_or("missing").to_owned();
-    s.step("teamcity joiner: join the engineering group", Method::POST, "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "externalId": "engineering", "members": [{"value": id}]})), StatusCode::CREATED, |_| Ok(()))
-        .await;
-    s.step(
-        "teamcity joiner: may run builds on Backend_Api",
-        Method::GET,
-        &permissions,
-        None,
-        StatusCode::OK,
-        |v| {
-            let api = v["projects"]["Backend_Api"].to_string();
-            if api.contains("run_build") && !api.contains("edit_project") {
-                Ok(())
-            } else {
-                Err(format!(
-                    "expected run_build without edit_project, got {api}"
-                ))
-            }
-        },
-    )
-    .await;
-    s.step("teamcity leaver: deactivate", Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]})), StatusCode::OK, |v| field_is(v, "/active", json!(false))).await;
-    s.step(
-        "teamcity leaver: readable, no rights left",
-        Method::GET,
-        &permissions,
-        None,
-        StatusCode::OK,
-        |v| {
-            field_is(v, "/projects", json!({}))?;
-            field_is(v, "/global", json!([]))
-        },
+        smoke.left,
     )
     .await;
 }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod conformance;
 pub mod load;
+pub mod mock_target;
 pub mod scenario;
 pub mod scim_target;
 pub mod targets;

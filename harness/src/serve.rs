@@ -133,10 +133,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let policies = match &args.policies {
         Some(dir) => harness::targets::idp_policies(dir)
             .map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))?,
-        None => (
-            mock_space::Policy::default_policy(),
-            mock_teamcity::Policy::default_policy(),
-        ),
+        None => harness::targets::default_policies(),
     };
     let token = args.token.clone().unwrap_or_else(generate_token);
     let durability = if args.no_fsync {
@@ -180,19 +177,18 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let token_url = format!("{}{}", targets.idp.url, mock_idp::oauth::TOKEN_PATH);
-    let (space, teamcity) = (&targets.space, &targets.teamcity);
-    let endpoints = [
-        ("idp", &targets.idp.url),
-        ("scim", &running.url),
-        ("space", &space.space_url),
-        ("space-scim", &space.scim_url),
-        ("teamcity", &teamcity.teamcity_url),
-        ("teamcity-scim", &teamcity.scim_url),
+    let mut endpoints = vec![
+        ("idp".to_owned(), &targets.idp.url),
+        ("scim".to_owned(), &running.url),
     ];
+    for (t, urls) in &targets.mocks {
+        endpoints.push((t.to_string(), &urls.native_url));
+        endpoints.push((format!("{t}-scim"), &urls.scim_url));
+    }
     if args.json {
         let mut out = serde_json::Map::new();
         for (name, url) in endpoints {
-            out.insert(name.into(), serde_json::json!({"url": url, "token": token}));
+            out.insert(name, serde_json::json!({"url": url, "token": token}));
         }
         if let Some(ca) = &ca {
             out.insert("ca".into(), ca.display().to_string().into());

@@ -2,6 +2,7 @@
 //! connector and default policy, and mock-idp with one app per connector, like a fresh real
 //! deployment, on loopback ports chosen by the system.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,29 +11,35 @@ use serde_json::{json, Value};
 
 pub use mock_idp::Dialect;
 
+use crate::mock_target::{Launch, RunningMock, TargetName};
+
 /// Every mock, running: where each listens (the same ports across a restart), and the IdP's
-/// app ids for the Space connector and the TeamCity bridge.
+/// app id for each mock target's connector.
 #[derive(Debug)]
 pub struct Targets {
-    pub space: SpaceUrls,
-    pub teamcity: TeamCityUrls,
+    /// Every registered mock target.
+    pub mocks: BTreeMap<TargetName, MockUrls>,
     pub idp: IdpUrls,
-    pub space_app: String,
-    pub teamcity_app: String,
+    pub apps: BTreeMap<TargetName, String>,
     setup: Setup,
     running: Running,
 }
 
+/// A mock target's own API and its SCIM connector.
 #[derive(Debug, Clone)]
-pub struct SpaceUrls {
-    pub space_url: String,
+pub struct MockUrls {
+    pub native_url: String,
     pub scim_url: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct TeamCityUrls {
-    pub teamcity_url: String,
-    pub scim_url: String,
+/// Each mock target's connector policy (TOML).
+pub type PolicyTexts = BTreeMap<TargetName, String>;
+
+/// Every mock target's built-in policy.
+pub fn default_policies() -> PolicyTexts {
+    TargetName::all()
+        .map(|t| (t, t.mock().default_policy().to_owned()))
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -40,13 +47,12 @@ pub struct IdpUrls {
     pub url: String,
 }
 
-/// A server that can be stopped and started again: the IdP, or a target with its connector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// A server that can be stopped and started again: the IdP, or a mock target with its
+/// connector. Written as `idp` or the target's name.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Server {
     Idp,
-    Space,
-    Teamcity,
+    Target(TargetName),
 }
 
 impl Server {
@@ -54,9 +60,51 @@ impl Server {
     pub fn as_str(self) -> &'static str {
         match self {
             Server::Idp => "idp",
-            Server::Space => "space",
-            Server::Teamcity => "teamcity",
+            Server::Target(t) => t.as_str(),
         }
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Server::Idp => f.write_str("Idp"),
+            Server::Target(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Server {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Server, String> {
+        match s {
+            "idp" => Ok(Server::Idp),
+            _ => s
+                .parse::<TargetName>()
+                .map(Server::Target)
+                .map_err(|_| format!("`{s}` is not a server: idp or a target ({})", names())),
+        }
+    }
+}
+
+fn names() -> String {
+    TargetName::all()
+        .map(TargetName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl serde::Serialize for Server {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Server {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Server, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -67,7 +115,7 @@ struct Setup {
     token: String,
     durable: bool,
     lenient: bool,
-    policies: (mock_space::Policy, mock_teamcity::Policy),
+    policies: PolicyTexts,
     security: Security,
 }
 
@@ -167,11 +215,10 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-/// The mocks now running; `None` while one is down.
+/// The servers now running; absent while one is down.
 #[derive(Debug, Default)]
 struct Running {
-    space: Option<mock_space::Launched>,
-    teamcity: Option<mock_teamcity::Launched>,
+    mocks: BTreeMap<TargetName, Box<dyn RunningMock>>,
     idp: Option<mock_idp::Launched>,
 }
 
@@ -183,43 +230,32 @@ fn port_of(url: &str) -> u16 {
 }
 
 impl Setup {
-    async fn space(&self, urls: Option<&SpaceUrls>) -> Result<mock_space::Launched, TargetsError> {
-        Ok(mock_space::launch(mock_space::Options {
-            port: urls.map_or(0, |u| port_of(&u.space_url)),
-            scim_port: urls.map_or(0, |u| port_of(&u.scim_url)),
-            data: self.data.clone(),
-            token: self.token.clone(),
-            scim_token: self.token.clone(),
-            policy: self.policies.0.clone(),
-            durable: self.durable,
-            lenient: self.lenient,
-            sim_token: None,
-            tls: self.security.tls.clone(),
-            scim_oauth: self.security.oauth.as_ref().map(|o| o.verifier.clone()),
-        })
-        .await?)
-    }
-
-    async fn teamcity(
+    /// Starts `target` on the ports it had (`urls`), or on any.
+    async fn mock(
         &self,
-        urls: Option<&TeamCityUrls>,
-    ) -> Result<mock_teamcity::Launched, TargetsError> {
-        Ok(mock_teamcity::launch(mock_teamcity::Options {
-            target: mock_teamcity::Target::Simulator {
-                port: urls.map_or(0, |u| port_of(&u.teamcity_url)),
-            },
+        target: TargetName,
+        urls: Option<&MockUrls>,
+    ) -> Result<Box<dyn RunningMock>, TargetsError> {
+        let how = Launch {
+            native_port: urls.map_or(0, |u| port_of(&u.native_url)),
             scim_port: urls.map_or(0, |u| port_of(&u.scim_url)),
             data: self.data.clone(),
             token: self.token.clone(),
-            scim_token: self.token.clone(),
-            policy: self.policies.1.clone(),
+            policy: self
+                .policies
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| target.mock().default_policy().to_owned()),
             durable: self.durable,
             lenient: self.lenient,
-            sim_token: None,
             tls: self.security.tls.clone(),
             scim_oauth: self.security.oauth.as_ref().map(|o| o.verifier.clone()),
-        })
-        .await?)
+        };
+        target
+            .mock()
+            .launch(how)
+            .await
+            .map_err(|why| TargetsError::Mock(target, why))
     }
 
     async fn idp(&self, urls: Option<&IdpUrls>) -> Result<mock_idp::Launched, TargetsError> {
@@ -239,10 +275,8 @@ impl Setup {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetsError {
-    #[error("cannot start mock-space: {0}")]
-    Space(#[from] mock_space::LaunchError),
-    #[error("cannot start mock-teamcity: {0}")]
-    TeamCity(#[from] mock_teamcity::LaunchError),
+    #[error("cannot start mock-{0}: {1}")]
+    Mock(TargetName, String),
     #[error("cannot start mock-idp: {0}")]
     Idp(#[from] mock_idp::LaunchError),
     #[error("cannot set up the IdP's apps: {0}")]
@@ -489,16 +523,24 @@ pub(crate) async fn wire_app(
     Ok(id)
 }
 
-/// The policies for IdP-pushed groups in `dir` (`space-idp.toml`, `teamcity-idp.toml`); an
-/// error names the file.
-pub fn idp_policies(
-    dir: &Path,
-) -> Result<(mock_space::Policy, mock_teamcity::Policy), (PathBuf, String)> {
-    let space = dir.join("space-idp.toml");
-    let space = mock_space::Policy::load(&space).map_err(|e| (space, e.to_string()))?;
-    let teamcity = dir.join("teamcity-idp.toml");
-    let teamcity = mock_teamcity::Policy::load(&teamcity).map_err(|e| (teamcity, e.to_string()))?;
-    Ok((space, teamcity))
+/// The policies for IdP-pushed groups in `dir` (`TARGET-idp.toml`); an error names the file.
+pub fn idp_policies(dir: &Path) -> Result<PolicyTexts, (PathBuf, String)> {
+    TargetName::all()
+        .map(|t| {
+            let path = dir.join(format!("{t}-idp.toml"));
+            read_policy(t, &path).map(|text| (t, text))
+        })
+        .collect()
+}
+
+/// The policy file `path` for `target`, read and checked; an error names the file.
+pub fn read_policy(target: TargetName, path: &Path) -> Result<String, (PathBuf, String)> {
+    let text = std::fs::read_to_string(path).map_err(|e| (path.to_owned(), e.to_string()))?;
+    target
+        .mock()
+        .check_policy(&text)
+        .map_err(|e| (path.to_owned(), e))?;
+    Ok(text)
 }
 
 impl Targets {
@@ -520,12 +562,15 @@ impl Targets {
         durable: bool,
         dialect: Dialect,
     ) -> Result<Targets, TargetsError> {
-        let policies = (
-            mock_space::Policy::default_policy(),
-            mock_teamcity::Policy::default_policy(),
-        );
-        Self::start_with_policies(data, token, durable, dialect, policies, Security::default())
-            .await
+        Self::start_with_policies(
+            data,
+            token,
+            durable,
+            dialect,
+            default_policies(),
+            Security::default(),
+        )
+        .await
     }
 
     /// As `start_with`, the connectors mapping groups to permissions by these policies, every
@@ -536,7 +581,7 @@ impl Targets {
         token: &str,
         durable: bool,
         dialect: Dialect,
-        policies: (mock_space::Policy, mock_teamcity::Policy),
+        policies: PolicyTexts,
         security: Security,
     ) -> Result<Targets, TargetsError> {
         let wiring = |e: &dyn std::fmt::Display| TargetsError::Wiring(e.to_string());
@@ -551,50 +596,50 @@ impl Targets {
             security,
         };
         let oauth = setup.security.oauth.as_ref();
-        let space = setup.space(None).await?;
-        let teamcity = setup.teamcity(None).await?;
+        let mut running = Running::default();
+        let mut mocks = BTreeMap::new();
+        for t in TargetName::all() {
+            let mock = setup.mock(t, None).await?;
+            mocks.insert(
+                t,
+                MockUrls {
+                    native_url: mock.native_url().to_owned(),
+                    scim_url: mock.scim_url().to_owned(),
+                },
+            );
+            running.mocks.insert(t, mock);
+        }
         let idp = setup.idp(None).await?;
-        let space_app = wire_app(
-            &client,
-            &idp.url,
-            token,
-            connection(&idp.url, token, oauth),
-            "Space",
-            &space.scim_url,
-            dialect,
-        )
-        .await?;
-        let teamcity_app = wire_app(
-            &client,
-            &idp.url,
-            token,
-            connection(&idp.url, token, oauth),
-            "TeamCity",
-            &teamcity.scim_url,
-            dialect,
-        )
-        .await?;
+        let mut apps = BTreeMap::new();
+        for (t, urls) in &mocks {
+            let app = wire_app(
+                &client,
+                &idp.url,
+                token,
+                connection(&idp.url, token, oauth),
+                t.mock().label(),
+                &urls.scim_url,
+                dialect,
+            )
+            .await?;
+            apps.insert(*t, app);
+        }
+        let idp_urls = IdpUrls {
+            url: idp.url.clone(),
+        };
+        running.idp = Some(idp);
         Ok(Targets {
-            space: SpaceUrls {
-                space_url: space.space_url.clone(),
-                scim_url: space.scim_url.clone(),
-            },
-            teamcity: TeamCityUrls {
-                teamcity_url: teamcity.teamcity_url.clone(),
-                scim_url: teamcity.scim_url.clone(),
-            },
-            idp: IdpUrls {
-                url: idp.url.clone(),
-            },
-            space_app,
-            teamcity_app,
+            mocks,
+            idp: idp_urls,
+            apps,
             setup,
-            running: Running {
-                space: Some(space),
-                teamcity: Some(teamcity),
-                idp: Some(idp),
-            },
+            running,
         })
+    }
+
+    /// The URLs of a mock target.
+    pub fn mock(&self, target: TargetName) -> &MockUrls {
+        &self.mocks[&target]
     }
 
     /// Stops one server after its open requests finish; its data stays for `up`.
@@ -603,13 +648,8 @@ impl Targets {
             return Err(TargetsError::InMemory(server));
         }
         match server {
-            Server::Space => {
-                if let Some(s) = self.running.space.take() {
-                    s.stop().await;
-                }
-            }
-            Server::Teamcity => {
-                if let Some(s) = self.running.teamcity.take() {
+            Server::Target(t) => {
+                if let Some(s) = self.running.mocks.remove(&t) {
                     s.stop().await;
                 }
             }
@@ -625,11 +665,9 @@ impl Targets {
     /// Starts a stopped server again on its ports, from its data; a running one is left alone.
     pub async fn up(&mut self, server: Server) -> Result<(), TargetsError> {
         match server {
-            Server::Space if self.running.space.is_none() => {
-                self.running.space = Some(self.setup.space(Some(&self.space)).await?);
-            }
-            Server::Teamcity if self.running.teamcity.is_none() => {
-                self.running.teamcity = Some(self.setup.teamcity(Some(&self.teamcity)).await?);
+            Server::Target(t) if !self.running.mocks.contains_key(&t) => {
+                let mock = self.setup.mock(t, self.mocks.get(&t)).await?;
+                self.running.mocks.insert(t, mock);
             }
             Server::Idp if self.running.idp.is_none() => {
                 self.running.idp = Some(self.setup.idp(Some(&self.idp)).await?);
@@ -640,19 +678,12 @@ impl Targets {
     }
 
     pub async fn stop(self) {
-        let Running {
-            space,
-            teamcity,
-            idp,
-        } = self.running;
+        let Running { mocks, idp } = self.running;
         if let Some(idp) = idp {
             idp.stop().await;
         }
-        if let Some(teamcity) = teamcity {
-            teamcity.stop().await;
-        }
-        if let Some(space) = space {
-            space.stop().await;
+        for mock in mocks.into_values().rev() {
+            mock.stop().await;
         }
     }
 }

@@ -737,15 +737,11 @@ fn quirk_table() -> Vec<(&'static str, BTreeSet<String>)> {
 #[tokio::test]
 async fn each_quirk_fails_exactly_the_checks_that_test_it_on_both_connectors() {
     let targets = connectors().await;
-    let (space, teamcity) = (&targets.space, &targets.teamcity);
-    let endpoints = [
-        ("space", space.space_url.clone(), space.scim_url.clone()),
-        (
-            "teamcity",
-            teamcity.teamcity_url.clone(),
-            teamcity.scim_url.clone(),
-        ),
-    ];
+    let endpoints: Vec<(String, String, String)> = targets
+        .mocks
+        .iter()
+        .map(|(t, m)| (t.to_string(), m.native_url.clone(), m.scim_url.clone()))
+        .collect();
     let blocked = |run: &conformance::Run| -> BTreeSet<String> {
         run.results
             .iter()
@@ -841,8 +837,8 @@ async fn each_quirk_fails_exactly_the_checks_that_test_it_on_both_connectors() {
 #[tokio::test]
 async fn read_only_runs_write_nothing_and_waivers_are_not_counted() {
     let targets = connectors().await;
-    let space = &targets.space;
-    set_quirks(&space.space_url, &["scim-no-www-authenticate"]).await;
+    let space = targets.mock(harness::mock_target::space::SPACE);
+    set_quirks(&space.native_url, &["scim-no-www-authenticate"]).await;
     let options = Options {
         read_only: true,
         waivers: vec![("P-AUTH-02".into(), "proxy strips it".into())],

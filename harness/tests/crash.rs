@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::load::plan::GROUPS;
+use harness::mock_target::TargetName;
 use harness::scenario::model::Dialect;
 use harness::scenario::run::{check_remote, Endpoint, Remote};
 use harness::targets::{assign_and_push, group_named, idp_call};
@@ -30,8 +31,8 @@ const POLICIES: &str = "../scenarios/policies";
 struct Stack {
     child: Child,
     idp: String,
-    space: String,
-    teamcity: String,
+    /// Each mock target's own API, by name.
+    targets: Vec<(TargetName, String)>,
 }
 
 impl Stack {
@@ -55,8 +56,7 @@ impl Stack {
         Stack {
             child,
             idp: url("idp"),
-            space: url("space"),
-            teamcity: url("teamcity"),
+            targets: TargetName::all().map(|t| (t, url(t.as_str()))).collect(),
         }
     }
 
@@ -75,8 +75,7 @@ impl Stack {
         Remote {
             dialect: Dialect::Okta,
             idp: end(&self.idp),
-            space: end(&self.space),
-            teamcity: end(&self.teamcity),
+            targets: self.targets.iter().map(|(t, u)| (*t, end(u))).collect(),
             ca_cert: None,
             tls: Default::default(),
             scim_oauth: None,

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::scenario::model::{Dialect, QuirkStep, Step, TargetName};
+use harness::mock_target::space::SPACE;
+use harness::scenario::model::{Dialect, QuirkStep, Step};
 use harness::scenario::random::{self, Op, GROUPS, PEOPLE};
 use harness::scenario::{self, Scenario};
 use proptest::prelude::*;
@@ -60,7 +61,7 @@ fn build(ops: &[Op], entra: bool, quirk: Option<&str>, settle: &str) -> Scenario
         s.steps.insert(
             0,
             Step::Quirks(QuirkStep {
-                on: TargetName::Space,
+                on: SPACE,
                 quirks: vec![q.to_owned()],
             }),
         );

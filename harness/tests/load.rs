@@ -8,7 +8,8 @@ use std::time::Duration;
 use harness::load::plan::{self, Mix, PlanOptions, Shard};
 use harness::load::report::{Hist, LoadReport};
 use harness::load::{self, LoadOptions};
-use harness::scenario::model::{Dialect, TargetName};
+use harness::mock_target::space::SPACE;
+use harness::scenario::model::Dialect;
 
 fn options(shard: Shard) -> LoadOptions {
     LoadOptions {
@@ -91,8 +92,8 @@ async fn a_target_that_loses_changes_fails_the_run() {
     // Space deactivates without an audit event (the leaver never shows as applied) and keeps
     // memberships it was told to delete (the oracle sees the stale grants).
     o.quirks = vec![
-        (TargetName::Space, "deactivate-unaudited".into()),
-        (TargetName::Space, "membership-delete-ignored".into()),
+        (SPACE, "deactivate-unaudited".into()),
+        (SPACE, "membership-delete-ignored".into()),
     ];
     let r = load::run(&o).await.unwrap();
     let md = r.to_markdown();
@@ -124,16 +125,12 @@ async fn shards_share_servers_already_running() {
 
     let dir = tempfile::tempdir().unwrap();
     let policies = options(Shard::WHOLE).policies;
-    let load_policy = |name: &str| policies.join(format!("{name}.toml"));
     let stack = Targets::start_with_policies(
         Some(dir.path().to_owned()),
         "elsewhere",
         false,
         Dialect::Okta,
-        (
-            mock_space::Policy::load(&load_policy("space-idp")).unwrap(),
-            mock_teamcity::Policy::load(&load_policy("teamcity-idp")).unwrap(),
-        ),
+        harness::targets::idp_policies(&policies).unwrap(),
         Default::default(),
     )
     .await
@@ -147,8 +144,11 @@ async fn shards_share_servers_already_running() {
     let remote = Remote {
         dialect: Dialect::Okta,
         idp: end(&stack.idp.url),
-        space: end(&stack.space.space_url),
-        teamcity: end(&stack.teamcity.teamcity_url),
+        targets: stack
+            .mocks
+            .iter()
+            .map(|(t, urls)| (*t, end(&urls.native_url)))
+            .collect(),
         ca_cert: None,
         tls: Default::default(),
         scim_oauth: None,

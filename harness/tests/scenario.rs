@@ -163,23 +163,23 @@ async fn scenarios_run_against_servers_already_running_and_again() {
         token,
         false,
         harness::targets::Dialect::Okta,
-        (
-            mock_space::Policy::load(&policies.join("space-idp.toml")).unwrap(),
-            mock_teamcity::Policy::load(&policies.join("teamcity-idp.toml")).unwrap(),
-        ),
+        harness::targets::idp_policies(&policies).unwrap(),
         Default::default(),
     )
     .await
     .unwrap();
     let file = data.path().join("remote.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "dialect = \"okta\"\n[idp]\nurl = \"{}\"\ntoken = \"{token}\"\n[space]\nurl = \"{}\"\ntoken = \"{token}\"\n[teamcity]\nurl = \"{}\"\ntoken = \"{token}\"\n",
-            targets.idp.url, targets.space.space_url, targets.teamcity.teamcity_url
-        ),
-    )
-    .unwrap();
+    let mut remote = format!(
+        "dialect = \"okta\"\n[idp]\nurl = \"{}\"\ntoken = \"{token}\"\n",
+        targets.idp.url
+    );
+    for (target, urls) in &targets.mocks {
+        remote.push_str(&format!(
+            "[{target}]\nurl = \"{}\"\ntoken = \"{token}\"\n",
+            urls.native_url
+        ));
+    }
+    std::fs::write(&file, remote).unwrap();
     let remote = scenario::run::Remote::load(&file).unwrap();
     let loaded = scenario::load_all(&[
         root().join("scenarios/team-transfer.yaml"),

@@ -23,10 +23,10 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::scenario::model::{Dialect, TargetName};
-use crate::scenario::oracle::{self, Oracle};
 use crate::scenario::run::{put_control, Endpoint, Ends, Remote, TOKEN};
 use crate::targets::{
-    assign_and_push, group_named, idp_call, idp_policies, Server, Targets, TargetsError,
+    assign_and_push, group_named, idp_call, idp_policies, PolicyTexts, Server, Targets,
+    TargetsError,
 };
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
@@ -236,7 +236,7 @@ impl LoadOptions {
                 "--quirk changes an embedded target; it is refused with --targets".into(),
             );
         }
-        for (name, end) in TargetName::ALL.map(|t| (t.as_str(), r.target(t))) {
+        for (name, end) in TargetName::all().map(|t| (t.as_str(), r.target(t))) {
             if self.poll.is_some() && end.scim.is_none() {
                 return refuse(format!(
                     "--poll-ms reads people from the targets' SCIM connectors: give [{name}] a `scim` URL in the targets file"
@@ -388,14 +388,14 @@ fn outcome(e: &Planned) -> Outcome {
     }
 }
 
-/// Puts `faults` on both targets' native APIs.
+/// Puts `faults` on every target's native API.
 async fn put_faults(
     client: &reqwest::Client,
     ends: &Ends,
     faults: &FaultSpec,
 ) -> Result<(), String> {
     let body = serde_json::to_value(&faults.faults).map_err(|e| e.to_string())?;
-    for end in [&ends.space, &ends.teamcity] {
+    for end in ends.targets.values() {
         put_control(client, end, "/_sim/faults", &body).await?;
     }
     Ok(())
@@ -464,7 +464,7 @@ async fn progress(tracker: Arc<Tracker>, start: Instant, mut stop: watch::Receiv
 /// outboxes are empty. The outboxes are read only when no event completed for a second, or
 /// every event is done, so a backlog draining is not slowed by listing it. Returns whether
 /// every event was done with the outboxes empty.
-async fn settle(tracker: &Tracker, within: Duration, idp: &Idp, apps: &[&str]) -> bool {
+async fn settle(tracker: &Tracker, within: Duration, idp: &Idp, apps: &[String]) -> bool {
     let deadline = Instant::now() + within;
     let mut last = (Instant::now(), tracker.in_flight());
     loop {
@@ -490,7 +490,7 @@ async fn settle(tracker: &Tracker, within: Duration, idp: &Idp, apps: &[&str]) -
 /// Users with work in either app's outbox, and which of those entries are parked.
 async fn outbox_users(
     idp: &Idp,
-    apps: &[&str],
+    apps: &[String],
 ) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
     let (mut pending, mut parked) = (BTreeSet::new(), BTreeSet::new());
     for app in apps {
@@ -520,8 +520,7 @@ async fn outbox_users(
 pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
     o.check_remote()?;
     let started = chrono::Utc::now();
-    let (space_policy, teamcity_policy) =
-        idp_policies(&o.policies).map_err(|(path, e)| LoadError::Policy(path, e))?;
+    let policies = idp_policies(&o.policies).map_err(|(path, e)| LoadError::Policy(path, e))?;
     let data = tempfile::tempdir()?;
     let dialect = o.dialect;
     let (ends, targets) = match &o.remote {
@@ -536,7 +535,7 @@ pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
                 TOKEN,
                 o.durable,
                 dialect,
-                (space_policy.clone(), teamcity_policy.clone()),
+                policies.clone(),
                 Default::default(),
             )
             .await?;
@@ -544,7 +543,7 @@ pub async fn run(o: &LoadOptions) -> Result<LoadReport, LoadError> {
             (ends, Some(Arc::new(tokio::sync::Mutex::new(targets))))
         }
     };
-    let outcome = drive(o, &ends, targets.clone(), space_policy, teamcity_policy).await;
+    let outcome = drive(o, &ends, targets.clone(), &policies).await;
     if let Some(Ok(t)) = targets.map(Arc::try_unwrap) {
         t.into_inner().stop().await;
     }
@@ -562,8 +561,7 @@ async fn drive(
     o: &LoadOptions,
     ends: &Ends,
     targets: Option<Arc<tokio::sync::Mutex<Targets>>>,
-    space_policy: mock_space::Policy,
-    teamcity_policy: mock_teamcity::Policy,
+    policies: &PolicyTexts,
 ) -> Result<Recorded, LoadError> {
     let setup_started = Instant::now();
     let tls = o.remote.as_ref().map(|r| r.tls.clone()).unwrap_or_default();
@@ -573,24 +571,17 @@ async fn drive(
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| LoadError::Setup(e.to_string()))?;
-    let config = ends
-        .target_config(&client)
+    let mut oracle = ends
+        .oracle(&client, policies, o.dialect == Dialect::Entra)
         .await
         .map_err(LoadError::Setup)?;
-    let mut oracle = Oracle::new(
-        space_policy,
-        teamcity_policy,
-        config,
-        o.dialect == Dialect::Entra,
-    )
-    .map_err(|e| LoadError::Setup(e.to_string()))?;
 
     let mut group_ids = Vec::new();
     for name in GROUPS {
         let id = group_named(&client, &ends.idp.url, &ends.idp.token, name, true)
             .await
             .map_err(LoadError::Setup)?;
-        for app in [&ends.space_app, &ends.teamcity_app] {
+        for app in ends.apps.values() {
             assign_and_push(&client, &ends.idp.url, &ends.idp.token, app, &id)
                 .await
                 .map_err(LoadError::Setup)?;
@@ -605,7 +596,7 @@ async fn drive(
         tag: o.tag.clone(),
     });
 
-    for target in TargetName::ALL {
+    for target in TargetName::all() {
         let names: Vec<&String> = o
             .quirks
             .iter()
@@ -632,7 +623,7 @@ async fn drive(
     };
     if o.poll.is_some() {
         // A connector that refuses the reads would leave every event open until the deadline.
-        for t in TargetName::ALL {
+        for t in TargetName::all() {
             if let Some(scim) = &ends.target(t).scim {
                 track::can_read(&client, scim, &bearer(ends.target(t)))
                     .await
@@ -641,7 +632,7 @@ async fn drive(
         }
     }
     let mut followers = Vec::new();
-    for t in TargetName::ALL {
+    for t in TargetName::all() {
         let end = ends.target(t);
         let (tracker, client, token) = (tracker.clone(), client.clone(), end.token.clone());
         // Embedded targets always have their connector's URL; `check_remote` saw to the rest.
@@ -690,7 +681,7 @@ async fn drive(
     }
     let setup_window =
         Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
-    let apps = [ends.space_app.as_str(), ends.teamcity_app.as_str()];
+    let apps = ends.app_ids();
     if !settle(&tracker, setup_window, &idp, &apps).await {
         let _ = stop_tx.send(true);
         return Err(LoadError::Setup(format!(
@@ -831,10 +822,10 @@ async fn drive(
             .collect(),
         ..Recorded::default()
     };
-    for t in TargetName::ALL {
+    for t in TargetName::all() {
         recorded
             .per_target
-            .insert(oracle::target_label(t).to_owned(), Hist::new());
+            .insert(t.as_str().to_owned(), Hist::new());
     }
     tally(
         &mut recorded,
@@ -911,10 +902,10 @@ fn tally(
                     e.superseded += 1;
                 }
                 r.overall.record(m);
-                for target in TargetName::ALL {
+                for target in TargetName::all() {
                     if let (Some(l), Some(h)) = (
                         t.latency_micros(target),
-                        r.per_target.get_mut(oracle::target_label(target)),
+                        r.per_target.get_mut(target.as_str()),
                     ) {
                         h.record(l);
                     }
@@ -996,7 +987,13 @@ mod tests {
             .unwrap();
         assert_eq!(f.faults.rate_5xx, 5.0);
         assert_eq!(f.faults.latency_ms, 20);
-        assert_eq!(f.kill, Some((Server::Teamcity, Duration::from_secs(2))));
+        assert_eq!(
+            f.kill,
+            Some((
+                crate::mock_target::teamcity::TEAMCITY.server(),
+                Duration::from_secs(2)
+            ))
+        );
         assert_eq!(
             f.to_string(),
             "5xx=5%,429=2%,drop=1%,latency=20ms,kill=teamcity:2s"

@@ -15,10 +15,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::plan::Kind;
-use crate::scenario::model::TargetName;
+use crate::mock_target::{AuditChange, TargetName};
 
 fn slot(t: TargetName) -> usize {
-    t as usize
+    t.index()
 }
 
 /// The outcome an event must show on a target.
@@ -43,8 +43,9 @@ pub struct Tracked {
     /// When the plan had it due, relative to the run's start.
     pub due_micros: u64,
     pub accepted: Option<i64>,
-    pub applied: [Option<i64>; 2],
-    pub superseded: [bool; 2],
+    /// Per target, in [`TargetName::all`] order.
+    pub applied: Vec<Option<i64>>,
+    pub superseded: Vec<bool>,
     /// The IdP refused it or could not be reached: it never entered the system.
     pub refused: bool,
     outcome: Outcome,
@@ -64,9 +65,8 @@ impl Tracked {
 
     /// Until every target reflected it.
     pub fn overall_micros(&self) -> Option<u64> {
-        TargetName::ALL
-            .iter()
-            .map(|t| self.latency_micros(*t))
+        TargetName::all()
+            .map(|t| self.latency_micros(t))
             .collect::<Option<Vec<u64>>>()
             .and_then(|v| v.into_iter().max())
     }
@@ -102,14 +102,13 @@ impl Model {
         let subject = e["subject"].as_str()?;
         let data = &e["data"];
         let name_of = |v: &Value| v.as_str().map(str::to_owned);
-        match (target, kind) {
-            (TargetName::Space, "team.created" | "team.updated")
-            | (TargetName::Teamcity, "group.created" | "group.renamed") => {
+        match target.mock().audit_change(kind)? {
+            AuditChange::GroupNamed => {
                 self.groups
                     .insert(subject.to_owned(), name_of(&data["name"])?);
                 None
             }
-            (TargetName::Space, "profile.created") | (TargetName::Teamcity, "user.created") => {
+            AuditChange::Created => {
                 let user = name_of(&data["username"])?;
                 self.names.insert(subject.to_owned(), user.clone());
                 self.people.insert(
@@ -121,21 +120,21 @@ impl Model {
                 );
                 Some(user)
             }
-            (TargetName::Space, "profile.deleted") | (TargetName::Teamcity, "user.deleted") => {
+            AuditChange::Deleted => {
                 let user = self.names.get(subject)?.clone();
                 self.people.remove(&user);
                 Some(user)
             }
-            (TargetName::Space, "profile.deactivated" | "profile.reactivated") => {
+            AuditChange::Active(active) => {
                 let user = self.names.get(subject)?.clone();
-                self.people.get_mut(&user)?.active = kind == "profile.reactivated";
+                self.people.get_mut(&user)?.active = active;
                 Some(user)
             }
-            (TargetName::Space, "membership.created" | "membership.deleted") => {
+            AuditChange::Membership(joined) => {
                 let user = self.names.get(subject)?.clone();
                 let team = self.groups.get(data["team"].as_str()?)?.clone();
                 let person = self.people.get_mut(&user)?;
-                if kind == "membership.created" {
+                if joined {
                     person.groups.insert(team);
                     person.grouped = true;
                 } else {
@@ -143,7 +142,7 @@ impl Model {
                 }
                 Some(user)
             }
-            (TargetName::Teamcity, "user.groups.changed") => {
+            AuditChange::Groups => {
                 let user = self.names.get(subject)?.clone();
                 let keys = |field: &str| -> Vec<String> {
                     data[field]
@@ -163,7 +162,6 @@ impl Model {
                 }
                 Some(user)
             }
-            _ => None,
         }
     }
 
@@ -176,20 +174,21 @@ impl Model {
         match outcome {
             Outcome::Joined(g) => p.active && p.groups.contains(g),
             Outcome::Moved { from, to } => p.groups.contains(to) && !p.groups.contains(from),
-            Outcome::Left if polled || target == TargetName::Space => !p.active,
+            Outcome::Left if polled || target.mock().has_active_flag() => !p.active,
             Outcome::Left => p.grouped && p.groups.is_empty(),
         }
     }
 }
 
+/// Per target (in [`TargetName::all`] order): models, open and newest applied events.
 #[derive(Debug, Default)]
 struct Inner {
-    models: [Model; 2],
+    models: Vec<Model>,
     events: Vec<Tracked>,
     /// Per target and user: the ids of events not yet applied there, oldest first.
-    open: [HashMap<String, Vec<usize>>; 2],
+    open: Vec<HashMap<String, Vec<usize>>>,
     /// Per target and user: the newest event applied there.
-    newest_applied: [HashMap<String, usize>; 2],
+    newest_applied: Vec<HashMap<String, usize>>,
     /// Audit events that could not be read as JSON.
     unreadable: u64,
     watch: Watch,
@@ -209,7 +208,7 @@ pub enum Watch {
 }
 
 /// The shared record of every followed event, fed by the streams (or polls) and the generator.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tracker {
     inner: Mutex<Inner>,
 }
@@ -224,11 +223,20 @@ pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+impl Default for Tracker {
+    fn default() -> Tracker {
+        Tracker::new(Watch::default())
+    }
+}
+
 impl Tracker {
     pub fn new(watch: Watch) -> Tracker {
         Tracker {
             inner: Mutex::new(Inner {
                 watch,
+                models: TargetName::all().map(|_| Model::default()).collect(),
+                open: vec![HashMap::new(); TargetName::count()],
+                newest_applied: vec![HashMap::new(); TargetName::count()],
                 ..Inner::default()
             }),
         }
@@ -256,8 +264,8 @@ impl Tracker {
             user: user.to_owned(),
             due_micros,
             accepted: None,
-            applied: [None; 2],
-            superseded: [false; 2],
+            applied: vec![None; TargetName::count()],
+            superseded: vec![false; TargetName::count()],
             refused: false,
             outcome,
         });
@@ -565,6 +573,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mock_target::space::SPACE;
+    use crate::mock_target::teamcity::TEAMCITY;
     use serde_json::json;
 
     fn event(seq: u64, kind: &str, subject: &str, data: Value, at: &str) -> Value {
@@ -605,26 +615,23 @@ mod tests {
         );
         t.accepted(join, micros_of("2026-01-01T00:00:00Z").unwrap());
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(1, "team.created", "t1", json!({"name": "Eng"}), "00"),
         );
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(2, "team.created", "t2", json!({"name": "Ops"}), "00"),
         );
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(3, "profile.created", "p1", json!({"username": "ann"}), "01"),
         );
         assert_eq!(t.snapshot()[join].applied[0], None, "not in the team yet");
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(4, "membership.created", "p1", json!({"team": "t1"}), "02"),
         );
-        assert_eq!(
-            t.snapshot()[join].latency_micros(TargetName::Space),
-            Some(2_000_000)
-        );
+        assert_eq!(t.snapshot()[join].latency_micros(SPACE), Some(2_000_000));
         let mv = t.expect(
             Kind::Mover,
             Some(0),
@@ -637,18 +644,15 @@ mod tests {
         );
         t.accepted(mv, micros_of("2026-01-01T00:00:03Z").unwrap());
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(5, "membership.created", "p1", json!({"team": "t2"}), "04"),
         );
         assert_eq!(t.snapshot()[mv].applied[0], None, "still in Eng");
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(6, "membership.deleted", "p1", json!({"team": "t1"}), "05"),
         );
-        assert_eq!(
-            t.snapshot()[mv].latency_micros(TargetName::Space),
-            Some(2_000_000)
-        );
+        assert_eq!(t.snapshot()[mv].latency_micros(SPACE), Some(2_000_000));
         assert!(!t.snapshot()[mv].done(), "TeamCity has not applied it");
     }
 
@@ -656,17 +660,17 @@ mod tests {
     fn a_later_event_applied_first_supersedes_the_earlier() {
         let t = Tracker::default();
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(1, "team.created", "t1", json!({"name": "Eng"}), "00"),
         );
         let join = t.expect(Kind::Joiner, None, "bo", 0, Outcome::Joined("Eng".into()));
         let leave = t.expect(Kind::Leaver, None, "bo", 0, Outcome::Left);
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(2, "profile.created", "p7", json!({"username": "bo"}), "01"),
         );
         t.fold(
-            TargetName::Space,
+            SPACE,
             &event(3, "profile.deactivated", "p7", json!({}), "02"),
         );
         let seen = t.snapshot();
@@ -683,7 +687,7 @@ mod tests {
             event(1, "group.created", "SCIM_1", json!({"name": "Eng"}), "00"),
             event(2, "user.created", "7", json!({"username": "bo"}), "01"),
         ] {
-            t.fold(TargetName::Teamcity, &e);
+            t.fold(TEAMCITY, &e);
         }
         let groups = |seq, added: &[&str], removed: &[&str], at| {
             event(
@@ -694,20 +698,20 @@ mod tests {
                 at,
             )
         };
-        t.fold(TargetName::Teamcity, &groups(3, &["SCIM_1"], &[], "02"));
+        t.fold(TEAMCITY, &groups(3, &["SCIM_1"], &[], "02"));
         let leave = t.expect(Kind::Leaver, None, "bo", 0, Outcome::Left);
         // A leaver's first attempt strips the groups, then fails and puts them back.
-        t.fold(TargetName::Teamcity, &groups(4, &[], &["SCIM_1"], "03"));
+        t.fold(TEAMCITY, &groups(4, &[], &["SCIM_1"], "03"));
         assert_eq!(
             t.snapshot()[leave].applied[1],
             micros_of("2026-01-01T00:00:03Z")
         );
-        t.fold(TargetName::Teamcity, &groups(5, &["SCIM_1"], &[], "04"));
+        t.fold(TEAMCITY, &groups(5, &["SCIM_1"], &[], "04"));
         let seen = t.snapshot();
         assert_eq!(seen[leave].applied[1], None, "taken back");
         assert_eq!(seen[join].applied[1], micros_of("2026-01-01T00:00:02Z"));
         assert_eq!(t.in_flight(), 2, "neither is applied on Space");
-        t.fold(TargetName::Teamcity, &groups(6, &[], &["SCIM_1"], "09"));
+        t.fold(TEAMCITY, &groups(6, &[], &["SCIM_1"], "09"));
         assert_eq!(
             t.snapshot()[leave].applied[1],
             micros_of("2026-01-01T00:00:09Z")
@@ -719,29 +723,29 @@ mod tests {
         let t = Tracker::new(Watch::Poll);
         let join = t.expect(Kind::Joiner, None, "cy", 0, Outcome::Joined("Eng".into()));
         let leave = t.expect(Kind::Leaver, None, "cy", 0, Outcome::Left);
-        assert_eq!(t.open_users(TargetName::Teamcity), ["cy"]);
+        assert_eq!(t.open_users(TEAMCITY), ["cy"]);
         let eng = BTreeSet::from(["Eng".to_owned()]);
-        t.observe(TargetName::Teamcity, "cy", true, eng.clone());
+        t.observe(TEAMCITY, "cy", true, eng.clone());
         assert!(t.snapshot()[join].applied[1].is_some());
         assert!(t.snapshot()[leave].applied[1].is_none(), "still active");
         // The SCIM view keeps the membership until the IdP removes it; inactive is enough.
-        t.observe(TargetName::Teamcity, "cy", false, eng);
+        t.observe(TEAMCITY, "cy", false, eng);
         assert!(t.snapshot()[leave].applied[1].is_some());
-        assert!(t.open_users(TargetName::Teamcity).is_empty());
-        assert_eq!(t.open_users(TargetName::Space), ["cy"]);
+        assert!(t.open_users(TEAMCITY).is_empty());
+        assert_eq!(t.open_users(SPACE), ["cy"]);
     }
 
     #[test]
     fn on_teamcity_no_groups_means_left_only_after_some() {
         let t = Tracker::default();
         t.fold(
-            TargetName::Teamcity,
+            TEAMCITY,
             &event(1, "group.created", "SCIM_1", json!({"name": "Eng"}), "00"),
         );
         let join = t.expect(Kind::Joiner, None, "bo", 0, Outcome::Joined("Eng".into()));
         let leave = t.expect(Kind::Leaver, None, "bo", 0, Outcome::Left);
         t.fold(
-            TargetName::Teamcity,
+            TEAMCITY,
             &event(2, "user.created", "7", json!({"username": "bo"}), "01"),
         );
         let seen = t.snapshot();
@@ -752,7 +756,7 @@ mod tests {
         let changed =
             |added: &[&str], removed: &[&str]| json!({"added": added, "removed": removed});
         t.fold(
-            TargetName::Teamcity,
+            TEAMCITY,
             &event(
                 3,
                 "user.groups.changed",
@@ -762,7 +766,7 @@ mod tests {
             ),
         );
         t.fold(
-            TargetName::Teamcity,
+            TEAMCITY,
             &event(
                 4,
                 "user.groups.changed",

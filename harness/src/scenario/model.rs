@@ -2,6 +2,7 @@
 //! target's own. Parsing checks the shape (serde) and then the meaning (users hired before they
 //! are used, groups declared, durations readable); every error names the file and line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,30 +24,18 @@ fn both_dialects() -> Vec<Dialect> {
 }
 
 /// The policy files (in `scenarios/policies/`, without `.toml`) the targets run with.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Policies {
-    #[serde(default = "Policies::default_space")]
-    pub space: String,
-    #[serde(default = "Policies::default_teamcity")]
-    pub teamcity: String,
-}
+/// A target not named runs with `TARGET-idp`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Policies(BTreeMap<TargetName, String>);
 
 impl Policies {
-    fn default_space() -> String {
-        "space-idp".into()
-    }
-    fn default_teamcity() -> String {
-        "teamcity-idp".into()
-    }
-}
-
-impl Default for Policies {
-    fn default() -> Self {
-        Policies {
-            space: Self::default_space(),
-            teamcity: Self::default_teamcity(),
-        }
+    /// The policy file (without `.toml`) `target` runs with.
+    pub fn file(&self, target: TargetName) -> String {
+        self.0
+            .get(&target)
+            .cloned()
+            .unwrap_or_else(|| format!("{target}-idp"))
     }
 }
 
@@ -192,47 +181,7 @@ pub struct Reorg {
 /// connector together).
 pub use crate::targets::Server;
 
-/// The targets a scenario can reach natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetName {
-    Space,
-    Teamcity,
-}
-
-impl TargetName {
-    /// Every mock target, in report order.
-    pub const ALL: [TargetName; 2] = [TargetName::Space, TargetName::Teamcity];
-
-    pub fn server(self) -> Server {
-        match self {
-            TargetName::Space => Server::Space,
-            TargetName::Teamcity => Server::Teamcity,
-        }
-    }
-
-    /// The name in files, flags and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetName::Space => "space",
-            TargetName::Teamcity => "teamcity",
-        }
-    }
-}
-
-impl std::str::FromStr for TargetName {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<TargetName, String> {
-        TargetName::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = TargetName::ALL.iter().map(|t| t.as_str()).collect();
-                format!("`{s}` is not a target: {}", names.join(" or "))
-            })
-    }
-}
+pub use crate::mock_target::TargetName;
 
 /// A personal access token the user creates in a target's own API (not through the IdP).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -290,7 +239,9 @@ impl Step {
             Step::Wait(_) | Step::Down(_) | Step::Up(_) | Step::Restart(_) => Vec::new(),
             Step::Token(t) => vec![Server::Idp, t.on.server()],
             Step::Quirks(q) => vec![q.on.server()],
-            Step::Expect(_) => vec![Server::Idp, Server::Space, Server::Teamcity],
+            Step::Expect(_) => std::iter::once(Server::Idp)
+                .chain(TargetName::all().map(TargetName::server))
+                .collect(),
             _ => vec![Server::Idp],
         }
     }
@@ -321,18 +272,17 @@ impl Step {
 }
 
 /// What must hold on each target by the deadline.
+/// A key other than these names a mock target, whose own module reads the expectations under
+/// it (`space: [...]`); an unknown key is an error there.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct Expect {
     #[serde(default = "Expect::default_within")]
     pub within: String,
-    #[serde(default)]
-    pub space: Vec<SpaceExpect>,
-    #[serde(default)]
-    pub teamcity: Vec<TeamCityExpect>,
     /// On a SCIM endpoint (scenarios `for: scim`).
     #[serde(default)]
     pub scim: Vec<ScimExpect>,
+    #[serde(flatten)]
+    pub on: BTreeMap<TargetName, Vec<Value>>,
 }
 
 impl Expect {
@@ -354,36 +304,6 @@ pub enum Tokens {
 pub enum Access {
     /// No role or permission anywhere (an absent user has none either).
     None,
-}
-
-/// In Space's vocabulary: project roles of a profile.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpaceExpect {
-    pub user: String,
-    /// With `roles`: exactly these roles on this project key.
-    pub project: Option<String>,
-    pub roles: Option<Vec<String>>,
-    pub access: Option<Access>,
-    /// The profile is readable and active (`true`) or archived (`false`).
-    pub active: Option<bool>,
-    /// Every token the user created on Space (`token` steps) is accepted, or refused.
-    pub tokens: Option<Tokens>,
-}
-
-/// In TeamCity's vocabulary: permissions of a user on a project (subprojects inherit).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamCityExpect {
-    pub user: String,
-    pub project: Option<String>,
-    #[serde(default)]
-    pub may: Vec<String>,
-    #[serde(default)]
-    pub may_not: Vec<String>,
-    pub access: Option<Access>,
-    /// Every token the user created on TeamCity (`token` steps) is accepted, or refused.
-    pub tokens: Option<Tokens>,
 }
 
 /// In SCIM's vocabulary: the user's resource on the endpoint, read back by `userName`.
@@ -516,7 +436,7 @@ impl Scenario {
                 | Step::Down(_)
                 | Step::Up(_)
                 | Step::Restart(_) => true,
-                Step::Expect(e) => !e.space.is_empty() || !e.teamcity.is_empty(),
+                Step::Expect(e) => e.on.values().any(|list| !list.is_empty()),
                 _ => false,
             };
             if scim && mocks_only {
@@ -528,7 +448,7 @@ impl Scenario {
             if let Some(server) = step.needs().into_iter().find(|s| down.contains(s)) {
                 return fail(format!("{server:?} is down (an `up` step must come first)"));
             }
-            let users: Vec<&str> = match step {
+            let users: Vec<String> = match step {
                 Step::Hire(h) => {
                     if h.count.is_some_and(|n| n == 0 || n > MAX_COUNT) {
                         return fail(format!("count must be 1 to {MAX_COUNT}"));
@@ -578,7 +498,7 @@ impl Scenario {
                     if !known_group(&m.group, &groups) {
                         return fail(format!("group {:?} is not declared under groups", m.group));
                     }
-                    vec![&m.user]
+                    vec![m.user.clone()]
                 }
                 Step::Move(m) => {
                     if let Some(g) = [&m.from, &m.to]
@@ -587,7 +507,7 @@ impl Scenario {
                     {
                         return fail(format!("group {g:?} is not declared under groups"));
                     }
-                    vec![&m.user]
+                    vec![m.user.clone()]
                 }
                 Step::Rename(r) => {
                     let Some(at) = groups.iter().position(|g| *g == r.group) else {
@@ -599,17 +519,17 @@ impl Scenario {
                     groups[at] = r.to.clone();
                     Vec::new()
                 }
-                Step::Update(u) => vec![&u.user],
+                Step::Update(u) => vec![u.user.clone()],
                 Step::Token(t) => {
                     tokens.push((t.user.clone(), t.on));
-                    vec![&t.user]
+                    vec![t.user.clone()]
                 }
                 Step::Quirks(_) => Vec::new(),
                 Step::Suspend(u)
                 | Step::Unsuspend(u)
                 | Step::Terminate(u)
                 | Step::Rehire(u)
-                | Step::Delete(u) => vec![&u.user],
+                | Step::Delete(u) => vec![u.user.clone()],
                 Step::Wait(w) => {
                     if duration(w).is_none() {
                         return fail(format!("{w:?} is not a duration (500ms, 2s, 1m)"));
@@ -620,36 +540,18 @@ impl Scenario {
                     if duration(&e.within).is_none() {
                         return fail(format!("within {:?} is not a duration", e.within));
                     }
-                    let tokenless = e
-                        .space
-                        .iter()
-                        .filter(|s| s.tokens.is_some())
-                        .map(|s| (s.user.clone(), TargetName::Space))
-                        .chain(
-                            e.teamcity
-                                .iter()
-                                .filter(|t| t.tokens.is_some())
-                                .map(|t| (t.user.clone(), TargetName::Teamcity)),
-                        )
-                        .find(|wanted| !tokens.contains(wanted));
-                    if let Some((user, on)) = tokenless {
-                        return fail(format!("a tokens expectation for {user} on {on:?} needs an earlier token step there (else it holds vacuously)"));
-                    }
-                    for s in &e.space {
-                        if s.tokens.is_none()
-                            && s.access.is_none()
-                            && s.active.is_none()
-                            && (s.project.is_none() || s.roles.is_none())
-                        {
-                            return fail(format!("space expectation for {} needs project and roles, access or active", s.user));
-                        }
-                    }
-                    for t in &e.teamcity {
-                        if t.tokens.is_none()
-                            && t.access.is_none()
-                            && (t.project.is_none() || (t.may.is_empty() && t.may_not.is_empty()))
-                        {
-                            return fail(format!("teamcity expectation for {} needs project with may / may_not, or access", t.user));
+                    let mut users: Vec<String> = Vec::new();
+                    for (on, list) in &e.on {
+                        for x in list {
+                            let said = match on.mock().expectation(x) {
+                                Ok(said) => said,
+                                Err(why) => return fail(format!("{on} expectation: {why}")),
+                            };
+                            if said.tokens.is_some() && !tokens.contains(&(said.user.clone(), *on))
+                            {
+                                return fail(format!("a tokens expectation for {} on {on:?} needs an earlier token step there (else it holds vacuously)", said.user));
+                            }
+                            users.push(said.user);
                         }
                     }
                     if let Some(x) = e.scim.iter().find(|x| {
@@ -671,15 +573,11 @@ impl Scenario {
                     {
                         return fail(format!("group {g:?} is not declared under groups"));
                     }
-                    e.space
-                        .iter()
-                        .map(|s| s.user.as_str())
-                        .chain(e.teamcity.iter().map(|t| t.user.as_str()))
-                        .chain(e.scim.iter().map(|x| x.user.as_str()))
-                        .collect()
+                    users.extend(e.scim.iter().map(|x| x.user.clone()));
+                    users
                 }
             };
-            if let Some(u) = users.into_iter().find(|u| !hired.iter().any(|h| h == u)) {
+            if let Some(u) = users.into_iter().find(|u| !hired.contains(u)) {
                 return fail(format!("user {u:?} is not hired by an earlier step"));
             }
         }
@@ -717,7 +615,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.steps.len(), 3);
         assert_eq!(s.dialects, both_dialects());
-        assert_eq!(s.policies.space, "space-idp");
+        let space: TargetName = "space".parse().unwrap();
+        assert_eq!(s.policies.file(space), "space-idp");
     }
 
     #[test]

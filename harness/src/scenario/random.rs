@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::model::{
     Dialect, Expect, Hire, Membership, Move, Policies, Rename, Scenario, Server, Step, UserRef,
 };
+use crate::mock_target::TargetName;
 
 /// The people a random lifecycle draws from.
 pub const PEOPLE: [&str; 4] = ["ann", "ben", "cat", "dan"];
@@ -172,9 +173,12 @@ impl Model {
                     user: Self::person(who),
                 }))
             }
-            Op::Restart(server) => Some(Step::Restart(
-                [Server::Idp, Server::Space, Server::Teamcity][server % 3],
-            )),
+            Op::Restart(server) => {
+                let servers: Vec<Server> = std::iter::once(Server::Idp)
+                    .chain(TargetName::all().map(TargetName::server))
+                    .collect();
+                Some(Step::Restart(servers[server % servers.len()]))
+            }
         }
     }
 
@@ -207,9 +211,8 @@ pub fn scenario(ops: &[Op], dialect: Dialect, settle: &str) -> Scenario {
                 // After a restart every target must still equal the oracle.
                 steps.push(Step::Expect(Expect {
                     within: settle.to_owned(),
-                    space: Vec::new(),
-                    teamcity: Vec::new(),
                     scim: Vec::new(),
+                    on: Default::default(),
                 }));
             }
         }

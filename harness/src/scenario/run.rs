@@ -12,21 +12,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::directory::Directory;
-use super::model::{
-    self, Access, Dialect, Expect, Scenario, Server, SpaceExpect, Step, TargetName, TeamCityExpect,
-    Tokens,
-};
-use super::oracle::{self, Account, Oracle, Seen, TargetConfig, View};
+use super::model::{self, Dialect, Expect, Scenario, Server, Step, TargetName, Tokens};
+use super::oracle::{self, Account, Oracle, Seen, View};
 use super::play::{play, Runner, Verdict};
 use crate::encode;
-use crate::targets::{idp_call, Targets};
+use crate::targets::{idp_call, PolicyTexts, Targets};
 
 pub(crate) const TOKEN: &str = "scimlab-scenario";
 
 /// Each target's permission view of each user; `None` where the user does not exist.
 type Views = BTreeMap<(TargetName, String), Option<Value>>;
-/// Why one expectation does not hold on what a target shows (`None` when it holds).
-type Judge<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
 /// How often an expectation is read again while it does not hold.
 const POLL: Duration = Duration::from_millis(25);
 
@@ -185,10 +180,7 @@ impl World {
     }
 
     fn app(&self, on: TargetName) -> &str {
-        match on {
-            TargetName::Space => &self.ends.space_app,
-            TargetName::Teamcity => &self.ends.teamcity_app,
-        }
+        self.ends.apps.get(&on).map_or("", String::as_str)
     }
 
     fn embedded(&mut self) -> Result<&mut Targets, String> {
@@ -216,19 +208,7 @@ impl World {
                 // A user makes a token once the account exists: after the IdP has delivered.
                 self.dir.delivered(Duration::from_secs(5)).await?;
                 let login = encode(&format!("username:{}", self.login(&t.user)));
-                let (url, field) = match t.on {
-                    TargetName::Space => (
-                        format!(
-                            "{}/api/http/team-directory/profiles/{login}/permanent-tokens",
-                            self.base(t.on)
-                        ),
-                        "second",
-                    ),
-                    TargetName::Teamcity => (
-                        format!("{}/app/rest/users/{login}/tokens", self.base(t.on)),
-                        "value",
-                    ),
-                };
+                let (url, field) = t.on.mock().token_maker(self.base(t.on), &login);
                 let body = json!({"name": format!("scenario-{}", self.tokens.len())});
                 let (status, answer) = self
                     .native(Method::POST, &url, Some(body), self.token(t.on))
@@ -286,7 +266,7 @@ impl World {
                 if verdict.holds() {
                     Ok(format!(
                         "{} expectations and the oracle held",
-                        e.space.len() + e.teamcity.len()
+                        e.on.values().map(Vec::len).sum::<usize>()
                     ))
                 } else {
                     Err(format!("after {}: {}", e.within, verdict.text()))
@@ -316,7 +296,7 @@ impl World {
                 let views = self.views().await?;
                 let tokens = self.token_answers().await;
                 let mut misses = match e {
-                    Some(e) => self.misses(&e.space, &e.teamcity, &views, &tokens),
+                    Some(e) => self.misses(&e.on, &views, &tokens),
                     None => Vec::new(),
                 };
                 let findings = self.findings(&views).await;
@@ -339,9 +319,8 @@ impl World {
         if self.down.contains(&Server::Idp) {
             return Ok(self.history.last().cloned().unwrap_or_default());
         }
-        let apps: Vec<(TargetName, String)> = TargetName::ALL
-            .iter()
-            .map(|t| (*t, self.app(*t).to_owned()))
+        let apps: Vec<(TargetName, String)> = TargetName::all()
+            .map(|t| (t, self.app(t).to_owned()))
             .collect();
         let state = oracle::read_idp(
             &self.client,
@@ -376,7 +355,7 @@ impl World {
     /// Copies new audit events of every running target.
     async fn sync_audit(&mut self) -> Result<BTreeMap<TargetName, u64>, String> {
         let mut heads = BTreeMap::new();
-        for t in TargetName::ALL {
+        for t in TargetName::all() {
             let known = self.audit.entry(t).or_default();
             let mut after = known.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
             if !self.down.contains(&t.server()) {
@@ -419,74 +398,31 @@ impl World {
         Ok(out)
     }
 
-    /// The oracle's findings on what the targets show.
+    /// The oracle's findings on what the targets show, each excess item with the route that
+    /// granted it where the target can say.
     async fn findings(&self, views: &Views) -> Vec<oracle::Finding> {
         let mut seen = Seen::default();
         for ((target, user), view) in views {
-            seen.add(*target, user, view.as_ref());
+            if let Some(judge) = self.oracle.judge(*target) {
+                seen.add(*target, judge, user, view.as_ref());
+            }
         }
         let mut findings = oracle::compare(&self.history, &seen);
         for f in findings
             .iter_mut()
-            .filter(|f| f.target == "teamcity" && f.kind == "excess")
+            .filter(|f| f.kind == "excess" && f.route.is_none())
         {
-            f.route = self.teamcity_route(&f.user, &f.what).await;
-        }
-        findings
-    }
-
-    /// Which of a TeamCity user's role assignments (own or through a group) grants `item`.
-    async fn teamcity_route(&self, user: &str, item: &str) -> Option<String> {
-        let base = self.base(TargetName::Teamcity);
-        let token = self.token(TargetName::Teamcity);
-        let login = encode(&format!("username:{}", self.login(user)));
-        let (_, u) = self
-            .native(
-                Method::GET,
-                &format!("{base}/app/rest/users/{login}"),
-                None,
-                token,
-            )
-            .await
-            .ok()?;
-        let mut held: Vec<(String, &str, &str)> = Vec::new();
-        let roles = |v: &Value| -> Vec<(String, String)> {
-            v["roles"]["role"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| {
-                    Some((
-                        r["roleId"].as_str()?.to_owned(),
-                        r["scope"].as_str()?.to_owned(),
-                    ))
-                })
-                .collect()
-        };
-        let own = roles(&u);
-        let mut group_roles = Vec::new();
-        for g in u["groups"]["group"].as_array().into_iter().flatten() {
-            let Some(key) = g["key"].as_str() else {
+            let Some((target, judge)) =
+                TargetName::named(f.target).and_then(|t| Some((t, self.oracle.judge(t)?)))
+            else {
                 continue;
             };
-            let url = format!("{base}/app/rest/userGroups/key:{}", encode(key));
-            if let Ok((200, group)) = self.native(Method::GET, &url, None, token).await {
-                let name = group["name"].as_str().unwrap_or(key).to_owned();
-                group_roles.push((format!("group {name}"), roles(&group)));
-            }
+            let locator = encode(&format!("username:{}", self.login(&f.user)));
+            f.route = judge
+                .excess_route(&self.client, self.end(target), &locator, &f.what)
+                .await;
         }
-        held.extend(
-            own.iter()
-                .map(|(r, s)| ("own role".to_owned(), r.as_str(), s.as_str())),
-        );
-        for (holder, list) in &group_roles {
-            held.extend(
-                list.iter()
-                    .map(|(r, s)| (holder.clone(), r.as_str(), s.as_str())),
-            );
-        }
-        let routes = self.oracle.teamcity_routes(item, &held);
-        (!routes.is_empty()).then(|| routes.join(", "))
+        findings
     }
 
     /// Tokens whose state is not the one due: accepted while the user has been active on the
@@ -504,7 +440,7 @@ impl World {
                 Tokens::Refused
             };
             if let Some(why) = token_miss(i, answer, want) {
-                out.push(format!("{}: {}: {why}", oracle::target_label(t.on), t.user));
+                out.push(format!("{}: {}: {why}", t.on, t.user));
             }
         }
         out
@@ -515,13 +451,7 @@ impl World {
         let mut out = Vec::new();
         for t in &self.tokens {
             let login = encode(&format!("username:{}", self.login(&t.user)));
-            let url = match t.on {
-                TargetName::Space => format!(
-                    "{}/api/http/team-directory/profiles/{login}",
-                    self.base(t.on)
-                ),
-                TargetName::Teamcity => format!("{}/app/rest/users/{login}", self.base(t.on)),
-            };
+            let url = t.on.mock().own_user(self.base(t.on), &login);
             let answer = self.native(Method::GET, &url, None, &t.secret).await;
             out.push(answer.map(|(code, _)| code));
         }
@@ -547,17 +477,11 @@ impl World {
                     .tokens
                     .iter()
                     .any(|t| t.on == *target && t.user == *user && t.made <= i);
-                // Space always records the deactivation; TeamCity, with no flag, records what
-                // it took away, so only a leaver who had something shows there.
-                let kinds: &[&str] = match target {
-                    TargetName::Space => &["profile.deactivated", "profile.deleted"],
-                    TargetName::Teamcity if !was.items.is_empty() || had_tokens => &[
-                        "user.groups.changed",
-                        "roles.changed",
-                        "token.deleted",
-                        "user.deleted",
-                    ],
-                    TargetName::Teamcity => continue,
+                let Some(kinds) = target
+                    .mock()
+                    .leaver_kinds(!was.items.is_empty() || had_tokens)
+                else {
+                    continue;
                 };
                 leavers += 1;
                 // Read before step i ran: whatever step i caused comes after it.
@@ -582,8 +506,7 @@ impl World {
                 });
                 if !recorded {
                     out.push(format!(
-                        "{}: {user}: left at step {i}, but no audit event ({}) records it",
-                        oracle::target_label(*target),
+                        "{target}: {user}: left at step {i}, but no audit event ({}) records it",
                         kinds.join(" | ")
                     ));
                 }
@@ -620,52 +543,38 @@ impl World {
     /// Every expectation that does not hold now, with what was seen instead.
     fn misses(
         &self,
-        space: &[SpaceExpect],
-        teamcity: &[TeamCityExpect],
+        on: &BTreeMap<TargetName, Vec<Value>>,
         views: &Views,
         tokens: &[Result<u16, String>],
     ) -> Vec<String> {
         let mut out = Vec::new();
-        for (target, user, miss) in space
-            .iter()
-            .map(|e| {
-                (
-                    TargetName::Space,
-                    &e.user,
-                    Box::new(move |seen: Option<&Value>| space_miss(e, seen)) as Judge<'_>,
-                )
-            })
-            .chain(teamcity.iter().map(|e| {
-                (
-                    TargetName::Teamcity,
-                    &e.user,
-                    Box::new(move |seen: Option<&Value>| teamcity_miss(e, seen)) as Judge<'_>,
-                )
-            }))
-        {
-            let seen = views.get(&(target, user.clone())).and_then(Option::as_ref);
-            if let Some(why) = miss(seen) {
-                out.push(format!("{}: {user}: {why}", oracle::target_label(target)));
-            }
-        }
-        let wanted_tokens = space
-            .iter()
-            .filter_map(|e| e.tokens.map(|t| (&e.user, TargetName::Space, t)))
-            .chain(
-                teamcity
+        for (&target, list) in on {
+            for e in list {
+                let said = match target.mock().expectation(e) {
+                    Ok(said) => said,
+                    Err(why) => {
+                        out.push(format!("{target}: {why}"));
+                        continue;
+                    }
+                };
+                let user = &said.user;
+                let seen = views.get(&(target, user.clone())).and_then(Option::as_ref);
+                if let Some(why) = target.mock().expectation_miss(e, seen) {
+                    out.push(format!("{target}: {user}: {why}"));
+                }
+                let Some(want) = said.tokens else {
+                    continue;
+                };
+                for ((i, _), answer) in self
+                    .tokens
                     .iter()
-                    .filter_map(|e| e.tokens.map(|t| (&e.user, TargetName::Teamcity, t))),
-            );
-        for (user, on, want) in wanted_tokens {
-            for ((i, _), answer) in self
-                .tokens
-                .iter()
-                .enumerate()
-                .zip(tokens)
-                .filter(|((_, t), _)| t.user == *user && t.on == on)
-            {
-                if let Some(why) = token_miss(i, answer, want) {
-                    out.push(format!("{}: {user}: {why}", oracle::target_label(on)));
+                    .enumerate()
+                    .zip(tokens)
+                    .filter(|((_, t), _)| t.user == *user && t.on == target)
+                {
+                    if let Some(why) = token_miss(i, answer, want) {
+                        out.push(format!("{target}: {user}: {why}"));
+                    }
                 }
             }
         }
@@ -724,138 +633,13 @@ pub(crate) async fn permission_view(
     login: &str,
 ) -> Result<Option<Value>, String> {
     let locator = format!("username:{login}");
-    let url = format!("{}/_sim/permissions/{}", end.url, encode(&locator));
-    let resp = client
-        .get(&url)
-        .bearer_auth(&end.token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    match (status, serde_json::from_str::<Value>(&text)) {
-        (404, _) => Ok(None),
-        (200, Ok(seen)) if seen.is_object() => Ok(Some(seen)),
-        _ => Err(format!("GET {url}: {status} {text}")),
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_owned))
-        .collect();
-    out.sort();
-    out
-}
-
-/// Space answers roles as `{role: [routes that grant it]}`; the names, sorted.
-fn role_names(roles: &Value) -> Vec<String> {
-    let mut out: Vec<String> = roles
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-/// A role with the routes that granted it, for an excess-access finding.
-fn routed(roles: &Value, role: &str) -> String {
-    match roles[role].as_array() {
-        Some(routes) if !routes.is_empty() => {
-            format!("{role} (via {})", strings(&roles[role]).join(", "))
+    let path = format!("/_sim/permissions/{}", encode(&locator));
+    match crate::mock_target::native_find(client, end, &path).await? {
+        Some(seen) if !seen.is_object() => {
+            Err(format!("GET {}{path}: not an object: {seen}", end.url))
         }
-        _ => role.to_owned(),
+        found => Ok(found),
     }
-}
-
-/// Why a Space expectation does not hold on `seen` (`/_sim/permissions/{profile}`).
-fn space_miss(e: &SpaceExpect, seen: Option<&Value>) -> Option<String> {
-    if let Some(active) = e.active {
-        match seen {
-            None => return Some("no such profile".into()),
-            Some(p) if p["active"] != json!(active) => {
-                return Some(format!("active is {}", p["active"]))
-            }
-            _ => {}
-        }
-    }
-    if e.access == Some(Access::None) {
-        let projects = seen.map(|p| p["projects"].clone()).unwrap_or(json!({}));
-        let held: Vec<String> = projects
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(_, a)| !role_names(&a["roles"]).is_empty())
-            .map(|(k, a)| {
-                let roles: Vec<String> = role_names(&a["roles"])
-                    .iter()
-                    .map(|r| routed(&a["roles"], r))
-                    .collect();
-                format!("{k} {}", roles.join(", "))
-            })
-            .collect();
-        if !held.is_empty() {
-            return Some(format!("excess access: {}", held.join(", ")));
-        }
-    }
-    if let (Some(project), Some(roles)) = (&e.project, &e.roles) {
-        let mut want = roles.clone();
-        want.sort();
-        let roles = seen
-            .map(|p| p["projects"][project]["roles"].clone())
-            .unwrap_or(Value::Null);
-        let got = role_names(&roles);
-        if got != want {
-            let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).collect();
-            let excess: Vec<String> = got
-                .iter()
-                .filter(|r| !want.contains(r))
-                .map(|r| routed(&roles, r))
-                .collect();
-            return Some(format!(
-                "on {project}: missing {missing:?}, excess {excess:?}"
-            ));
-        }
-    }
-    None
-}
-
-/// Why a TeamCity expectation does not hold on `seen` (`/_sim/permissions/{locator}`).
-fn teamcity_miss(e: &TeamCityExpect, seen: Option<&Value>) -> Option<String> {
-    if e.access == Some(Access::None) {
-        if let Some(p) = seen {
-            let global = strings(&p["global"]);
-            let projects: Vec<String> = p["projects"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, perms)| !strings(perms).is_empty())
-                .map(|(k, _)| k.clone())
-                .collect();
-            if !global.is_empty() || !projects.is_empty() {
-                return Some(format!(
-                    "excess access: global {global:?}, projects {projects:?}"
-                ));
-            }
-        }
-    }
-    if let Some(project) = &e.project {
-        let got = seen
-            .map(|p| strings(&p["projects"][project]))
-            .unwrap_or_default();
-        let missing: Vec<&String> = e.may.iter().filter(|m| !got.contains(m)).collect();
-        let excess: Vec<&String> = e.may_not.iter().filter(|m| got.contains(m)).collect();
-        if !missing.is_empty() || !excess.is_empty() {
-            return Some(format!(
-                "on {project}: missing {missing:?}, excess {excess:?}"
-            ));
-        }
-    }
-    None
 }
 
 /// One server's API: its base URL and the token it takes (`SSWS` for the IdP, bearer for the
@@ -873,18 +657,19 @@ pub struct Endpoint {
 }
 
 /// Servers already running elsewhere (`scimlab up` on another machine, say), from a TOML file:
-/// the dialect the IdP's apps speak, then `[idp]`, `[space]` and `[teamcity]` endpoints. The
-/// targets' permission and audit views (`/_sim/...`) are read, so they must be scimlab's mocks.
-/// `ca_cert` names an authority (PEM) to trust for all of them, relative to the file.
+/// the dialect the IdP's apps speak, then `[idp]` and one endpoint per mock target, named as
+/// the target (`[space]`, `[teamcity]`). The targets' permission and audit views (`/_sim/...`)
+/// are read, so they must be scimlab's mocks. `ca_cert` names an authority (PEM) to trust for
+/// all of them, relative to the file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Remote {
     pub dialect: Dialect,
     #[serde(default)]
     pub ca_cert: Option<std::path::PathBuf>,
     pub idp: Endpoint,
-    pub space: Endpoint,
-    pub teamcity: Endpoint,
+    /// Every other key names a mock target (an unknown one is refused).
+    #[serde(flatten)]
+    pub targets: BTreeMap<TargetName, Endpoint>,
     /// How the servers are reached: the file's `ca_cert`, then the command's TLS flags.
     #[serde(skip)]
     pub tls: ClientTls,
@@ -899,6 +684,9 @@ impl Remote {
         let bad = |why: String| RunError::Remote(format!("{}: {why}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let mut remote: Remote = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if let Some(missing) = TargetName::all().find(|t| !remote.targets.contains_key(t)) {
+            return Err(bad(format!("no [{missing}] endpoint")));
+        }
         if let Some(ca) = &remote.ca_cert {
             let dir = path.parent().unwrap_or(Path::new("."));
             remote.tls.ca_certs.push(dir.join(ca));
@@ -915,12 +703,9 @@ impl Remote {
         self
     }
 
-    /// The endpoint of one target.
+    /// The endpoint of one target (every one is there once loaded).
     pub fn target(&self, on: TargetName) -> &Endpoint {
-        match on {
-            TargetName::Space => &self.space,
-            TargetName::Teamcity => &self.teamcity,
-        }
+        &self.targets[&on]
     }
 
     /// An HTTP client for these servers.
@@ -946,35 +731,30 @@ pub async fn check_remote(
     policies_dir: &Path,
     users: &[(String, String)],
 ) -> Result<FinalCheck, String> {
-    let (space, teamcity) = crate::targets::idp_policies(policies_dir)
+    let policies = crate::targets::idp_policies(policies_dir)
         .map_err(|(path, e)| format!("{}: {e}", path.display()))?;
     let client = remote.http()?;
     let ends = Ends::remote(&client, remote).await?;
-    let config = ends.target_config(&client).await?;
     let entra = remote.dialect == Dialect::Entra;
-    let mut oracle = Oracle::new(space, teamcity, config, entra).map_err(|e| e.to_string())?;
+    let mut oracle = ends.oracle(&client, &policies, entra).await?;
     ends.final_check(&client, &mut oracle, users).await
 }
 
-/// Every server a run talks to, resolved.
+/// Every server a run talks to, resolved: the IdP, and each mock target with its app's id in
+/// the IdP.
 #[derive(Debug, Clone)]
 pub(crate) struct Ends {
     pub(crate) idp: Endpoint,
-    pub(crate) space: Endpoint,
-    pub(crate) teamcity: Endpoint,
-    pub(crate) space_app: String,
-    pub(crate) teamcity_app: String,
+    pub(crate) targets: BTreeMap<TargetName, Endpoint>,
+    pub(crate) apps: BTreeMap<TargetName, String>,
 }
 
 impl Ends {
     /// Every audit hash chain (the IdP's and both targets') that does not verify, with why.
     pub(crate) async fn broken_chains(&self, client: &reqwest::Client) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, end) in [
-            ("idp", &self.idp),
-            ("space", &self.space),
-            ("teamcity", &self.teamcity),
-        ] {
+        let targets = self.targets.iter().map(|(t, end)| (t.as_str(), end));
+        for (name, end) in std::iter::once(("idp", &self.idp)).chain(targets) {
             let url = format!("{}/_sim/events/verify", end.url);
             let answer = async {
                 let resp = client.get(&url).bearer_auth(&end.token).send().await?;
@@ -989,11 +769,24 @@ impl Ends {
         out
     }
 
+    /// A mock target's endpoint (every registered one is there).
     pub(crate) fn target(&self, on: TargetName) -> &Endpoint {
-        match on {
-            TargetName::Space => &self.space,
-            TargetName::Teamcity => &self.teamcity,
-        }
+        &self.targets[&on]
+    }
+
+    /// Every app id, in target order.
+    pub(crate) fn app_ids(&self) -> Vec<String> {
+        self.apps.values().cloned().collect()
+    }
+
+    /// The oracle for these targets under `policies`, their configuration read from them.
+    pub(crate) async fn oracle(
+        &self,
+        client: &reqwest::Client,
+        policies: &PolicyTexts,
+        entra: bool,
+    ) -> Result<Oracle, String> {
+        Oracle::read(client, |t| self.target(t).clone(), policies, entra).await
     }
 
     pub(crate) fn embedded(targets: &Targets) -> Ends {
@@ -1005,17 +798,16 @@ impl Ends {
         };
         Ends {
             idp: end(&targets.idp.url, None),
-            space: end(&targets.space.space_url, Some(&targets.space.scim_url)),
-            teamcity: end(
-                &targets.teamcity.teamcity_url,
-                Some(&targets.teamcity.scim_url),
-            ),
-            space_app: targets.space_app.clone(),
-            teamcity_app: targets.teamcity_app.clone(),
+            targets: targets
+                .mocks
+                .iter()
+                .map(|(t, urls)| (*t, end(&urls.native_url, Some(&urls.scim_url))))
+                .collect(),
+            apps: targets.apps.clone(),
         }
     }
 
-    /// The remote IdP's app ids: as given, or the apps labelled `Space` and `TeamCity`.
+    /// The remote IdP's app ids: as given, or the apps labelled as each target (`Space`).
     pub(crate) async fn remote(client: &reqwest::Client, r: &Remote) -> Result<Ends, String> {
         let apps = idp_call(
             client,
@@ -1038,18 +830,20 @@ impl Ends {
                 })
                 .ok_or_else(|| format!("the IdP has no app labelled {label}: give its id as `app`"))
         };
+        let mut apps = BTreeMap::new();
+        for t in TargetName::all() {
+            apps.insert(t, find(&r.target(t).app, t.mock().label())?);
+        }
         Ok(Ends {
-            space_app: find(&r.space.app, "Space")?,
-            teamcity_app: find(&r.teamcity.app, "TeamCity")?,
             idp: r.idp.clone(),
-            space: r.space.clone(),
-            teamcity: r.teamcity.clone(),
+            targets: r.targets.clone(),
+            apps,
         })
     }
 
-    /// The state that `users` (name, IdP id) have reached on both targets against the oracle,
+    /// The state that `users` (name, IdP id) have reached on every target against the oracle,
     /// and every audit chain. Everyone named must have been hired active into a group assigned
-    /// to both apps (so each was provisioned on both targets at some point).
+    /// to every app (so each was provisioned on every target at some point).
     pub(crate) async fn final_check(
         &self,
         client: &reqwest::Client,
@@ -1057,17 +851,12 @@ impl Ends {
         users: &[(String, String)],
     ) -> Result<FinalCheck, String> {
         use futures::StreamExt;
-        let apps = [
-            (TargetName::Space, self.space_app.clone()),
-            (TargetName::Teamcity, self.teamcity_app.clone()),
-        ];
+        let apps: Vec<(TargetName, String)> =
+            self.apps.iter().map(|(t, a)| (*t, a.clone())).collect();
         let state = oracle::read_idp(client, &self.idp.url, &self.idp.token, users, &apps).await?;
         let names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
-        oracle.provisioned(
-            TargetName::ALL
-                .iter()
-                .flat_map(|t| names.iter().map(|n| (*t, n.clone()))),
-        );
+        oracle
+            .provisioned(TargetName::all().flat_map(|t| names.iter().map(move |n| (t, n.clone()))));
         let due = oracle.expected(&state, &names);
         let reads = futures::stream::iter(due.keys().cloned().map(|(target, user)| {
             let end = self.target(target).clone();
@@ -1082,8 +871,11 @@ impl Ends {
         let mut seen = Seen::default();
         let mut unreadable = Vec::new();
         for (target, user, view) in reads {
+            let Some(judge) = oracle.judge(target) else {
+                continue;
+            };
             match view {
-                Ok(v) => seen.add(target, &user, v.as_ref()),
+                Ok(v) => seen.add(target, judge, &user, v.as_ref()),
                 Err(e) => unreadable.push(format!("reading {user}: {e}")),
             }
         }
@@ -1091,58 +883,6 @@ impl Ends {
             findings: oracle::compare(&[due], &seen),
             unreadable,
             broken_chains: self.broken_chains(client).await,
-        })
-    }
-
-    /// The targets' fixed configuration the oracle needs, read from their own APIs.
-    pub(crate) async fn target_config(
-        &self,
-        client: &reqwest::Client,
-    ) -> Result<TargetConfig, String> {
-        let get = |end: &Endpoint, path: &str| {
-            let url = format!("{}{path}", end.url);
-            let token = end.token.clone();
-            async move {
-                let resp = client
-                    .get(&url)
-                    .bearer_auth(token)
-                    .header("accept", "application/json")
-                    .send()
-                    .await
-                    .map_err(|e| format!("GET {url}: {e}"))?;
-                if !resp.status().is_success() {
-                    return Err(format!("GET {url}: {}", resp.status()));
-                }
-                resp.json::<Value>()
-                    .await
-                    .map_err(|e| format!("GET {url}: {e}"))
-            }
-        };
-        let projects = get(&self.space, "/api/http/projects?$top=1000").await?;
-        let space_public = projects["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["private"] == json!(false))
-            .filter_map(|p| p["key"].as_str().or_else(|| p["key"]["key"].as_str()))
-            .map(str::to_owned)
-            .collect();
-        let roles = oracle::teamcity_roles(&get(&self.teamcity, "/app/rest/roles").await?);
-        let teamcity_parents = get(&self.teamcity, "/app/rest/projects").await?["project"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| {
-                Some((
-                    p["id"].as_str()?.to_owned(),
-                    p["parentProjectId"].as_str().map(str::to_owned),
-                ))
-            })
-            .collect();
-        Ok(TargetConfig {
-            space_public,
-            teamcity_roles: roles,
-            teamcity_parents,
         })
     }
 }
@@ -1167,11 +907,14 @@ pub async fn run_on(
     remote: Option<&Remote>,
 ) -> Result<ScenarioRun, RunError> {
     let started = Instant::now();
-    let load = |name: &str| policies_dir.join(format!("{name}.toml"));
-    let space_policy = mock_space::Policy::load(&load(&scenario.policies.space))
-        .map_err(|e| RunError::Policy(scenario.policies.space.clone(), e.to_string()))?;
-    let teamcity_policy = mock_teamcity::Policy::load(&load(&scenario.policies.teamcity))
-        .map_err(|e| RunError::Policy(scenario.policies.teamcity.clone(), e.to_string()))?;
+    let mut policies = PolicyTexts::new();
+    for t in TargetName::all() {
+        let name = scenario.policies.file(t);
+        let path = policies_dir.join(format!("{name}.toml"));
+        let text = crate::targets::read_policy(t, &path)
+            .map_err(|(_, why)| RunError::Policy(name, why))?;
+        policies.insert(t, text);
+    }
     let client = match remote {
         Some(r) => r.http().map_err(RunError::Remote)?,
         None => ClientTls::default()
@@ -1204,7 +947,7 @@ pub async fn run_on(
                 TOKEN,
                 false,
                 dialect,
-                (space_policy.clone(), teamcity_policy.clone()),
+                policies.clone(),
                 Default::default(),
             )
             .await?;
@@ -1212,15 +955,10 @@ pub async fn run_on(
             (Some(targets), ends, None)
         }
     };
-    let oracle = match ends.target_config(&client).await.and_then(|config| {
-        Oracle::new(
-            space_policy,
-            teamcity_policy,
-            config,
-            dialect == Dialect::Entra,
-        )
-        .map_err(|e| e.to_string())
-    }) {
+    let oracle = match ends
+        .oracle(&client, &policies, dialect == Dialect::Entra)
+        .await
+    {
         Ok(o) => o,
         Err(why) => {
             if let Some(t) = targets {
@@ -1229,11 +967,7 @@ pub async fn run_on(
             return Err(RunError::Oracle(why));
         }
     };
-    let mut dir = Directory::new(
-        client.clone(),
-        ends.idp.clone(),
-        vec![ends.space_app.clone(), ends.teamcity_app.clone()],
-    );
+    let mut dir = Directory::new(client.clone(), ends.idp.clone(), ends.app_ids());
     dir.tag = run_tag;
     let mut world = World {
         client,
@@ -1297,74 +1031,5 @@ impl Runner for World {
                 self.tokens.len()
             ),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn space(roles: Option<Vec<&str>>, access: Option<Access>) -> SpaceExpect {
-        SpaceExpect {
-            user: "a".into(),
-            project: roles.as_ref().map(|_| "BACKEND".into()),
-            roles: roles.map(|r| r.into_iter().map(str::to_owned).collect()),
-            access,
-            active: None,
-            tokens: None,
-        }
-    }
-
-    #[test]
-    fn space_expectations_report_missing_and_excess() {
-        let seen = json!({"active": true, "projects": {"BACKEND": {"roles": {"member": ["team:t1"], "admin": ["team:t2"]}}, "WEB": {"roles": {}}}});
-        assert_eq!(
-            space_miss(&space(Some(vec!["admin", "member"]), None), Some(&seen)),
-            None
-        );
-        let miss = space_miss(&space(Some(vec!["member"]), None), Some(&seen)).unwrap();
-        assert!(miss.contains("excess [\"admin (via team:t2)\"]"), "{miss}");
-        assert!(space_miss(&space(None, Some(Access::None)), Some(&seen))
-            .unwrap()
-            .contains("BACKEND"));
-        assert_eq!(
-            space_miss(&space(None, Some(Access::None)), None),
-            None,
-            "an absent user has no access"
-        );
-        assert!(space_miss(&space(Some(vec!["member"]), None), None)
-            .unwrap()
-            .contains("missing"));
-    }
-
-    #[test]
-    fn teamcity_expectations_read_permissions() {
-        let seen = json!({"global": [], "projects": {"Backend": ["run_build", "view_project"]}});
-        let e = TeamCityExpect {
-            user: "a".into(),
-            project: Some("Backend".into()),
-            may: vec!["run_build".into()],
-            may_not: vec!["edit_project".into()],
-            access: None,
-            tokens: None,
-        };
-        assert_eq!(teamcity_miss(&e, Some(&seen)), None);
-        let e = TeamCityExpect {
-            may_not: vec!["run_build".into()],
-            ..e
-        };
-        assert!(teamcity_miss(&e, Some(&seen))
-            .unwrap()
-            .contains("excess [\"run_build\"]"));
-        let none = TeamCityExpect {
-            user: "a".into(),
-            project: None,
-            may: vec![],
-            may_not: vec![],
-            access: Some(Access::None),
-            tokens: None,
-        };
-        assert!(teamcity_miss(&none, Some(&seen)).is_some());
-        assert_eq!(teamcity_miss(&none, None), None);
     }
 }
