@@ -848,12 +848,16 @@ impl FindMax {
         md
     }
 
-    /// Writes find-max.json and find-max.md into `dir` (beside the last run's report).
+    /// Writes find-max.json, find-max.md, find-max.html and its plot into `dir` (beside the
+    /// last run's report).
     pub fn write(&self, dir: &std::path::Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("find-max.json"), json)?;
-        std::fs::write(dir.join("find-max.md"), self.to_markdown())
+        std::fs::write(dir.join("find-max.md"), self.to_markdown())?;
+        let (name, svg) = super::html::find_max_plot(self);
+        std::fs::write(dir.join(name), svg)?;
+        std::fs::write(dir.join("find-max.html"), super::html::find_max_page(self))
     }
 }
 
@@ -961,7 +965,7 @@ impl ScimLoadReport {
         report.to_string()
     }
 
-    /// Writes report.json, summary.md and junit.xml into `dir`.
+    /// Writes report.json, summary.md, junit.xml, index.html and the SVG plots into `dir`.
     pub fn write(&self, dir: &std::path::Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
@@ -970,6 +974,10 @@ impl ScimLoadReport {
         std::fs::write(
             dir.join("junit.xml"),
             self.to_junit().map_err(std::io::Error::other)?,
-        )
+        )?;
+        for (name, svg) in super::html::scim_plots(self) {
+            std::fs::write(dir.join(name), svg)?;
+        }
+        std::fs::write(dir.join("index.html"), super::html::scim_page(self))
     }
 }

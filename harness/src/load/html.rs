@@ -5,12 +5,14 @@
 use crate::escape_html as escape;
 use std::fmt::Write;
 
-use super::report::{Hist, LoadReport};
+use super::endpoint::{FindMax, ScimLoadReport};
+use super::report::{Hist, Latency, LoadReport};
 
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 800.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = 130.0;
+/// Room for the legend: a kind of change's name is up to about 30 characters.
+const RIGHT: f64 = 215.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 44.0;
 const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
@@ -96,6 +98,8 @@ fn fmt_num(v: f64) -> String {
 struct Series {
     name: String,
     points: Vec<(f64, f64)>,
+    /// A dot on each point: for few points, where a line alone hides them (one is no line).
+    dots: bool,
 }
 
 struct Chart<'a> {
@@ -194,6 +198,16 @@ impl Chart<'_> {
                     points.join(" ")
                 );
             }
+            if series.dots {
+                for (x, y) in &series.points {
+                    let _ = write!(
+                        s,
+                        r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"##,
+                        px(*x),
+                        py(*y)
+                    );
+                }
+            }
             let ly = TOP + 14.0 + i as f64 * 16.0;
             let lx = LEFT + w + 10.0;
             let _ = write!(
@@ -232,6 +246,7 @@ pub fn plots(report: &LoadReport) -> Vec<(&'static str, String)> {
         .map(|(name, q)| Series {
             name: name.into(),
             points: per_second(q),
+            dots: false,
         })
         .collect();
     let timeline = Chart {
@@ -265,10 +280,12 @@ pub fn plots(report: &LoadReport) -> Vec<(&'static str, String)> {
     let mut distribution_series = vec![Series {
         name: "every target".into(),
         points: spectrum(&r.overall),
+        dots: false,
     }];
     distribution_series.extend(r.per_target.iter().map(|(t, h)| Series {
         name: t.clone(),
         points: spectrum(h),
+        dots: false,
     }));
     let distribution = Chart {
         id: "latency-distribution",
@@ -327,10 +344,12 @@ pub fn plots(report: &LoadReport) -> Vec<(&'static str, String)> {
             Series {
                 name: "sent".into(),
                 points: counts(|s| s.sent),
+                dots: false,
             },
             Series {
                 name: "applied".into(),
                 points: counts(|s| s.applied),
+                dots: false,
             },
         ],
     };
@@ -339,6 +358,181 @@ pub fn plots(report: &LoadReport) -> Vec<(&'static str, String)> {
         ("latency-distribution.svg", distribution.svg()),
         ("throughput.svg", throughput.svg()),
     ]
+}
+
+/// `load --scim`'s plots, as (file name, SVG): what was sent and delivered each second, the
+/// IdP's backlog, and the delivery latency of each kind of change by percentile.
+pub fn scim_plots(report: &ScimLoadReport) -> Vec<(&'static str, String)> {
+    let last_second = report.seconds.len().max(1) as f64;
+    let per_second = |f: fn(&super::endpoint::Second) -> u64| -> Vec<(f64, f64)> {
+        report
+            .seconds
+            .iter()
+            .map(|s| (s.second as f64 + 0.5, f(s) as f64))
+            .collect()
+    };
+    let linear_to = |peak: u64| Scale::Linear {
+        min: 0.0,
+        max: peak.max(1) as f64 * 1.1,
+    };
+    let over_time = Scale::Linear {
+        min: 0.0,
+        max: last_second,
+    };
+    let peak = report
+        .seconds
+        .iter()
+        .map(|s| s.sent.max(s.delivered))
+        .max()
+        .unwrap_or(1);
+    let throughput = Chart {
+        id: "throughput",
+        title: "Sent to the IdP and delivered to the endpoint",
+        x_label: "seconds since the first event",
+        y_label: "per second",
+        x: over_time,
+        y: linear_to(peak),
+        x_ticks: Vec::new(),
+        bands: Vec::new(),
+        series: vec![
+            Series {
+                name: "events sent".into(),
+                points: per_second(|s| s.sent),
+                dots: false,
+            },
+            Series {
+                name: "changes delivered".into(),
+                points: per_second(|s| s.delivered),
+                dots: false,
+            },
+        ],
+    };
+    let backlog = Chart {
+        id: "backlog",
+        title: "The IdP's outbox (grows when the endpoint falls behind)",
+        x_label: "seconds since the first event",
+        y_label: "changes waiting",
+        x: over_time,
+        y: linear_to(report.seconds.iter().map(|s| s.backlog).max().unwrap_or(1)),
+        x_ticks: Vec::new(),
+        bands: Vec::new(),
+        series: vec![Series {
+            name: "outbox".into(),
+            points: per_second(|s| s.backlog),
+            dots: false,
+        }],
+    };
+    let spectrum = |l: &Latency| -> Vec<(f64, f64)> {
+        [l.p50, l.p90, l.p99, l.p999, l.max]
+            .into_iter()
+            .enumerate()
+            .map(|(i, ms)| (i as f64, ms))
+            .collect()
+    };
+    let kinds: Vec<Series> = report
+        .delivery
+        .iter()
+        .filter(|d| d.latency.count > 0)
+        .map(|d| Series {
+            name: d.kind.clone(),
+            points: spectrum(&d.latency),
+            dots: true,
+        })
+        .collect();
+    let delivery = Chart {
+        id: "delivery-latency",
+        title: "Delivery latency by kind of change (IdP accepted -> endpoint answered)",
+        x_label: "percentile",
+        y_label: "ms, log scale",
+        x: Scale::Linear { min: 0.0, max: 4.0 },
+        y: Scale::log_over(kinds.iter().flat_map(|s| s.points.iter().map(|p| p.1))),
+        x_ticks: ["p50", "p90", "p99", "p99.9", "max"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| (i as f64, l.to_owned()))
+            .collect(),
+        bands: Vec::new(),
+        series: kinds,
+    };
+    vec![
+        ("throughput.svg", throughput.svg()),
+        ("backlog.svg", backlog.svg()),
+        ("delivery-latency.svg", delivery.svg()),
+    ]
+}
+
+/// `--find-max`'s climb: the slowest kind's p99 at each rate tried, against the limit.
+pub fn find_max_plot(climb: &FindMax) -> (&'static str, String) {
+    let top = climb.steps.iter().map(|s| s.rate).fold(1.0, f64::max);
+    let bottom = climb.steps.iter().map(|s| s.rate).fold(top, f64::min);
+    let (from, to) = (bottom * 0.8, top * 1.1);
+    let mut series = vec![Series {
+        name: "worst p99".into(),
+        points: climb
+            .steps
+            .iter()
+            .map(|s| (s.rate, s.worst_p99_ms))
+            .collect(),
+        dots: true,
+    }];
+    if let Some(limit) = climb.max_p99_ms {
+        series.push(Series {
+            name: format!("limit {} ms", fmt_num(limit)),
+            points: vec![(from, limit), (to, limit)],
+            dots: false,
+        });
+    }
+    let chart = Chart {
+        id: "find-max",
+        title: "p99 as the rate climbs",
+        x_label: "events per second",
+        y_label: "ms, log scale",
+        x: Scale::Linear { min: from, max: to },
+        y: Scale::log_over(series.iter().flat_map(|s| s.points.iter().map(|p| p.1))),
+        // One tick per rate tried, marked when it did not hold.
+        x_ticks: climb
+            .steps
+            .iter()
+            .map(|s| {
+                let mark = if s.held { "" } else { " ✗" };
+                (s.rate, format!("{}{mark}", fmt_num(s.rate.round())))
+            })
+            .collect(),
+        bands: Vec::new(),
+        series,
+    };
+    ("find-max.svg", chart.svg())
+}
+
+/// A line of Markdown text as HTML: escaped, with `**strong**` and `` `code` `` spans.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    let mut open = (false, false);
+    let mut rest = text;
+    while let Some(at) = rest.find(['*', '`']) {
+        out.push_str(&escape(&rest[..at]));
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("**") {
+            out.push_str(if open.0 { "</strong>" } else { "<strong>" });
+            open.0 = !open.0;
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix('`') {
+            out.push_str(if open.1 { "</code>" } else { "<code>" });
+            open.1 = !open.1;
+            rest = after;
+        } else {
+            out.push('*');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(&escape(rest));
+    if open.1 {
+        out.push_str("</code>");
+    }
+    if open.0 {
+        out.push_str("</strong>");
+    }
+    out
 }
 
 /// Markdown tables and lists, enough of them for the summary, as HTML.
@@ -364,7 +558,7 @@ fn markdown_to_html(md: &str) -> String {
             }
             out.push_str("<tr>");
             for c in cells {
-                let _ = write!(out, "<{tag}>{}</{tag}>", escape(c));
+                let _ = write!(out, "<{tag}>{}</{tag}>", inline(c));
             }
             out.push_str("</tr>");
             continue;
@@ -378,7 +572,7 @@ fn markdown_to_html(md: &str) -> String {
                 out.push_str("<ul>");
                 in_list = true;
             }
-            let _ = write!(out, "<li>{}</li>", escape(item));
+            let _ = write!(out, "<li>{}</li>", inline(item));
             continue;
         }
         if in_list {
@@ -390,7 +584,7 @@ fn markdown_to_html(md: &str) -> String {
         } else if let Some(h) = line.strip_prefix("# ") {
             let _ = write!(out, "<h1>{}</h1>", escape(h));
         } else if !line.trim().is_empty() {
-            let _ = write!(out, "<p>{}</p>", escape(line));
+            let _ = write!(out, "<p>{}</p>", inline(line));
         }
     }
     if in_table {
@@ -402,13 +596,33 @@ fn markdown_to_html(md: &str) -> String {
     out
 }
 
-/// The page. Its script only checks that the plots were laid out (`data-rendered` against
-/// `data-expected`, for the browser test) and needs nothing from the network.
+/// The page of a load report on the mocks.
 pub fn page(report: &LoadReport) -> String {
-    let body = markdown_to_html(&report.to_markdown());
-    let drawn = plots(report);
+    page_of(&report.verdict, &report.to_markdown(), &plots(report))
+}
+
+/// The page of a `load --scim` report.
+pub fn scim_page(report: &ScimLoadReport) -> String {
+    page_of(report.verdict, &report.to_markdown(), &scim_plots(report))
+}
+
+/// The page of a `--find-max` climb.
+pub fn find_max_page(climb: &FindMax) -> String {
+    let verdict = if climb.highest_held.is_some() {
+        "pass"
+    } else {
+        "fail"
+    };
+    page_of(verdict, &climb.to_markdown(), &[find_max_plot(climb)])
+}
+
+/// A report's summary (Markdown) and plots as one page. Its script only checks that the plots
+/// were laid out (`data-rendered` against `data-expected`, for the browser test) and needs
+/// nothing from the network.
+fn page_of(verdict: &str, markdown: &str, drawn: &[(&str, String)]) -> String {
+    let body = markdown_to_html(markdown);
     let expected = drawn.len();
-    let plots: String = drawn.into_iter().map(|(_, svg)| svg).collect();
+    let plots: String = drawn.iter().map(|(_, svg)| svg.as_str()).collect();
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>scimlab load: {verdict}</title>
@@ -427,6 +641,63 @@ th{{background:#f5f5f5}}svg.plot{{display:block;margin:1.5rem 0;max-width:100%;h
 }})();
 </script></body></html>
 "#,
-        verdict = escape(&report.verdict),
+        verdict = escape(verdict),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::endpoint::Step;
+
+    #[test]
+    fn summary_lines_keep_their_emphasis_and_nothing_else_passes_through() {
+        assert_eq!(
+            inline("**PASS: a < b** tag `x&y` 5*3"),
+            "<strong>PASS: a &lt; b</strong> tag <code>x&amp;y</code> 5*3"
+        );
+        assert_eq!(inline("**open"), "<strong>open</strong>");
+    }
+
+    #[test]
+    fn the_climb_marks_each_rate_tried_and_the_one_that_failed() {
+        let step = |rate: f64, held: bool, p99: f64| Step {
+            rate,
+            held,
+            verdict_line: String::new(),
+            worst_p99_ms: p99,
+            error_rate: 0.0,
+        };
+        let climb = FindMax {
+            tool: "scimlab",
+            command: "load --find-max",
+            target: "scim".into(),
+            url: "http://127.0.0.1:1".into(),
+            max_p99_ms: Some(100.0),
+            max_error_rate: 0.01,
+            steps: vec![step(10.0, true, 12.0), step(15.0, false, 480.0)],
+            highest_held: Some(10.0),
+            verdict_line: "held 10 events/s".into(),
+        };
+        let (_, svg) = find_max_plot(&climb);
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        assert!(
+            svg.contains(">15 ✗</text>") && svg.contains(">10</text>"),
+            "{svg}"
+        );
+        assert!(svg.contains("limit 100 ms"), "{svg}");
+        let page = find_max_page(&climb);
+        assert!(
+            page.contains(r#"data-verdict="pass" data-expected="1""#),
+            "{page}"
+        );
+        // One rate tried is still a point on the plot.
+        let one = FindMax {
+            steps: vec![step(10.0, false, 480.0)],
+            highest_held: None,
+            ..climb
+        };
+        assert!(find_max_plot(&one).1.contains("<circle"));
+        assert!(find_max_page(&one).contains(r#"data-verdict="fail""#));
+    }
 }
