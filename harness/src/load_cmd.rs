@@ -82,8 +82,10 @@ pub struct LoadArgs {
     /// Push the load to this SCIM endpoint ([NAME=]URL) instead of scimlab's mocks: mock-idp
     /// runs here and pushes in --dialect through a metering proxy; a read-only preflight
     /// comes first, everything the run makes carries its tag and is deleted at the end.
-    #[arg(long, conflicts_with_all = ["targets", "quirks", "phases", "faults", "durable"])]
-    pub scim: Option<harness::scim_target::ScimSpec>,
+    /// Repeatable: every endpoint gets the same plan at the same time, each from an IdP of its
+    /// own, with the same credentials, and a report of its own in REPORT/NAME.
+    #[arg(long = "scim", conflicts_with_all = ["targets", "quirks", "phases", "faults", "durable"])]
+    pub scim: Vec<harness::scim_target::ScimSpec>,
     /// With --scim: leave what the run made on the endpoint.
     #[arg(long, requires = "scim")]
     pub keep: bool,
@@ -155,7 +157,7 @@ impl LoadArgs {
             anyhow::bail!("--poll-ms must be in [1, 60000]");
         }
         if self.targets.is_none()
-            && self.scim.is_none()
+            && self.scim.is_empty()
             && self.auth.oauth.oauth_token_url.is_some()
         {
             anyhow::bail!("--oauth-token-url is for --targets whose SCIM connectors take OAuth");
@@ -225,70 +227,8 @@ fn finish(report: &LoadReport, dir: &Path) -> anyhow::Result<ExitCode> {
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
-    if let Some(spec) = &args.scim {
-        if args.max_rate.is_some_and(|r| !(r > 0.0 && r <= 100_000.0)) {
-            anyhow::bail!("--max-rate must be in (0, 100000]");
-        }
-        let tls = args.tls.client_tls()?;
-        if tls.insecure {
-            eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
-        }
-        let target = load::endpoint::ScimLoad {
-            spec: spec.clone(),
-            auth: args.auth.endpoint_auth(&tls)?,
-            tls,
-            caps: harness::wiretap::Caps {
-                max_rate: args.max_rate,
-                max_requests: args.max_requests,
-            },
-            keep: args.keep,
-            large_groups: args.groups,
-            group_size: args.group_size,
-        };
-        if (args.groups > 0) != (args.group_size > 0) || args.group_size > args.users {
-            anyhow::bail!(
-                "--groups and --group-size go together, and a group holds at most --users people"
-            );
-        }
-        let dir = args
-            .report
-            .clone()
-            .unwrap_or_else(|| crate::default_report_dir("load"));
-        if args.find_max {
-            if !(0.0..=1.0).contains(&args.max_error_rate) {
-                anyhow::bail!("--max-error-rate is a share, in [0, 1]");
-            }
-            let (climb, last) = load::endpoint::find_max(
-                &options,
-                &target,
-                args.find_max_steps,
-                1.5,
-                args.max_error_rate,
-            )
-            .await?;
-            climb
-                .write(&dir)
-                .and_then(|()| last.write(&dir))
-                .with_context(|| format!("cannot write the report to {}", dir.display()))?;
-            print!("{}", climb.to_markdown());
-            println!("report: {}", dir.display());
-            return Ok(if climb.highest_held.is_some() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
-        }
-        let report = load::endpoint::run(&options, &target).await?;
-        report
-            .write(&dir)
-            .with_context(|| format!("cannot write the report to {}", dir.display()))?;
-        print!("{}", report.to_markdown());
-        println!("report: {}", dir.display());
-        return Ok(if report.passed() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
+    if !args.scim.is_empty() {
+        return load_scim(&args, &options).await;
     }
     if options.remote.as_ref().is_some_and(|r| r.tls.insecure) {
         eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
@@ -345,4 +285,141 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
             finish(&loaded, &report)
         }
     }
+}
+
+/// `load --scim`: one run (or `--find-max` climb) per endpoint, all at once; with several, each
+/// reports into a folder of its own and a summary beside them says which held. Exit 0 when
+/// every endpoint passed, 1 when one failed, 2 when one could not be tested.
+async fn load_scim(args: &LoadArgs, options: &LoadOptions) -> anyhow::Result<ExitCode> {
+    if args.max_rate.is_some_and(|r| !(r > 0.0 && r <= 100_000.0)) {
+        anyhow::bail!("--max-rate must be in (0, 100000]");
+    }
+    if (args.groups > 0) != (args.group_size > 0) || args.group_size > args.users {
+        anyhow::bail!(
+            "--groups and --group-size go together, and a group holds at most --users people"
+        );
+    }
+    if args.find_max && !(0.0..=1.0).contains(&args.max_error_rate) {
+        anyhow::bail!("--max-error-rate is a share, in [0, 1]");
+    }
+    let mut names: Vec<&str> = args.scim.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+        anyhow::bail!(
+            "two --scim endpoints are called '{}': name them (--scim NAME=URL)",
+            twice[0]
+        );
+    }
+    let tls = args.tls.client_tls()?;
+    if tls.insecure {
+        eprintln!("warning: {}", harness::client::INSECURE_NOTICE);
+    }
+    let dir = args
+        .report
+        .clone()
+        .unwrap_or_else(|| crate::default_report_dir("load"));
+    let several = args.scim.len() > 1;
+    let mut runs = Vec::new();
+    for spec in &args.scim {
+        let target = load::endpoint::ScimLoad {
+            spec: spec.clone(),
+            auth: args.auth.endpoint_auth(&tls)?,
+            tls: tls.clone(),
+            caps: harness::wiretap::Caps {
+                max_rate: args.max_rate,
+                max_requests: args.max_requests,
+            },
+            keep: args.keep,
+            large_groups: args.groups,
+            group_size: args.group_size,
+        };
+        let dir = if several {
+            dir.join(&spec.name)
+        } else {
+            dir.clone()
+        };
+        runs.push(async move {
+            let outcome = one_endpoint(args, options, &target, &dir).await;
+            (target.spec, dir, outcome)
+        });
+    }
+    let mut done = futures::future::join_all(runs).await;
+    if !several {
+        if let Some((_, _, outcome)) = done.pop() {
+            let (passed, _) = outcome?;
+            return Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+    }
+    let mut summary = String::from(
+        "# Load on several SCIM endpoints\n\n| endpoint | URL | verdict | report |\n|---|---|---|---|\n",
+    );
+    let (mut failed, mut untested) = (false, false);
+    for (spec, at, outcome) in done {
+        let verdict = match outcome {
+            Ok((passed, line)) => {
+                failed |= !passed;
+                line
+            }
+            Err(e) => {
+                untested = true;
+                eprintln!("{}: {e:#}", spec.name);
+                format!("NOT TESTED: {e:#}")
+            }
+        };
+        summary.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            spec.name,
+            spec.url,
+            verdict.replace('|', "\\|"),
+            at.display()
+        ));
+    }
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("summary.md"), &summary))
+        .with_context(|| format!("cannot write the summary to {}", dir.display()))?;
+    print!("{summary}");
+    println!("report: {}", dir.display());
+    Ok(match (untested, failed) {
+        (true, _) => ExitCode::from(2),
+        (false, true) => ExitCode::FAILURE,
+        (false, false) => ExitCode::SUCCESS,
+    })
+}
+
+/// One endpoint's run or climb, written into `dir` and printed: whether it passed (a climb:
+/// whether any rate held), and its verdict line.
+async fn one_endpoint(
+    args: &LoadArgs,
+    options: &LoadOptions,
+    target: &load::endpoint::ScimLoad,
+    dir: &Path,
+) -> anyhow::Result<(bool, String)> {
+    let written =
+        |e| anyhow::Error::new(e).context(format!("cannot write the report to {}", dir.display()));
+    if args.find_max {
+        let (climb, last) = load::endpoint::find_max(
+            options,
+            target,
+            args.find_max_steps,
+            1.5,
+            args.max_error_rate,
+        )
+        .await?;
+        climb
+            .write(dir)
+            .and_then(|()| last.write(dir))
+            .map_err(written)?;
+        print!("{}", climb.to_markdown());
+        println!("report: {}", dir.display());
+        return Ok((climb.highest_held.is_some(), climb.verdict_line));
+    }
+    let report = load::endpoint::run(options, target).await?;
+    report.write(dir).map_err(written)?;
+    print!("{}", report.to_markdown());
+    println!("report: {}", dir.display());
+    Ok((report.passed(), report.verdict_line))
 }

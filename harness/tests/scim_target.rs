@@ -269,3 +269,74 @@ async fn max_rate_paces_what_reaches_the_endpoint() {
     );
     servers.stop().await;
 }
+
+/// Two endpoints in one `load --scim` run: each gets the plan and a report of its own, the
+/// summary names both, and the one that drops memberships fails the run alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_load_run_judges_several_endpoints_each_on_its_own() {
+    let (good, good_servers) = endpoint(None).await;
+    let (lossy, lossy_servers) = endpoint(Some(drop_group_patches)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().to_owned();
+    let run = |scims: Vec<String>| {
+        let report = report.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"));
+            cmd.arg("load");
+            for s in &scims {
+                cmd.args(["--scim", s]);
+            }
+            cmd.args([
+                "--token",
+                TOKEN,
+                "--rate",
+                "20",
+                "--duration",
+                "2",
+                "--users",
+                "10",
+            ])
+            .args(["--settle", "5", "--quiet", "--report"])
+            .arg(&report)
+            .env_remove("SCIMLAB_TOKEN")
+            .output()
+            .unwrap()
+        })
+    };
+    let out = run(vec![format!("good={good}"), format!("lossy={lossy}")])
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(report.join(name).join("report.json"))
+            .unwrap_or_else(|e| panic!("{name}: {e}: {said}"));
+        serde_json::from_str(&text).unwrap()
+    };
+    let (good_report, lossy_report) = (read("good"), read("lossy"));
+    assert_eq!(
+        good_report["verdict"], "pass",
+        "{}",
+        good_report["verdict_line"]
+    );
+    assert_eq!(lossy_report["verdict"], "fail");
+    assert!(lossy_report["oracle_differences"].as_u64().unwrap() > 0);
+    assert!(report.join("good").join("index.html").exists());
+    let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!("| good | {good} | PASS"))
+            && summary.contains(&format!("| lossy | {lossy} | FAIL")),
+        "{summary}"
+    );
+    for url in [&good, &lossy] {
+        let users = call(url, reqwest::Method::GET, "/Users", None).await;
+        assert_eq!(users["totalResults"], 0, "{url}: cleaned up: {users}");
+    }
+
+    // Two endpoints under one name would write one report over the other.
+    let out = run(vec![good.clone(), lossy.clone()]).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("two --scim endpoints are called 'scim'"));
+    good_servers.stop().await;
+    lossy_servers.stop().await;
+}
