@@ -176,8 +176,6 @@ async fn load(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
         "2",
         "--users",
         "10",
-        "--settle",
-        "5",
         "--quiet",
         "--report",
     ]
@@ -185,6 +183,9 @@ async fn load(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
     .map(|s| (*s).to_owned())
     .collect();
     args.push(report.display().to_string());
+    if !extra.contains(&"--settle") {
+        args.extend(["--settle".to_owned(), "5".to_owned()]);
+    }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
@@ -339,4 +340,66 @@ async fn one_load_run_judges_several_endpoints_each_on_its_own() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("two --scim endpoints are called 'scim'"));
     good_servers.stop().await;
     lossy_servers.stop().await;
+}
+
+/// Answers each distinct create (`POST /Users` and its body) 429 with `Retry-After: 1` the first
+/// time it comes, and lets it through when it comes again: every joiner is throttled once, and
+/// converges once retried as told.
+fn throttle_writes(req: Request, next: Next) -> Fut {
+    static SEEN: std::sync::Mutex<Vec<(String, String, Vec<u8>)>> =
+        std::sync::Mutex::new(Vec::new());
+    Box::pin(async move {
+        if req.method() != axum::http::Method::POST || req.uri().path() != "/Users" {
+            return next.run(req).await;
+        }
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+            return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        };
+        let key = (
+            parts.method.to_string(),
+            parts.uri.to_string(),
+            bytes.to_vec(),
+        );
+        let first = {
+            let mut seen = SEEN.lock().unwrap();
+            let first = !seen.contains(&key);
+            if first {
+                seen.push(key);
+            }
+            first
+        };
+        if first {
+            return (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                "slow down",
+            )
+                .into_response();
+        }
+        next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_endpoint_is_waited_out_and_the_report_says_so() {
+    let (url, servers) = endpoint(Some(throttle_writes)).await;
+    let (code, report) = load(&url, &["--settle", "20"]).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    assert!(
+        report["traffic"]["throttled_with_retry_after"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(report["traffic"]["throttled_without_retry_after"], 0);
+    assert_eq!(report["backoff_converged"], true, "{report}");
+    assert_eq!(report["oracle_differences"], 0);
+    servers.stop().await;
 }

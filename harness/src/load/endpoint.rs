@@ -194,6 +194,9 @@ pub struct ScimLoadReport {
     /// Changes still in the IdP's outbox at the end, and of those parked.
     pub undelivered: u64,
     pub parked: u64,
+    /// When the endpoint answered 429: whether the IdP's retries, backing off as told, still
+    /// delivered every change by the end (`None`: no 429).
+    pub backoff_converged: Option<bool>,
     pub oracle_checked: u64,
     pub oracle_differences: u64,
     pub differences: Vec<Difference>,
@@ -551,6 +554,7 @@ async fn drive(
     let mut differences = compare(&target.name, &[now], &seen);
     let total = differences.len() as u64;
     differences.truncate(KEPT);
+    let traffic = tap.traffic();
     let report = ScimLoadReport {
         tool: "scimlab",
         version: env!("CARGO_PKG_VERSION"),
@@ -585,7 +589,11 @@ async fn drive(
             .collect(),
         never_visible: readback.open.lock().map_or(0, |o| o.len() as u64),
         membership_judged: readback.lists_groups.load(Ordering::Relaxed),
-        traffic: tap.traffic(),
+        backoff_converged: (traffic.throttled_with_retry_after
+            + traffic.throttled_without_retry_after
+            > 0)
+        .then_some(undelivered == 0),
+        traffic,
         seconds,
         saturated,
         cpu,
@@ -923,6 +931,16 @@ impl ScimLoadReport {
                 "| {} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
                 o.operation, o.status, l.count, l.p50, l.p99, l.max
             ));
+        }
+        match self.backoff_converged {
+            Some(true) => md.push_str(
+                "\nThe IdP's backoff converged: every change throttled with 429 was delivered later.\n",
+            ),
+            Some(false) => md.push_str(&format!(
+                "\nThe IdP's backoff did not converge: {} changes still undelivered at the end ({} parked).\n",
+                self.undelivered, self.parked
+            )),
+            None => {}
         }
         md.push_str(&format!(
             "\n## SCIM oracle\n\n{} people checked, {} differences.\n\n",
