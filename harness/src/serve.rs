@@ -61,7 +61,7 @@ pub struct UpArgs {
 /// A running provider.
 pub struct Running {
     pub url: String,
-    servers: scim::sim::Servers,
+    servers: scim::serve::Servers,
 }
 
 pub fn generate_token() -> String {
@@ -80,7 +80,7 @@ pub async fn start(
     oauth: Option<std::sync::Arc<scim::oauth::Verifier>>,
     rate_limit: Option<scim::rate::RateLimit>,
 ) -> anyhow::Result<Running> {
-    let mut servers = scim::sim::Servers::new(tls);
+    let mut servers = scim::serve::Servers::new(tls);
     let (listener, url) = servers
         .bind(port)
         .await
@@ -219,7 +219,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
         println!("ready");
     }
-    scim::sim::shutdown_signal().await;
+    scim::serve::shutdown_signal().await;
     targets.stop().await;
     running.stop().await;
     Ok(ExitCode::SUCCESS)

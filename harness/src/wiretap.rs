@@ -55,7 +55,7 @@ pub struct Wiretap {
     /// Where the IdP pushes.
     pub url: String,
     shared: Arc<Shared>,
-    servers: scim::sim::Servers,
+    servers: scim::serve::Servers,
 }
 
 /// What the proxy saw, for the report.
@@ -94,7 +94,7 @@ impl Wiretap {
             throttled_without: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
         });
-        let mut servers = scim::sim::Servers::new(None);
+        let mut servers = scim::serve::Servers::new(None);
         let (listener, url) = servers.bind(0).await?;
         let app = axum::Router::new()
             .fallback(forward)

@@ -18,8 +18,8 @@ const TOKEN: &str = "vendor-token";
 
 /// A SCIM engine nobody from the run started: scimlab's own, as a vendor's server would be,
 /// with `layer` in front of it.
-async fn endpoint(layer: Option<fn(Request, Next) -> Fut>) -> (String, scim::sim::Servers) {
-    let mut servers = scim::sim::Servers::new(None);
+async fn endpoint(layer: Option<fn(Request, Next) -> Fut>) -> (String, scim::serve::Servers) {
+    let mut servers = scim::serve::Servers::new(None);
     let (listener, url) = servers.bind(0).await.unwrap();
     let provider = scim::Provider::temporary(scim::ProviderConfig {
         base_url: url.clone(),

@@ -13,8 +13,8 @@ use std::time::Duration;
 use scim::tls::{Authority, Issued, ServerTls};
 
 /// A SCIM provider served over `tls` on 127.0.0.1:0, token `t`; its base URL.
-async fn scim_over(tls: Option<ServerTls>) -> (scim::sim::Servers, String) {
-    let mut servers = scim::sim::Servers::new(tls);
+async fn scim_over(tls: Option<ServerTls>) -> (scim::serve::Servers, String) {
+    let mut servers = scim::serve::Servers::new(tls);
     let (listener, base) = servers.bind(0).await.unwrap();
     let config = scim::ProviderConfig {
         base_url: base.clone(),

@@ -13,8 +13,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use mockkit::sim::AuditEvent;
 use scim::filter::{CompareOp, Filter, Literal};
-use scim::sim::AuditEvent;
 use serde_json::{json, Map, Value};
 
 use crate::engine;

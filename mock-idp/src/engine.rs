@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn members_of_one_group_go_together_but_wait_for_the_group_itself() {
-        use scim::sim::RecordState;
+        use mockkit::sim::RecordState;
         let mut org = Org::default();
         for e in [
             entry(1, &["g"], &[]),     // push the group

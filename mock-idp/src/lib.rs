@@ -18,8 +18,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::Router;
+use mockkit::sim::{AuditLog, Controls, Quirks, Simulated};
 use scim::provider::BoxFuture;
-use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
+use scim::serve::Servers;
 use scim::tls::Tls;
 
 use crate::engine::Engine;
@@ -44,6 +45,10 @@ pub struct Idp {
 impl Simulated for Idp {
     fn name(&self) -> &'static str {
         "mock_idp"
+    }
+
+    fn api_prefix(&self) -> &'static str {
+        "/api/v1"
     }
 
     /// Okta's 429: `E0000047`, `Retry-After`, and the `X-Rate-Limit-*` headers (reset in epoch
@@ -143,7 +148,7 @@ impl Simulated for Idp {
 
 /// The management API and the control plane, with faults and metrics around the API.
 pub fn app(idp: Arc<Idp>) -> Router {
-    scim::sim::native_app(api::router(idp.clone()), idp)
+    mockkit::sim::native_app(api::router(idp.clone()), idp)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -49,7 +49,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    scim::cli::init_tracing();
+    mockkit::cli::init_tracing();
     let args = Args::parse();
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
     anyhow::ensure!(args.max_attempts >= 1, "--max-attempts must be at least 1");
@@ -75,8 +75,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("starting mock-idp on {}", args.data.display()))?;
-    scim::cli::print_endpoints(args.json, &token, &[("idp", &launched.url)]);
-    scim::sim::shutdown_signal().await;
+    mockkit::cli::print_endpoints(args.json, &token, &[("idp", &launched.url)]);
+    scim::serve::shutdown_signal().await;
     launched.stop().await;
     Ok(())
 }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{SecondsFormat, Utc};
-use scim::sim::{Changes, RecordState, RecordStore};
+use mockkit::sim::{Changes, RecordState, RecordStore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use mockkit::connector::{is_active, link_str, lookup, Call, HttpApi, Plan};
 use reqwest::Method;
-use scim::connector::{is_active, link_str, lookup, Call, HttpApi, Plan};
 use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;

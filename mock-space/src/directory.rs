@@ -2,13 +2,13 @@
 //! project access grants and personal tokens, and the permission rules that turn grants into
 //! effective permissions.
 //!
-//! Persistence is `scim::sim::RecordStore`: records (`kind/id -> JSON`) and the audit log in
+//! Persistence is `mockkit::sim::RecordStore`: records (`kind/id -> JSON`) and the audit log in
 //! one sled tree, the state in memory for reads, one atomic batch per change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{SecondsFormat, Utc};
-use scim::sim::{RecordState, RecordStore};
+use mockkit::sim::{RecordState, RecordStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

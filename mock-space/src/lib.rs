@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use scim::connector::{connector_app, ConnectorSpec};
+use mockkit::connector::{connector_app, ConnectorSpec};
+use mockkit::sim::{AuditLog, Controls, Quirks, Simulated};
 use scim::provider::BoxFuture;
-use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
+use scim::serve::Servers;
 use scim::tls::Tls;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -66,7 +67,7 @@ impl Space {
             directory,
             rules: Rules::builtin(),
             admin_tokens,
-            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]), control),
+            controls: Controls::new(Quirks::new([QUIRKS, mockkit::sim::SCIM_QUIRKS]), control),
         }
     }
 
@@ -78,6 +79,10 @@ impl Space {
 impl Simulated for Space {
     fn name(&self) -> &'static str {
         "mock_space"
+    }
+
+    fn api_prefix(&self) -> &'static str {
+        "/api/http"
     }
 
     fn audit(&self) -> &AuditLog {
@@ -113,7 +118,7 @@ impl Simulated for Space {
 
 /// The native API and the control plane, with faults and metrics around the API.
 pub fn native_app(space: Arc<Space>) -> Router {
-    scim::sim::native_app(api::router(space.clone()), space)
+    mockkit::sim::native_app(api::router(space.clone()), space)
 }
 
 /// A small organisation the default policy (`scenarios/policies/space-default.toml`) refers to.

@@ -28,12 +28,12 @@ struct Args {
     #[arg(long, env = "SCIMLAB_TOKEN")]
     token: Option<String>,
     #[command(flatten)]
-    common: scim::cli::MockFlags,
+    common: mockkit::cli::MockFlags,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    scim::cli::init_tracing();
+    mockkit::cli::init_tracing();
     let args = Args::parse();
     let policy = match &args.policy {
         Some(path) => Policy::load(path)?,
@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("starting mock-space on {}", args.data.display()))?;
-    scim::cli::print_endpoints(
+    mockkit::cli::print_endpoints(
         args.common.json,
         &token,
         &[
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
             ("space-scim", &launched.scim_url),
         ],
     );
-    scim::sim::shutdown_signal().await;
+    scim::serve::shutdown_signal().await;
     launched.stop().await;
     Ok(())
 }

@@ -9,13 +9,13 @@
 //! the team's members hold them and a role granted by two groups survives losing one of them.
 //! Match by `externalId` or `id` to survive renames.
 
-use scim::connector::PolicyGrant;
+use mockkit::connector::PolicyGrant;
 use serde::Deserialize;
 
 use crate::directory::GRANTABLE_ROLES;
 
 /// The Space connector's policy.
-pub type Policy = scim::connector::Policy<RoleGrant>;
+pub type Policy = mockkit::connector::Policy<RoleGrant>;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(deny_unknown_fields)]

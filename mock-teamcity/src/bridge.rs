@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::Method;
-use scim::connector::{is_active, link_str, lookup, Call, HttpApi, Plan, PolicyGrant};
+use mockkit::connector::{is_active, link_str, lookup, Call, HttpApi, Plan, PolicyGrant};
 use scim::provider::{Backend, BackendChange, BoxFuture, Links};
 use scim::schema::ResourceKind;
 use scim::store::LINK_KEY;
@@ -80,7 +80,7 @@ impl PolicyGrant for RoleAt {
     }
 }
 
-pub type Policy = scim::connector::Policy<RoleAt>;
+pub type Policy = mockkit::connector::Policy<RoleAt>;
 
 /// TeamCity's own refusals as SCIM errors. TeamCity says 400 for a duplicate username or group.
 fn teamcity_error(status: u16, said: String) -> Option<ScimError> {
@@ -645,17 +645,17 @@ mod tests {
         seen: std::sync::Mutex<Vec<String>>,
     }
 
-    impl scim::connector::NativeApi for Throttling {
+    impl mockkit::connector::NativeApi for Throttling {
         fn send<'a>(
             &'a self,
             call: &'a Call,
-        ) -> BoxFuture<'a, Result<Value, scim::connector::NativeError>> {
+        ) -> BoxFuture<'a, Result<Value, mockkit::connector::NativeError>> {
             let line = format!("{} {}", call.method, call.path);
             self.seen.lock().unwrap().push(line);
             let throttled = call.path == self.path;
             Box::pin(async move {
                 if throttled {
-                    return Err(scim::connector::NativeError {
+                    return Err(mockkit::connector::NativeError {
                         status: Some(429),
                         error: ScimError::new(503, None, "throttled"),
                     });

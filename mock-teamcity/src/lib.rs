@@ -14,9 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use scim::connector::{connector_app, ConnectorSpec};
+use mockkit::connector::{connector_app, ConnectorSpec};
+use mockkit::sim::{AuditLog, Controls, Quirks, Simulated};
 use scim::provider::BoxFuture;
-use scim::sim::{AuditLog, Controls, Quirks, Servers, Simulated};
+use scim::serve::Servers;
 use scim::tls::Tls;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -50,7 +51,7 @@ impl TeamCity {
             store,
             roles: Roles::builtin(),
             admin_tokens,
-            controls: Controls::new(Quirks::new([QUIRKS, scim::sim::SCIM_QUIRKS]), control),
+            controls: Controls::new(Quirks::new([QUIRKS, mockkit::sim::SCIM_QUIRKS]), control),
         }
     }
 }
@@ -64,6 +65,10 @@ impl TeamCity {
 impl Simulated for TeamCity {
     fn name(&self) -> &'static str {
         "mock_teamcity"
+    }
+
+    fn api_prefix(&self) -> &'static str {
+        "/app/rest"
     }
 
     fn audit(&self) -> &AuditLog {
@@ -102,7 +107,7 @@ impl Simulated for TeamCity {
 
 /// The REST API and the control plane, with faults and metrics around the API.
 pub fn native_app(tc: Arc<TeamCity>) -> Router {
-    scim::sim::native_app(rest::router(tc.clone()), tc)
+    mockkit::sim::native_app(rest::router(tc.clone()), tc)
 }
 
 /// `_Root` and a small project tree, created when missing.

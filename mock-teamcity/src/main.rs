@@ -35,12 +35,12 @@ struct Args {
     #[arg(long, env = "TEAMCITY_TOKEN")]
     teamcity_token: Option<String>,
     #[command(flatten)]
-    common: scim::cli::MockFlags,
+    common: mockkit::cli::MockFlags,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    scim::cli::init_tracing();
+    mockkit::cli::init_tracing();
     let args = Args::parse();
     let policy = match &args.policy {
         Some(path) => Policy::load(path)?,
@@ -75,8 +75,8 @@ async fn main() -> anyhow::Result<()> {
     }
     endpoints.push(("teamcity-scim", launched.scim_url.clone()));
     let endpoints: Vec<(&str, &str)> = endpoints.iter().map(|(n, u)| (*n, u.as_str())).collect();
-    scim::cli::print_endpoints(args.common.json, &token, &endpoints);
-    scim::sim::shutdown_signal().await;
+    mockkit::cli::print_endpoints(args.common.json, &token, &endpoints);
+    scim::serve::shutdown_signal().await;
     launched.stop().await;
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! The TeamCity-like server's state: users, user groups, projects, role assignments and access
-//! tokens, persisted by `scim::sim::RecordStore`, and the role rules (`roles.json`) that turn
+//! tokens, persisted by `mockkit::sim::RecordStore`, and the role rules (`roles.json`) that turn
 //! assignments into effective permissions per project.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use scim::sim::{RecordState, RecordStore};
+use mockkit::sim::{RecordState, RecordStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

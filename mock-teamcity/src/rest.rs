@@ -486,7 +486,7 @@ async fn change_user(
     caller: &Caller,
     locator: &str,
     event: &str,
-    edit: impl FnOnce(&Server, &mut scim::sim::Changes<Record>, &mut User) -> Result<Value>,
+    edit: impl FnOnce(&Server, &mut mockkit::sim::Changes<Record>, &mut User) -> Result<Value>,
 ) -> Result<User> {
     tc.store
         .change(|server, c| {
@@ -503,7 +503,7 @@ async fn change_user(
 fn replace_roles(
     tc: &TeamCity,
     server: &Server,
-    c: &mut scim::sim::Changes<Record>,
+    c: &mut mockkit::sim::Changes<Record>,
     holder: &Holder,
     roles: &[RoleIn],
 ) -> Result<()> {
@@ -694,7 +694,7 @@ async fn change_roles(
         &TeamCity,
         &Server,
         &Holder,
-        &mut scim::sim::Changes<Record>,
+        &mut mockkit::sim::Changes<Record>,
     ) -> Result<Option<Assignment>>,
 ) -> Result<(Option<Assignment>, String)> {
     tc.store

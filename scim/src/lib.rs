@@ -16,9 +16,6 @@
 
 pub mod auth;
 pub mod bulk;
-#[cfg(feature = "cli")]
-pub mod cli;
-pub mod connector;
 pub mod cursor;
 pub mod error;
 pub mod filter;
@@ -29,12 +26,11 @@ pub mod patch;
 pub mod path;
 pub mod provider;
 pub mod query;
-mod quirks;
 pub mod rate;
 pub mod resource;
 pub mod schema;
+pub mod serve;
 pub mod server;
-pub mod sim;
 pub mod store;
 pub mod tls;
 

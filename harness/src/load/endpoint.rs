@@ -242,7 +242,7 @@ pub async fn run(o: &LoadOptions, t: &ScimLoad) -> Result<ScimLoadReport, LoadEr
     // Interrupted (Ctrl-C, SIGTERM): stop where it is, and still clean up below.
     let outcome = tokio::select! {
         outcome = drive(o, t, stack) => outcome,
-        () = scim::sim::shutdown_signal() => Err(LoadError::Interrupted),
+        () = scim::serve::shutdown_signal() => Err(LoadError::Interrupted),
     };
     // The IdP stops first, so nothing it still retries lands after the clean-up.
     idp.stop().await;

@@ -59,7 +59,7 @@ pub enum LoadError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
     /// What the simulators' control plane takes, as it takes it.
-    pub faults: scim::sim::Faults,
+    pub faults: mockkit::sim::Faults,
     /// Stop this target at the phase's start and start it again after the pause.
     pub kill: Option<(Server, Duration)>,
 }

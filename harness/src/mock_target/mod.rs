@@ -271,7 +271,7 @@ impl<'de> Deserialize<'de> for TargetName {
 /// target sees it: by its name, or (Entra only, which sends the IdP's group id as
 /// `externalId`) by that id. The oracle's own matching, not the connectors' `grants_for`.
 pub(crate) fn matching<'a, G>(
-    rules: &'a [scim::connector::Rule<G>],
+    rules: &'a [mockkit::connector::Rule<G>],
     groups: &[(&String, &String)],
     entra: bool,
 ) -> Vec<&'a G> {
@@ -289,11 +289,11 @@ pub(crate) fn matching<'a, G>(
 
 /// A policy the oracle can judge: no rule names a group by connector id, which the IdP cannot
 /// know.
-pub(crate) fn judgeable<G: scim::connector::PolicyGrant>(
+pub(crate) fn judgeable<G: mockkit::connector::PolicyGrant>(
     label: &str,
     policy: &str,
-) -> Result<scim::connector::Policy<G>, String> {
-    let policy = scim::connector::Policy::<G>::parse(policy).map_err(|e| e.to_string())?;
+) -> Result<mockkit::connector::Policy<G>, String> {
+    let policy = mockkit::connector::Policy::<G>::parse(policy).map_err(|e| e.to_string())?;
     match policy.rules.iter().position(|r| r.group.id.is_some()) {
         Some(i) => Err(format!(
             "policy rule {} of the {label} policy matches a group by connector id, which the IdP cannot know: the oracle cannot judge it",

@@ -30,7 +30,7 @@ impl MockTarget for Space {
     }
 
     fn default_policy(&self) -> &'static str {
-        <mock_space::policy::RoleGrant as scim::connector::PolicyGrant>::DEFAULT_POLICY
+        <mock_space::policy::RoleGrant as mockkit::connector::PolicyGrant>::DEFAULT_POLICY
     }
 
     fn check_policy(&self, policy: &str) -> Result<(), String> {

@@ -30,7 +30,7 @@ impl MockTarget for TeamCity {
     }
 
     fn default_policy(&self) -> &'static str {
-        <mock_teamcity::bridge::RoleAt as scim::connector::PolicyGrant>::DEFAULT_POLICY
+        <mock_teamcity::bridge::RoleAt as mockkit::connector::PolicyGrant>::DEFAULT_POLICY
     }
 
     fn check_policy(&self, policy: &str) -> Result<(), String> {

@@ -38,13 +38,13 @@ pub struct ScimTargets {
 /// scimlab's own SCIM engine, in memory, for a run without `--scim`.
 struct Engine {
     url: String,
-    servers: scim::sim::Servers,
+    servers: scim::serve::Servers,
 }
 
 impl Engine {
     async fn start() -> Result<Engine, RunError> {
         let failed = |e: &dyn std::fmt::Display| RunError::Remote(format!("the SCIM engine: {e}"));
-        let mut servers = scim::sim::Servers::new(None);
+        let mut servers = scim::serve::Servers::new(None);
         let (listener, url) = servers.bind(0).await.map_err(|e| failed(&e))?;
         let provider = scim::Provider::temporary(scim::ProviderConfig {
             base_url: url.clone(),
@@ -205,7 +205,7 @@ async fn run_on(
     // Interrupted (Ctrl-C, SIGTERM): stop where it is, and still clean up below.
     let steps = tokio::select! {
         steps = play(&mut world, scenario) => steps,
-        () = scim::sim::shutdown_signal() => vec![StepResult::new(
+        () = scim::serve::shutdown_signal() => vec![StepResult::new(
             0,
             "interrupted",
             Err(crate::load::LoadError::Interrupted.to_string()),

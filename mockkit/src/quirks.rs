@@ -12,10 +12,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use crate::error::ScimError;
-use crate::schema::ENTERPRISE_USER_URN;
 use crate::sim::{Quirks, Simulated};
-use crate::ScimType;
+use scim::error::ScimError;
+use scim::schema::ENTERPRISE_USER_URN;
+use scim::ScimType;
 
 pub const SCIM_QUIRKS: &[(&str, &str)] = &[
     ("scim-no-location", "no Location header on a create (RFC 7644 §3.3)"),
@@ -411,7 +411,7 @@ fn rewrite_request(on: On<'_>, ex: &Exchange, v: &mut Value) -> Result<(), ScimE
     };
     if matches!(ex.method, Method::POST | Method::PUT) {
         if on("scim-case-sensitive-attributes") {
-            let b = crate::schema::builtin();
+            let b = scim::schema::builtin();
             let canonical: Vec<&str> = [&b.user, &b.group]
                 .iter()
                 .flat_map(|s| s.attributes.iter().map(|a| a.name.as_str()))
@@ -1005,7 +1005,7 @@ fn rewrite_error(on: On<'_>, code: u16, v: &mut Value) {
 /// Marks User.nickName `returned: request` and User.title `immutable` wherever the User schema is.
 fn overpromise(v: &mut Value) {
     match v {
-        Value::Object(o) if o.get("id") == Some(&json!(crate::schema::USER_URN)) => {
+        Value::Object(o) if o.get("id") == Some(&json!(scim::schema::USER_URN)) => {
             for a in o
                 .get_mut("attributes")
                 .and_then(Value::as_array_mut)

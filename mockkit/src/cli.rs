@@ -1,6 +1,6 @@
 //! What the mocks' binaries share on their command line and at start.
 
-use crate::tls::TlsArgs;
+use scim::tls::TlsArgs;
 
 /// Flags of every mock target (mock-space, mock-teamcity).
 #[derive(Debug, clap::Args)]

@@ -23,10 +23,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use crate::error::{Result, ScimError};
-use crate::provider::BoxFuture;
 pub use crate::quirks::{scim_quirks, SCIM_QUIRKS};
-use crate::store::TreeWrites;
+use scim::error::{Result, ScimError};
+use scim::provider::BoxFuture;
+use scim::store::TreeWrites;
 
 /// One audit event: what changed, when it was applied, and the hash of the event before it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,14 +231,14 @@ pub struct RecordStore<S> {
     state: RwLock<S>,
     writer: Mutex<()>,
     audit: AuditLog,
-    commit: Option<crate::store::GroupCommit>,
+    commit: Option<scim::store::GroupCommit>,
     _db: sled::Db,
 }
 
 impl<S: RecordState> RecordStore<S> {
     /// Opens the store in `dir`; `durable` acknowledges a change only after a flush.
     pub fn open(dir: &std::path::Path, durable: bool) -> Result<RecordStore<S>> {
-        Self::with_db(crate::store::open_folder(dir)?, durable)
+        Self::with_db(scim::store::open_folder(dir)?, durable)
     }
 
     pub fn temporary() -> Result<RecordStore<S>> {
@@ -262,7 +262,7 @@ impl<S: RecordState> RecordStore<S> {
             );
         }
         let commit = if durable {
-            Some(crate::store::GroupCommit::start(db.clone())?)
+            Some(scim::store::GroupCommit::start(db.clone())?)
         } else {
             None
         };
@@ -361,75 +361,6 @@ impl<S: RecordState> RecordStore<S> {
     }
 }
 
-/// Servers on loopback that stop together, over HTTPS when given a TLS config.
-#[derive(Debug)]
-pub struct Servers {
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    tls: Option<crate::tls::ServerTls>,
-}
-
-impl Default for Servers {
-    fn default() -> Self {
-        Servers::new(None)
-    }
-}
-
-impl Servers {
-    pub fn new(tls: Option<crate::tls::ServerTls>) -> Self {
-        Servers {
-            stop: tokio::sync::watch::channel(false).0,
-            tasks: Vec::new(),
-            tls,
-        }
-    }
-
-    /// Binds 127.0.0.1:`port` (0 = a free port) and returns the listener with its base URL
-    /// (`https://` when these servers speak TLS).
-    pub async fn bind(&self, port: u16) -> std::io::Result<(tokio::net::TcpListener, String)> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://{}", listener.local_addr()?);
-        Ok((listener, url))
-    }
-
-    /// Serves `app` on `listener` until `stop`.
-    pub fn serve(&mut self, listener: tokio::net::TcpListener, app: Router) {
-        let mut stopped = self.stop.subscribe();
-        let tls = self.tls.clone();
-        self.tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            match tls {
-                Some(tls) => crate::tls::serve(listener, tls, app, shutdown).await,
-                None => {
-                    if let Err(e) = axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                    {
-                        tracing::error!("server stopped: {e}");
-                    }
-                }
-            }
-        }));
-    }
-
-    /// Stops every server after its open requests finish, waiting at most five seconds each
-    /// (an event-stream follower never finishes by itself).
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for mut t in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(5), &mut t)
-                .await
-                .is_err()
-            {
-                t.abort();
-            }
-        }
-    }
-}
-
 /// Injected faults, applied before a request reaches the mock's handlers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -453,14 +384,14 @@ impl Faults {
         ] {
             if !(0.0..=100.0).contains(&v) {
                 return Err(ScimError::bad_request(
-                    crate::ScimType::InvalidValue,
+                    scim::ScimType::InvalidValue,
                     format!("{name} is a percentage: {v} is not in 0..=100"),
                 ));
             }
         }
         if self.latency_ms > 60_000 {
             return Err(ScimError::bad_request(
-                crate::ScimType::InvalidValue,
+                scim::ScimType::InvalidValue,
                 "latencyMs is at most 60000",
             ));
         }
@@ -512,7 +443,7 @@ impl Quirks {
         {
             let known: Vec<&str> = self.known.iter().map(|(k, _)| *k).collect();
             return Err(ScimError::bad_request(
-                crate::ScimType::InvalidValue,
+                scim::ScimType::InvalidValue,
                 format!("unknown quirk '{bad}'; known: {}", known.join(", ")),
             ));
         }
@@ -615,26 +546,13 @@ impl Controls {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM: how every binary's servers learn to stop.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 /// What a mock provides to the shared control plane.
 pub trait Simulated: Send + Sync + std::fmt::Debug {
     /// Metric name prefix, e.g. `mock_space`.
     fn name(&self) -> &'static str;
+    /// The prefix every path of the product's API starts with (`/api/http` for Space), left
+    /// out of the metrics' route labels.
+    fn api_prefix(&self) -> &'static str;
     fn audit(&self) -> &AuditLog;
     /// The mock's faults, quirks and metrics.
     fn controls(&self) -> &Controls;
@@ -682,8 +600,8 @@ async fn control_access(State(sim): State<Sim>, req: Request, next: Next) -> Res
     if !is_control_path(req.uri().path()) {
         return next.run(req).await;
     }
-    match crate::auth::credentials(req.headers(), &["Bearer", "SSWS"]) {
-        Some(t) if crate::auth::is_one_of(&sim.controls().tokens, t) => next.run(req).await,
+    match scim::auth::credentials(req.headers(), &["Bearer", "SSWS"]) {
+        Some(t) if scim::auth::is_one_of(&sim.controls().tokens, t) => next.run(req).await,
         presented => {
             let why = if presented.is_some() {
                 "the control plane refused this token: use the server's admin token or its --sim-token"
@@ -804,7 +722,7 @@ async fn get_faults(State(sim): State<Sim>) -> Json<Faults> {
 
 async fn put_faults(State(sim): State<Sim>, body: axum::body::Bytes) -> Result<Json<Faults>> {
     let faults: Faults = serde_json::from_slice(&body).map_err(|e| {
-        ScimError::bad_request(crate::ScimType::InvalidSyntax, format!("bad faults: {e}"))
+        ScimError::bad_request(scim::ScimType::InvalidSyntax, format!("bad faults: {e}"))
     })?;
     faults.check()?;
     *sim.controls()
@@ -821,7 +739,7 @@ async fn get_quirks(State(sim): State<Sim>) -> Json<Value> {
 async fn put_quirks(State(sim): State<Sim>, body: axum::body::Bytes) -> Result<Json<Value>> {
     let names: Vec<String> = serde_json::from_slice(&body).map_err(|e| {
         ScimError::bad_request(
-            crate::ScimType::InvalidSyntax,
+            scim::ScimType::InvalidSyntax,
             format!("quirks are a JSON array of names: {e}"),
         )
     })?;
@@ -845,7 +763,7 @@ async fn metrics(State(sim): State<Sim>) -> impl IntoResponse {
 pub async fn faults_and_metrics(State(sim): State<Sim>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = route_label(req.uri().path());
+    let route = route_label(sim.api_prefix(), req.uri().path());
     if route == "/_sim" {
         return next.run(req).await;
     }
@@ -885,11 +803,11 @@ pub async fn faults_and_metrics(State(sim): State<Sim>, req: Request, next: Next
     resp
 }
 
-/// A low-cardinality label for a path: its resource segment, never an id.
-fn route_label(path: &str) -> String {
-    let mut parts = path
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != "v2" && *s != "api" && *s != "http");
+/// A low-cardinality label for a path: its first segment after the API's `prefix`, never an
+/// id.
+fn route_label(prefix: &str, path: &str) -> String {
+    let path = path.strip_prefix(prefix).unwrap_or(path);
+    let mut parts = path.split('/').filter(|s| !s.is_empty());
     match parts.next() {
         Some("_sim") => "/_sim".into(),
         Some(first) => format!("/{first}"),
@@ -1024,10 +942,11 @@ mod tests {
     #[test]
     fn route_labels_stay_coarse() {
         assert_eq!(
-            route_label("/api/http/team-directory/profiles/id:1"),
+            route_label("/api/http", "/api/http/team-directory/profiles/id:1"),
             "/team-directory"
         );
-        assert_eq!(route_label("/v2/Users/abc"), "/Users");
-        assert_eq!(route_label("/_sim/events"), "/_sim");
+        assert_eq!(route_label("/app/rest", "/app/rest/users/id:3"), "/users");
+        assert_eq!(route_label("/api/v1", "/_sim/events"), "/_sim");
+        assert_eq!(route_label("/api/v1", "/oauth2/v1/token"), "/oauth2");
     }
 }

@@ -5,8 +5,8 @@
 use axum::http::Method;
 use serde_json::Value;
 
-use crate::error::{Result, ScimError};
-use crate::provider::BoxFuture;
+use scim::error::{Result, ScimError};
+use scim::provider::BoxFuture;
 
 /// One request to the native API: method, path below the API root, body.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub struct Call {
 #[derive(Debug, Clone)]
 pub enum Payload {
     Json(Value),
-    /// `text/plain`, as TeamCity takes single fields.
+    /// A `text/plain` body (a single field, for APIs that take one so).
     Text(String),
 }
 
@@ -180,7 +180,7 @@ impl HttpApi {
         name: &'static str,
         root: &str,
         token: &str,
-        tls: &crate::tls::ClientTls,
+        tls: &scim::tls::ClientTls,
         map_error: fn(u16, String) -> Option<ScimError>,
     ) -> Result<HttpApi> {
         let http = tls
@@ -452,7 +452,7 @@ pub struct ConnectorSpec {
     pub lenient: bool,
     /// The bearer token it takes, unless `oauth` is set.
     pub token: String,
-    pub oauth: Option<std::sync::Arc<crate::oauth::Verifier>>,
+    pub oauth: Option<std::sync::Arc<scim::oauth::Verifier>>,
     /// The simulator whose SCIM quirks apply; a connector in front of a real server has none.
     pub sim: Option<std::sync::Arc<dyn crate::sim::Simulated>>,
 }
@@ -461,30 +461,30 @@ pub struct ConnectorSpec {
 /// backend's current rules (its policy may have changed since the last run).
 pub async fn connector_app(
     spec: ConnectorSpec,
-    backend: std::sync::Arc<dyn crate::provider::Backend>,
+    backend: std::sync::Arc<dyn scim::provider::Backend>,
 ) -> Result<axum::Router> {
-    let config = crate::ProviderConfig {
+    let config = scim::ProviderConfig {
         base_url: spec.base_url,
         durability: if spec.durable {
-            crate::Durability::Flush
+            scim::Durability::Flush
         } else {
-            crate::Durability::Background
+            scim::Durability::Background
         },
-        leniency: crate::resource::Leniency {
+        leniency: scim::resource::Leniency {
             boolean_strings: spec.lenient,
         },
         ..Default::default()
     };
     let provider = match &spec.dir {
-        Some(dir) => crate::Provider::open(dir, config)?,
-        None => crate::Provider::temporary(config)?,
+        Some(dir) => scim::Provider::open(dir, config)?,
+        None => scim::Provider::temporary(config)?,
     }
     .with_backend(backend);
     let regranted = provider.reapply_groups().await?;
     if regranted > 0 {
         tracing::info!("{regranted} groups re-granted under the current policy");
     }
-    let app = crate::app(crate::AppState {
+    let app = scim::app(scim::AppState {
         provider,
         tokens: match &spec.oauth {
             Some(_) => Vec::new(),
