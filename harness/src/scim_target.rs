@@ -298,7 +298,9 @@ pub fn due(idp: &IdpFacts, known: &mut BTreeSet<String>, dialect: Dialect) -> Fa
         let (exists, active) = if wanted {
             known.insert(name.clone());
             (true, Some(true))
-        } else if !known.contains(name) || (p.status.is_none() && dialect == Dialect::Entra) {
+        } else if !known.contains(name)
+            || (p.status.is_none() && mock_idp::dialect::speech(dialect).deletes_users())
+        {
             (false, None)
         } else {
             (true, Some(false))

@@ -591,7 +591,7 @@ impl Targets {
             data,
             token: token.to_owned(),
             durable,
-            lenient: dialect == Dialect::Entra,
+            lenient: mock_idp::dialect::speech(dialect).string_booleans(),
             policies,
             security,
         };

@@ -1,6 +1,7 @@
 //! How Okta and Entra ID talk SCIM: each outbox operation becomes the request sequence the real
 //! client sends (dialects.md §1.3-§1.7 and §2.2-§2.3), answers are classified as done, worth a
-//! retry, or permanent failures.
+//! retry, or permanent failures. What differs between the clients is a [`Speech`], one module
+//! per dialect (`okta`, `entra`); a new dialect is a module and an arm in [`speech`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,8 +13,71 @@ use serde_json::{json, Map, Value};
 use crate::mapping::{document, merge_into, ENTERPRISE_USER};
 use crate::model::{Dialect, Op};
 
+mod entra;
+mod okta;
+
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// How one IdP's SCIM client behaves: what it plans for a change, and how it writes the
+/// requests.
+pub trait Speech: Sync + std::fmt::Debug {
+    /// A user deleted in the IdP is deleted in the target (else deactivated, and removed from
+    /// pushed groups).
+    fn deletes_users(&self) -> bool;
+    /// A pushed group carries the IdP's group id as `externalId`.
+    fn sends_group_external_id(&self) -> bool;
+    /// The enterprise `manager` is pushed as a reference once both people are in the app.
+    fn pushes_manager(&self) -> bool;
+    fn user_agent(&self) -> &'static str;
+    fn content_type(&self) -> &'static str;
+    /// A PATCH op name (`replace`) as the client spells it.
+    fn op(&self, name: &str) -> String;
+    /// Booleans go as `"True"` / `"False"` strings, which a target must be lenient to read.
+    fn string_booleans(&self) -> bool;
+    /// `active` as the client sends it.
+    fn active(&self, active: bool) -> Value {
+        match (self.string_booleans(), active) {
+            (false, a) => json!(a),
+            (true, true) => json!("True"),
+            (true, false) => json!("False"),
+        }
+    }
+    /// The path of a look-up on `endpoint` by `filter` (already encoded).
+    fn search(&self, endpoint: &str, filter: &str) -> String;
+    /// What the client adds to a new user's document.
+    fn new_user(&self, doc: &mut Map<String, Value>);
+    fn profile_push(&self) -> ProfilePush;
+    /// The PATCH operation that (de)activates a user.
+    fn active_op(&self, active: bool) -> Value;
+    /// Whether a group push first looks for a group of that name and links to it.
+    fn finds_group_before_push(&self) -> bool;
+    /// A pushed group's document (`group`: its IdP id).
+    fn new_group(&self, group: &str, name: &str) -> Value;
+    /// The PATCH operation that renames the group `id`.
+    fn rename_op(&self, id: &str, name: &str) -> Value;
+    /// Whether a membership push sends the group's name first.
+    fn renames_before_members(&self) -> bool;
+    /// The PATCH operations adding (target id, display) and removing (target id) members.
+    fn member_ops(&self, add: &[(String, String)], remove: &[String]) -> Vec<Value>;
+}
+
+/// How a client pushes a changed profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfilePush {
+    /// Reads the target's user and writes it back whole with the mapped attributes (Okta).
+    WholeResource,
+    /// One PATCH operation per changed attribute (Entra).
+    PerAttribute,
+}
+
+/// The client of `dialect`.
+pub fn speech(dialect: Dialect) -> &'static dyn Speech {
+    match dialect {
+        Dialect::Okta => &okta::Okta,
+        Dialect::Entra => &entra::Entra,
+    }
+}
 
 /// Characters escaped in query values: spaces as %20, which every server decodes.
 const QUERY: &AsciiSet = &CONTROLS
@@ -109,12 +173,8 @@ fn excerpt(text: &str) -> String {
 }
 
 impl Wire<'_> {
-    fn user_agent(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Okta => "Okta SCIM Client 1.0.0",
-            // Entra's User-Agent is not documented (dialects.md §2.1).
-            Dialect::Entra => "scimlab-entra-dialect",
-        }
+    fn speech(&self) -> &'static dyn Speech {
+        speech(self.dialect)
     }
 
     /// Sends one request; statuses outside 2xx and `accept` become a `Failure`.
@@ -127,16 +187,13 @@ impl Wire<'_> {
     ) -> Result<Reply, Failure> {
         self.requests += 1;
         let url = format!("{}{path}", self.base_url.trim_end_matches('/'));
-        let content_type = match self.dialect {
-            Dialect::Okta => "application/scim+json; charset=utf-8",
-            Dialect::Entra => "application/scim+json",
-        };
+        let content_type = self.speech().content_type();
         let mut req = self
             .client
             .request(method.clone(), &url)
             .timeout(self.timeout)
             .bearer_auth(self.token)
-            .header(reqwest::header::USER_AGENT, self.user_agent())
+            .header(reqwest::header::USER_AGENT, self.speech().user_agent())
             .header(reqwest::header::ACCEPT, "application/scim+json");
         if let Some(b) = body {
             req = req
@@ -169,28 +226,6 @@ impl Wire<'_> {
         json!({"schemas": [PATCH_OP], "Operations": operations})
     }
 
-    /// The op name as the dialect spells it: Entra capitalises.
-    fn op(&self, name: &str) -> String {
-        match self.dialect {
-            Dialect::Okta => name.to_owned(),
-            Dialect::Entra => {
-                let mut c = name.chars();
-                c.next()
-                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                    .unwrap_or_default()
-            }
-        }
-    }
-
-    /// `active` as the dialect sends it: Entra sends `"True"`/`"False"` strings.
-    fn active(&self, active: bool) -> Value {
-        match (self.dialect, active) {
-            (Dialect::Okta, a) => json!(a),
-            (Dialect::Entra, true) => json!("True"),
-            (Dialect::Entra, false) => json!("False"),
-        }
-    }
-
     /// The id of the first resource matching `attr eq "value"`, as each client looks it up.
     async fn find(
         &mut self,
@@ -200,13 +235,7 @@ impl Wire<'_> {
     ) -> Result<Option<String>, Failure> {
         let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
         let filter = utf8_percent_encode(&format!("{attr} eq \"{escaped}\""), QUERY).to_string();
-        let path = match (self.dialect, endpoint) {
-            (Dialect::Okta, _) => format!("/{endpoint}?filter={filter}&startIndex=1&count=100"),
-            (Dialect::Entra, "Groups") => {
-                format!("/Groups?excludedAttributes=members&filter={filter}")
-            }
-            (Dialect::Entra, _) => format!("/{endpoint}?filter={filter}"),
-        };
+        let path = self.speech().search(endpoint, &filter);
         // Okta also accepts a 404 for "none" (dialects.md §1.3).
         let reply = self.call(Method::GET, &path, None, &[404]).await?;
         if reply.status == 404 {
@@ -271,7 +300,7 @@ impl Wire<'_> {
             .iter()
             .filter_map(|(path, value)| {
                 let v = value.as_ref()?;
-                Some(json!({"op": self.op("replace"), "path": path, "value": v}))
+                Some(json!({"op": self.speech().op("replace"), "path": path, "value": v}))
             })
             .collect();
         if ops.is_empty() {
@@ -294,9 +323,7 @@ impl Wire<'_> {
             Some(id) => Some(id),
             None => {
                 let mut doc: Map<String, Value> = document(attrs);
-                if self.dialect == Dialect::Okta {
-                    doc.insert("groups".into(), json!([]));
-                }
+                self.speech().new_user(&mut doc);
                 doc.insert("active".into(), json!(true));
                 let reply = self
                     .call(Method::POST, "/Users", Some(&Value::Object(doc)), &[409])
@@ -321,44 +348,49 @@ impl Wire<'_> {
             return Err(Failure::Permanent("no target user".into()));
         };
         // A match is linked and gets the app profile pushed to it.
-        match self.dialect {
-            Dialect::Okta => self.put_profile(&id, attrs, &[]).await?,
-            Dialect::Entra => {
-                let all: Vec<(String, Option<String>)> = attrs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Some(v.clone())))
-                    .collect();
-                self.patch_attrs(&id, &all).await?;
-            }
-        }
+        let all: Vec<(String, Option<String>)> = attrs
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        self.push_profile(&id, attrs, &all).await?;
         Ok(Delivered::linked(user, id, self.requests))
     }
 
-    async fn set_active(&mut self, id: &str, active: bool) -> Result<(), Failure> {
-        let op = match self.dialect {
-            Dialect::Okta => json!({"op": "replace", "value": {"active": active}}),
-            Dialect::Entra => {
-                json!({"op": self.op("replace"), "path": "active", "value": self.active(active)})
+    /// The profile push of the dialect: `attrs` the whole mapped profile, `changed` what
+    /// changed (`None`: emptied).
+    async fn push_profile(
+        &mut self,
+        id: &str,
+        attrs: &BTreeMap<String, String>,
+        changed: &[(String, Option<String>)],
+    ) -> Result<(), Failure> {
+        match self.speech().profile_push() {
+            ProfilePush::WholeResource => {
+                let removed: Vec<String> = changed
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                self.put_profile(id, attrs, &removed).await
             }
-        };
-        let body = self.patch(vec![op]);
+            ProfilePush::PerAttribute => self.patch_attrs(id, changed).await,
+        }
+    }
+
+    async fn set_active(&mut self, id: &str, active: bool) -> Result<(), Failure> {
+        let body = self.patch(vec![self.speech().active_op(active)]);
         self.call(Method::PATCH, &format!("/Users/{id}"), Some(&body), &[])
             .await?;
         Ok(())
     }
 
     async fn push_group(&mut self, group: &str, name: &str) -> Result<Delivered, Failure> {
-        if self.dialect == Dialect::Entra {
+        if self.speech().finds_group_before_push() {
             if let Some(id) = self.find("Groups", "displayName", name).await? {
                 return Ok(Delivered::linked(group, id, self.requests));
             }
         }
-        let doc = match self.dialect {
-            Dialect::Okta => json!({"schemas": [CORE_GROUP], "displayName": name, "members": []}),
-            Dialect::Entra => {
-                json!({"schemas": [CORE_GROUP], "displayName": name, "externalId": group})
-            }
-        };
+        let doc = self.speech().new_group(group, name);
         let reply = self
             .call(Method::POST, "/Groups", Some(&doc), &[409])
             .await?;
@@ -379,13 +411,7 @@ impl Wire<'_> {
     }
 
     async fn rename_group(&mut self, id: &str, name: &str) -> Result<(), Failure> {
-        let op = match self.dialect {
-            Dialect::Okta => json!({"op": "replace", "value": {"id": id, "displayName": name}}),
-            Dialect::Entra => {
-                json!({"op": self.op("replace"), "path": "displayName", "value": name})
-            }
-        };
-        let body = self.patch(vec![op]);
+        let body = self.patch(vec![self.speech().rename_op(id, name)]);
         self.call(Method::PATCH, &format!("/Groups/{id}"), Some(&body), &[])
             .await?;
         Ok(())
@@ -398,36 +424,10 @@ impl Wire<'_> {
         add: &[(String, String)],
         remove: &[String],
     ) -> Result<(), Failure> {
-        let mut ops = Vec::new();
-        match self.dialect {
-            Dialect::Okta => {
-                // Okta resends the name with every membership push (dialects.md §1.7).
-                self.rename_group(id, name).await?;
-                for r in remove {
-                    ops.push(json!({"op": "remove", "path": format!("members[value eq \"{r}\"]")}));
-                }
-                if !add.is_empty() {
-                    let values: Vec<Value> = add
-                        .iter()
-                        .map(|(v, display)| json!({"value": v, "display": display}))
-                        .collect();
-                    ops.push(json!({"op": "add", "path": "members", "value": values}));
-                }
-            }
-            Dialect::Entra => {
-                if !remove.is_empty() {
-                    let values: Vec<Value> = remove.iter().map(|v| json!({"value": v})).collect();
-                    ops.push(json!({"op": "Remove", "path": "members", "value": values}));
-                }
-                if !add.is_empty() {
-                    let values: Vec<Value> = add
-                        .iter()
-                        .map(|(v, _)| json!({"$ref": null, "value": v}))
-                        .collect();
-                    ops.push(json!({"op": "Add", "path": "members", "value": values}));
-                }
-            }
+        if self.speech().renames_before_members() {
+            self.rename_group(id, name).await?;
         }
+        let ops = self.speech().member_ops(add, remove);
         let body = self.patch(ops);
         self.call(Method::PATCH, &format!("/Groups/{id}"), Some(&body), &[])
             .await?;
@@ -459,17 +459,7 @@ impl Wire<'_> {
                 changed,
             } => {
                 let id = target(user)?;
-                match self.dialect {
-                    Dialect::Okta => {
-                        let removed: Vec<String> = changed
-                            .iter()
-                            .filter(|(_, v)| v.is_none())
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        self.put_profile(&id, attrs, &removed).await?;
-                    }
-                    Dialect::Entra => self.patch_attrs(&id, changed).await?,
-                }
+                self.push_profile(&id, attrs, changed).await?;
                 Ok(done(self.requests))
             }
             Op::Deactivate { user } | Op::Reactivate { user } => {
@@ -491,7 +481,7 @@ impl Wire<'_> {
                 let id = target(user)?;
                 // Entra sends the manager's target id as a plain string (dialects.md §2.2).
                 let op = json!({
-                    "op": self.op("add"),
+                    "op": self.speech().op("add"),
                     "path": format!("{ENTERPRISE_USER}:manager"),
                     "value": target(manager)?,
                 });

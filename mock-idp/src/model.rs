@@ -14,6 +14,7 @@ use mockkit::sim::{Changes, RecordState, RecordStore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::dialect::speech;
 use crate::error::OktaError;
 use crate::mapping::{self, Mapping};
 
@@ -1149,22 +1150,11 @@ impl<'a> Tx<'a> {
         let Some(user) = user else {
             // Deleted in the IdP: Entra deletes in the target, Okta never does (dialects.md).
             let Some(sync) = sync else { return false };
-            match app.dialect {
-                Dialect::Entra => self.enqueue(
-                    &app.id,
-                    subjects,
-                    Op::DeleteUser {
-                        user: id.to_owned(),
-                    },
-                ),
-                Dialect::Okta if sync.active && app.features.deactivate => self.enqueue(
-                    &app.id,
-                    subjects,
-                    Op::Deactivate {
-                        user: id.to_owned(),
-                    },
-                ),
-                Dialect::Okta => {}
+            let user = id.to_owned();
+            if speech(app.dialect).deletes_users() {
+                self.enqueue(&app.id, subjects, Op::DeleteUser { user });
+            } else if sync.active && app.features.deactivate {
+                self.enqueue(&app.id, subjects, Op::Deactivate { user });
             }
             self.user_syncs.set(key, None);
             return true;
@@ -1239,7 +1229,7 @@ impl<'a> Tx<'a> {
     /// manager not in the app is left out until the user changes again; a manager removed
     /// from the profile sends nothing, as Entra cannot provision a null.
     fn plan_manager(&mut self, app: &App, id: &str, user: &User) {
-        if app.dialect != Dialect::Entra || !app.features.update {
+        if !speech(app.dialect).pushes_manager() || !app.features.update {
             return;
         }
         let Some(mut sync) = self.user_sync(&app.id, id).filter(|s| s.active).cloned() else {
@@ -1348,7 +1338,7 @@ impl<'a> Tx<'a> {
                     .map(|user| user.login().to_owned())
                     .unwrap_or_default();
                 add.push((u, login));
-            } else if app.dialect == Dialect::Okta || self.user(&u).is_some() {
+            } else if !speech(app.dialect).deletes_users() || self.user(&u).is_some() {
                 remove.push(u);
             }
         }

@@ -375,27 +375,137 @@ pub struct Faults {
     pub drop: f64,
 }
 
+/// One kind of fault: its name in the harness's flags (`5xx=5%`) and in the control plane's
+/// JSON, and the field it sets. A new kind is a field of [`Faults`], its effect in
+/// [`faults_and_metrics`] and a row of [`FAULT_KINDS`].
+#[derive(Debug)]
+pub struct FaultKind {
+    pub flag: &'static str,
+    pub json: &'static str,
+    pub unit: FaultUnit,
+    get: fn(&Faults) -> f64,
+    set: fn(&mut Faults, f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultUnit {
+    /// A share of requests, 0 to 100 (`5%`); the shares together at most 100.
+    Percent,
+    /// A delay of up to a minute (`20ms`, `1s`).
+    Millis,
+}
+
+pub const FAULT_KINDS: &[FaultKind] = &[
+    FaultKind {
+        flag: "5xx",
+        json: "rate5xx",
+        unit: FaultUnit::Percent,
+        get: |f| f.rate_5xx,
+        set: |f, v| f.rate_5xx = v,
+    },
+    FaultKind {
+        flag: "429",
+        json: "rate429",
+        unit: FaultUnit::Percent,
+        get: |f| f.rate_429,
+        set: |f, v| f.rate_429 = v,
+    },
+    FaultKind {
+        flag: "drop",
+        json: "drop",
+        unit: FaultUnit::Percent,
+        get: |f| f.drop,
+        set: |f, v| f.drop = v,
+    },
+    FaultKind {
+        flag: "latency",
+        json: "latencyMs",
+        unit: FaultUnit::Millis,
+        get: |f| f.latency_ms as f64,
+        set: |f, v| f.latency_ms = v as u64,
+    },
+];
+
+/// `2s`, `500ms` or plain seconds, up to an hour.
+pub fn parse_duration(v: &str) -> std::result::Result<Duration, String> {
+    let bad = || format!("`{v}` is not a duration (2s, 500ms)");
+    let (n, scale) = match v.strip_suffix("ms") {
+        Some(ms) => (ms, 0.001),
+        None => (v.strip_suffix('s').unwrap_or(v), 1.0),
+    };
+    let n: f64 = n.parse().map_err(|_| bad())?;
+    if !(0.0..=3600.0).contains(&(n * scale)) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(n * scale))
+}
+
 impl Faults {
-    fn check(&self) -> Result<()> {
-        for (name, v) in [
-            ("rate429", self.rate_429),
-            ("rate5xx", self.rate_5xx),
-            ("drop", self.drop),
-        ] {
-            if !(0.0..=100.0).contains(&v) {
-                return Err(ScimError::bad_request(
-                    scim::ScimType::InvalidValue,
-                    format!("{name} is a percentage: {v} is not in 0..=100"),
-                ));
+    /// Why these faults cannot be injected, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        for k in FAULT_KINDS {
+            let (v, max) = ((k.get)(self), k.unit.max());
+            if !(0.0..=max).contains(&v) {
+                return Some(format!("{} is {v}, not within 0..={max}", k.json));
             }
         }
-        if self.latency_ms > 60_000 {
-            return Err(ScimError::bad_request(
-                scim::ScimType::InvalidValue,
-                "latencyMs is at most 60000",
+        let shares: f64 = FAULT_KINDS
+            .iter()
+            .filter(|k| k.unit == FaultUnit::Percent)
+            .map(|k| (k.get)(self))
+            .sum();
+        (shares > 100.0).then(|| format!("the shares add up to {shares}%, more than 100%"))
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.problem() {
+            Some(why) => Err(ScimError::bad_request(scim::ScimType::InvalidValue, why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets the kind whose flag is `flag` from its text (`5%`, `20ms`); `Ok(false)` when no
+    /// kind has that flag.
+    pub fn set_flag(&mut self, flag: &str, text: &str) -> std::result::Result<bool, String> {
+        let Some(kind) = FAULT_KINDS.iter().find(|k| k.flag == flag) else {
+            return Ok(false);
+        };
+        let value = match kind.unit {
+            FaultUnit::Percent => text
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .map_err(|_| format!("`{text}` is not a percentage"))?,
+            FaultUnit::Millis => parse_duration(text)?.as_secs_f64() * 1000.0,
+        };
+        if !(0.0..=kind.unit.max()).contains(&value) {
+            return Err(format!(
+                "{flag}: `{text}` is not within 0..{}",
+                kind.unit.max()
             ));
         }
-        Ok(())
+        (kind.set)(self, value);
+        Ok(true)
+    }
+
+    /// Each fault that is on, as its flag writes it (`5xx=5%`).
+    pub fn flags(&self) -> Vec<String> {
+        FAULT_KINDS
+            .iter()
+            .filter(|k| (k.get)(self) > 0.0)
+            .map(|k| match k.unit {
+                FaultUnit::Percent => format!("{}={}%", k.flag, (k.get)(self)),
+                FaultUnit::Millis => format!("{}={}ms", k.flag, (k.get)(self)),
+            })
+            .collect()
+    }
+}
+
+impl FaultUnit {
+    fn max(self) -> f64 {
+        match self {
+            FaultUnit::Percent => 100.0,
+            FaultUnit::Millis => 60_000.0,
+        }
     }
 }
 

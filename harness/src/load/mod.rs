@@ -28,6 +28,7 @@ use crate::targets::{
     assign_and_push, group_named, idp_call, idp_policies, PolicyTexts, Server, Targets,
     TargetsError,
 };
+use mockkit::sim::parse_duration as duration;
 use plan::{Kind, PlanOptions, Planned, Shard, GROUPS};
 use report::{Hist, LoadConfig, LoadReport, PhaseReport, Recorded, Second};
 use track::{now_micros, Outcome, Tracked, Tracker, Watch};
@@ -64,33 +65,6 @@ pub struct FaultSpec {
     pub kill: Option<(Server, Duration)>,
 }
 
-fn percent(v: &str) -> Result<f64, String> {
-    let n: f64 = v
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| format!("`{v}` is not a percentage"))?;
-    if (0.0..=100.0).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("`{v}` is not within 0..100%"))
-    }
-}
-
-/// `2s`, `500ms` or plain seconds.
-fn duration(v: &str) -> Result<Duration, String> {
-    let bad = || format!("`{v}` is not a duration (2s, 500ms)");
-    let (n, scale) = if let Some(ms) = v.strip_suffix("ms") {
-        (ms, 0.001)
-    } else {
-        (v.strip_suffix('s').unwrap_or(v), 1.0)
-    };
-    let n: f64 = n.parse().map_err(|_| bad())?;
-    if !(0.0..=3600.0).contains(&(n * scale)) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(n * scale))
-}
-
 impl FromStr for FaultSpec {
     type Err = String;
 
@@ -107,10 +81,6 @@ impl FromStr for FaultSpec {
                 .split_once('=')
                 .ok_or_else(|| format!("`{part}`: expected name=value"))?;
             match k {
-                "5xx" => f.rate_5xx = percent(v)?,
-                "429" => f.rate_429 = percent(v)?,
-                "drop" => f.drop = percent(v)?,
-                "latency" => f.latency_ms = duration(v)?.as_millis() as u64,
                 "kill" => {
                     let (server, pause) = v.split_once(':').unwrap_or((v, "2s"));
                     let server = server
@@ -120,14 +90,17 @@ impl FromStr for FaultSpec {
                     spec.kill = Some((server, duration(pause)?));
                 }
                 other => {
-                    return Err(format!(
-                        "`{other}`: the faults are 5xx, 429, drop, latency and kill"
-                    ))
+                    if !f.set_flag(other, v)? {
+                        let mut kinds: Vec<&str> =
+                            mockkit::sim::FAULT_KINDS.iter().map(|k| k.flag).collect();
+                        kinds.push("kill");
+                        return Err(format!("`{other}`: the faults are {}", kinds.join(", ")));
+                    }
                 }
             }
         }
-        if f.rate_5xx + f.rate_429 + f.drop > 100.0 {
-            return Err(format!("`{s}`: the shares add up to more than 100%"));
+        if let Some(why) = f.problem() {
+            return Err(format!("`{s}`: {why}"));
         }
         Ok(spec)
     }
@@ -135,20 +108,7 @@ impl FromStr for FaultSpec {
 
 impl fmt::Display for FaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        let faults = &self.faults;
-        if faults.rate_5xx > 0.0 {
-            parts.push(format!("5xx={}%", faults.rate_5xx));
-        }
-        if faults.rate_429 > 0.0 {
-            parts.push(format!("429={}%", faults.rate_429));
-        }
-        if faults.drop > 0.0 {
-            parts.push(format!("drop={}%", faults.drop));
-        }
-        if faults.latency_ms > 0 {
-            parts.push(format!("latency={}ms", faults.latency_ms));
-        }
+        let mut parts = self.faults.flags();
         if let Some((server, pause)) = &self.kill {
             parts.push(format!("kill={}:{}s", server.as_str(), pause.as_secs_f64()));
         }
@@ -572,7 +532,7 @@ async fn drive(
         .build()
         .map_err(|e| LoadError::Setup(e.to_string()))?;
     let mut oracle = ends
-        .oracle(&client, policies, o.dialect == Dialect::Entra)
+        .oracle(&client, policies, o.dialect)
         .await
         .map_err(LoadError::Setup)?;
 

@@ -63,13 +63,14 @@ pub trait MockTarget: Send + Sync {
     fn smoke(&self) -> NativeSmoke;
 
     /// The oracle's own evaluation of this target under `policy` (TOML), from the target's
-    /// fixed configuration read through its API at `end`.
+    /// fixed configuration read through its API at `end`; `by_group_id` when the IdP's dialect
+    /// sends its group id as `externalId` (`Speech::sends_group_external_id`).
     fn judge<'a>(
         &'a self,
         client: &'a reqwest::Client,
         end: &'a Endpoint,
         policy: &'a str,
-        entra: bool,
+        by_group_id: bool,
     ) -> BoxFuture<'a, Result<Box<dyn Judge>, String>>;
 }
 
@@ -268,19 +269,19 @@ impl<'de> Deserialize<'de> for TargetName {
 }
 
 /// The grants of every rule of a policy that names the IdP group `id` called `name` as the
-/// target sees it: by its name, or (Entra only, which sends the IdP's group id as
-/// `externalId`) by that id. The oracle's own matching, not the connectors' `grants_for`.
+/// target sees it: by its name, or, `by_group_id` (the dialect sends the IdP's group id as
+/// `externalId`), by that id. The oracle's own matching, not the connectors' `grants_for`.
 pub(crate) fn matching<'a, G>(
     rules: &'a [mockkit::connector::Rule<G>],
     groups: &[(&String, &String)],
-    entra: bool,
+    by_group_id: bool,
 ) -> Vec<&'a G> {
     groups
         .iter()
         .flat_map(|(id, name)| {
             rules.iter().filter(move |r| {
                 r.group.display_name.as_deref() == Some(name.as_str())
-                    || (entra && r.group.external_id.as_deref() == Some(id.as_str()))
+                    || (by_group_id && r.group.external_id.as_deref() == Some(id.as_str()))
             })
         })
         .flat_map(|r| r.grants.iter())

@@ -146,7 +146,7 @@ impl MockTarget for Space {
         client: &'a reqwest::Client,
         end: &'a Endpoint,
         policy: &'a str,
-        entra: bool,
+        by_group_id: bool,
     ) -> BoxFuture<'a, Result<Box<dyn Judge>, String>> {
         Box::pin(async move {
             let policy = judgeable(self.label(), policy)?;
@@ -162,7 +162,7 @@ impl MockTarget for Space {
             Ok(Box::new(SpaceJudge {
                 policy,
                 public,
-                entra,
+                by_group_id,
             }) as Box<dyn Judge>)
         })
     }
@@ -276,22 +276,26 @@ pub struct SpaceJudge {
     policy: mock_space::Policy,
     /// Project keys that are not private (their `organization-member` role is everyone's).
     public: BTreeSet<String>,
-    entra: bool,
+    by_group_id: bool,
 }
 
 impl SpaceJudge {
-    pub fn new(policy: &str, public: BTreeSet<String>, entra: bool) -> Result<SpaceJudge, String> {
+    pub fn new(
+        policy: &str,
+        public: BTreeSet<String>,
+        by_group_id: bool,
+    ) -> Result<SpaceJudge, String> {
         Ok(SpaceJudge {
             policy: judgeable(Space.label(), policy)?,
             public,
-            entra,
+            by_group_id,
         })
     }
 }
 
 impl Judge for SpaceJudge {
     fn grants(&self, groups: &[(&String, &String)]) -> BTreeSet<String> {
-        let mut items: BTreeSet<String> = matching(&self.policy.rules, groups, self.entra)
+        let mut items: BTreeSet<String> = matching(&self.policy.rules, groups, self.by_group_id)
             .into_iter()
             .map(|g| format!("{}/{}", g.project, g.role))
             .collect();

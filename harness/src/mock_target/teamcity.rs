@@ -151,7 +151,7 @@ impl MockTarget for TeamCity {
         client: &'a reqwest::Client,
         end: &'a Endpoint,
         policy: &'a str,
-        entra: bool,
+        by_group_id: bool,
     ) -> BoxFuture<'a, Result<Box<dyn Judge>, String>> {
         Box::pin(async move {
             let roles = roles(&native_get(client, end, "/app/rest/roles").await?);
@@ -166,7 +166,10 @@ impl MockTarget for TeamCity {
                     ))
                 })
                 .collect();
-            Ok(Box::new(TeamCityJudge::new(policy, roles, parents, entra)?) as Box<dyn Judge>)
+            Ok(
+                Box::new(TeamCityJudge::new(policy, roles, parents, by_group_id)?)
+                    as Box<dyn Judge>,
+            )
         })
     }
 }
@@ -285,7 +288,7 @@ pub struct TeamCityJudge {
     roles: BTreeMap<String, BTreeSet<String>>,
     /// Project id -> parent project id.
     parents: BTreeMap<String, Option<String>>,
-    entra: bool,
+    by_group_id: bool,
 }
 
 impl TeamCityJudge {
@@ -293,13 +296,13 @@ impl TeamCityJudge {
         policy: &str,
         roles: BTreeMap<String, BTreeSet<String>>,
         parents: BTreeMap<String, Option<String>>,
-        entra: bool,
+        by_group_id: bool,
     ) -> Result<TeamCityJudge, String> {
         Ok(TeamCityJudge {
             policy: judgeable(TeamCity.label(), policy)?,
             roles,
             parents,
-            entra,
+            by_group_id,
         })
     }
 
@@ -368,7 +371,7 @@ impl TeamCityJudge {
 
 impl Judge for TeamCityJudge {
     fn grants(&self, groups: &[(&String, &String)]) -> BTreeSet<String> {
-        let held: Vec<(String, String)> = matching(&self.policy.rules, groups, self.entra)
+        let held: Vec<(String, String)> = matching(&self.policy.rules, groups, self.by_group_id)
             .into_iter()
             .map(|g| (g.role.clone(), g.scope.clone()))
             .collect();

@@ -107,16 +107,16 @@ impl std::fmt::Display for Finding {
 #[derive(Debug)]
 pub struct Oracle {
     judges: BTreeMap<TargetName, Box<dyn Judge>>,
-    /// Entra deletes users in the target.
-    entra: bool,
+    /// The dialect deletes users in the target (Entra) instead of deactivating them.
+    deletes_users: bool,
     provisioned_once: BTreeSet<(TargetName, String)>,
 }
 
 impl Oracle {
-    pub fn new(judges: BTreeMap<TargetName, Box<dyn Judge>>, entra: bool) -> Oracle {
+    pub fn new(judges: BTreeMap<TargetName, Box<dyn Judge>>, deletes_users: bool) -> Oracle {
         Oracle {
             judges,
-            entra,
+            deletes_users,
             provisioned_once: BTreeSet::new(),
         }
     }
@@ -127,16 +127,21 @@ impl Oracle {
         client: &reqwest::Client,
         end: impl Fn(TargetName) -> crate::scenario::run::Endpoint,
         policies: &crate::targets::PolicyTexts,
-        entra: bool,
+        dialect: super::model::Dialect,
     ) -> Result<Oracle, String> {
+        let client_speech = mock_idp::dialect::speech(dialect);
+        let by_group_id = client_speech.sends_group_external_id();
         let mut judges = BTreeMap::new();
         for t in TargetName::all() {
             let policy = policies
                 .get(&t)
                 .map_or(t.mock().default_policy(), String::as_str);
-            judges.insert(t, t.mock().judge(client, &end(t), policy, entra).await?);
+            judges.insert(
+                t,
+                t.mock().judge(client, &end(t), policy, by_group_id).await?,
+            );
         }
-        Ok(Oracle::new(judges, entra))
+        Ok(Oracle::new(judges, client_speech.deletes_users()))
     }
 
     pub fn judge(&self, target: TargetName) -> Option<&dyn Judge> {
@@ -174,7 +179,8 @@ impl Oracle {
                         account: Account::Active,
                         items: judge.grants(&groups),
                     }
-                } else if !self.provisioned_once.contains(&key) || (status.is_none() && self.entra)
+                } else if !self.provisioned_once.contains(&key)
+                    || (status.is_none() && self.deletes_users)
                 {
                     Holding::none(Account::Absent)
                 } else {

@@ -735,8 +735,7 @@ pub async fn check_remote(
         .map_err(|(path, e)| format!("{}: {e}", path.display()))?;
     let client = remote.http()?;
     let ends = Ends::remote(&client, remote).await?;
-    let entra = remote.dialect == Dialect::Entra;
-    let mut oracle = ends.oracle(&client, &policies, entra).await?;
+    let mut oracle = ends.oracle(&client, &policies, remote.dialect).await?;
     ends.final_check(&client, &mut oracle, users).await
 }
 
@@ -784,9 +783,9 @@ impl Ends {
         &self,
         client: &reqwest::Client,
         policies: &PolicyTexts,
-        entra: bool,
+        dialect: Dialect,
     ) -> Result<Oracle, String> {
-        Oracle::read(client, |t| self.target(t).clone(), policies, entra).await
+        Oracle::read(client, |t| self.target(t).clone(), policies, dialect).await
     }
 
     pub(crate) fn embedded(targets: &Targets) -> Ends {
@@ -955,10 +954,7 @@ pub async fn run_on(
             (Some(targets), ends, None)
         }
     };
-    let oracle = match ends
-        .oracle(&client, &policies, dialect == Dialect::Entra)
-        .await
-    {
+    let oracle = match ends.oracle(&client, &policies, dialect).await {
         Ok(o) => o,
         Err(why) => {
             if let Some(t) = targets {
