@@ -580,40 +580,51 @@ pub struct Metrics {
     requests: Mutex<RequestTotals>,
 }
 
+/// Label sets kept; past them a new route counts as `other`, so that requests to made-up paths
+/// cannot grow the metrics without bound.
+const MAX_SERIES: usize = 500;
+
 impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let e = m
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
+        let mut key = (method.to_owned(), route.to_owned(), status);
+        if m.len() >= MAX_SERIES && !m.contains_key(&key) {
+            key.1 = "other".into();
+        }
+        let e = m.entry(key).or_default();
         e.0 += 1;
         e.1 += seconds;
     }
 
-    /// Prometheus text exposition format, version 0.0.4.
+    /// Prometheus text exposition format, version 0.0.4. Written here rather than through
+    /// prometheus-client, whose text is OpenMetrics: two counters and a few gauges, read back
+    /// by a Prometheus parser in the tests.
     pub fn render(&self, prefix: &str, extra: &[(&str, &str, f64)]) -> String {
         use std::fmt::Write;
         let m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let labels = |method: &str, route: &str, status: u16| {
+            format!(
+                "method=\"{}\",route=\"{}\",status=\"{status}\"",
+                label_value(method),
+                label_value(route)
+            )
+        };
         let mut out = String::new();
         let _ = writeln!(
             out,
             "# HELP {prefix}_http_requests_total Requests answered.\n# TYPE {prefix}_http_requests_total counter"
         );
         for ((method, route, status), (n, _)) in m.iter() {
-            let _ = writeln!(
-                out,
-                "{prefix}_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+            let labels = labels(method, route, *status);
+            let _ = writeln!(out, "{prefix}_http_requests_total{{{labels}}} {n}");
         }
         let _ = writeln!(
             out,
             "# HELP {prefix}_http_request_seconds_sum Time spent answering.\n# TYPE {prefix}_http_request_seconds_sum counter"
         );
         for ((method, route, status), (_, s)) in m.iter() {
-            let _ = writeln!(
-                out,
-                "{prefix}_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {s}"
-            );
+            let labels = labels(method, route, *status);
+            let _ = writeln!(out, "{prefix}_http_request_seconds_sum{{{labels}}} {s}");
         }
         for (name, help, value) in extra {
             let _ = writeln!(
@@ -623,6 +634,13 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A label value as the exposition format writes it: backslash, quote and line feed escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The switches and counters every mock carries for its control plane.
@@ -1047,6 +1065,34 @@ mod tests {
         assert!(!q.is_on("no-location"));
         q.set(&["no-location".into()]).unwrap();
         assert!(q.is_on("no-location"));
+    }
+
+    #[test]
+    fn metrics_parse_whatever_the_path_and_stop_growing() {
+        let m = Metrics::default();
+        m.record("GET", "/we\"ird\\\npath", 404, 0.5);
+        for i in 0..MAX_SERIES + 50 {
+            m.record("GET", &format!("/made-up-{i}"), 404, 0.001);
+        }
+        let text = m.render("mock_x", &[("up", "Up.", 1.0)]);
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let routes: BTreeSet<&str> = scrape
+            .samples
+            .iter()
+            .filter_map(|s| s.labels.get("route"))
+            .collect();
+        // Every line a sample (a raw quote or line feed would have cut one short); the
+        // parser keeps the value as written.
+        let lines = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(scrape.samples.len(), lines, "{text}");
+        assert!(routes.contains(r#"/we\"ird\\\npath"#), "{text}");
+        assert!(routes.contains("other"));
+        assert_eq!(
+            routes.len(),
+            MAX_SERIES + 1,
+            "the made-up paths past the cap share one label"
+        );
     }
 
     #[test]
