@@ -238,18 +238,22 @@ impl Setup {
     ) -> Result<Box<dyn RunningMock>, TargetsError> {
         let how = Launch {
             native_port: urls.map_or(0, |u| port_of(&u.native_url)),
-            scim_port: urls.map_or(0, |u| port_of(&u.scim_url)),
-            data: self.data.clone(),
             token: self.token.clone(),
             policy: self
                 .policies
                 .get(&target)
                 .cloned()
                 .unwrap_or_else(|| target.mock().default_policy().to_owned()),
-            durable: self.durable,
-            lenient: self.lenient,
-            tls: self.security.tls.clone(),
-            scim_oauth: self.security.oauth.as_ref().map(|o| o.verifier.clone()),
+            serving: mockkit::connector::Serving {
+                scim_port: urls.map_or(0, |u| port_of(&u.scim_url)),
+                data: self.data.clone(),
+                scim_token: self.token.clone(),
+                scim_oauth: self.security.oauth.as_ref().map(|o| o.verifier.clone()),
+                sim_token: None,
+                durable: self.durable,
+                lenient: self.lenient,
+                tls: self.security.tls.clone(),
+            },
         };
         target
             .mock()

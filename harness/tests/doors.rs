@@ -137,16 +137,18 @@ async fn walk(name: &str, base: &str, router: &Router) -> (usize, Vec<String>) {
 async fn space(sim_token: Option<&str>) -> mock_space::Launched {
     mock_space::launch(mock_space::Options {
         port: 0,
-        scim_port: 0,
-        data: None,
         token: TOKEN.into(),
-        scim_token: TOKEN.into(),
-        sim_token: sim_token.map(str::to_owned),
-        tls: Default::default(),
-        scim_oauth: None,
         policy: mock_space::Policy::default_policy(),
-        durable: false,
-        lenient: false,
+        serving: mock_space::Serving {
+            scim_port: 0,
+            data: None,
+            scim_token: TOKEN.into(),
+            sim_token: sim_token.map(str::to_owned),
+            tls: Default::default(),
+            scim_oauth: None,
+            durable: false,
+            lenient: false,
+        },
     })
     .await
     .unwrap()
@@ -157,16 +159,18 @@ async fn every_route_refuses_a_caller_without_credentials() {
     let space = space(None).await;
     let teamcity = mock_teamcity::launch(mock_teamcity::Options {
         target: mock_teamcity::Target::Simulator { port: 0 },
-        scim_port: 0,
-        data: None,
         token: TOKEN.into(),
-        scim_token: TOKEN.into(),
-        sim_token: None,
-        tls: Default::default(),
-        scim_oauth: None,
         policy: mock_teamcity::Policy::default_policy(),
-        durable: false,
-        lenient: false,
+        serving: mock_teamcity::Serving {
+            scim_port: 0,
+            data: None,
+            scim_token: TOKEN.into(),
+            sim_token: None,
+            tls: Default::default(),
+            scim_oauth: None,
+            durable: false,
+            lenient: false,
+        },
     })
     .await
     .unwrap();

@@ -11,17 +11,15 @@ pub mod directory;
 pub mod error;
 pub mod policy;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use mockkit::connector::{connector_app, ConnectorSpec};
+use mockkit::connector::bind;
+pub use mockkit::connector::Serving;
 use mockkit::sim::{AuditLog, Controls, Quirks, Simulated};
 use scim::provider::BoxFuture;
 use scim::serve::Servers;
-use scim::tls::Tls;
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use crate::connector::{space_client, SpaceBackend};
 use crate::directory::{new_id, Directory, Project, Record, Repository, Rules};
@@ -160,8 +158,8 @@ pub async fn seed_sample(directory: &Directory) -> Result<(), ApiError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
-    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Serve(#[from] mockkit::connector::LaunchError),
     #[error(transparent)]
     Space(#[from] ApiError),
     #[error(transparent)]
@@ -172,25 +170,11 @@ pub enum LaunchError {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub port: u16,
-    pub scim_port: u16,
-    /// `None`: in memory only.
-    pub data: Option<PathBuf>,
     /// Organisation token for the native API; the connector uses it too.
     pub token: String,
-    /// OAuth access tokens the SCIM server accepts instead of `scim_token` (which it then
-    /// refuses).
-    pub scim_oauth: Option<Arc<scim::oauth::Verifier>>,
-    /// Bearer token the connector's SCIM clients (the IdP) present.
-    pub scim_token: String,
-    /// A token that opens the simulator's `/_sim` besides `token`.
-    pub sim_token: Option<String>,
     pub policy: Policy,
-    /// Acknowledge writes only once flushed to disk.
-    pub durable: bool,
-    /// Accept Entra's `"True"`/`"False"` strings for booleans.
-    pub lenient: bool,
-    /// HTTPS for both servers, and how the connector checks the simulator's certificate.
-    pub tls: Tls,
+    /// The connector's port, data folder (the simulator's too), clients and transport.
+    pub serving: Serving,
 }
 
 /// Both servers, running.
@@ -210,49 +194,30 @@ impl Launched {
     }
 }
 
-async fn bind(servers: &Servers, port: u16) -> Result<(TcpListener, String), LaunchError> {
-    servers
-        .bind(port)
-        .await
-        .map_err(|source| LaunchError::Bind { port, source })
-}
-
 /// Starts the native simulator and the SCIM connector on loopback.
 pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
-    let sub = |name: &str| opts.data.as_ref().map(|d| d.join(name));
-    let directory = match sub("space") {
-        Some(dir) => Directory::open(&dir, opts.durable)?,
+    let serving = &opts.serving;
+    let directory = match serving.folder("space") {
+        Some(dir) => Directory::open(&dir, serving.durable)?,
         None => Directory::temporary()?,
     };
     seed_sample(&directory).await?;
     let space = Arc::new(Space::new(
         directory,
         vec![opts.token.clone()],
-        opts.sim_token.clone(),
+        serving.sim_token.clone(),
     ));
-    let mut servers = Servers::new(opts.tls.server.clone());
+    let mut servers = Servers::new(serving.tls.server.clone());
     let (native_listener, space_url) = bind(&servers, opts.port).await?;
-    let (scim_listener, scim_url) = bind(&servers, opts.scim_port).await?;
 
-    let client = space_client(&space_url, &opts.token, &opts.tls.client)?;
+    let client = space_client(&space_url, &opts.token, &serving.tls.client)?;
     let backend = SpaceBackend::new(client, opts.policy);
     // The connector re-grants every group before it takes requests, which calls the native API.
     servers.serve(native_listener, native_app(space.clone()));
     let sim: Arc<dyn Simulated> = space.clone();
-    let connector = connector_app(
-        ConnectorSpec {
-            base_url: scim_url.clone(),
-            dir: sub("space-scim"),
-            durable: opts.durable,
-            lenient: opts.lenient,
-            token: opts.scim_token.clone(),
-            oauth: opts.scim_oauth.clone(),
-            sim: Some(sim),
-        },
-        Arc::new(backend),
-    )
-    .await?;
-    servers.serve(scim_listener, connector);
+    let scim_url = serving
+        .serve_connector(&mut servers, "space-scim", Arc::new(backend), Some(sim))
+        .await?;
     Ok(Launched {
         space_url,
         scim_url,

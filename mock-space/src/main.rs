@@ -42,19 +42,14 @@ async fn main() -> anyhow::Result<()> {
     let token = args
         .token
         .unwrap_or_else(|| format!("spc-{}", rand::random::<u128>()));
-    let tls = args.common.tls.tls()?;
+    let serving = args
+        .common
+        .serving(args.scim_port, args.data.clone(), &token)?;
     let launched = launch(Options {
-        tls,
-        scim_oauth: None,
-        sim_token: args.common.sim_token.clone(),
         port: args.port,
-        scim_port: args.scim_port,
-        data: Some(args.data.clone()),
         token: token.clone(),
-        scim_token: token.clone(),
         policy,
-        durable: !args.common.no_fsync,
-        lenient: args.common.lenient,
+        serving,
     })
     .await
     .with_context(|| format!("starting mock-space on {}", args.data.display()))?;

@@ -18,17 +18,16 @@ fn default_policy() -> Policy {
 
 async fn start(data: Option<&Path>, policy: Policy) -> Launched {
     launch(Options {
-        sim_token: None,
-        tls: Default::default(),
-        scim_oauth: None,
         port: 0,
-        scim_port: 0,
-        data: data.map(Path::to_path_buf),
         token: TOKEN.into(),
-        scim_token: TOKEN.into(),
         policy,
-        durable: data.is_some(),
-        lenient: true,
+        serving: mock_space::Serving {
+            data: data.map(Path::to_path_buf),
+            scim_token: TOKEN.into(),
+            durable: data.is_some(),
+            lenient: true,
+            ..Default::default()
+        },
     })
     .await
     .unwrap()

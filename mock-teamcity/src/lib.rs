@@ -10,17 +10,15 @@ pub mod model;
 pub mod rest;
 pub mod xml;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use mockkit::connector::{connector_app, ConnectorSpec};
+use mockkit::connector::bind;
+pub use mockkit::connector::Serving;
 use mockkit::sim::{AuditLog, Controls, Quirks, Simulated};
 use scim::provider::BoxFuture;
 use scim::serve::Servers;
-use scim::tls::Tls;
 use serde_json::json;
-use tokio::net::TcpListener;
 
 pub use crate::bridge::Policy;
 use crate::bridge::{teamcity_client, TeamCityBackend};
@@ -138,8 +136,8 @@ pub async fn seed_sample(store: &Store) -> Result<(), RestError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
-    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Serve(#[from] mockkit::connector::LaunchError),
     #[error(transparent)]
     Rest(#[from] RestError),
     #[error(transparent)]
@@ -158,24 +156,11 @@ pub enum Target {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub target: Target,
-    pub scim_port: u16,
-    /// `None`: in memory only.
-    pub data: Option<PathBuf>,
     /// The simulator's system-administrator token (unused for a remote target).
     pub token: String,
-    /// OAuth access tokens the SCIM server accepts instead of `scim_token` (which it then
-    /// refuses).
-    pub scim_oauth: Option<Arc<scim::oauth::Verifier>>,
-    /// Bearer token the bridge's SCIM clients (the IdP) present.
-    pub scim_token: String,
-    /// A token that opens the simulator's `/_sim` besides `token`.
-    pub sim_token: Option<String>,
     pub policy: Policy,
-    pub durable: bool,
-    /// Accept Entra's `"True"`/`"False"` strings for booleans.
-    pub lenient: bool,
-    /// HTTPS for the servers started here, and how the bridge checks TeamCity's certificate.
-    pub tls: Tls,
+    /// The bridge's port, data folder (the simulator's too), clients and transport.
+    pub serving: Serving,
 }
 
 /// The bridge, and the simulator when it was started.
@@ -199,28 +184,21 @@ impl Launched {
     }
 }
 
-async fn bind(servers: &Servers, port: u16) -> Result<(TcpListener, String), LaunchError> {
-    servers
-        .bind(port)
-        .await
-        .map_err(|source| LaunchError::Bind { port, source })
-}
-
 /// Starts the simulator (unless the target is remote) and the SCIM bridge on loopback.
 pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
-    let sub = |name: &str| opts.data.as_ref().map(|d| d.join(name));
-    let mut servers = Servers::new(opts.tls.server.clone());
+    let serving = &opts.serving;
+    let mut servers = Servers::new(serving.tls.server.clone());
     let (teamcity_url, token, teamcity) = match &opts.target {
         Target::Simulator { port } => {
-            let store = match sub("teamcity") {
-                Some(dir) => Store::open(&dir, opts.durable)?,
+            let store = match serving.folder("teamcity") {
+                Some(dir) => Store::open(&dir, serving.durable)?,
                 None => Store::temporary()?,
             };
             seed_sample(&store).await?;
             let tc = Arc::new(TeamCity::new(
                 store,
                 vec![opts.token.clone()],
-                opts.sim_token.clone(),
+                serving.sim_token.clone(),
             ));
             let (listener, url) = bind(&servers, *port).await?;
             servers.serve(listener, native_app(tc.clone()));
@@ -229,24 +207,13 @@ pub async fn launch(opts: Options) -> Result<Launched, LaunchError> {
         Target::Remote { url, token } => (url.clone(), token.clone(), None),
     };
 
-    let (scim_listener, scim_url) = bind(&servers, opts.scim_port).await?;
-    let client = teamcity_client(&teamcity_url, &token, &opts.tls.client)?;
+    let client = teamcity_client(&teamcity_url, &token, &serving.tls.client)?;
     let backend = TeamCityBackend::new(client, opts.policy);
-    let app = connector_app(
-        ConnectorSpec {
-            base_url: scim_url.clone(),
-            dir: sub("teamcity-scim"),
-            durable: opts.durable,
-            lenient: opts.lenient,
-            token: opts.scim_token.clone(),
-            oauth: opts.scim_oauth.clone(),
-            // The simulator's SCIM quirks reach its bridge; a real server's bridge has none.
-            sim: teamcity.clone().map(|tc| -> Arc<dyn Simulated> { tc }),
-        },
-        Arc::new(backend),
-    )
-    .await?;
-    servers.serve(scim_listener, app);
+    // The simulator's SCIM quirks reach its bridge; a real server's bridge has none.
+    let sim = teamcity.clone().map(|tc| -> Arc<dyn Simulated> { tc });
+    let scim_url = serving
+        .serve_connector(&mut servers, "teamcity-scim", Arc::new(backend), sim)
+        .await?;
     Ok(Launched {
         teamcity_url,
         scim_url,

@@ -53,19 +53,14 @@ async fn main() -> anyhow::Result<()> {
         (Some(url), Some(token)) => Target::Remote { url, token },
         _ => Target::Simulator { port: args.port },
     };
-    let tls = args.common.tls.tls()?;
+    let serving = args
+        .common
+        .serving(args.scim_port, args.data.clone(), &token)?;
     let launched = launch(Options {
-        tls,
-        scim_oauth: None,
-        sim_token: args.common.sim_token.clone(),
         target,
-        scim_port: args.scim_port,
-        data: Some(args.data.clone()),
         token: token.clone(),
-        scim_token: token.clone(),
         policy,
-        durable: !args.common.no_fsync,
-        lenient: args.common.lenient,
+        serving,
     })
     .await
     .with_context(|| format!("starting mock-teamcity on {}", args.data.display()))?;

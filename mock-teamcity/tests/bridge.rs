@@ -27,17 +27,16 @@ impl ScimCalls for World {
 impl World {
     async fn new(data: Option<&Path>, policy: Policy) -> World {
         let s = launch(Options {
-            sim_token: None,
-            tls: Default::default(),
-            scim_oauth: None,
             target: Target::Simulator { port: 0 },
-            scim_port: 0,
-            data: data.map(Path::to_path_buf),
             token: TOKEN.into(),
-            scim_token: TOKEN.into(),
             policy,
-            durable: data.is_some(),
-            lenient: true,
+            serving: mock_teamcity::Serving {
+                data: data.map(Path::to_path_buf),
+                scim_token: TOKEN.into(),
+                durable: data.is_some(),
+                lenient: true,
+                ..Default::default()
+            },
         })
         .await
         .unwrap();
@@ -500,17 +499,16 @@ async fn bridge_and_teamcity_restart_independently() {
         async move {
             World {
                 s: launch(Options {
-                    sim_token: None,
-                    tls: Default::default(),
-                    scim_oauth: None,
                     target: Target::Simulator { port },
-                    scim_port: 0,
-                    data: Some(data),
                     token: TOKEN.into(),
-                    scim_token: TOKEN.into(),
                     policy: Policy::default(),
-                    durable: true,
-                    lenient: false,
+                    serving: mock_teamcity::Serving {
+                        data: Some(data),
+                        scim_token: TOKEN.into(),
+                        durable: true,
+                        lenient: false,
+                        ..Default::default()
+                    },
                 })
                 .await
                 .unwrap(),
@@ -523,20 +521,19 @@ async fn bridge_and_teamcity_restart_independently() {
         async move {
             World {
                 s: launch(Options {
-                    sim_token: None,
-                    tls: Default::default(),
-                    scim_oauth: None,
                     target: Target::Remote {
                         url,
                         token: TOKEN.into(),
                     },
-                    scim_port: 0,
-                    data: Some(data),
                     token: TOKEN.into(),
-                    scim_token: TOKEN.into(),
                     policy: Policy::default_policy(),
-                    durable: true,
-                    lenient: false,
+                    serving: mock_teamcity::Serving {
+                        data: Some(data),
+                        scim_token: TOKEN.into(),
+                        durable: true,
+                        lenient: false,
+                        ..Default::default()
+                    },
                 })
                 .await
                 .unwrap(),

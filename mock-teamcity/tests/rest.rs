@@ -12,17 +12,16 @@ const TOKEN: &str = "admin-token";
 
 async fn start(data: Option<&Path>) -> Launched {
     launch(Options {
-        sim_token: None,
-        tls: Default::default(),
-        scim_oauth: None,
         target: Target::Simulator { port: 0 },
-        scim_port: 0,
-        data: data.map(Path::to_path_buf),
         token: TOKEN.into(),
-        scim_token: TOKEN.into(),
         policy: Policy::default(),
-        durable: data.is_some(),
-        lenient: false,
+        serving: mock_teamcity::Serving {
+            data: data.map(Path::to_path_buf),
+            scim_token: TOKEN.into(),
+            durable: data.is_some(),
+            lenient: false,
+            ..Default::default()
+        },
     })
     .await
     .unwrap()

@@ -21,6 +21,28 @@ pub struct MockFlags {
     pub tls: TlsArgs,
 }
 
+impl MockFlags {
+    /// How the connector is served from these flags: on `scim_port`, keeping data in `data`,
+    /// taking `token`.
+    pub fn serving(
+        &self,
+        scim_port: u16,
+        data: std::path::PathBuf,
+        token: &str,
+    ) -> Result<crate::connector::Serving, scim::tls::TlsError> {
+        Ok(crate::connector::Serving {
+            scim_port,
+            data: Some(data),
+            scim_token: token.to_owned(),
+            scim_oauth: None,
+            sim_token: self.sim_token.clone(),
+            durable: !self.no_fsync,
+            lenient: self.lenient,
+            tls: self.tls.tls()?,
+        })
+    }
+}
+
 /// Logs to stderr, filtered by `RUST_LOG`.
 pub fn init_tracing() {
     tracing_subscriber::fmt()

@@ -440,63 +440,103 @@ mod tests {
     }
 }
 
-/// How a mock's SCIM connector is served: its provider's settings and who may call it.
-#[derive(Debug)]
-pub struct ConnectorSpec {
-    /// Where clients reach the connector.
-    pub base_url: String,
-    /// Its own sled folder; `None` keeps it in memory.
-    pub dir: Option<std::path::PathBuf>,
+/// How a connector is served, whatever its product: its SCIM port and data folder, who may
+/// call it, durability, leniency and transport. Both mocks' launch options carry one.
+#[derive(Debug, Clone, Default)]
+pub struct Serving {
+    pub scim_port: u16,
+    /// `None`: in memory only.
+    pub data: Option<std::path::PathBuf>,
+    /// Bearer token the connector's SCIM clients (the IdP) present.
+    pub scim_token: String,
+    /// OAuth access tokens the SCIM server accepts instead of `scim_token` (which it then
+    /// refuses).
+    pub scim_oauth: Option<std::sync::Arc<scim::oauth::Verifier>>,
+    /// A token that opens the simulator's `/_sim` besides the product's own.
+    pub sim_token: Option<String>,
+    /// Acknowledge writes only once flushed to disk.
     pub durable: bool,
     /// Accept Entra's "True"/"False" strings for booleans.
     pub lenient: bool,
-    /// The bearer token it takes, unless `oauth` is set.
-    pub token: String,
-    pub oauth: Option<std::sync::Arc<scim::oauth::Verifier>>,
-    /// The simulator whose SCIM quirks apply; a connector in front of a real server has none.
-    pub sim: Option<std::sync::Arc<dyn crate::sim::Simulated>>,
+    /// HTTPS for the servers started here, and how the connector checks the product's
+    /// certificate.
+    pub tls: scim::tls::Tls,
 }
 
-/// The connector's router: a provider calling `backend`, every group first brought up to the
-/// backend's current rules (its policy may have changed since the last run).
-pub async fn connector_app(
-    spec: ConnectorSpec,
-    backend: std::sync::Arc<dyn scim::provider::Backend>,
-) -> Result<axum::Router> {
-    let config = scim::ProviderConfig {
-        base_url: spec.base_url,
-        durability: if spec.durable {
-            scim::Durability::Flush
-        } else {
-            scim::Durability::Background
-        },
-        leniency: scim::resource::Leniency {
-            boolean_strings: spec.lenient,
-        },
-        ..Default::default()
-    };
-    let provider = match &spec.dir {
-        Some(dir) => scim::Provider::open(dir, config)?,
-        None => scim::Provider::temporary(config)?,
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+}
+
+/// Binds 127.0.0.1:`port` (0: any) for `servers`; the listener and its URL.
+pub async fn bind(
+    servers: &scim::serve::Servers,
+    port: u16,
+) -> std::result::Result<(tokio::net::TcpListener, String), LaunchError> {
+    servers
+        .bind(port)
+        .await
+        .map_err(|source| LaunchError::Bind { port, source })
+}
+
+impl Serving {
+    /// `name` in the data folder; `None` in memory.
+    pub fn folder(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.data.as_ref().map(|d| d.join(name))
     }
-    .with_backend(backend);
-    let regranted = provider.reapply_groups().await?;
-    if regranted > 0 {
-        tracing::info!("{regranted} groups re-granted under the current policy");
+
+    /// Serves the connector on `servers`: a provider keeping its state in the data folder's
+    /// `folder` and calling `backend`, every group first brought up to the backend's current
+    /// rules (its policy may have changed since the last run), wearing `sim`'s SCIM quirks
+    /// when there is a simulator. Returns its URL.
+    pub async fn serve_connector(
+        &self,
+        servers: &mut scim::serve::Servers,
+        folder: &str,
+        backend: std::sync::Arc<dyn scim::provider::Backend>,
+        sim: Option<std::sync::Arc<dyn crate::sim::Simulated>>,
+    ) -> std::result::Result<String, LaunchError> {
+        let (listener, base_url) = bind(servers, self.scim_port).await?;
+        let config = scim::ProviderConfig {
+            base_url: base_url.clone(),
+            durability: if self.durable {
+                scim::Durability::Flush
+            } else {
+                scim::Durability::Background
+            },
+            leniency: scim::resource::Leniency {
+                boolean_strings: self.lenient,
+            },
+            ..Default::default()
+        };
+        let provider = match self.folder(folder) {
+            Some(dir) => scim::Provider::open(&dir, config)?,
+            None => scim::Provider::temporary(config)?,
+        }
+        .with_backend(backend);
+        let regranted = provider.reapply_groups().await?;
+        if regranted > 0 {
+            tracing::info!("{regranted} groups re-granted under the current policy");
+        }
+        let app = scim::app(scim::AppState {
+            provider,
+            tokens: match &self.scim_oauth {
+                Some(_) => Vec::new(),
+                None => vec![self.scim_token.clone()],
+            },
+            oauth: self.scim_oauth.clone(),
+        });
+        let app = match sim {
+            Some(sim) => app.layer(axum::middleware::from_fn_with_state(
+                sim,
+                crate::sim::scim_quirks,
+            )),
+            None => app,
+        };
+        servers.serve(listener, app);
+        Ok(base_url)
     }
-    let app = scim::app(scim::AppState {
-        provider,
-        tokens: match &spec.oauth {
-            Some(_) => Vec::new(),
-            None => vec![spec.token],
-        },
-        oauth: spec.oauth,
-    });
-    Ok(match spec.sim {
-        Some(sim) => app.layer(axum::middleware::from_fn_with_state(
-            sim,
-            crate::sim::scim_quirks,
-        )),
-        None => app,
-    })
 }

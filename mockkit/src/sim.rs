@@ -479,8 +479,9 @@ impl Faults {
         };
         if !(0.0..=kind.unit.max()).contains(&value) {
             return Err(format!(
-                "{flag}: `{text}` is not within 0..{}",
-                kind.unit.max()
+                "{flag}: `{text}` is not within 0..{}{}",
+                kind.unit.max(),
+                kind.unit.suffix()
             ));
         }
         (kind.set)(self, value);
@@ -492,15 +493,20 @@ impl Faults {
         FAULT_KINDS
             .iter()
             .filter(|k| (k.get)(self) > 0.0)
-            .map(|k| match k.unit {
-                FaultUnit::Percent => format!("{}={}%", k.flag, (k.get)(self)),
-                FaultUnit::Millis => format!("{}={}ms", k.flag, (k.get)(self)),
-            })
+            .map(|k| format!("{}={}{}", k.flag, (k.get)(self), k.unit.suffix()))
             .collect()
     }
 }
 
 impl FaultUnit {
+    /// How a value's unit is written after it.
+    fn suffix(self) -> &'static str {
+        match self {
+            FaultUnit::Percent => "%",
+            FaultUnit::Millis => "ms",
+        }
+    }
+
     fn max(self) -> f64 {
         match self {
             FaultUnit::Percent => 100.0,

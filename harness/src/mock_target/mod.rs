@@ -6,8 +6,6 @@
 //! kind of target: `scim_target` reads it through SCIM alone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -143,20 +141,16 @@ pub enum AuditChange {
     Groups,
 }
 
-/// How to start a mock: ports (0: any), data folder, credentials, policy and transport.
+/// How to start a mock: its port (0: any), token and policy, and how its connector is served.
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub native_port: u16,
-    pub scim_port: u16,
-    pub data: Option<PathBuf>,
+    /// The product's token, which its connector uses too.
     pub token: String,
     /// TOML, already checked by [`MockTarget::check_policy`].
     pub policy: String,
-    pub durable: bool,
-    /// Accept Entra's `"True"` / `"False"` strings.
-    pub lenient: bool,
-    pub tls: scim::tls::Tls,
-    pub scim_oauth: Option<Arc<scim::oauth::Verifier>>,
+    /// The connector's port, data folder (the product's too), clients and transport.
+    pub serving: mockkit::connector::Serving,
 }
 
 /// A mock and its connector, running.

@@ -44,16 +44,9 @@ impl MockTarget for Space {
             let policy = mock_space::Policy::parse(&how.policy).map_err(|e| e.to_string())?;
             let launched = mock_space::launch(mock_space::Options {
                 port: how.native_port,
-                scim_port: how.scim_port,
-                data: how.data,
-                scim_token: how.token.clone(),
                 token: how.token,
                 policy,
-                durable: how.durable,
-                lenient: how.lenient,
-                sim_token: None,
-                tls: how.tls,
-                scim_oauth: how.scim_oauth,
+                serving: how.serving,
             })
             .await
             .map_err(|e| e.to_string())?;

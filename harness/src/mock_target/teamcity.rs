@@ -46,16 +46,9 @@ impl MockTarget for TeamCity {
                 target: mock_teamcity::Target::Simulator {
                     port: how.native_port,
                 },
-                scim_port: how.scim_port,
-                data: how.data,
-                scim_token: how.token.clone(),
                 token: how.token,
                 policy,
-                durable: how.durable,
-                lenient: how.lenient,
-                sim_token: None,
-                tls: how.tls,
-                scim_oauth: how.scim_oauth,
+                serving: how.serving,
             })
             .await
             .map_err(|e| e.to_string())?;
