@@ -620,6 +620,28 @@ mod tests {
     }
 
     #[test]
+    fn expectations_are_read_by_their_target_and_a_stranger_is_named() {
+        let e = parse(
+            "name: x\ngroups: [A]\nsteps:\n  - hire: {user: alice, groups: [A]}\n  - expect:\n      spaec: [{user: alice, access: none}]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("`spaec` is not a target: space or teamcity"),
+            "{e}"
+        );
+        let e = parse(
+            "name: x\ngroups: [A]\nsteps:\n  - hire: {user: alice, groups: [A]}\n  - expect:\n      teamcity: [{user: alice, project: Web}]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("needs project with may / may_not"),
+            "{e}"
+        );
+        assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let e = parse("name: x\nsteps:\n  - hire: {user: alice}\n  - fire: {user: alice}\n")
             .unwrap_err();
