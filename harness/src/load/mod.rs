@@ -577,78 +577,12 @@ async fn drive(
         (None, None) => Watch::Stream,
     }));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let bearer = |end: &Endpoint| match o.remote.as_ref().and_then(|r| r.scim_oauth.clone()) {
-        Some(source) => crate::client::Bearer::OAuth(source),
-        None => crate::client::Bearer::Token(end.token.clone()),
-    };
-    if o.poll.is_some() {
-        // A connector that refuses the reads would leave every event open until the deadline.
-        for t in TargetName::all() {
-            if let Some(scim) = &ends.target(t).scim {
-                track::can_read(&client, scim, &bearer(ends.target(t)))
-                    .await
-                    .map_err(LoadError::Setup)?;
-            }
-        }
-    }
-    let mut followers = Vec::new();
-    for t in TargetName::all() {
-        let end = ends.target(t);
-        let (tracker, client, token) = (tracker.clone(), client.clone(), end.token.clone());
-        // Embedded targets always have their connector's URL; `check_remote` saw to the rest.
-        followers.push(match (o.poll, &end.scim) {
-            (Some(every), Some(scim)) => tokio::spawn(track::poll(
-                tracker,
-                client,
-                t,
-                scim.clone(),
-                bearer(end),
-                every,
-                stop_rx.clone(),
-            )),
-            _ => tokio::spawn(track::follow(
-                tracker,
-                client,
-                t,
-                end.url.clone(),
-                token,
-                stop_rx.clone(),
-            )),
-        });
-    }
+    let followers = follow_targets(o, ends, &client, &tracker, &stop_rx).await?;
 
-    // The starting population, hired and provisioned before the clock starts.
-    let population: Vec<u32> = (0..o.plan.users).filter(|u| o.shard.owns(*u)).collect();
-    let hires = futures::stream::iter(population.iter().map(|&u| {
-        let (idp, tracker) = (idp.clone(), tracker.clone());
-        async move {
-            let group = plan::first_group(u);
-            let name = GROUPS[group as usize].to_owned();
-            let id = tracker.expect(Kind::Joiner, None, &idp.login(u), 0, Outcome::Joined(name));
-            idp.hire(u, group)
-                .await
-                .map(|()| tracker.accepted(id, now_micros()))
-        }
-    }))
-    .buffer_unordered(SETUP_CONCURRENCY)
-    .collect::<Vec<Result<(), String>>>()
-    .await;
-    if let Some(Err(e)) = hires.into_iter().find(Result::is_err) {
-        let _ = stop_tx.send(true);
-        return Err(LoadError::Setup(format!(
-            "hiring the starting population: {e}"
-        )));
-    }
-    let setup_window =
-        Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
     let apps = ends.app_ids();
-    if !settle(&tracker, setup_window, &idp, &apps).await {
+    if let Err(e) = hire_population(o, &idp, &tracker, &apps).await {
         let _ = stop_tx.send(true);
-        return Err(LoadError::Setup(format!(
-            "{} of the starting population were not provisioned within {} s",
-            tracker.in_flight(),
-            setup_window.as_secs()
-        )));
+        return Err(e);
     }
     let setup_s = setup_started.elapsed().as_secs_f64();
 
@@ -796,11 +730,132 @@ async fn drive(
         &parked_ids,
     );
 
-    // The final state of every person this shard touched, against the oracle.
     let mut users: Vec<(String, String)> = login_to_id.into_iter().collect();
     users.sort();
+    check_final(
+        ends,
+        &client,
+        &mut oracle,
+        &users,
+        &mut recorded,
+        &mut problems,
+    )
+    .await?;
+    let unreadable = tracker.unreadable();
+    if unreadable > 0 {
+        problems.push(format!("{unreadable} audit events had no readable time"));
+    }
+    let total = problems.len();
+    problems.truncate(KEPT);
+    if total > KEPT {
+        problems.push(format!("... and {} more", total - KEPT));
+    }
+    recorded.problems = problems;
+    Ok(recorded)
+}
+
+/// Follows every target: its audit stream, or with `--poll-ms` its SCIM connector (checked
+/// readable first: a connector that refuses the reads would leave every event open).
+async fn follow_targets(
+    o: &LoadOptions,
+    ends: &Ends,
+    client: &reqwest::Client,
+    tracker: &Arc<Tracker>,
+    stop_rx: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, LoadError> {
+    let bearer = |end: &Endpoint| match o.remote.as_ref().and_then(|r| r.scim_oauth.clone()) {
+        Some(source) => crate::client::Bearer::OAuth(source),
+        None => crate::client::Bearer::Token(end.token.clone()),
+    };
+    if o.poll.is_some() {
+        for t in TargetName::all() {
+            if let Some(scim) = &ends.target(t).scim {
+                track::can_read(client, scim, &bearer(ends.target(t)))
+                    .await
+                    .map_err(LoadError::Setup)?;
+            }
+        }
+    }
+    let mut followers = Vec::new();
+    for t in TargetName::all() {
+        let end = ends.target(t);
+        let (tracker, client, token) = (tracker.clone(), client.clone(), end.token.clone());
+        // Embedded targets always have their connector's URL; `check_remote` saw to the rest.
+        followers.push(match (o.poll, &end.scim) {
+            (Some(every), Some(scim)) => tokio::spawn(track::poll(
+                tracker,
+                client,
+                t,
+                scim.clone(),
+                bearer(end),
+                every,
+                stop_rx.clone(),
+            )),
+            _ => tokio::spawn(track::follow(
+                tracker,
+                client,
+                t,
+                end.url.clone(),
+                token,
+                stop_rx.clone(),
+            )),
+        });
+    }
+    Ok(followers)
+}
+
+/// Hires this shard's starting population and waits until every target has applied it,
+/// before the clock starts.
+async fn hire_population(
+    o: &LoadOptions,
+    idp: &Arc<Idp>,
+    tracker: &Arc<Tracker>,
+    apps: &[String],
+) -> Result<(), LoadError> {
+    let population: Vec<u32> = (0..o.plan.users).filter(|u| o.shard.owns(*u)).collect();
+    let hires = futures::stream::iter(population.iter().map(|&u| {
+        let (idp, tracker) = (idp.clone(), tracker.clone());
+        async move {
+            let group = plan::first_group(u);
+            let name = GROUPS[group as usize].to_owned();
+            let id = tracker.expect(Kind::Joiner, None, &idp.login(u), 0, Outcome::Joined(name));
+            idp.hire(u, group)
+                .await
+                .map(|()| tracker.accepted(id, now_micros()))
+        }
+    }))
+    .buffer_unordered(SETUP_CONCURRENCY)
+    .collect::<Vec<Result<(), String>>>()
+    .await;
+    if let Some(Err(e)) = hires.into_iter().find(Result::is_err) {
+        return Err(LoadError::Setup(format!(
+            "hiring the starting population: {e}"
+        )));
+    }
+    let setup_window =
+        Duration::from_secs(60) + Duration::from_millis(20 * u64::from(o.plan.users));
+    if !settle(tracker, setup_window, idp, apps).await {
+        return Err(LoadError::Setup(format!(
+            "{} of the starting population were not provisioned within {} s",
+            tracker.in_flight(),
+            setup_window.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// The final state of every person this shard touched (`users`: login, IdP id) against the
+/// oracle, and every audit chain, into `recorded` and `problems`.
+async fn check_final(
+    ends: &Ends,
+    client: &reqwest::Client,
+    oracle: &mut crate::scenario::oracle::Oracle,
+    users: &[(String, String)],
+    recorded: &mut Recorded,
+    problems: &mut Vec<String>,
+) -> Result<(), LoadError> {
     let checked = ends
-        .final_check(&client, &mut oracle, &users)
+        .final_check(client, oracle, users)
         .await
         .map_err(LoadError::Setup)?;
     problems.extend(checked.unreadable);
@@ -814,17 +869,7 @@ async fn drive(
         .map(ToString::to_string)
         .collect();
     recorded.broken_chains = checked.broken_chains;
-    let unreadable = tracker.unreadable();
-    if unreadable > 0 {
-        problems.push(format!("{unreadable} audit events had no readable time"));
-    }
-    let total = problems.len();
-    problems.truncate(KEPT);
-    if total > KEPT {
-        problems.push(format!("... and {} more", total - KEPT));
-    }
-    recorded.problems = problems;
-    Ok(recorded)
+    Ok(())
 }
 
 /// Counts and histograms from the followed events; set-up events are left out.

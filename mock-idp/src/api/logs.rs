@@ -52,7 +52,7 @@ pub(super) fn compare(v: &Value, op: CompareOp, lit: &Literal) -> bool {
 
 /// Okta's filter and search expressions (SCIM syntax) over an API object; string comparisons
 /// ignore case.
-pub(super) fn matches(f: &Filter, doc: &Value) -> bool {
+pub fn matches(f: &Filter, doc: &Value) -> bool {
     match f {
         Filter::Or(a, b) => matches(a, doc) || matches(b, doc),
         Filter::And(a, b) => matches(a, doc) && matches(b, doc),

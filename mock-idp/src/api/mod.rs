@@ -34,6 +34,8 @@ mod users;
 
 use apps::*;
 use groups::*;
+/// The System Log filter evaluator, for the fuzz test.
+pub use logs::matches;
 use logs::*;
 use outbox::*;
 use users::*;
