@@ -35,6 +35,13 @@ pub struct ScenarioArgs {
     /// With --scim: leave what the run made on the endpoint.
     #[arg(long, requires = "scim")]
     pub keep: bool,
+    /// With --scim: at most this many requests reach each endpoint; later pushes are refused
+    /// before it, and the run fails.
+    #[arg(long, requires = "scim")]
+    pub max_requests: Option<u64>,
+    /// With --scim: at most this many requests per second reach each endpoint.
+    #[arg(long, requires = "scim")]
+    pub max_rate: Option<f64>,
     /// How --scim endpoints are authenticated (the IdP pushes with these credentials).
     #[command(flatten)]
     pub auth: harness::client::AuthFlags,
@@ -44,6 +51,9 @@ pub struct ScenarioArgs {
 }
 
 pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
+    if args.max_rate.is_some_and(|r| !(r > 0.0 && r <= 100_000.0)) {
+        anyhow::bail!("--max-rate must be in (0, 100000]");
+    }
     let files = if args.files.is_empty() {
         scenario::files_in(std::path::Path::new("scenarios")).context("cannot list scenarios/")?
     } else {
@@ -85,6 +95,10 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         },
         tls: args.tls.client_tls()?,
         keep: args.keep,
+        caps: harness::wiretap::Caps {
+            max_rate: args.max_rate,
+            max_requests: args.max_requests,
+        },
     };
     let runs = scenario::run_all(
         &loaded,

@@ -61,6 +61,7 @@ pub struct Wiretap {
 /// What the proxy saw, for the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Traffic {
+    /// Requests that reached the endpoint (those refused past `--max-requests` are not).
     pub requests: u64,
     /// Per operation and status: count and latency of the endpoint's answer.
     pub operations: Vec<Operation>,
@@ -78,12 +79,20 @@ pub struct Operation {
 }
 
 impl Wiretap {
-    /// Starts the proxy on loopback in front of `upstream` (a SCIM base URL).
+    /// Starts the proxy on loopback in front of `upstream` (a SCIM base URL), reaching it
+    /// with `tls`: answers within 30 s, redirects passed back rather than followed.
     pub async fn start(
         upstream: &str,
-        client: reqwest::Client,
+        tls: &scim::tls::ClientTls,
         caps: Caps,
     ) -> std::io::Result<Wiretap> {
+        let client = tls
+            .builder()
+            .map_err(std::io::Error::other)?
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client,
@@ -115,7 +124,12 @@ impl Wiretap {
     pub fn traffic(&self) -> Traffic {
         let tally = self.shared.tally.lock().unwrap_or_else(|p| p.into_inner());
         Traffic {
-            requests: self.shared.sent.load(Ordering::Relaxed),
+            // The first `max_requests` went through; the rest were refused here.
+            requests: self
+                .shared
+                .sent
+                .load(Ordering::Relaxed)
+                .min(self.shared.caps.max_requests.unwrap_or(u64::MAX)),
             operations: tally
                 .by
                 .iter()

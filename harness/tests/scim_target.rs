@@ -403,3 +403,38 @@ async fn a_throttling_endpoint_is_waited_out_and_the_report_says_so() {
     assert_eq!(report["oracle_differences"], 0);
     servers.stop().await;
 }
+
+/// `scenario --scim --max-requests`: the IdP's pushes past the cap never reach the endpoint,
+/// the run fails and says so, and the clean-up (which does not go through the cap) still
+/// removes everything.
+#[tokio::test]
+async fn a_scenario_stops_at_max_requests_and_still_cleans_up() {
+    let (url, servers) = endpoint(None).await;
+    let given = ScimTargets {
+        caps: harness::wiretap::Caps {
+            max_requests: Some(4),
+            max_rate: None,
+        },
+        ..targets(&url, TOKEN)
+    };
+    let run = play(JOIN_AND_LEAVE, Dialect::Okta, &given).await;
+    assert!(!run.passed);
+    let outcome = &run.scim[0];
+    assert!(outcome.capped, "{outcome:?}");
+    assert_eq!(outcome.requests, 4, "{outcome:?}");
+    let md = harness::scenario::to_markdown(std::slice::from_ref(&run));
+    assert!(
+        md.contains("--max-requests reached after 4 requests"),
+        "{md}"
+    );
+    let users = call(&url, reqwest::Method::GET, "/Users", None).await;
+    assert_eq!(users["totalResults"], 0, "{users}");
+    let groups = call(&url, reqwest::Method::GET, "/Groups", None).await;
+    assert_eq!(groups["totalResults"], 0, "{groups}");
+
+    // Without the cap the same scenario passes, through the same proxy.
+    let run = play(JOIN_AND_LEAVE, Dialect::Okta, &targets(&url, TOKEN)).await;
+    assert!(run.passed);
+    assert!(!run.scim[0].capped && run.scim[0].requests > 4);
+    servers.stop().await;
+}

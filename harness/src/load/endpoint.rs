@@ -220,13 +220,7 @@ pub async fn run(o: &LoadOptions, t: &ScimLoad) -> Result<ScimLoadReport, LoadEr
         .preflight()
         .await
         .map_err(|why| LoadError::Setup(format!("preflight: {why} (nothing was written)")))?;
-    let upstream = t.tls.builder().map_err(|e| setup(&e))?;
-    let upstream = upstream
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| setup(&e))?;
-    let tap = Wiretap::start(&t.spec.url, upstream, t.caps).await?;
+    let tap = Wiretap::start(&t.spec.url, &t.tls, t.caps).await?;
     // The IdP pushes to the proxy in plain HTTP, but fetches OAuth tokens from the
     // user's authorization server, which may need the user's CA.
     let idp = crate::targets::embedded_idp(TOKEN, t.tls.clone()).await?;

@@ -148,6 +148,22 @@ pub fn to_markdown(runs: &[ScenarioRun]) -> String {
         for s in r.steps.iter().filter(|s| !s.ok) {
             md.push_str(&format!("- step {} ({}): {}\n", s.index, s.kind, s.detail));
         }
+        for o in &r.scim {
+            if o.capped {
+                md.push_str(&format!(
+                    "- {}: --max-requests reached after {} requests; later pushes never reached it\n",
+                    o.target, o.requests
+                ));
+            }
+            if !o.left.is_empty() && !o.kept {
+                md.push_str(&format!(
+                    "- {}: the clean-up left {}: {}\n",
+                    o.target,
+                    o.left.len(),
+                    o.left.join(", ")
+                ));
+            }
+        }
         let differences = r.steps.last().map_or(&[][..], |s| &s.differences[..]);
         if !differences.is_empty() {
             md.push_str("\n| endpoint | person or group | attribute | expected | actual | due since step |\n|---|---|---|---|---|---|\n");

@@ -108,7 +108,9 @@ impl ScenarioRun {
     ) -> ScenarioRun {
         let passed = steps.iter().all(|s| s.ok)
             && steps.len() == scenario.steps.len() + 1
-            && scim.iter().all(|o| o.left.is_empty() || o.kept);
+            && scim
+                .iter()
+                .all(|o| (o.left.is_empty() || o.kept) && !o.capped);
         ScenarioRun {
             file: file.display().to_string(),
             name: scenario.name.clone(),
@@ -133,6 +135,11 @@ pub struct ScimOutcome {
     /// Resources the clean-up could not delete (or `--keep` kept): a failure.
     pub left: Vec<String>,
     pub kept: bool,
+    /// Requests the IdP's pushes made to the endpoint (through the metering proxy).
+    pub requests: u64,
+    /// `--max-requests` was reached: later pushes were refused before the endpoint, and the
+    /// run fails.
+    pub capped: bool,
 }
 
 /// A personal token a user made on a target, and the oracle's view it was made in.

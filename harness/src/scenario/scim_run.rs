@@ -20,6 +20,7 @@ use crate::conformance::Target;
 use crate::scim_target::{
     compare, due, read_idp, value_at, EndpointAuth, Facts, IdpFacts, PushAuth, ScimSpec, ScimTarget,
 };
+use crate::wiretap::{Caps, Wiretap};
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -33,6 +34,8 @@ pub struct ScimTargets {
     pub tls: ClientTls,
     /// Leave what the run made on the endpoints.
     pub keep: bool,
+    /// What the IdP may send each endpoint (`--max-requests`, `--max-rate`).
+    pub caps: Caps,
 }
 
 /// scimlab's own SCIM engine, in memory, for a run without `--scim`.
@@ -150,6 +153,8 @@ async fn run_on(
                 deleted: 0,
                 left: Vec::new(),
                 kept: given.keep,
+                requests: 0,
+                capped: false,
             })
             .collect()
     };
@@ -164,18 +169,30 @@ async fn run_on(
             return Ok((vec![step], outcomes(&targets)));
         }
     }
+    // The IdP pushes through a metering proxy per endpoint, which keeps to the caps.
+    let mut taps = Vec::new();
+    for t in &targets {
+        let tap = Wiretap::start(&t.url, &given.tls, given.caps)
+            .await
+            .map_err(|e| bad(&e))?;
+        taps.push(tap);
+    }
     let idp = crate::targets::embedded_idp(TOKEN, given.tls.clone()).await?;
     let mut tracked = Vec::new();
-    for t in targets {
+    for (t, tap) in targets.into_iter().zip(&taps) {
         let label = format!("SCIM {}", t.name);
         let connection = t.push.connection();
-        let app =
-            crate::targets::wire_app(&http, &idp.url, TOKEN, connection, &label, &t.url, dialect)
-                .await;
+        let app = crate::targets::wire_app(
+            &http, &idp.url, TOKEN, connection, &label, &tap.url, dialect,
+        )
+        .await;
         let app = match app {
             Ok(app) => app,
             Err(e) => {
                 idp.stop().await;
+                for tap in taps {
+                    tap.stop().await;
+                }
                 return Err(e.into());
             }
         };
@@ -225,7 +242,7 @@ async fn run_on(
         .map(|g| world.dir.group_name(g))
         .collect();
     let mut out = Vec::new();
-    for t in &world.targets {
+    for (t, tap) in world.targets.iter().zip(taps) {
         let mut outcome = ScimOutcome {
             target: t.target.name.clone(),
             url: t.target.url.clone(),
@@ -233,7 +250,10 @@ async fn run_on(
             deleted: 0,
             left: Vec::new(),
             kept: given.keep,
+            requests: tap.traffic().requests,
+            capped: tap.capped(),
         };
+        tap.stop().await;
         if !given.keep {
             let done = t.target.clean_up(&logins, &group_names).await;
             outcome.deleted = done.deleted;
