@@ -35,6 +35,13 @@ pub struct MockUrls {
 /// Each mock target's connector policy (TOML).
 pub type PolicyTexts = BTreeMap<TargetName, String>;
 
+/// `target`'s policy in `policies`, or its built-in one.
+pub fn policy_of(policies: &PolicyTexts, target: TargetName) -> &str {
+    policies
+        .get(&target)
+        .map_or(target.mock().default_policy(), String::as_str)
+}
+
 /// Every mock target's built-in policy.
 pub fn default_policies() -> PolicyTexts {
     TargetName::all()
@@ -239,11 +246,7 @@ impl Setup {
         let how = Launch {
             native_port: urls.map_or(0, |u| port_of(&u.native_url)),
             token: self.token.clone(),
-            policy: self
-                .policies
-                .get(&target)
-                .cloned()
-                .unwrap_or_else(|| target.mock().default_policy().to_owned()),
+            policy: policy_of(&self.policies, target).to_owned(),
             serving: mockkit::connector::Serving {
                 scim_port: urls.map_or(0, |u| port_of(&u.scim_url)),
                 data: self.data.clone(),

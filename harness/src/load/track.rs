@@ -44,8 +44,8 @@ pub struct Tracked {
     pub due_micros: u64,
     pub accepted: Option<i64>,
     /// Per target, in [`TargetName::all`] order.
-    pub applied: Vec<Option<i64>>,
-    pub superseded: Vec<bool>,
+    pub applied: [Option<i64>; TargetName::COUNT],
+    pub superseded: [bool; TargetName::COUNT],
     /// The IdP refused it or could not be reached: it never entered the system.
     pub refused: bool,
     outcome: Outcome,
@@ -183,12 +183,12 @@ impl Model {
 /// Per target (in [`TargetName::all`] order): models, open and newest applied events.
 #[derive(Debug, Default)]
 struct Inner {
-    models: Vec<Model>,
+    models: [Model; TargetName::COUNT],
     events: Vec<Tracked>,
     /// Per target and user: the ids of events not yet applied there, oldest first.
-    open: Vec<HashMap<String, Vec<usize>>>,
+    open: [HashMap<String, Vec<usize>>; TargetName::COUNT],
     /// Per target and user: the newest event applied there.
-    newest_applied: Vec<HashMap<String, usize>>,
+    newest_applied: [HashMap<String, usize>; TargetName::COUNT],
     /// Audit events that could not be read as JSON.
     unreadable: u64,
     watch: Watch,
@@ -208,7 +208,7 @@ pub enum Watch {
 }
 
 /// The shared record of every followed event, fed by the streams (or polls) and the generator.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Tracker {
     inner: Mutex<Inner>,
 }
@@ -223,20 +223,11 @@ pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-impl Default for Tracker {
-    fn default() -> Tracker {
-        Tracker::new(Watch::default())
-    }
-}
-
 impl Tracker {
     pub fn new(watch: Watch) -> Tracker {
         Tracker {
             inner: Mutex::new(Inner {
                 watch,
-                models: TargetName::all().map(|_| Model::default()).collect(),
-                open: vec![HashMap::new(); TargetName::count()],
-                newest_applied: vec![HashMap::new(); TargetName::count()],
                 ..Inner::default()
             }),
         }
@@ -264,8 +255,8 @@ impl Tracker {
             user: user.to_owned(),
             due_micros,
             accepted: None,
-            applied: vec![None; TargetName::count()],
-            superseded: vec![false; TargetName::count()],
+            applied: [None; TargetName::COUNT],
+            superseded: [false; TargetName::COUNT],
             refused: false,
             outcome,
         });

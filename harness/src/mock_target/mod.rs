@@ -20,7 +20,7 @@ pub mod teamcity;
 
 /// Every mock target, in report order. A new one is a module implementing [`MockTarget`] and
 /// one entry here.
-static REGISTRY: &[&dyn MockTarget] = &[&space::Space, &teamcity::TeamCity];
+const REGISTRY: &[&dyn MockTarget] = &[&space::Space, &teamcity::TeamCity];
 
 /// What the harness knows of one mocked product.
 pub trait MockTarget: Send + Sync {
@@ -51,11 +51,9 @@ pub trait MockTarget: Send + Sync {
     /// Where a token reads its own user.
     fn own_user(&self, base: &str, locator: &str) -> String;
 
-    /// One expectation a scenario states under this target's name, checked: whose it is and
-    /// what it says of tokens.
+    /// One expectation a scenario states under this target's name, read once: whose it is,
+    /// what it says of tokens, and how to judge it.
     fn expectation(&self, e: &Value) -> Result<Expectation, String>;
-    /// Why an expectation does not hold on `seen` (the permission view; `None`: no account).
-    fn expectation_miss(&self, e: &Value, seen: Option<&Value>) -> Option<String>;
 
     /// What `scimlab ci`'s smoke test reads in the product after a SCIM joiner and leaver.
     fn smoke(&self) -> NativeSmoke;
@@ -118,11 +116,24 @@ pub fn field_is(v: &Value, pointer: &str, expected: Value) -> Result<(), String>
     }
 }
 
-/// An expectation's subject and what it says of the user's tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An expectation's subject, what it says of the user's tokens, and why it does not hold on
+/// a permission view (`None`: no account), if it does not.
 pub struct Expectation {
     pub user: String,
     pub tokens: Option<Tokens>,
+    pub miss: Miss,
+}
+
+/// Why an expectation does not hold on a permission view, if it does not.
+pub type Miss = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for Expectation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expectation")
+            .field("user", &self.user)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A change to people an audit event records.
@@ -172,13 +183,16 @@ impl TargetName {
         REGISTRY.iter().map(|t| TargetName(*t))
     }
 
-    pub fn count() -> usize {
-        REGISTRY.len()
-    }
+    /// How many there are: the length of per-target arrays.
+    pub const COUNT: usize = REGISTRY.len();
 
     /// Its place in [`TargetName::all`], for per-target arrays.
     pub fn index(self) -> usize {
-        TargetName::all().position(|t| t == self).unwrap_or(0)
+        // By name: the targets are zero-sized, so their addresses tell them apart nowhere.
+        REGISTRY
+            .iter()
+            .position(|t| t.name() == self.as_str())
+            .unwrap_or(0)
     }
 
     /// The name in files, flags and reports.

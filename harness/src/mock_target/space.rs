@@ -100,16 +100,10 @@ impl MockTarget for Space {
             ));
         }
         Ok(Expectation {
-            user: e.user,
+            user: e.user.clone(),
             tokens: e.tokens,
+            miss: Box::new(move |seen| miss(&e, seen)),
         })
-    }
-
-    fn expectation_miss(&self, e: &Value, seen: Option<&Value>) -> Option<String> {
-        match SpaceExpect::deserialize(e) {
-            Ok(e) => miss(&e, seen),
-            Err(why) => Some(why.to_string()),
-        }
     }
 
     /// The default policy gives `Engineering` push, not admin, on BACKEND's repositories;
@@ -142,7 +136,6 @@ impl MockTarget for Space {
         by_group_id: bool,
     ) -> BoxFuture<'a, Result<Box<dyn Judge>, String>> {
         Box::pin(async move {
-            let policy = judgeable(self.label(), policy)?;
             let projects = native_get(client, end, "/api/http/projects?$top=1000").await?;
             let public = projects["data"]
                 .as_array()
@@ -152,11 +145,7 @@ impl MockTarget for Space {
                 .filter_map(|p| p["key"].as_str().or_else(|| p["key"]["key"].as_str()))
                 .map(str::to_owned)
                 .collect();
-            Ok(Box::new(SpaceJudge {
-                policy,
-                public,
-                by_group_id,
-            }) as Box<dyn Judge>)
+            Ok(Box::new(SpaceJudge::new(policy, public, by_group_id)?) as Box<dyn Judge>)
         })
     }
 }

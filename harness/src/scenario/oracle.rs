@@ -133,9 +133,7 @@ impl Oracle {
         let by_group_id = client_speech.sends_group_external_id();
         let mut judges = BTreeMap::new();
         for t in TargetName::all() {
-            let policy = policies
-                .get(&t)
-                .map_or(t.mock().default_policy(), String::as_str);
+            let policy = crate::targets::policy_of(policies, t);
             judges.insert(
                 t,
                 t.mock().judge(client, &end(t), policy, by_group_id).await?,

@@ -142,6 +142,22 @@ pub struct ScimOutcome {
     pub capped: bool,
 }
 
+impl ScimOutcome {
+    /// `target` tagged `tag`, before anything was sent or cleaned up.
+    pub(crate) fn new(target: &crate::scim_target::ScimTarget, tag: &str, kept: bool) -> Self {
+        ScimOutcome {
+            target: target.name.clone(),
+            url: target.url.clone(),
+            tag: tag.to_owned(),
+            deleted: 0,
+            left: Vec::new(),
+            kept,
+            requests: 0,
+            capped: false,
+        }
+    }
+}
+
 /// A personal token a user made on a target, and the oracle's view it was made in.
 struct MadeToken {
     user: String,
@@ -566,7 +582,7 @@ impl World {
                 };
                 let user = &said.user;
                 let seen = views.get(&(target, user.clone())).and_then(Option::as_ref);
-                if let Some(why) = target.mock().expectation_miss(e, seen) {
+                if let Some(why) = (said.miss)(seen) {
                     out.push(format!("{target}: {user}: {why}"));
                 }
                 let Some(want) = said.tokens else {

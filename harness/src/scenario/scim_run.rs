@@ -146,16 +146,7 @@ async fn run_on(
     let outcomes = |targets: &[ScimTarget]| -> Vec<ScimOutcome> {
         targets
             .iter()
-            .map(|t| ScimOutcome {
-                target: t.name.clone(),
-                url: t.url.clone(),
-                tag: tag.clone(),
-                deleted: 0,
-                left: Vec::new(),
-                kept: given.keep,
-                requests: 0,
-                capped: false,
-            })
+            .map(|t| ScimOutcome::new(t, &tag, given.keep))
             .collect()
     };
     for t in &targets {
@@ -244,14 +235,9 @@ async fn run_on(
     let mut out = Vec::new();
     for (t, tap) in world.targets.iter().zip(taps) {
         let mut outcome = ScimOutcome {
-            target: t.target.name.clone(),
-            url: t.target.url.clone(),
-            tag: tag.clone(),
-            deleted: 0,
-            left: Vec::new(),
-            kept: given.keep,
             requests: tap.traffic().requests,
             capped: tap.capped(),
+            ..ScimOutcome::new(&t.target, &tag, given.keep)
         };
         tap.stop().await;
         if !given.keep {
