@@ -757,7 +757,7 @@ async fn each_quirk_fails_exactly_the_checks_that_test_it_on_both_connectors() {
     }
     let table = quirk_table();
     let names: BTreeSet<&str> = table.iter().map(|(q, _)| *q).collect();
-    let known: BTreeSet<&str> = mockkit::sim::SCIM_QUIRKS.iter().map(|(q, _)| *q).collect();
+    let known: BTreeSet<&str> = mockkit::quirks::all().map(|q| q.name).collect();
     assert_eq!(names, known, "every SCIM quirk is in the table");
     // Checks no quirk can fail: they need what neither connector has (/Me, a scoped token, TLS;
     // P-AUTH-04 and P-SEC-01 are proven by tests of their own) or a fault in stored state that a

@@ -65,7 +65,10 @@ impl Space {
             directory,
             rules: Rules::builtin(),
             admin_tokens,
-            controls: Controls::new(Quirks::new([QUIRKS, mockkit::sim::SCIM_QUIRKS]), control),
+            controls: Controls::new(
+                Quirks::new(QUIRKS.iter().copied().chain(mockkit::quirks::named())),
+                control,
+            ),
         }
     }
 

@@ -49,7 +49,10 @@ impl TeamCity {
             store,
             roles: Roles::builtin(),
             admin_tokens,
-            controls: Controls::new(Quirks::new([QUIRKS, mockkit::sim::SCIM_QUIRKS]), control),
+            controls: Controls::new(
+                Quirks::new(QUIRKS.iter().copied().chain(mockkit::quirks::named())),
+                control,
+            ),
         }
     }
 }

@@ -532,7 +532,7 @@ impl Serving {
         let app = match sim {
             Some(sim) => app.layer(axum::middleware::from_fn_with_state(
                 sim,
-                crate::sim::scim_quirks,
+                crate::quirks::middleware,
             )),
             None => app,
         };

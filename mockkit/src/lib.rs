@@ -8,5 +8,5 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod connector;
-mod quirks;
+pub mod quirks;
 pub mod sim;

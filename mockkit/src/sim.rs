@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-pub use crate::quirks::{scim_quirks, SCIM_QUIRKS};
 use scim::error::{Result, ScimError};
 use scim::provider::BoxFuture;
 use scim::store::TreeWrites;
@@ -525,10 +524,11 @@ pub struct Quirks {
 }
 
 impl Quirks {
-    /// A mock's own quirks and, when it serves SCIM, `SCIM_QUIRKS`.
-    pub fn new<'a>(lists: impl IntoIterator<Item = &'a [(&'static str, &'static str)]>) -> Quirks {
+    /// The quirks a mock knows, by name and what each breaks: its own and, when it serves
+    /// SCIM, `quirks::named()`.
+    pub fn new(known: impl IntoIterator<Item = (&'static str, &'static str)>) -> Quirks {
         Quirks {
-            known: lists.into_iter().flatten().copied().collect(),
+            known: known.into_iter().collect(),
             on: RwLock::new(BTreeSet::new()),
             memory: Mutex::new(Value::Null),
         }
@@ -1066,7 +1066,7 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.check().is_err());
-        let q = Quirks::new([&[("no-location", "Location header on create")][..]]);
+        let q = Quirks::new([("no-location", "Location header on create")]);
         assert!(q.set(&["nope".into()]).is_err());
         assert!(!q.is_on("no-location"));
         q.set(&["no-location".into()]).unwrap();
