@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use mock_space::{launch, Launched, Options, Policy};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use test_support::connector::{Connector, ProductCalls};
 use test_support::{Http, ScimCalls, GROUP, USER};
 
 const TOKEN: &str = "org-token";
@@ -45,6 +47,17 @@ impl ScimCalls for World {
     }
 }
 
+impl ProductCalls for World {
+    async fn product(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.space_as(TOKEN, method, path, body).await
+    }
+}
+
 impl World {
     async fn new(policy: Policy) -> World {
         World {
@@ -70,14 +83,7 @@ impl World {
 
     /// project key -> sorted roles, from the simulator's permission endpoint.
     async fn roles(&self, username: &str) -> Value {
-        let (status, body) = self
-            .space(
-                Method::GET,
-                &format!("/_sim/permissions/username:{username}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let body = self.sim_permissions(username).await;
         let mut out = serde_json::Map::new();
         for (project, access) in body["projects"].as_object().unwrap() {
             let roles: Vec<&String> = access["roles"].as_object().unwrap().keys().collect();
@@ -112,6 +118,76 @@ impl World {
     }
 }
 
+test_support::connector_contract!(crate::World);
+
+impl Connector for World {
+    const OVERLAPPING_POLICY: &'static str = r#"
+        [[rule]]
+        group = { externalId = "a" }
+        grants = [{ project = "BACKEND", role = "member" }]
+        [[rule]]
+        group = { externalId = "b" }
+        grants = [{ project = "BACKEND", role = "member" }, { project = "WEB", role = "member" }]
+        "#;
+
+    async fn start(policy: Option<&str>, data: Option<&Path>) -> World {
+        let policy = policy.map_or_else(default_policy, |p| Policy::parse(p).unwrap());
+        World {
+            s: start(data, policy).await,
+            http: Http::default(),
+        }
+    }
+
+    async fn stop(self) {
+        self.s.stop().await;
+    }
+
+    /// `PROJECT:role by ROUTE`: a role two teams grant is there twice.
+    async fn grants(&self, username: &str) -> BTreeSet<String> {
+        let body = self.sim_permissions(username).await;
+        let mut out = BTreeSet::new();
+        for (project, access) in body["projects"].as_object().unwrap() {
+            for (role, routes) in access["roles"].as_object().unwrap() {
+                for route in routes.as_array().unwrap() {
+                    out.insert(format!("{project}:{role} by {route}"));
+                }
+            }
+        }
+        out
+    }
+
+    async fn leave_behind(&self, username: &str, external_id: &str) {
+        let (status, body) = self
+            .space(
+                Method::POST,
+                "/api/http/team-directory/profiles",
+                Some(json!({"username": username, "externalId": external_id,
+                    "firstName": "Left", "lastName": "Behind"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    async fn accounts(&self, username: &str) -> Vec<String> {
+        let (status, profile) = self
+            .space(
+                Method::GET,
+                &format!("/api/http/team-directory/profiles/username:{username}"),
+                None,
+            )
+            .await;
+        if status == StatusCode::NOT_FOUND {
+            return Vec::new();
+        }
+        let name = &profile["name"];
+        vec![format!(
+            "{} {}",
+            name["firstName"].as_str().unwrap(),
+            name["lastName"].as_str().unwrap()
+        )]
+    }
+}
+
 #[tokio::test]
 async fn joiner_mover_leaver_rehire() {
     let w = World::new(default_policy()).await;
@@ -140,12 +216,7 @@ async fn joiner_mover_leaver_rehire() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Mover: from engineering to platform, in Okta's and Entra's member-removal forms.
-    let (status, body) = w
-        .patch(
-            &format!("/Groups/{eng}"),
-            json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
-        )
-        .await;
+    let (status, body) = w.remove_member(&eng, &ann).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, body) = w
         .patch(
@@ -266,45 +337,6 @@ async fn renames_follow_the_policy_key() {
 }
 
 #[tokio::test]
-async fn a_role_granted_by_two_groups_survives_losing_one() {
-    let policy = Policy::parse(
-        r#"
-        [[rule]]
-        group = { externalId = "a" }
-        grants = [{ project = "BACKEND", role = "member" }]
-        [[rule]]
-        group = { externalId = "b" }
-        grants = [{ project = "BACKEND", role = "member" }, { project = "WEB", role = "member" }]
-        "#,
-    )
-    .unwrap();
-    let w = World::new(policy).await;
-    let cy = w.user("cy").await;
-    let a = w.group("A", "a", &[&cy]).await;
-    let b = w.group("B", "b", &[&cy]).await;
-    assert_eq!(
-        w.roles("cy").await,
-        json!({"BACKEND": ["member"], "WEB": ["member"]})
-    );
-    let (status, _) = w.scim(Method::DELETE, &format!("/Groups/{b}"), None).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(w.roles("cy").await, json!({"BACKEND": ["member"]}));
-    let (_, perms) = w
-        .space(Method::GET, "/_sim/permissions/username:cy", None)
-        .await;
-    let routes = &perms["projects"]["BACKEND"]["roles"]["member"];
-    assert_eq!(
-        routes.as_array().unwrap().len(),
-        1,
-        "one route left: {routes}"
-    );
-    let (status, _) = w.scim(Method::DELETE, &format!("/Groups/{a}"), None).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(w.roles("cy").await, json!({}));
-    w.s.stop().await;
-}
-
-#[tokio::test]
 async fn a_failed_native_call_leaves_nothing_half_applied() {
     let policy = Policy::parse(
         "[[rule]]\ngroup = { externalId = \"ghost\" }\ngrants = [{ project = \"BACKEND\", role = \"member\" }, { project = \"NOPE\", role = \"member\" }]",
@@ -355,43 +387,6 @@ async fn a_failed_native_call_leaves_nothing_half_applied() {
     assert_eq!(users["totalResults"], 0);
     w.space(Method::PUT, "/_sim/faults", Some(json!({}))).await;
     w.user("eve").await;
-    w.s.stop().await;
-}
-
-#[tokio::test]
-async fn restart_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ann, eng) = {
-        let w = World {
-            s: start(Some(dir.path()), default_policy()).await,
-            http: Http::default(),
-        };
-        let ann = w.user("ann").await;
-        let eng = w.group("Engineering", "engineering", &[&ann]).await;
-        w.s.stop().await;
-        (ann, eng)
-    };
-    let w = World {
-        s: start(Some(dir.path()), default_policy()).await,
-        http: Http::default(),
-    };
-    assert_eq!(
-        w.roles("ann").await,
-        json!({"BACKEND": ["member"], "WEB": ["member"]})
-    );
-    let (status, _) = w.scim(Method::GET, &format!("/Users/{ann}"), None).await;
-    assert_eq!(status, StatusCode::OK);
-    // The links survived too: a change after the restart reaches the same team.
-    let (status, _) = w
-        .patch(
-            &format!("/Groups/{eng}"),
-            json!([{"op": "remove", "path": "members"}]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(w.roles("ann").await, json!({}));
-    let (_, chain) = w.space(Method::GET, "/_sim/events/verify", None).await;
-    assert_eq!(chain["valid"], true, "{chain}");
     w.s.stop().await;
 }
 
@@ -524,11 +519,7 @@ async fn faults_and_quirks_switch_on_and_off() {
     assert_eq!(status, StatusCode::OK);
     let ann = w.user("ann").await;
     let token = w.personal_token("ann").await;
-    w.patch(
-        &format!("/Users/{ann}"),
-        json!([{"op": "replace", "path": "active", "value": false}]),
-    )
-    .await;
+    w.set_active(&ann, false).await;
     let me = "/api/http/team-directory/profiles/me";
     let (status, _) = w.space_as(&token, Method::GET, me, None).await;
     assert_eq!(
@@ -833,40 +824,5 @@ async fn a_parent_given_as_id_colon_is_stored_bare_and_cycles_are_refused() {
     )
     .await;
     assert_eq!(w.roles("dba").await, json!({"INFRA": ["admin"]}));
-    w.s.stop().await;
-}
-
-/// A crash between Space's create and the connector's own write leaves a profile behind: the
-/// IdP's retried create adopts it; a namesake with another externalId is still refused.
-#[tokio::test]
-async fn a_retried_create_adopts_the_profile_a_crash_left_behind() {
-    let w = World::new(default_policy()).await;
-    let profiles = "/api/http/team-directory/profiles";
-    for (name, external) in [("olga", "x-olga"), ("nina", "someone-else")] {
-        let (status, body) = w
-            .space(
-                Method::POST,
-                profiles,
-                Some(json!({"username": name, "externalId": external})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-    w.user("olga").await;
-    let (_, olga) = w
-        .space(Method::GET, &format!("{profiles}/username:olga"), None)
-        .await;
-    assert_eq!(
-        olga["name"]["lastName"], "olga",
-        "brought up to the create: {olga}"
-    );
-    let (status, body) = w
-        .scim(
-            Method::POST,
-            "/Users",
-            Some(json!({"schemas": [USER], "userName": "nina", "externalId": "x-nina"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     w.s.stop().await;
 }

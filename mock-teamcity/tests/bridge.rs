@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use mock_teamcity::{launch, Launched, Options, Policy, Target};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use test_support::connector::{Connector, ProductCalls};
 use test_support::{Http, ScimCalls, GROUP, USER};
 
 const TOKEN: &str = "admin-token";
@@ -21,6 +23,17 @@ impl ScimCalls for World {
     async fn scim(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.send(TOKEN, method, format!("{}{path}", self.s.scim_url), body)
             .await
+    }
+}
+
+impl ProductCalls for World {
+    async fn product(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.tc(method, path, body).await
     }
 }
 
@@ -68,14 +81,7 @@ impl World {
 
     /// project -> sorted permissions that come from roles, plus "global" for global ones.
     async fn perms(&self, username: &str) -> Value {
-        let (status, body) = self
-            .tc(
-                Method::GET,
-                &format!("/_sim/permissions/username:{username}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let body = self.sim_permissions(username).await;
         json!({"global": body["global"], "projects": body["projects"]})
     }
 
@@ -84,6 +90,61 @@ impl World {
         p["projects"][project]
             .as_array()
             .is_some_and(|a| a.iter().any(|x| x == permission))
+    }
+}
+
+test_support::connector_contract!(crate::World);
+
+impl Connector for World {
+    const OVERLAPPING_POLICY: &'static str = "[[rule]]\ngroup = { externalId = \"a\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\" }]\n[[rule]]\ngroup = { externalId = \"b\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\" }, { role = \"PROJECT_VIEWER\", scope = \"p:Backend\" }]";
+
+    async fn start(policy: Option<&str>, data: Option<&Path>) -> World {
+        let policy = policy.map_or_else(Policy::default_policy, |p| Policy::parse(p).unwrap());
+        World::new(data, policy).await
+    }
+
+    async fn stop(self) {
+        self.s.stop().await;
+    }
+
+    /// `PROJECT:permission`, and `global:permission`.
+    async fn grants(&self, username: &str) -> BTreeSet<String> {
+        let perms = self.perms(username).await;
+        let mut out: BTreeSet<String> = perms["global"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("global:{}", p.as_str().unwrap()))
+            .collect();
+        for (project, granted) in perms["projects"].as_object().unwrap() {
+            for p in granted.as_array().unwrap() {
+                out.insert(format!("{project}:{}", p.as_str().unwrap()));
+            }
+        }
+        out
+    }
+
+    async fn leave_behind(&self, username: &str, external_id: &str) {
+        let (status, body) = self
+            .tc(
+                Method::POST,
+                "/app/rest/users",
+                Some(json!({"username": username, "name": "Left Behind",
+                    "properties": {"property": [{"name": "scim.externalId", "value": external_id}]}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    async fn accounts(&self, username: &str) -> Vec<String> {
+        let (_, users) = self.tc(Method::GET, "/app/rest/users", None).await;
+        users["user"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["username"] == username)
+            .map(|u| u["name"].as_str().unwrap_or("").to_owned())
+            .collect()
     }
 }
 
@@ -115,17 +176,8 @@ async fn joiner_mover_leaver_rehire() {
     assert!(!w.may("ann", "Backend", "edit_project").await);
 
     // Mover.
-    w.patch(
-        &format!("/Groups/{eng}"),
-        json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
-    )
-    .await;
-    let (status, body) = w
-        .patch(
-            &format!("/Groups/{platform}"),
-            json!([{"op": "add", "path": "members", "value": [{"value": ann}]}]),
-        )
-        .await;
+    w.remove_member(&eng, &ann).await;
+    let (status, body) = w.add_member(&platform, &ann).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(w.may("ann", "Backend", "edit_project").await);
     assert!(!w.may("ann", "Web", "view_project").await);
@@ -196,11 +248,7 @@ async fn joiner_mover_leaver_rehire() {
     assert_eq!(status, StatusCode::OK, "the user stays readable");
     assert_eq!(user["groups"]["count"], 0);
     // A leaver added to a group stays out of it in TeamCity until rehired.
-    w.patch(
-        &format!("/Groups/{eng}"),
-        json!([{"op": "add", "path": "members", "value": [{"value": ann}]}]),
-    )
-    .await;
+    w.add_member(&eng, &ann).await;
     assert_eq!(w.perms("ann").await["projects"], json!({}));
 
     // Rehire: exactly what the leaver lost, except the token: back in both groups SCIM lists
@@ -304,91 +352,54 @@ async fn renames_overlaps_and_group_deletion() {
 }
 
 #[tokio::test]
-async fn a_role_granted_by_two_groups_survives_losing_one() {
-    let policy = Policy::parse(
-        "[[rule]]\ngroup = { externalId = \"a\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\" }]\n[[rule]]\ngroup = { externalId = \"b\" }\ngrants = [{ role = \"PROJECT_DEVELOPER\", scope = \"p:Web\" }]",
-    )
-    .unwrap();
-    let w = World::new(None, policy).await;
-    let cy = w.user("cy").await;
-    let a = w.group("A", "a", &[&cy]).await;
-    w.group("B", "b", &[&cy]).await;
-    let (status, _) = w.scim(Method::DELETE, &format!("/Groups/{a}"), None).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(w.may("cy", "Web", "run_build").await);
-    w.s.stop().await;
-}
-
-#[tokio::test]
-async fn failures_roll_back_and_restart_keeps_links() {
-    let dir = tempfile::tempdir().unwrap();
+async fn failures_roll_back() {
     let policy = Policy::parse(
         "[[rule]]\ngroup = { externalId = \"ghost\" }\ngrants = [{ role = \"PROJECT_VIEWER\", scope = \"p:Web\" }, { role = \"PROJECT_VIEWER\", scope = \"p:Nope\" }]",
     )
     .unwrap();
-    let (dee, eng) = {
-        let w = World::new(Some(dir.path()), policy).await;
-        let dee = w.user("dee").await;
-        let (status, body) = w
-            .scim(Method::POST, "/Groups", Some(json!({"schemas": [GROUP], "displayName": "Ghost", "externalId": "ghost", "members": [{"value": dee}]})))
-            .await;
-        assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        let (_, groups) = w.tc(Method::GET, "/app/rest/userGroups", None).await;
-        assert_eq!(
-            groups["count"], 0,
-            "the TeamCity group was rolled back: {groups}"
-        );
-        assert_eq!(w.perms("dee").await["projects"], json!({}));
-        // TeamCity down: 503, nothing stored.
-        w.tc(Method::PUT, "/_sim/faults", Some(json!({"rate5xx": 100.0})))
-            .await;
-        let (status, _) = w
-            .scim(
-                Method::POST,
-                "/Users",
-                Some(json!({"schemas": [USER], "userName": "eve"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        w.tc(Method::PUT, "/_sim/faults", Some(json!({}))).await;
-        let (_, users) = w
-            .scim(Method::GET, "/Users?filter=userName%20eq%20%22eve%22", None)
-            .await;
-        assert_eq!(users["totalResults"], 0);
-        // Duplicate username in TeamCity -> 409.
-        w.tc(
-            Method::POST,
-            "/app/rest/users",
-            Some(json!({"username": "native-only"})),
-        )
+    let w = World::new(None, policy).await;
+    let dee = w.user("dee").await;
+    let (status, body) = w
+        .scim(Method::POST, "/Groups", Some(json!({"schemas": [GROUP], "displayName": "Ghost", "externalId": "ghost", "members": [{"value": dee}]})))
         .await;
-        let (status, _) = w
-            .scim(
-                Method::POST,
-                "/Users",
-                Some(json!({"schemas": [USER], "userName": "native-only"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CONFLICT);
-        let eng = w.group("Engineering", "engineering", &[&dee]).await;
-        w.s.stop().await;
-        (dee, eng)
-    };
-    // Restart under the default policy: the group is re-granted, the links still work.
-    let w = World::new(Some(dir.path()), Policy::default_policy()).await;
-    assert!(w.may("dee", "Backend", "run_build").await);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, groups) = w.tc(Method::GET, "/app/rest/userGroups", None).await;
+    assert_eq!(
+        groups["count"], 0,
+        "the TeamCity group was rolled back: {groups}"
+    );
+    assert_eq!(w.perms("dee").await["projects"], json!({}));
+    // TeamCity down: 503, nothing stored.
+    w.tc(Method::PUT, "/_sim/faults", Some(json!({"rate5xx": 100.0})))
+        .await;
     let (status, _) = w
-        .patch(
-            &format!("/Groups/{eng}"),
-            json!([{"op": "remove", "path": "members"}]),
+        .scim(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "eve"})),
         )
         .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(!w.may("dee", "Backend", "run_build").await);
-    let (status, _) = w.scim(Method::GET, &format!("/Users/{dee}"), None).await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, chain) = w.tc(Method::GET, "/_sim/events/verify", None).await;
-    assert_eq!(chain["valid"], true);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    w.tc(Method::PUT, "/_sim/faults", Some(json!({}))).await;
+    let (_, users) = w
+        .scim(Method::GET, "/Users?filter=userName%20eq%20%22eve%22", None)
+        .await;
+    assert_eq!(users["totalResults"], 0);
+    // Duplicate username in TeamCity -> 409.
+    w.tc(
+        Method::POST,
+        "/app/rest/users",
+        Some(json!({"username": "native-only"})),
+    )
+    .await;
+    let (status, _) = w
+        .scim(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "native-only"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     w.s.stop().await;
 }
 
@@ -412,12 +423,7 @@ async fn the_token_quirk_leaves_a_leavers_token_working() {
         )
         .await;
     let token = token["value"].as_str().unwrap().to_owned();
-    let (status, _) = w
-        .patch(
-            &format!("/Users/{eve}"),
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )
-        .await;
+    let (status, _) = w.set_active(&eve, false).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = w
         .send(
@@ -571,12 +577,7 @@ async fn bridge_and_teamcity_restart_independently() {
         .tc(Method::GET, "/app/rest/users/username:gus", None)
         .await;
     assert_eq!(status, StatusCode::OK, "TeamCity kept its users");
-    let (status, body) = bridge
-        .patch(
-            &format!("/Groups/{eng}"),
-            json!([{"op": "add", "path": "members", "value": [{"value": gus}]}]),
-        )
-        .await;
+    let (status, body) = bridge.add_member(&eng, &gus).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(tc.may("gus", "Backend", "run_build").await);
     bridge.s.stop().await;
@@ -626,21 +627,11 @@ async fn a_stale_link_never_reaches_another_persons_account() {
     assert_eq!(seen["name"], "Bob Native");
 
     // A leaver: refused; bob keeps his account.
-    let (status, _) = w
-        .patch(
-            &format!("/Users/{ann}"),
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )
-        .await;
+    let (status, _) = w.set_active(&ann, false).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
     // A member removal from a group: nobody's groups change; the delete of ann: bob stays.
-    let (status, _) = w
-        .patch(
-            &format!("/Groups/{gid}"),
-            json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
-        )
-        .await;
+    let (status, _) = w.remove_member(&gid, &ann).await;
     assert!(
         status.is_success() || status == StatusCode::CONFLICT,
         "{status}"
@@ -656,76 +647,6 @@ async fn a_stale_link_never_reaches_another_persons_account() {
         "bob must survive ann's delete: {seen}"
     );
     assert_eq!(seen["username"], "bob");
-    w.s.stop().await;
-}
-
-/// A crash between TeamCity's create and the bridge's own write leaves a user the bridge made
-/// but never linked: the IdP's retried create adopts it; a namesake is still refused.
-#[tokio::test]
-async fn a_retried_create_adopts_the_user_a_crash_left_behind() {
-    let w = World::new(None, Policy::default_policy()).await;
-    let native = |name: &str, external: &str| {
-        json!({"username": name, "name": "Left Behind",
-            "properties": {"property": [{"name": "scim.externalId", "value": external}]}})
-    };
-    let (_, orphan) = w
-        .tc(
-            Method::POST,
-            "/app/rest/users",
-            Some(native("olga", "x-olga")),
-        )
-        .await;
-    let (_, namesake) = w
-        .tc(
-            Method::POST,
-            "/app/rest/users",
-            Some(native("nina", "someone-else")),
-        )
-        .await;
-    let id = w.user("olga").await;
-    let (_, seen) = w
-        .tc(
-            Method::GET,
-            &format!("/app/rest/users/id:{}", orphan["id"]),
-            None,
-        )
-        .await;
-    assert_eq!(
-        seen["name"], "Given olga",
-        "brought up to the create: {seen}"
-    );
-    let (_, users) = w.tc(Method::GET, "/app/rest/users", None).await;
-    let olgas = users["user"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["username"] == "olga")
-        .count();
-    assert_eq!(olgas, 1, "{users}");
-    let (status, _) = w
-        .patch(
-            &format!("/Users/{id}"),
-            json!([{"op": "replace", "path": "displayName", "value": "Olga"}]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-
-    let (status, body) = w
-        .scim(
-            Method::POST,
-            "/Users",
-            Some(json!({"schemas": [USER], "userName": "nina", "externalId": "x-nina"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (_, seen) = w
-        .tc(
-            Method::GET,
-            &format!("/app/rest/users/id:{}", namesake["id"]),
-            None,
-        )
-        .await;
-    assert_eq!(seen["name"], "Left Behind");
     w.s.stop().await;
 }
 

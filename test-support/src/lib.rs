@@ -1,8 +1,11 @@
 //! What the mocks' end-to-end tests and the benches share: HTTP calls that keep the status and
-//! the JSON, the SCIM calls every connector test makes (`ScimCalls`), and an endpoint that
-//! answers an IdP's joiners at once (`answering_endpoint`).
+//! the JSON, the SCIM calls every connector test makes (`ScimCalls`), the tests every connector
+//! must pass alike (`connector`), and an endpoint that answers an IdP's joiners at once
+//! (`answering_endpoint`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+pub mod connector;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -159,6 +162,33 @@ pub trait ScimCalls {
             Method::PATCH,
             path,
             Some(json!({"schemas": [PATCH], "Operations": ops})),
+        )
+        .await
+    }
+
+    /// Takes a member out of a group, by a value filter (as Okta and Entra both can).
+    async fn remove_member(&self, group: &str, member: &str) -> (StatusCode, Value) {
+        let path = format!("members[value eq \"{member}\"]");
+        self.patch(
+            &format!("/Groups/{group}"),
+            json!([{"op": "remove", "path": path}]),
+        )
+        .await
+    }
+
+    async fn add_member(&self, group: &str, member: &str) -> (StatusCode, Value) {
+        self.patch(
+            &format!("/Groups/{group}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": member}]}]),
+        )
+        .await
+    }
+
+    /// Deactivates (a leaver) or reactivates (a rehire) a user.
+    async fn set_active(&self, user: &str, active: bool) -> (StatusCode, Value) {
+        self.patch(
+            &format!("/Users/{user}"),
+            json!([{"op": "replace", "path": "active", "value": active}]),
         )
         .await
     }
