@@ -264,12 +264,15 @@ type SectionFuture<'a> = Pin<Box<dyn Future<Output = Vec<CheckResult>> + Send + 
 pub fn sections(cx: &Cx) -> Vec<SectionFuture<'_>> {
     vec![
         Box::pin(discovery::section(cx)),
-        Box::pin(protocol::section(cx)),
+        Box::pin(promises::section(cx)),
+        Box::pin(access::section(cx)),
+        Box::pin(requests::section(cx)),
+        Box::pin(errors::section(cx)),
+        Box::pin(me::section(cx)),
         Box::pin(lifecycle::section(cx)),
         Box::pin(queries::section(cx)),
         Box::pin(modifications::section(cx)),
-        Box::pin(versions::section(cx)),
-        Box::pin(protocol_more::section(cx)),
+        Box::pin(etags::section(cx)),
         Box::pin(users::section(cx)),
         Box::pin(generated::section(cx)),
         Box::pin(filters::section(cx)),
@@ -314,9 +317,12 @@ macro_rules! note {
 }
 
 // After the macros, which the sections use.
+mod access;
 mod bulk;
 mod cursors;
 mod discovery;
+mod errors;
+mod etags;
 mod extension;
 mod filters;
 mod generated;
@@ -324,14 +330,14 @@ mod groups;
 mod integrity;
 mod ipsie;
 mod lifecycle;
+mod me;
 mod modifications;
 mod patches;
-mod protocol;
-mod protocol_more;
+mod promises;
 mod queries;
+mod requests;
 mod selection;
 mod users;
-mod versions;
 
 /// Sends a request and keeps the exchange in the check's log.
 async fn call(
