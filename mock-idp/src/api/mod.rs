@@ -27,17 +27,23 @@ use crate::model::{
 use crate::Idp;
 
 mod apps;
+mod assignments;
+mod connection;
 mod groups;
 mod logs;
 mod outbox;
+mod pushes;
 mod users;
 
 use apps::*;
+use assignments::*;
+use connection::*;
 use groups::*;
 /// The System Log filter evaluator, for the fuzz test.
 pub use logs::matches;
 use logs::*;
 use outbox::*;
+use pushes::*;
 use users::*;
 
 type Shared = Arc<Idp>;
