@@ -15,18 +15,9 @@ struct Args {
     /// Port of the native API (0 = a free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Port of the SCIM connector (0 = a free port).
-    #[arg(long, default_value_t = 0)]
-    scim_port: u16,
     /// Data folder (sled); one process per folder.
     #[arg(long, default_value = "data/mock-space")]
     data: PathBuf,
-    /// Role-mapping policy (TOML); default: scenarios/policies/space-default.toml, built in.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Token for both servers (generated when absent).
-    #[arg(long, env = "SCIMLAB_TOKEN")]
-    token: Option<String>,
     #[command(flatten)]
     common: mockkit::cli::MockFlags,
 }
@@ -35,16 +26,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mockkit::cli::init_tracing();
     let args = Args::parse();
-    let policy = match &args.policy {
-        Some(path) => Policy::load(path)?,
-        None => Policy::default_policy(),
-    };
-    let token = args
-        .token
-        .unwrap_or_else(|| format!("spc-{}", rand::random::<u128>()));
-    let serving = args
-        .common
-        .serving(args.scim_port, args.data.clone(), &token)?;
+    let policy: Policy = args.common.policy()?;
+    let token = args.common.token("spc");
+    let serving = args.common.serving(args.data.clone(), &token)?;
     let launched = launch(Options {
         port: args.port,
         token: token.clone(),

@@ -16,18 +16,9 @@ struct Args {
     /// Port of the simulator's REST API (0 = a free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Port of the SCIM bridge (0 = a free port).
-    #[arg(long, default_value_t = 0)]
-    scim_port: u16,
     /// Data folder (sled); one process per folder.
     #[arg(long, default_value = "data/mock-teamcity")]
     data: PathBuf,
-    /// Role-mapping policy (TOML); default: scenarios/policies/teamcity-default.toml, built in.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Token for both servers (generated when absent).
-    #[arg(long, env = "SCIMLAB_TOKEN")]
-    token: Option<String>,
     /// Run only the bridge, in front of this TeamCity server.
     #[arg(long, requires = "teamcity_token")]
     teamcity_url: Option<String>,
@@ -42,20 +33,13 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mockkit::cli::init_tracing();
     let args = Args::parse();
-    let policy = match &args.policy {
-        Some(path) => Policy::load(path)?,
-        None => Policy::default_policy(),
-    };
-    let token = args
-        .token
-        .unwrap_or_else(|| format!("tc-{:032x}", rand::random::<u128>()));
+    let policy: Policy = args.common.policy()?;
+    let token = args.common.token("tc");
     let target = match (args.teamcity_url, args.teamcity_token) {
         (Some(url), Some(token)) => Target::Remote { url, token },
         _ => Target::Simulator { port: args.port },
     };
-    let serving = args
-        .common
-        .serving(args.scim_port, args.data.clone(), &token)?;
+    let serving = args.common.serving(args.data.clone(), &token)?;
     let launched = launch(Options {
         target,
         token: token.clone(),

@@ -2,9 +2,21 @@
 
 use scim::tls::TlsArgs;
 
+use crate::connector::{Policy, PolicyError, PolicyGrant};
+
 /// Flags of every mock target (mock-space, mock-teamcity).
 #[derive(Debug, clap::Args)]
 pub struct MockFlags {
+    /// Port of the SCIM connector (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    pub scim_port: u16,
+    /// Role-mapping policy (TOML); default: the product's own,
+    /// scenarios/policies/<product>-default.toml, built in.
+    #[arg(long)]
+    pub policy: Option<std::path::PathBuf>,
+    /// Token for both servers (generated when absent).
+    #[arg(long, env = "SCIMLAB_TOKEN")]
+    pub token: Option<String>,
     /// A token that opens the control plane (`/_sim`) besides `--token`.
     #[arg(long, env = "SCIMLAB_SIM_TOKEN")]
     pub sim_token: Option<String>,
@@ -22,16 +34,29 @@ pub struct MockFlags {
 }
 
 impl MockFlags {
-    /// How the connector is served from these flags: on `scim_port`, keeping data in `data`,
-    /// taking `token`.
+    /// `--token`, or a fresh random one that starts with `prefix`.
+    pub fn token(&self, prefix: &str) -> String {
+        self.token
+            .clone()
+            .unwrap_or_else(|| format!("{prefix}-{:032x}", rand::random::<u128>()))
+    }
+
+    /// `--policy`, or the product's built-in one.
+    pub fn policy<G: PolicyGrant>(&self) -> Result<Policy<G>, PolicyError> {
+        match &self.policy {
+            Some(path) => Policy::load(path),
+            None => Ok(Policy::default_policy()),
+        }
+    }
+
+    /// How the connector is served from these flags, keeping data in `data`, taking `token`.
     pub fn serving(
         &self,
-        scim_port: u16,
         data: std::path::PathBuf,
         token: &str,
     ) -> Result<crate::connector::Serving, scim::tls::TlsError> {
         Ok(crate::connector::Serving {
-            scim_port,
+            scim_port: self.scim_port,
             data: Some(data),
             scim_token: token.to_owned(),
             scim_oauth: None,
