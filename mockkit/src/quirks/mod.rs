@@ -5,7 +5,8 @@
 //!
 //! A quirk is one `Quirk` item in the list of the topic it breaks (`transport`, `query`,
 //! `lists`, `writes`, `patch`, `bulk`, `discovery`, `representation`, `errors`): its name, what it
-//! breaks, and its request and / or answer rewrite. Adding one is adding that item.
+//! breaks, and what it does: refuse the request, rewrite it, rewrite the answer (or two of
+//! these). Adding one is adding that item, and its row in the conformance test's quirk table.
 
 mod bulk;
 mod discovery;
