@@ -20,24 +20,6 @@ pub(super) const QUIRKS: &[Quirk] = &[
         },
     ),
     Quirk::answer(
-        "scim-list-loose",
-        "ListResponses without schemas, with a text totalResults and `resources`, and 404 when empty (RFC 7644 §3.4.2)",
-        |call, a| {
-            let Some(o) = a.list(call) else { return };
-            if o.get("totalResults") == Some(&json!(0)) {
-                a.error(StatusCode::NOT_FOUND, "nothing matches");
-                return;
-            }
-            o.remove("schemas");
-            if let Some(items) = o.remove("Resources") {
-                o.insert("resources".into(), items);
-            }
-            if let Some(n) = o.get("totalResults").cloned() {
-                o.insert("totalResults".into(), json!(n.to_string()));
-            }
-        },
-    ),
-    Quirk::answer(
         "scim-inactive-hidden",
         "users with active false are left out of lists (Entra SCIM guide)",
         |call, a| {
@@ -129,6 +111,24 @@ pub(super) const QUIRKS: &[Quirk] = &[
         |call| {
             if call.cursor().is_some_and(|c| !c.is_empty()) {
                 call.set_paging("count", None);
+            }
+        },
+    ),
+    Quirk::answer(
+        "scim-list-loose",
+        "ListResponses without schemas, with a text totalResults and `resources`, and 404 when empty (RFC 7644 §3.4.2)",
+        |call, a| {
+            let Some(o) = a.list(call) else { return };
+            if o.get("totalResults") == Some(&json!(0)) {
+                a.error(StatusCode::NOT_FOUND, "nothing matches");
+                return;
+            }
+            o.remove("schemas");
+            if let Some(items) = o.remove("Resources") {
+                o.insert("resources".into(), items);
+            }
+            if let Some(n) = o.get("totalResults").cloned() {
+                o.insert("totalResults".into(), json!(n.to_string()));
             }
         },
     ),

@@ -95,16 +95,18 @@ impl Quirk {
     }
 }
 
-/// Every topic's quirks; within a request or an answer, switched-on quirks act in this order.
+/// Every topic's quirks; within a request or an answer, switched-on quirks act in this order:
+/// the resources are rewritten before a list quirk reshapes the list around them
+/// (`scim-list-loose` last of those), and error bodies last, a list quirk's 404 included.
 const TOPICS: &[&[Quirk]] = &[
     transport::QUIRKS,
     query::QUIRKS,
-    lists::QUIRKS,
     writes::QUIRKS,
     patch::QUIRKS,
     bulk::QUIRKS,
     discovery::QUIRKS,
     representation::QUIRKS,
+    lists::QUIRKS,
     errors::QUIRKS,
 ];
 
@@ -432,6 +434,41 @@ pub async fn middleware(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs the answer rewrites of `names`, in the order the middleware does.
+    fn answer_with(names: &[&str], call: &Call<'_>, body: Value) -> Value {
+        let mut a = Answer {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Some(body),
+        };
+        for f in all()
+            .filter(|q| names.contains(&q.name))
+            .filter_map(|q| q.answer)
+        {
+            f(call, &mut a);
+        }
+        a.body.unwrap_or_default()
+    }
+
+    #[test]
+    fn resources_are_rewritten_before_a_list_quirk_reshapes_the_list() {
+        let quirks = Quirks::new(named());
+        let call = Call {
+            method: Method::GET,
+            path: "/Users".into(),
+            params: Vec::new(),
+            headers: HeaderMap::new(),
+            raw: Bytes::new(),
+            body: None,
+            quirks: &quirks,
+        };
+        let listed = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 1, "Resources": [{"id": "1", "active": true}]});
+        let both = answer_with(&["scim-list-loose", "scim-string-booleans"], &call, listed);
+        assert_eq!(both["resources"][0]["active"], json!("True"), "{both}");
+        assert_eq!(both["totalResults"], json!("1"));
+    }
 
     #[test]
     fn every_quirk_has_one_name_and_a_rewrite() {
