@@ -211,6 +211,12 @@ impl Call<'_> {
             .any(|d| self.path.contains(&format!("/{d}")))
     }
 
+    /// Whether the answer holds Users or Groups (a resource, or a list of them): not
+    /// discovery's answers, nor Bulk's.
+    fn answers_resources(&self) -> bool {
+        !self.is_discovery() && self.last_segment() != "Bulk"
+    }
+
     fn is_service_provider_config(&self) -> bool {
         self.last_segment() == "ServiceProviderConfig"
     }
@@ -290,7 +296,7 @@ impl Answer {
 
     /// The ListResponse of a query of resources.
     fn list<'a>(&'a mut self, call: &Call<'_>) -> Option<&'a mut Map<String, Value>> {
-        if call.is_discovery() || call.last_segment() == "Bulk" {
+        if !call.answers_resources() {
             return None;
         }
         self.body
@@ -301,7 +307,7 @@ impl Answer {
 
     /// The resources of a list, or of one that the answer is (not discovery's nor Bulk's).
     fn each_resource(&mut self, call: &Call<'_>, mut f: impl FnMut(&mut Map<String, Value>)) {
-        if call.is_discovery() || call.last_segment() == "Bulk" {
+        if !call.answers_resources() {
             return;
         }
         let Some(body) = self.body.as_mut() else {
@@ -392,7 +398,8 @@ pub async fn middleware(
             parts.uri = uri;
         }
     }
-    parts.headers = call.headers.clone();
+    // No answer rewrite reads the request's headers.
+    parts.headers = std::mem::take(&mut call.headers);
     let body = match (passed_body, &call.body) {
         (Some(untouched), _) => untouched,
         (None, Some(v)) if call.body != body => {

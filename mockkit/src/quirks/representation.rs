@@ -89,6 +89,19 @@ pub(super) const QUIRKS: &[Quirk] = &[
         },
     ),
     Quirk::answer(
+        "scim-version-not-etag",
+        "meta.version differs from the ETag (RFC 7644 §3.14)",
+        |call, a| {
+            a.each_resource(call, |r| {
+                let Some(meta) = meta(r) else { return };
+                if let Some(v) = meta.get("version").and_then(Value::as_str) {
+                    let changed = format!("v-{v}");
+                    meta.insert("version".into(), json!(changed));
+                }
+            })
+        },
+    ),
+    Quirk::answer(
         "scim-all-primary",
         "every value of a multi-valued attribute is answered primary (RFC 7643 §2.4)",
         |call, a| {

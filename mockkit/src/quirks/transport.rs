@@ -2,7 +2,6 @@
 //! §3.14).
 
 use axum::http::{header, HeaderValue, StatusCode};
-use serde_json::{json, Value};
 
 use super::{list, refuse, scim_json, Quirk};
 use scim::ScimType;
@@ -48,21 +47,6 @@ pub(super) const QUIRKS: &[Quirk] = &[
             if let Ok(v) = HeaderValue::from_str(&fresh) {
                 a.headers.insert(header::ETAG, v);
             }
-        },
-    ),
-    Quirk::answer(
-        "scim-version-not-etag",
-        "meta.version differs from the ETag (RFC 7644 §3.14)",
-        |call, a| {
-            a.each_resource(call, |r| {
-                let meta = r.get_mut("meta").and_then(Value::as_object_mut);
-                if let Some(meta) = meta {
-                    if let Some(v) = meta.get("version").and_then(Value::as_str) {
-                        let changed = format!("v-{v}");
-                        meta.insert("version".into(), json!(changed));
-                    }
-                }
-            })
         },
     ),
     Quirk::rewrite(
