@@ -1,5 +1,5 @@
 //! A mock's record store (`mockkit::sim::RecordStore`, behind the IdP and both mocks): one
-//! change of one record and one audit event, and of three records and one event, in a store
+//! change of one record and its audit event, and of three records and theirs, in a store
 //! already holding 1,000 records and their events. Background durability: CPU costs.
 use std::collections::BTreeMap;
 

@@ -18,6 +18,7 @@ mod representation;
 mod transport;
 mod writes;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -343,6 +344,17 @@ fn list(resources: Vec<Value>) -> Value {
            "startIndex": 1, "itemsPerPage": resources.len(), "Resources": resources})
 }
 
+/// The quirks switched on, in the order they act.
+fn switched_on(active: &BTreeSet<String>) -> Vec<&'static Quirk> {
+    all().filter(|q| active.contains(q.name)).collect()
+}
+
+fn rewrite_answer(on: &[&Quirk], call: &Call<'_>, answer: &mut Answer) {
+    for f in on.iter().filter_map(|q| q.answer) {
+        f(call, answer);
+    }
+}
+
 /// Middleware for a mock's SCIM endpoint: applies whichever quirks are switched on.
 pub async fn middleware(
     State(sim): State<Arc<dyn Simulated>>,
@@ -350,14 +362,9 @@ pub async fn middleware(
     next: Next,
 ) -> Response {
     let quirks = &sim.controls().quirks;
-    // Every request of every connector passes here: with no quirk on it costs one lock read.
-    let on: Vec<&Quirk> = {
-        let active = quirks.active();
-        if active.is_empty() {
-            return next.run(req).await;
-        }
-        all().filter(|q| active.contains(q.name)).collect()
-    };
+    // Every request of every connector passes here: with no quirk on it costs a lock read and
+    // a look down the list.
+    let on = switched_on(&quirks.active());
     if on.is_empty() {
         return next.run(req).await;
     }
@@ -422,9 +429,7 @@ pub async fn middleware(
         headers: std::mem::take(&mut parts.headers),
         body: read.clone(),
     };
-    for f in on.iter().filter_map(|q| q.answer) {
-        f(&call, &mut answer);
-    }
+    rewrite_answer(&on, &call, &mut answer);
     parts.status = answer.status;
     parts.headers = answer.headers;
     let body = if answer.status == StatusCode::NO_CONTENT {
@@ -442,19 +447,15 @@ pub async fn middleware(
 mod tests {
     use super::*;
 
-    /// Runs the answer rewrites of `names`, in the order the middleware does.
+    /// Runs the answer rewrites of `names` as the middleware does.
     fn answer_with(names: &[&str], call: &Call<'_>, body: Value) -> Value {
         let mut a = Answer {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Some(body),
         };
-        for f in all()
-            .filter(|q| names.contains(&q.name))
-            .filter_map(|q| q.answer)
-        {
-            f(call, &mut a);
-        }
+        let active = names.iter().map(|n| n.to_string()).collect();
+        rewrite_answer(&switched_on(&active), call, &mut a);
         a.body.unwrap_or_default()
     }
 

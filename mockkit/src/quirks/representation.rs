@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::Quirk;
+use super::{Answer, Call, Quirk};
 use scim::schema::ENTERPRISE_USER_URN;
 
 pub(super) const QUIRKS: &[Quirk] = &[
@@ -44,25 +44,18 @@ pub(super) const QUIRKS: &[Quirk] = &[
     Quirk::answer(
         "scim-no-meta-location",
         "resources are answered without meta.location (RFC 7643 §3.1)",
-        |call, a| a.each_resource(call, |r| drop(meta(r).map(|m| m.remove("location")))),
+        |call, a| each_meta(call, a, |meta| drop(meta.remove("location"))),
     ),
     Quirk::answer(
         "scim-resource-type-lowercase",
         "meta.resourceType is answered in lower case (RFC 7644 §3.3.1)",
-        |call, a| {
-            a.each_resource(call, |r| {
-                if let Some(meta) = meta(r) {
-                    lower_case(meta, "resourceType");
-                }
-            })
-        },
+        |call, a| each_meta(call, a, |meta| lower_case(meta, "resourceType")),
     ),
     Quirk::answer(
         "scim-last-modified-frozen",
         "meta.lastModified never moves from meta.created (RFC 7643 §3.1)",
         |call, a| {
-            a.each_resource(call, |r| {
-                let Some(meta) = meta(r) else { return };
+            each_meta(call, a, |meta| {
                 if let Some(created) = meta.get("created").cloned() {
                     meta.insert("lastModified".into(), created);
                 }
@@ -73,8 +66,7 @@ pub(super) const QUIRKS: &[Quirk] = &[
         "scim-local-datetimes",
         "meta dates are answered as MM/DD/YYYY hh:mm:ss (RFC 7643 §2.3.5)",
         |call, a| {
-            a.each_resource(call, |r| {
-                let Some(meta) = meta(r) else { return };
+            each_meta(call, a, |meta| {
                 for k in ["created", "lastModified"] {
                     let local = meta
                         .get(k)
@@ -92,8 +84,7 @@ pub(super) const QUIRKS: &[Quirk] = &[
         "scim-version-not-etag",
         "meta.version differs from the ETag (RFC 7644 §3.14)",
         |call, a| {
-            a.each_resource(call, |r| {
-                let Some(meta) = meta(r) else { return };
+            each_meta(call, a, |meta| {
                 if let Some(v) = meta.get("version").and_then(Value::as_str) {
                     let changed = format!("v-{v}");
                     meta.insert("version".into(), json!(changed));
@@ -153,8 +144,13 @@ pub(super) const QUIRKS: &[Quirk] = &[
     ),
 ];
 
-fn meta(r: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
-    r.get_mut("meta").and_then(Value::as_object_mut)
+/// The `meta` of each resource the answer holds.
+fn each_meta(call: &Call<'_>, a: &mut Answer, mut f: impl FnMut(&mut Map<String, Value>)) {
+    a.each_resource(call, |r| {
+        if let Some(meta) = r.get_mut("meta").and_then(Value::as_object_mut) {
+            f(meta)
+        }
+    })
 }
 
 fn lower_case(o: &mut Map<String, Value>, key: &str) {
